@@ -1,0 +1,306 @@
+/**
+ * The normalized model configuration, read from a Hugging Face `config.json`
+ * and checked before anything is allocated from it.
+ *
+ * @module
+ */
+
+import { FormatError, UnsupportedError } from "../errors.ts";
+import { ARCHITECTURES, isArchitecture } from "./architectures.ts";
+
+/** A supported model family (Hugging Face `model_type`). */
+export type Architecture = "llama" | "mistral" | "qwen2" | "qwen3";
+
+/** RoPE frequency scaling (`rope_scaling` in config.json). */
+export interface RopeScaling {
+  /** `llama3` (Llama 3.1 smooth interpolation), `linear` (position interpolation) or `dynamic` (NTK). */
+  type: "llama3" | "linear" | "dynamic";
+  /** Scaling factor (> 0). */
+  factor: number;
+  /** llama3 only. */
+  lowFreqFactor?: number;
+  /** llama3 only. */
+  highFreqFactor?: number;
+  /** llama3 only: the context length the model was trained with. */
+  originalMaxPositionEmbeddings?: number;
+}
+
+/** A model configuration with every default filled in and every field checked. */
+export interface ModelConfig {
+  /** Model family. */
+  architecture: Architecture;
+  /** Width of the residual stream. */
+  hiddenSize: number;
+  /** Width of the MLP. */
+  intermediateSize: number;
+  /** Number of decoder layers. */
+  numLayers: number;
+  /** Number of query heads. */
+  numHeads: number;
+  /** Number of key/value heads (GQA); divides numHeads. */
+  numKvHeads: number;
+  /** Size of one head. */
+  headDim: number;
+  /** Vocabulary size (rows of the embedding). */
+  vocabSize: number;
+  /** Longest context the model supports. */
+  maxPositionEmbeddings: number;
+  /** RMSNorm epsilon. */
+  rmsNormEps: number;
+  /** RoPE base. */
+  ropeTheta: number;
+  /** RoPE scaling, or null. */
+  ropeScaling: RopeScaling | null;
+  /** Fraction of headDim rotated by RoPE (1 = all). */
+  partialRotaryFactor: number;
+  /** Whether lm_head is the embedding matrix. */
+  tieWordEmbeddings: boolean;
+  /** Beginning-of-sequence id, or null. */
+  bosTokenId: number | null;
+  /** End-of-sequence ids (possibly empty). */
+  eosTokenIds: number[];
+  /**
+   * `attention_bias` from config.json (llama, qwen3: q/k/v/o biases present).
+   * Absent means false. Qwen2's q/k/v biases do not depend on it.
+   */
+  attentionBias?: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+class Reader {
+  constructor(readonly hf: Json, readonly file: string) {}
+
+  fail(problem: string): never {
+    throw new FormatError(this.file, problem);
+  }
+
+  posInt(key: string, fallback?: number): number {
+    const v = this.hf[key] ?? fallback;
+    if (v === undefined) this.fail(`missing ${key}`);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
+      this.fail(`${key} must be a positive integer, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  }
+
+  posNum(
+    key: string,
+    fallback: number,
+    obj: Json = this.hf,
+    prefix = "",
+  ): number {
+    const v = obj[key] ?? fallback;
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+      this.fail(
+        `${prefix}${key} must be a positive number, got ${JSON.stringify(v)}`,
+      );
+    }
+    return v;
+  }
+
+  bool(key: string, fallback: boolean): boolean {
+    const v = this.hf[key] ?? fallback;
+    if (typeof v !== "boolean") {
+      this.fail(`${key} must be a boolean, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  }
+
+  tokenId(v: unknown, key: string): number {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+      this.fail(
+        `${key} must be a non-negative integer, got ${JSON.stringify(v)}`,
+      );
+    }
+    return v;
+  }
+}
+
+function readRopeScaling(r: Reader, raw: unknown): RopeScaling | null {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    r.fail("rope_scaling must be an object");
+  }
+  const rs = raw as Json;
+  const type = rs.rope_type ?? rs.type;
+  if (type === "default" || type === undefined) return null;
+  if (type !== "llama3" && type !== "linear" && type !== "dynamic") {
+    throw new UnsupportedError(
+      r.file,
+      `unsupported rope_scaling type ${JSON.stringify(type)}`,
+    );
+  }
+  const factor = r.posNum("factor", NaN, rs, "rope_scaling.");
+  if (type !== "llama3") return { type, factor };
+  const lowFreqFactor = r.posNum("low_freq_factor", NaN, rs, "rope_scaling.");
+  const highFreqFactor = r.posNum("high_freq_factor", NaN, rs, "rope_scaling.");
+  const originalMaxPositionEmbeddings = r.posNum(
+    "original_max_position_embeddings",
+    NaN,
+    rs,
+    "rope_scaling.",
+  );
+  if (!(highFreqFactor > lowFreqFactor)) {
+    r.fail("rope_scaling.high_freq_factor must exceed low_freq_factor");
+  }
+  return {
+    type,
+    factor,
+    lowFreqFactor,
+    highFreqFactor,
+    originalMaxPositionEmbeddings,
+  };
+}
+
+/**
+ * Normalizes a parsed Hugging Face `config.json` (llama, mistral, qwen2,
+ * qwen3). Missing optional fields take the Hugging Face config class
+ * defaults; sizes are checked (positive integers, heads dividing the hidden
+ * size when head_dim is absent, kv heads dividing heads).
+ *
+ * @param hf the parsed JSON
+ * @param file the file name used in error messages
+ * @throws {FormatError} when a field is missing, mistyped or inconsistent
+ * @throws {UnsupportedError} for other architectures or features
+ *
+ * @example
+ * ```ts
+ * import { normalizeConfig } from "./config.ts";
+ * const cfg = normalizeConfig({
+ *   model_type: "llama", hidden_size: 64, intermediate_size: 172, num_hidden_layers: 5,
+ *   num_attention_heads: 8, num_key_value_heads: 4, vocab_size: 512, rms_norm_eps: 1e-5,
+ * }, "config.json");
+ * console.log(cfg.headDim, cfg.ropeTheta); // 8 10000
+ * ```
+ */
+export function normalizeConfig(hf: unknown, file: string): ModelConfig {
+  if (typeof hf !== "object" || hf === null || Array.isArray(hf)) {
+    throw new FormatError(file, "config must be a JSON object");
+  }
+  const r = new Reader(hf as Json, file);
+  const h = hf as Json;
+  const modelType = h.model_type;
+  if (modelType === undefined) r.fail("missing model_type");
+  if (!isArchitecture(modelType)) {
+    throw new UnsupportedError(
+      file,
+      `unsupported architecture ${String(modelType)}`,
+    );
+  }
+  const row = ARCHITECTURES[modelType];
+
+  const act = h.hidden_act ?? "silu";
+  if (act !== "silu") {
+    throw new UnsupportedError(file, `unsupported hidden_act ${String(act)}`);
+  }
+  if (h.mlp_bias === true) {
+    throw new UnsupportedError(file, "unsupported mlp_bias true");
+  }
+
+  const hiddenSize = r.posInt("hidden_size");
+  const intermediateSize = r.posInt("intermediate_size");
+  const numLayers = r.posInt("num_hidden_layers");
+  const numHeads = r.posInt("num_attention_heads");
+  const numKvHeads = r.posInt("num_key_value_heads", numHeads);
+  if (numHeads % numKvHeads !== 0) {
+    r.fail(
+      `num_key_value_heads ${numKvHeads} does not divide num_attention_heads ${numHeads}`,
+    );
+  }
+  let headDim: number;
+  if (h.head_dim !== undefined && h.head_dim !== null) {
+    headDim = r.posInt("head_dim");
+  } else if (row.defaults.headDim !== null) {
+    headDim = row.defaults.headDim;
+  } else {
+    if (hiddenSize % numHeads !== 0) {
+      r.fail(
+        `num_attention_heads ${numHeads} does not divide hidden_size ${hiddenSize}`,
+      );
+    }
+    headDim = hiddenSize / numHeads;
+  }
+  const vocabSize = r.posInt("vocab_size");
+  const maxPositionEmbeddings = r.posInt(
+    "max_position_embeddings",
+    row.defaults.maxPositionEmbeddings,
+  );
+  const rmsNormEps = r.posNum("rms_norm_eps", row.defaults.rmsNormEps);
+
+  // Newer transformers versions move rope_theta/rope_type into rope_parameters.
+  const rp = h.rope_parameters;
+  const rpObj = typeof rp === "object" && rp !== null && !Array.isArray(rp)
+    ? rp as Json
+    : null;
+  const ropeTheta =
+    h.rope_theta !== undefined || rpObj?.rope_theta === undefined
+      ? r.posNum("rope_theta", row.defaults.ropeTheta)
+      : r.posNum("rope_theta", NaN, rpObj, "rope_parameters.");
+  const ropeScaling = readRopeScaling(r, h.rope_scaling ?? rpObj ?? undefined);
+
+  const partialRotaryFactor = r.posNum("partial_rotary_factor", 1);
+  if (partialRotaryFactor > 1) {
+    r.fail("partial_rotary_factor must be at most 1");
+  }
+  const rotaryDim = Math.floor(headDim * partialRotaryFactor);
+  if (rotaryDim < 2 || rotaryDim % 2 !== 0) {
+    r.fail(
+      `rotary dimension ${rotaryDim} (head_dim * partial_rotary_factor) must be even and >= 2`,
+    );
+  }
+
+  const tieWordEmbeddings = r.bool(
+    "tie_word_embeddings",
+    row.defaults.tieWordEmbeddings,
+  );
+  const attentionBias = r.bool("attention_bias", false);
+
+  const bos = h.bos_token_id;
+  const bosTokenId = bos === undefined || bos === null
+    ? null
+    : r.tokenId(bos, "bos_token_id");
+  const eos = h.eos_token_id;
+  let eosTokenIds: number[];
+  if (eos === undefined || eos === null) eosTokenIds = [];
+  else if (Array.isArray(eos)) {
+    eosTokenIds = eos.map((v) => r.tokenId(v, "eos_token_id"));
+  } else eosTokenIds = [r.tokenId(eos, "eos_token_id")];
+
+  return {
+    architecture: modelType,
+    hiddenSize,
+    intermediateSize,
+    numLayers,
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize,
+    maxPositionEmbeddings,
+    rmsNormEps,
+    ropeTheta,
+    ropeScaling,
+    partialRotaryFactor,
+    tieWordEmbeddings,
+    bosTokenId,
+    eosTokenIds,
+    attentionBias,
+  };
+}
+
+/**
+ * The number of head dimensions RoPE rotates: headDim * partialRotaryFactor.
+ *
+ * @example
+ * ```ts
+ * import { normalizeConfig, rotaryDim } from "./config.ts";
+ * const cfg = normalizeConfig({ model_type: "llama", hidden_size: 64, intermediate_size: 128,
+ *   num_hidden_layers: 1, num_attention_heads: 4, vocab_size: 10, partial_rotary_factor: 0.5 }, "c.json");
+ * console.log(rotaryDim(cfg)); // 8
+ * ```
+ */
+export function rotaryDim(
+  cfg: Pick<ModelConfig, "headDim" | "partialRotaryFactor">,
+): number {
+  return Math.floor(cfg.headDim * cfg.partialRotaryFactor);
+}
