@@ -1,0 +1,312 @@
+/**
+ * The `Kernels` façade: every op of a decoder layer as a method that records
+ * dispatches into a compute pass. Matmul lives in `_matmul.ts` (H-matmul), the
+ * other ops in `_ops.ts` (H-ops); both are `(ctx, pass, args) => void`
+ * launchers sharing a {@link KernelContext}.
+ *
+ * Per forward pass: `kernels.reset()`, record into passes, `kernels.submit([...])`
+ * (which uploads the pass's Params once, then submits), read results back once.
+ *
+ * @module
+ */
+import { GpuError } from "../errors.ts";
+import type { Gpu } from "./device.ts";
+import {
+  type AddArgs,
+  type AttentionArgs,
+  type EmbedArgs,
+  type GpuWeight,
+  type GpuWeightPart,
+  KernelContext,
+  type MatmulArgs,
+  type OpsModule,
+  type RmsnormArgs,
+  type RopeArgs,
+  type SiluMulArgs,
+  type TopkArgs,
+  type WeightDtype,
+} from "./_context.ts";
+import { matmul } from "./_matmul.ts";
+import type { BufferRef } from "./pipelines.ts";
+
+export type {
+  AddArgs,
+  AttentionArgs,
+  EmbedArgs,
+  GpuWeight,
+  GpuWeightPart,
+  MatmulArgs,
+  RmsnormArgs,
+  RopeArgs,
+  SiluMulArgs,
+  TopkArgs,
+  WeightDtype,
+} from "./_context.ts";
+export { KernelContext } from "./_context.ts";
+export type { BufferRef } from "./pipelines.ts";
+
+/**
+ * Records the kernels of a decoder layer into compute passes.
+ *
+ * @example
+ * ```ts ignore
+ * import { requestGpu } from "./device.ts";
+ * import { Kernels, uploadWeight } from "./kernels.ts";
+ * const gpu = await requestGpu();
+ * const k = await Kernels.create(gpu);
+ * const w = uploadWeight(gpu, { dtype: "f32", rows: 8, cols: 4, data: new Uint8Array(128) });
+ * k.reset();
+ * const enc = gpu.device.createCommandEncoder();
+ * const pass = enc.beginComputePass();
+ * k.matmul(pass, { x, w, out, T: 1 });
+ * pass.end();
+ * k.submit([enc.finish()]);
+ * ```
+ */
+export class Kernels {
+  /** Context shared by the launchers (device, pipeline cache, Params arena). */
+  readonly ctx: KernelContext;
+  #ops: OpsModule | null;
+
+  private constructor(ctx: KernelContext, ops: OpsModule | null) {
+    this.ctx = ctx;
+    this.#ops = ops;
+  }
+
+  /** Creates the façade for `gpu` (loads the op launchers). */
+  static async create(gpu: Gpu): Promise<Kernels> {
+    let ops: OpsModule | null = null;
+    try {
+      ops = (await import("./_ops.ts")) as unknown as OpsModule;
+    } catch {
+      ops = null; // lib/gpu/_ops.ts not present: only matmul is available
+    }
+    return new Kernels(new KernelContext(gpu), ops);
+  }
+
+  /** The GPU. */
+  get gpu(): Gpu {
+    return this.ctx.gpu;
+  }
+
+  /** Rewinds the per-pass Params arena: call once per forward pass before recording. */
+  reset(): void {
+    this.ctx.reset();
+  }
+
+  /** Uploads the Params recorded since the last flush (call before queue.submit). */
+  flush(): void {
+    this.ctx.flush();
+  }
+
+  /** {@link Kernels.flush} then `queue.submit(buffers)`. */
+  submit(buffers: GPUCommandBuffer[]): void {
+    this.ctx.flush();
+    this.ctx.device.queue.submit(buffers);
+  }
+
+  /** out [T, N] = x [T, K] · Wᵀ (+ bias); T ≤ 16 uses the matvec kernels. */
+  matmul(pass: GPUComputePassEncoder, a: MatmulArgs): void {
+    matmul(this.ctx, pass, a);
+  }
+
+  #op<K extends keyof OpsModule>(name: K): OpsModule[K] {
+    const f = this.#ops?.[name];
+    if (!f) {
+      throw new GpuError(`lib/gpu/_ops.ts: kernel '${name}' is not available`);
+    }
+    return f;
+  }
+
+  /** RMSNorm of each of `rows` rows of length `dim`. */
+  rmsnorm(pass: GPUComputePassEncoder, a: RmsnormArgs): void {
+    this.#op("rmsnorm")(this.ctx, pass, a);
+  }
+
+  /** Rotate-half RoPE in place. */
+  rope(pass: GPUComputePassEncoder, a: RopeArgs): void {
+    this.#op("rope")(this.ctx, pass, a);
+  }
+
+  /** Causal grouped-query attention over the KV cache. */
+  attention(pass: GPUComputePassEncoder, a: AttentionArgs): void {
+    this.#op("attention")(this.ctx, pass, a);
+  }
+
+  /** out = silu(gate) · up. */
+  siluMul(pass: GPUComputePassEncoder, a: SiluMulArgs): void {
+    this.#op("siluMul")(this.ctx, pass, a);
+  }
+
+  /** out = x + y. */
+  add(pass: GPUComputePassEncoder, a: AddArgs): void {
+    this.#op("add")(this.ctx, pass, a);
+  }
+
+  /** Embedding row gather. */
+  embed(pass: GPUComputePassEncoder, a: EmbedArgs): void {
+    this.#op("embed")(this.ctx, pass, a);
+  }
+
+  /** Top-k (value, index) pairs of the logits. */
+  topk(pass: GPUComputePassEncoder, a: TopkArgs): void {
+    this.#op("topk")(this.ctx, pass, a);
+  }
+}
+
+/** Bytes of one row of a weight of `dtype` with `cols` columns: [data, scales]. */
+export function weightRowBytes(
+  dtype: WeightDtype,
+  cols: number,
+): [number, number] {
+  const nb = Math.ceil(cols / 32);
+  switch (dtype) {
+    case "f32":
+      return [cols * 4, 0];
+    case "f16":
+    case "bf16":
+      return [cols * 2, 0];
+    case "q8":
+      return [nb * 32, nb * 2];
+    case "q4":
+      return [nb * 16, nb * 2];
+  }
+}
+
+/** Input of {@link uploadWeight}. */
+export interface UploadWeightOptions {
+  /** Storage type. */
+  dtype: WeightDtype;
+  /** N. */
+  rows: number;
+  /** K. */
+  cols: number;
+  /** Row-major bytes exactly as in the shard file. */
+  data: Uint8Array | Int8Array | Uint16Array | Float32Array;
+  /** q8/q4: f16 scales [rows, nb]. */
+  scales?: Uint8Array | Uint16Array;
+  /** Largest part in bytes (default and cap: maxStorageBufferBindingSize). */
+  maxPartBytes?: number;
+  /** Buffer label prefix. */
+  label?: string;
+}
+
+function bytesOf(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function createFilled(
+  device: GPUDevice,
+  bytes: Uint8Array,
+  label: string,
+): BufferRef {
+  const size = Math.max(16, Math.ceil(bytes.byteLength / 16) * 16);
+  const buffer = device.createBuffer({
+    label,
+    size,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST |
+      GPUBufferUsage.COPY_SRC,
+    mappedAtCreation: true,
+  });
+  new Uint8Array(buffer.getMappedRange()).set(bytes);
+  buffer.unmap();
+  return { buffer, offset: 0, size };
+}
+
+/**
+ * Row ranges for a weight so that each part's data and scales fit in
+ * `maxBytes` (one storage binding).
+ *
+ * @example
+ * ```ts
+ * import { planWeightParts } from "./kernels.ts";
+ * console.log(planWeightParts("f32", 10, 4, 64)); // [[0, 4], [4, 4], [8, 2]]
+ * ```
+ */
+export function planWeightParts(
+  dtype: WeightDtype,
+  rows: number,
+  cols: number,
+  maxBytes: number,
+): [number, number][] {
+  const [rb, sb] = weightRowBytes(dtype, cols);
+  // keep each part a multiple of 16 bytes so vec4 loads never straddle a part
+  const per = Math.floor(maxBytes / Math.max(rb, sb, 1));
+  if (per < 1) {
+    throw new GpuError(
+      `a ${dtype} row of ${cols} columns exceeds the ${maxBytes}-byte storage binding`,
+    );
+  }
+  const out: [number, number][] = [];
+  for (let r = 0; r < rows; r += per) out.push([r, Math.min(per, rows - r)]);
+  return out;
+}
+
+/**
+ * Uploads a weight (shard bytes) into one buffer per part and returns its
+ * {@link GpuWeight}.
+ *
+ * @example
+ * ```ts ignore
+ * import { uploadWeight } from "./kernels.ts";
+ * const w = uploadWeight(gpu, { dtype: "q4", rows: 64, cols: 100, data: q.data, scales: q.scales });
+ * console.log(w.parts.length); // 1
+ * ```
+ */
+export function uploadWeight(gpu: Gpu, o: UploadWeightOptions): GpuWeight {
+  const [rb, sb] = weightRowBytes(o.dtype, o.cols);
+  const data = bytesOf(o.data);
+  if (data.byteLength !== rb * o.rows) {
+    throw new GpuError(
+      `uploadWeight: ${o.dtype} [${o.rows}, ${o.cols}] needs ${
+        rb * o.rows
+      } bytes, got ${data.byteLength}`,
+    );
+  }
+  const scales = o.scales ? bytesOf(o.scales) : undefined;
+  if (sb > 0 && (!scales || scales.byteLength !== sb * o.rows)) {
+    throw new GpuError(
+      `uploadWeight: ${o.dtype} [${o.rows}, ${o.cols}] needs ${
+        sb * o.rows
+      } bytes of scales`,
+    );
+  }
+  const max = Math.min(
+    o.maxPartBytes ?? Infinity,
+    gpu.limits.maxStorageBufferBindingSize,
+  );
+  const label = o.label ?? "weight";
+  const parts: GpuWeightPart[] = planWeightParts(o.dtype, o.rows, o.cols, max)
+    .map(([r0, n], i) => ({
+      rowStart: r0,
+      rows: n,
+      data: createFilled(
+        gpu.device,
+        data.subarray(r0 * rb, (r0 + n) * rb),
+        `${label}.${i}`,
+      ),
+      scales: scales
+        ? createFilled(
+          gpu.device,
+          scales.subarray(r0 * sb, (r0 + n) * sb),
+          `${label}.${i}.scales`,
+        )
+        : undefined,
+    }));
+  return { dtype: o.dtype, rows: o.rows, cols: o.cols, parts };
+}
+
+/**
+ * Destroys the buffers of a weight made by {@link uploadWeight}.
+ *
+ * @example
+ * ```ts ignore
+ * destroyWeight(w);
+ * ```
+ */
+export function destroyWeight(w: GpuWeight): void {
+  for (const p of w.parts) {
+    p.data.buffer.destroy();
+    p.scales?.buffer.destroy();
+  }
+}
