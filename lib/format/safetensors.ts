@@ -66,6 +66,52 @@ function errMsg(e: unknown): string {
 }
 
 /**
+ * Returns the first key that appears twice in one JSON object of `text`
+ * (which must already be valid JSON), or null. JSON.parse silently keeps the
+ * last duplicate; the safetensors format forbids duplicates.
+ */
+function findDuplicateKey(text: string): string | null {
+  const stack: (Set<string> | null)[] = [];
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // string literal
+      const start = i;
+      i++;
+      while (i < n) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i += 2;
+        else if (d === 0x22) break;
+        else i++;
+      }
+      const end = ++i;
+      const top = stack[stack.length - 1];
+      if (top) {
+        let j = i;
+        while (
+          j < n &&
+          (text[j] === " " || text[j] === "\t" || text[j] === "\n" ||
+            text[j] === "\r")
+        ) j++;
+        if (text[j] === ":") {
+          const key = JSON.parse(text.slice(start, end)) as string;
+          if (top.has(key)) return key;
+          top.add(key);
+        }
+      }
+      continue;
+    }
+    if (c === 0x7b) stack.push(new Set());
+    else if (c === 0x5b) stack.push(null);
+    else if (c === 0x7d || c === 0x5d) stack.pop();
+    i++;
+  }
+  return null;
+}
+
+/**
  * Parses and validates a safetensors header. `fileSize` is the size of the
  * whole file and `headerLength` the value of its first 8 bytes.
  */
@@ -102,6 +148,8 @@ function parseHeader(
     return fail(`header is not valid JSON: ${errMsg(e)}`);
   }
   if (!isPlainObject(json)) return fail("header JSON is not an object");
+  const dup = findDuplicateKey(text);
+  if (dup !== null) fail(`header has duplicate key ${q(dup)}`);
 
   let metadata: Record<string, string> = {};
   const list: {

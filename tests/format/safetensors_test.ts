@@ -614,3 +614,39 @@ Deno.test("open does not load the data: 4 GiB sparse tensor", async () => {
     }
   });
 });
+
+Deno.test("corrupt: duplicate keys are rejected; same key in different objects is fine", async () => {
+  const d = f32Bytes([1, 2]);
+  const a = T("a", "F32", [1], [0, 4]);
+  const b = T("b", "F32", [1], [4, 8]);
+  await expectBad(
+    rawFile(`{${a},${T("a", "F32", [1], [4, 8])}}`, d),
+    /duplicate key "a"/,
+  );
+  await expectBad(
+    rawFile(`{"__metadata__":{"k":"1","k":"2"},${a},${b}}`, d),
+    /duplicate key "k"/,
+  );
+  await expectBad(
+    rawFile(
+      `{"a":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]},${b}}`,
+      d,
+    ),
+    /duplicate key "dtype"/,
+  );
+  await expectBad(
+    rawFile(`{"x\\"y":1, "x\\u0022y" :2}`),
+    /duplicate key "x\\"y"/,
+  );
+  await withTemp(async (dir) => {
+    const path = `${dir}/ok.safetensors`;
+    const h = `{"__metadata__":{"a":"b","\\"a\\":":"{\\"b\\":1}"},${a},${
+      T('b"', "F32", [1], [4, 8])
+    }}`;
+    await Deno.writeFile(path, rawFile(h, d));
+    const f = await SafetensorsFile.open(path);
+    assert.deepEqual([...f.tensors.keys()], ["a", 'b"']);
+    assert.deepEqual(f.metadata, { a: "b", '"a":': '{"b":1}' });
+    f.close();
+  });
+});
