@@ -1,0 +1,321 @@
+/**
+ * A float64 reference forward pass for the llama family (llama, mistral,
+ * qwen2, qwen3), written to be read like llama2.c's `forward()`: plain loops,
+ * one buffer per intermediate, shapes in comments. It is the ground truth the
+ * GPU engine is tested against, so it shares no code with it: RoPE
+ * frequencies are computed here from their definitions, independently of
+ * lib/model/rope.ts.
+ *
+ * Notation: D = hiddenSize, F = intermediateSize, H = numHeads,
+ * KV = numKvHeads, hd = headDim, R = rotaryDim, V = vocabSize, P = positions.
+ *
+ * @module
+ */
+
+import type { ModelConfig } from "../../lib/model/config.ts";
+
+/** A weight matrix or vector, row-major, in nn.Linear layout [out, in]. */
+export type RefTensor = Float32Array | Float64Array;
+
+/** Tensors by Hugging Face name. */
+export type RefWeights = ReadonlyMap<string, RefTensor>;
+
+// ---------------------------------------------------------------------------
+// The building blocks (llama2.c style).
+
+/** out[i] = x[i] * w[i] / sqrt(mean(x²) + eps), over x[off..off+n). */
+export function rmsnorm(
+  out: Float64Array,
+  x: Float64Array,
+  w: RefTensor,
+  n: number,
+  eps: number,
+  off = 0,
+): void {
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += x[off + i] * x[off + i];
+  const inv = 1 / Math.sqrt(ss / n + eps);
+  for (let i = 0; i < n; i++) out[off + i] = x[off + i] * inv * w[i];
+}
+
+/** out[N] = W[N, K] · x[K] (+ bias[N]). */
+export function matmul(
+  out: Float64Array,
+  x: Float64Array,
+  w: RefTensor,
+  n: number,
+  k: number,
+  bias?: RefTensor,
+): void {
+  for (let r = 0; r < n; r++) {
+    let s = 0;
+    const row = r * k;
+    for (let c = 0; c < k; c++) s += w[row + c] * x[c];
+    out[r] = bias ? s + bias[r] : s;
+  }
+}
+
+/** silu(x) = x * sigmoid(x). */
+export function silu(x: number): number {
+  return x / (1 + Math.exp(-x));
+}
+
+/** In place softmax over x[0..n). */
+export function softmax(x: Float64Array, n: number): void {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (x[i] > max) max = x[i];
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    x[i] = Math.exp(x[i] - max);
+    sum += x[i];
+  }
+  for (let i = 0; i < n; i++) x[i] /= sum;
+}
+
+/**
+ * RoPE inverse frequencies from their definitions, in float64: pair j rotates
+ * by pos * theta^(-2j/R), then llama3 / linear / dynamic scaling as in Hugging
+ * Face's rope initialisation functions. `seqLen` matters for dynamic only.
+ */
+export function refInvFreq(cfg: ModelConfig, seqLen: number): Float64Array {
+  const R = Math.floor(cfg.headDim * cfg.partialRotaryFactor);
+  const rs = cfg.ropeScaling;
+  let theta = cfg.ropeTheta;
+  if (rs?.type === "dynamic" && seqLen > cfg.maxPositionEmbeddings) {
+    const a = rs.factor * seqLen / cfg.maxPositionEmbeddings - (rs.factor - 1);
+    theta = theta * a ** (R / (R - 2));
+  }
+  const f = new Float64Array(R / 2);
+  for (let j = 0; j < R / 2; j++) {
+    let fj = theta ** (-(2 * j) / R);
+    if (rs?.type === "linear") fj = fj / rs.factor;
+    if (rs?.type === "llama3") {
+      const orig = rs.originalMaxPositionEmbeddings!;
+      const lo = rs.lowFreqFactor!, hi = rs.highFreqFactor!;
+      // smooth = 0 for long wavelengths (> orig/lo), 1 for short ones (< orig/hi)
+      const ratio = orig * fj / (2 * Math.PI); // = orig / wavelength
+      const smooth = Math.min(1, Math.max(0, (ratio - lo) / (hi - lo)));
+      fj = (1 - smooth) * fj / rs.factor + smooth * fj;
+    }
+    f[j] = fj;
+  }
+  return f;
+}
+
+/** Rotate-half RoPE on one head x[off..off+hd): pairs (j, j + R/2), j < R/2; dims >= R untouched. */
+export function ropeHead(
+  x: Float64Array,
+  off: number,
+  pos: number,
+  invFreq: Float64Array,
+): void {
+  const half = invFreq.length;
+  for (let j = 0; j < half; j++) {
+    const a = pos * invFreq[j];
+    const c = Math.cos(a), s = Math.sin(a);
+    const x0 = x[off + j], x1 = x[off + j + half];
+    x[off + j] = x0 * c - x1 * s;
+    x[off + j + half] = x1 * c + x0 * s;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The model.
+
+/**
+ * A stepping reference model with a KV cache: `step(token)` runs one position
+ * and returns its logits [V].
+ */
+export class ReferenceModel {
+  readonly cfg: ModelConfig;
+  readonly #w: RefWeights;
+  // per layer, per position: k and v [KV*hd]
+  readonly #kCache: Float64Array[][] = [];
+  readonly #vCache: Float64Array[][] = [];
+  /** Number of positions already in the cache. */
+  pos = 0;
+
+  constructor(weights: RefWeights, cfg: ModelConfig) {
+    this.cfg = cfg;
+    this.#w = weights;
+    for (let l = 0; l < cfg.numLayers; l++) {
+      this.#kCache.push([]);
+      this.#vCache.push([]);
+    }
+  }
+
+  #get(name: string): RefTensor {
+    const t = this.#w.get(name);
+    if (!t) throw new Error(`reference: missing tensor ${name}`);
+    return t;
+  }
+
+  #opt(name: string): RefTensor | undefined {
+    return this.#w.get(name);
+  }
+
+  /** Forgets the cache. */
+  reset(): void {
+    this.pos = 0;
+    for (const c of this.#kCache) c.length = 0;
+    for (const c of this.#vCache) c.length = 0;
+  }
+
+  /** Runs `token` at position `this.pos`; returns logits [V]. */
+  step(token: number): Float64Array {
+    const c = this.cfg;
+    const D = c.hiddenSize,
+      F = c.intermediateSize,
+      H = c.numHeads,
+      KV = c.numKvHeads;
+    const hd = c.headDim, V = c.vocabSize, eps = c.rmsNormEps;
+    const pos = this.pos;
+    if (!Number.isInteger(token) || token < 0 || token >= V) {
+      throw new Error(`reference: token ${token} out of range`);
+    }
+    const invFreq = refInvFreq(c, pos + 1);
+    const scale = 1 / Math.sqrt(hd);
+    const group = H / KV; // query heads per kv head
+
+    // x [D]: the residual stream, starts as the token's embedding row
+    const emb = this.#get("model.embed_tokens.weight");
+    const x = new Float64Array(D);
+    for (let i = 0; i < D; i++) x[i] = emb[token * D + i];
+
+    const xb = new Float64Array(D); // normed x [D]
+    const q = new Float64Array(H * hd); // [H, hd]
+    const att = new Float64Array(pos + 1); // scores of one head over positions [P]
+    const xb2 = new Float64Array(H * hd); // attention output [H, hd]
+    const o = new Float64Array(D); // o_proj output [D]
+    const hb = new Float64Array(F); // gate [F]
+    const hb2 = new Float64Array(F); // up [F]
+    const down = new Float64Array(D); // down_proj output [D]
+
+    for (let l = 0; l < c.numLayers; l++) {
+      const p = `model.layers.${l}.`;
+      // ---- attention
+      rmsnorm(xb, x, this.#get(p + "input_layernorm.weight"), D, eps);
+      const k = new Float64Array(KV * hd); // [KV, hd]
+      const v = new Float64Array(KV * hd); // [KV, hd]
+      matmul(
+        q,
+        xb,
+        this.#get(p + "self_attn.q_proj.weight"),
+        H * hd,
+        D,
+        this.#opt(p + "self_attn.q_proj.bias"),
+      );
+      matmul(
+        k,
+        xb,
+        this.#get(p + "self_attn.k_proj.weight"),
+        KV * hd,
+        D,
+        this.#opt(p + "self_attn.k_proj.bias"),
+      );
+      matmul(
+        v,
+        xb,
+        this.#get(p + "self_attn.v_proj.weight"),
+        KV * hd,
+        D,
+        this.#opt(p + "self_attn.v_proj.bias"),
+      );
+      // Qwen3: per-head RMSNorm of q and k over hd, before RoPE
+      const qn = this.#opt(p + "self_attn.q_norm.weight");
+      const kn = this.#opt(p + "self_attn.k_norm.weight");
+      if (qn) {
+        for (let h = 0; h < H; h++) rmsnorm(q, q, qn, hd, eps, h * hd);
+      }
+      if (kn) {
+        for (let h = 0; h < KV; h++) rmsnorm(k, k, kn, hd, eps, h * hd);
+      }
+      // RoPE (rotate-half) on every q and k head
+      for (let h = 0; h < H; h++) ropeHead(q, h * hd, pos, invFreq);
+      for (let h = 0; h < KV; h++) ropeHead(k, h * hd, pos, invFreq);
+      this.#kCache[l].push(k);
+      this.#vCache[l].push(v);
+      // causal GQA attention: head h reads kv head floor(h / group)
+      for (let h = 0; h < H; h++) {
+        const kvh = Math.floor(h / group);
+        for (let t = 0; t <= pos; t++) {
+          const kt = this.#kCache[l][t];
+          let s = 0;
+          for (let i = 0; i < hd; i++) s += q[h * hd + i] * kt[kvh * hd + i];
+          att[t] = s * scale;
+        }
+        softmax(att, pos + 1);
+        for (let i = 0; i < hd; i++) {
+          let s = 0;
+          for (let t = 0; t <= pos; t++) {
+            s += att[t] * this.#vCache[l][t][kvh * hd + i];
+          }
+          xb2[h * hd + i] = s;
+        }
+      }
+      matmul(
+        o,
+        xb2,
+        this.#get(p + "self_attn.o_proj.weight"),
+        D,
+        H * hd,
+        this.#opt(p + "self_attn.o_proj.bias"),
+      );
+      for (let i = 0; i < D; i++) x[i] += o[i]; // residual
+      // ---- MLP: down(silu(gate(x)) * up(x))
+      rmsnorm(xb, x, this.#get(p + "post_attention_layernorm.weight"), D, eps);
+      matmul(hb, xb, this.#get(p + "mlp.gate_proj.weight"), F, D);
+      matmul(hb2, xb, this.#get(p + "mlp.up_proj.weight"), F, D);
+      for (let i = 0; i < F; i++) hb[i] = silu(hb[i]) * hb2[i];
+      matmul(down, hb, this.#get(p + "mlp.down_proj.weight"), D, F);
+      for (let i = 0; i < D; i++) x[i] += down[i]; // residual
+    }
+
+    // final norm and classifier (tied: the embedding matrix)
+    rmsnorm(xb, x, this.#get("model.norm.weight"), D, eps);
+    const head = c.tieWordEmbeddings ? emb : this.#get("lm_head.weight");
+    const logits = new Float64Array(V);
+    matmul(logits, xb, head, V, D);
+    this.pos++;
+    return logits;
+  }
+}
+
+/**
+ * Logits [V] for every position of `tokens` (positions 0..P-1), from an empty cache.
+ */
+export function referenceForward(
+  weights: RefWeights,
+  cfg: ModelConfig,
+  tokens: number[],
+): Float64Array[] {
+  const m = new ReferenceModel(weights, cfg);
+  return tokens.map((t) => m.step(t));
+}
+
+/** Index of the largest value; ties go to the lower index. */
+export function argmax(x: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+/** Greedy decoding: `n` new ids after `promptIds` (no stopping on EOS). */
+export function referenceGreedy(
+  weights: RefWeights,
+  cfg: ModelConfig,
+  promptIds: number[],
+  n: number,
+): number[] {
+  if (promptIds.length === 0) throw new Error("reference: empty prompt");
+  const m = new ReferenceModel(weights, cfg);
+  let logits: Float64Array = new Float64Array(0);
+  for (const t of promptIds) logits = m.step(t);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const next = argmax(logits);
+    out.push(next);
+    if (i + 1 < n) logits = m.step(next);
+  }
+  return out;
+}
