@@ -12,7 +12,8 @@
  * @module
  */
 
-import type { ModelConfig } from "../../lib/model/config.ts";
+import { type ModelConfig, normalizeConfig } from "../../lib/model/config.ts";
+import { SafetensorsFile } from "../../lib/format/safetensors.ts";
 
 /** A weight matrix or vector, row-major, in nn.Linear layout [out, in]. */
 export type RefTensor = Float32Array | Float64Array;
@@ -318,4 +319,170 @@ export function referenceGreedy(
     if (i + 1 < n) logits = m.step(next);
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------
+// Loading weights from a Hugging Face checkpoint directory or a shard directory.
+// The decoders below are written from the format definitions on purpose
+// (independent of lib/quant), so tests of the engine also check them.
+
+/** IEEE half → number. */
+function f16(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** Decodes raw little-endian F32/F16/BF16 bytes. */
+export function refDecode(
+  bytes: Uint8Array,
+  dtype: string,
+  what: string,
+): Float64Array {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const size = dtype === "F32"
+    ? 4
+    : dtype === "F16" || dtype === "BF16"
+    ? 2
+    : 0;
+  if (size === 0) {
+    throw new Error(`reference: ${what}: dtype ${dtype} not supported`);
+  }
+  const out = new Float64Array(bytes.length / size);
+  const tmp = new DataView(new ArrayBuffer(4));
+  for (let i = 0; i < out.length; i++) {
+    if (dtype === "F32") out[i] = dv.getFloat32(i * 4, true);
+    else if (dtype === "F16") out[i] = f16(dv.getUint16(i * 2, true));
+    else {
+      // bf16 is the top half of an f32
+      tmp.setUint32(0, dv.getUint16(i * 2, true) << 16);
+      out[i] = tmp.getFloat32(0);
+    }
+  }
+  return out;
+}
+
+/**
+ * Strata q8/q4 dequantization from the layout definition: blocks of 32 along a
+ * row, nb = ceil(cols/32), one f16 scale per block; q8: x = d*q (int8);
+ * q4: byte j of a block holds element j (low nibble) and j+16 (high nibble),
+ * x = d*(nibble - 8).
+ */
+export function refDequant(
+  type: "q8" | "q4",
+  data: Uint8Array,
+  scales: Float64Array,
+  rows: number,
+  cols: number,
+): Float64Array {
+  const nb = Math.ceil(cols / 32);
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < nb; b++) {
+      const d = scales[r * nb + b];
+      for (let j = 0; j < 32; j++) {
+        const c = b * 32 + j;
+        if (c >= cols) break;
+        let q: number;
+        if (type === "q8") {
+          const u = data[r * nb * 32 + c];
+          q = u >= 128 ? u - 256 : u;
+        } else {
+          const byte = data[r * nb * 16 + b * 16 + (j % 16)];
+          q = (j < 16 ? byte & 15 : byte >> 4) - 8;
+        }
+        out[r * cols + c] = d * q;
+      }
+    }
+  }
+  return out;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads every tensor of a safetensors file, dequantizing Strata q8/q4 tensors. */
+async function loadSafetensors(
+  path: string,
+  into: Map<string, RefTensor>,
+): Promise<void> {
+  const f = await SafetensorsFile.open(path);
+  try {
+    const quant: Record<
+      string,
+      { type: "q8" | "q4"; shape: [number, number] }
+    > = JSON.parse(
+      f.metadata["strata.quant"] ?? "{}",
+    );
+    for (const [name, info] of f.tensors) {
+      if (name.endsWith(".scales") && quant[name.slice(0, -".scales".length)]) {
+        continue;
+      }
+      const bytes = await f.read(name);
+      const q = quant[name];
+      if (q) {
+        const scales = refDecode(
+          await f.read(name + ".scales"),
+          "F16",
+          name + ".scales",
+        );
+        into.set(
+          name,
+          refDequant(q.type, bytes, scales, q.shape[0], q.shape[1]),
+        );
+      } else {
+        into.set(name, refDecode(bytes, info.dtype, `${path}: ${name}`));
+      }
+    }
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * Loads a model for the reference from a Hugging Face checkpoint directory
+ * (config.json + model.safetensors or model.safetensors.index.json) or a
+ * Strata shard directory (manifest.json; q8/q4 tensors dequantized).
+ * Everything is held in memory as float64: tiny models only.
+ */
+export async function loadReferenceModel(
+  dir: string,
+): Promise<{ config: ModelConfig; weights: Map<string, RefTensor> }> {
+  const weights = new Map<string, RefTensor>();
+  const j = (p: string) => `${dir}/${p}`;
+  if (await exists(j("manifest.json"))) {
+    const man = JSON.parse(await Deno.readTextFile(j("manifest.json")));
+    const config: ModelConfig = man.config ??
+      normalizeConfig(
+        JSON.parse(await Deno.readTextFile(j("config.json"))),
+        j("config.json"),
+      );
+    for (const p of [man.embed, man.head, ...man.layers] as string[]) {
+      await loadSafetensors(j(p), weights);
+    }
+    return { config, weights };
+  }
+  const config = normalizeConfig(
+    JSON.parse(await Deno.readTextFile(j("config.json"))),
+    j("config.json"),
+  );
+  if (await exists(j("model.safetensors.index.json"))) {
+    const idx = JSON.parse(
+      await Deno.readTextFile(j("model.safetensors.index.json")),
+    );
+    const files = [
+      ...new Set(Object.values(idx.weight_map as Record<string, string>)),
+    ];
+    for (const f of files) await loadSafetensors(j(f), weights);
+  } else {
+    await loadSafetensors(j("model.safetensors"), weights);
+  }
+  return { config, weights };
 }
