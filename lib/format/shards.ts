@@ -1,0 +1,387 @@
+/**
+ * The shard directory written by `split` and read by the engine: its
+ * manifest, file names and verification. The byte-level description is in
+ * docs/format.md.
+ *
+ * @module
+ */
+import { FormatError, UnsupportedError } from "../errors.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { createHash } from "node:crypto";
+import { isAbsolute, join, normalize } from "node:path";
+
+/** The manifest's file name inside a shard directory. */
+export const MANIFEST_FILE = "manifest.json";
+/** The value of `manifest.format`. */
+export const SHARD_FORMAT = "strata-shards";
+/** The manifest version this code writes and reads. */
+export const SHARD_VERSION = 1;
+/** File name of the embedding shard. */
+export const EMBED_FILE = "embed.safetensors";
+/** File name of the head shard (final norm and lm_head). */
+export const HEAD_FILE = "head.safetensors";
+
+/** Split-time quantization of the 2-D projection weights. */
+export type Quantization = "none" | "q8" | "q4";
+
+/** Layout of one quantized tensor (also in the file's `__metadata__`). */
+export interface QuantLayout {
+  /** Packing (see docs/format.md). */
+  type: "q8" | "q4";
+  /** Logical [rows, cols] before packing. */
+  shape: [number, number];
+  /** Elements per block along a row: always 32. */
+  block: number;
+}
+
+/** One file of the shard directory. */
+export interface ManifestFile {
+  /** Path relative to the shard directory, `/`-separated. */
+  path: string;
+  /** Size in bytes. */
+  size: number;
+  /** Lower-case hex SHA-256 of the file's bytes. */
+  sha256: string;
+}
+
+/** The contents of `manifest.json`. */
+export interface Manifest {
+  /** Always `"strata-shards"`. */
+  format: typeof SHARD_FORMAT;
+  /** Format version: 1. */
+  version: number;
+  /** Where the shards came from. */
+  source: { kind: string; path: string; description: string };
+  /** The normalized model configuration. */
+  config: ModelConfig;
+  /** The `--quantize` the split ran with. */
+  quantization: Quantization;
+  /** Every quantized tensor by name (empty when none). */
+  quant: Record<string, QuantLayout>;
+  /** The embedding shard (`embed.safetensors`). */
+  embed: string;
+  /** The head shard (`head.safetensors`). */
+  head: string;
+  /** One shard per decoder layer, in order (`layers/000.safetensors`, ...). */
+  layers: string[];
+  /** Every file but the manifest itself, with size and SHA-256. */
+  files: ManifestFile[];
+  /**
+   * SHA-256 over the split plan (source tensors and options); a re-run with
+   * the same plan resumes, a different plan is refused.
+   */
+  plan: string;
+}
+
+/**
+ * The relative path of decoder layer `i`'s shard: `layers/000.safetensors`.
+ *
+ * @example
+ * ```ts
+ * import { layerFile } from "./shards.ts";
+ * console.log(layerFile(7)); // "layers/007.safetensors"
+ * ```
+ */
+export function layerFile(i: number): string {
+  return `layers/${String(i).padStart(3, "0")}.safetensors`;
+}
+
+/**
+ * Streams a file through SHA-256 (8 MiB at a time) and returns lower-case hex.
+ *
+ * @example
+ * ```ts ignore
+ * import { sha256File } from "./shards.ts";
+ * console.log(await sha256File("shards/manifest.json"));
+ * ```
+ */
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash("sha256");
+  const f = await Deno.open(path, { read: true });
+  try {
+    const buf = new Uint8Array(8 << 20);
+    while (true) {
+      const n = await f.read(buf);
+      if (n === null) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    f.close();
+  }
+  return h.digest("hex");
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function safeRel(file: string, p: unknown, what: string): string {
+  if (typeof p !== "string" || p === "") {
+    throw new FormatError(file, `${what} is not a path`);
+  }
+  const n = normalize(p);
+  if (isAbsolute(p) || n.startsWith("..") || n !== p || p.includes("\\")) {
+    throw new FormatError(
+      file,
+      `${what} ${JSON.stringify(p)} is not a plain relative path`,
+    );
+  }
+  return p;
+}
+
+/**
+ * Checks a parsed manifest's structure and returns it typed.
+ *
+ * @throws {FormatError} naming `file` when a field is missing or wrong.
+ * @example
+ * ```ts ignore
+ * import { parseManifest } from "./shards.ts";
+ * const m = parseManifest(JSON.parse(await Deno.readTextFile("s/manifest.json")), "s/manifest.json");
+ * console.log(m.layers.length);
+ * ```
+ */
+export function parseManifest(v: unknown, file: string): Manifest {
+  if (!isRecord(v)) throw new FormatError(file, "not a JSON object");
+  if (v.format !== SHARD_FORMAT) {
+    throw new FormatError(file, `format is not "${SHARD_FORMAT}"`);
+  }
+  if (v.version !== SHARD_VERSION) {
+    throw new UnsupportedError(
+      file,
+      `shard format version ${
+        JSON.stringify(v.version)
+      } (this Strata reads ${SHARD_VERSION}); split again`,
+    );
+  }
+  const src = v.source;
+  if (
+    !isRecord(src) || typeof src.kind !== "string" ||
+    typeof src.path !== "string" || typeof src.description !== "string"
+  ) {
+    throw new FormatError(file, "source must be {kind, path, description}");
+  }
+  const c = v.config;
+  if (
+    !isRecord(c) || typeof c.architecture !== "string" ||
+    !Number.isInteger(c.numLayers) || !Number.isInteger(c.hiddenSize)
+  ) {
+    throw new FormatError(file, "config is not a normalized model config");
+  }
+  if (!["none", "q8", "q4"].includes(v.quantization as string)) {
+    throw new FormatError(file, "quantization must be none, q8 or q4");
+  }
+  const quant: Record<string, QuantLayout> = {};
+  if (v.quant !== undefined) {
+    if (!isRecord(v.quant)) {
+      throw new FormatError(file, "quant is not an object");
+    }
+    for (const [name, q] of Object.entries(v.quant)) {
+      if (
+        !isRecord(q) || (q.type !== "q8" && q.type !== "q4") ||
+        !Array.isArray(q.shape) || q.shape.length !== 2 ||
+        !q.shape.every((d) => Number.isInteger(d) && d >= 0) ||
+        q.block !== 32
+      ) {
+        throw new FormatError(
+          file,
+          `quant[${JSON.stringify(name)}] is malformed`,
+        );
+      }
+      quant[name] = {
+        type: q.type,
+        shape: [q.shape[0], q.shape[1]],
+        block: 32,
+      };
+    }
+  }
+  const layers = v.layers;
+  if (!Array.isArray(layers) || layers.length !== c.numLayers) {
+    throw new FormatError(
+      file,
+      `layers must list one file per decoder layer (${c.numLayers})`,
+    );
+  }
+  layers.forEach((p, i) => safeRel(file, p, `layers[${i}]`));
+  const embed = safeRel(file, v.embed, "embed");
+  const head = safeRel(file, v.head, "head");
+  if (!Array.isArray(v.files)) {
+    throw new FormatError(file, "files is not a list");
+  }
+  const files: ManifestFile[] = v.files.map((f, i) => {
+    if (
+      !isRecord(f) || !Number.isSafeInteger(f.size) || (f.size as number) < 0 ||
+      typeof f.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(f.sha256)
+    ) {
+      throw new FormatError(file, `files[${i}] must be {path, size, sha256}`);
+    }
+    return {
+      path: safeRel(file, f.path, `files[${i}].path`),
+      size: f.size as number,
+      sha256: f.sha256,
+    };
+  });
+  const listed = new Set(files.map((f) => f.path));
+  for (const p of [embed, head, ...layers as string[]]) {
+    if (!listed.has(p)) throw new FormatError(file, `${p} is not in files`);
+  }
+  return {
+    format: SHARD_FORMAT,
+    version: SHARD_VERSION,
+    source: {
+      kind: src.kind,
+      path: src.path,
+      description: src.description,
+    },
+    config: c as unknown as ModelConfig,
+    quantization: v.quantization as Quantization,
+    quant,
+    embed,
+    head,
+    layers: layers as string[],
+    files,
+    plan: typeof v.plan === "string" ? v.plan : "",
+  };
+}
+
+/**
+ * An opened shard directory.
+ *
+ * @example
+ * ```ts ignore
+ * import { ShardDir } from "./shards.ts";
+ * const s = await ShardDir.open("shards/tiny");
+ * console.log(s.config.numLayers, s.layerPath(0));
+ * await s.verify();
+ * ```
+ */
+export class ShardDir {
+  /** The directory. */
+  readonly dir: string;
+  /** The parsed manifest.json. */
+  readonly manifest: Manifest;
+
+  private constructor(dir: string, manifest: Manifest) {
+    this.dir = dir;
+    this.manifest = manifest;
+  }
+
+  /**
+   * Whether `dir` holds a manifest.json (does not validate it).
+   *
+   * @example
+   * ```ts ignore
+   * import { ShardDir } from "./shards.ts";
+   * console.log(await ShardDir.isShardDir("shards/tiny"));
+   * ```
+   */
+  static async isShardDir(dir: string): Promise<boolean> {
+    try {
+      return (await Deno.stat(join(dir, MANIFEST_FILE))).isFile;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Reads and checks `dir/manifest.json` (not the shard files: see
+   * {@link ShardDir.verify}).
+   *
+   * @throws {FormatError} when the manifest is missing or malformed.
+   * @example
+   * ```ts ignore
+   * import { ShardDir } from "./shards.ts";
+   * const s = await ShardDir.open("shards/tiny");
+   * console.log(s.manifest.quantization);
+   * ```
+   */
+  static async open(dir: string): Promise<ShardDir> {
+    const file = join(dir, MANIFEST_FILE);
+    let text: string;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new FormatError(file, "no such file (not a shard directory)");
+      }
+      throw new FormatError(file, `cannot read: ${(e as Error).message}`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new FormatError(file, `invalid JSON: ${(e as Error).message}`);
+    }
+    return new ShardDir(dir, parseManifest(json, file));
+  }
+
+  /** The normalized model config from the manifest. */
+  get config(): ModelConfig {
+    return this.manifest.config;
+  }
+
+  /** Absolute-or-relative path (joined to `dir`) of layer `i`'s shard. */
+  layerPath(i: number): string {
+    const p = this.manifest.layers[i];
+    if (p === undefined) {
+      throw new FormatError(
+        join(this.dir, MANIFEST_FILE),
+        `no layer ${i} (the model has ${this.manifest.layers.length})`,
+      );
+    }
+    return join(this.dir, p);
+  }
+
+  /** Path of the embedding shard. */
+  embedPath(): string {
+    return join(this.dir, this.manifest.embed);
+  }
+
+  /** Path of the head shard. */
+  headPath(): string {
+    return join(this.dir, this.manifest.head);
+  }
+
+  /** Path of any file of the directory, by its manifest-relative name. */
+  path(rel: string): string {
+    return join(this.dir, rel);
+  }
+
+  /**
+   * Checks every file listed in the manifest: present, the recorded size and
+   * the recorded SHA-256.
+   *
+   * @throws {FormatError} naming the first file that differs.
+   */
+  async verify(): Promise<void> {
+    for (const f of this.manifest.files) await verifyFile(this.dir, f);
+  }
+}
+
+/**
+ * Checks one manifest entry against the file on disk.
+ *
+ * @throws {FormatError} naming the file when it is missing or differs.
+ * @example
+ * ```ts ignore
+ * import { verifyFile } from "./shards.ts";
+ * await verifyFile("shards", { path: "head.safetensors", size: 1024, sha256: "..." });
+ * ```
+ */
+export async function verifyFile(dir: string, f: ManifestFile): Promise<void> {
+  const p = join(dir, f.path);
+  let size: number;
+  try {
+    size = (await Deno.stat(p)).size;
+  } catch {
+    throw new FormatError(p, "missing (listed in manifest.json)");
+  }
+  if (size !== f.size) {
+    throw new FormatError(
+      p,
+      `size ${size} bytes, manifest.json says ${f.size} (truncated or changed)`,
+    );
+  }
+  if ((await sha256File(p)) !== f.sha256) {
+    throw new FormatError(p, "SHA-256 differs from manifest.json (corrupted)");
+  }
+}

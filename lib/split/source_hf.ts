@@ -1,0 +1,215 @@
+/**
+ * The Hugging Face checkpoint source: a directory with `config.json` and
+ * either `model.safetensors` or `model.safetensors.index.json` naming shard
+ * files. Tensors must be F32, F16 or BF16.
+ *
+ * @module
+ */
+import { FormatError, UnsupportedError } from "../errors.ts";
+import { SafetensorsFile } from "../format/safetensors.ts";
+import type { ModelSource, SourceTensor } from "./source.ts";
+import { basename, join, normalize, resolve } from "node:path";
+
+/** Extra text files copied from a Hugging Face directory when present. */
+export const HF_TEXT_FILES: readonly string[] = [
+  "config.json",
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "generation_config.json",
+];
+
+const FLOAT_DTYPES = new Set(["F32", "F16", "BF16"]);
+
+async function readJson(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new FormatError(path, "no such file");
+    }
+    throw new FormatError(path, `cannot read: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new FormatError(path, `invalid JSON: ${(e as Error).message}`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Opens a Hugging Face checkpoint directory.
+ *
+ * @throws {FormatError} for a missing or malformed config.json, index or
+ * safetensors file (including a shard named in the index that is absent).
+ * @throws {UnsupportedError} for tensor dtypes other than F32/F16/BF16.
+ * @example
+ * ```ts ignore
+ * import { openHfSource } from "./source_hf.ts";
+ * const src = await openHfSource("models/tiny-llama");
+ * console.log(src.tensors.map((t) => t.name));
+ * src.close();
+ * ```
+ */
+export async function openHfSource(dir: string): Promise<ModelSource> {
+  const configPath = join(dir, "config.json");
+  const config = await readJson(configPath);
+  if (!isRecord(config)) {
+    throw new FormatError(configPath, "config.json is not a JSON object");
+  }
+  const files: Record<string, string> = {};
+  for (const name of HF_TEXT_FILES) {
+    const p = join(dir, name);
+    if (await exists(p)) {
+      const text = await Deno.readTextFile(p);
+      if (name !== "config.json") {
+        try {
+          JSON.parse(text);
+        } catch (e) {
+          throw new FormatError(p, `invalid JSON: ${(e as Error).message}`);
+        }
+      }
+      files[name] = text;
+    }
+  }
+
+  const indexPath = join(dir, "model.safetensors.index.json");
+  const singlePath = join(dir, "model.safetensors");
+  const opened: SafetensorsFile[] = [];
+  const sourceFiles: string[] = [];
+  const tensors: SourceTensor[] = [];
+  const closeAll = () => opened.forEach((f) => f.close());
+  try {
+    // weight_map: tensor name -> shard file, or null for a single file.
+    let weightMap: Map<string, string> | null = null;
+    let shardNames: string[];
+    if (await exists(indexPath)) {
+      const index = await readJson(indexPath);
+      if (!isRecord(index) || !isRecord(index.weight_map)) {
+        throw new FormatError(indexPath, "no weight_map object");
+      }
+      weightMap = new Map();
+      const seen = new Set<string>();
+      for (const [name, file] of Object.entries(index.weight_map)) {
+        if (typeof file !== "string" || file === "") {
+          throw new FormatError(
+            indexPath,
+            `weight_map[${JSON.stringify(name)}] is not a file name`,
+          );
+        }
+        const norm = normalize(file);
+        if (norm.startsWith("..") || norm.startsWith("/") || norm !== file) {
+          throw new FormatError(
+            indexPath,
+            `weight_map names a file outside the directory: ${
+              JSON.stringify(file)
+            }`,
+          );
+        }
+        weightMap.set(name, file);
+        seen.add(file);
+      }
+      if (weightMap.size === 0) {
+        throw new FormatError(indexPath, "weight_map is empty");
+      }
+      shardNames = [...seen].sort();
+      for (const s of shardNames) {
+        if (!(await exists(join(dir, s)))) {
+          throw new FormatError(
+            indexPath,
+            `shard ${s} named in the index is missing`,
+          );
+        }
+      }
+      sourceFiles.push(resolve(indexPath));
+    } else if (await exists(singlePath)) {
+      shardNames = ["model.safetensors"];
+    } else {
+      throw new FormatError(
+        dir,
+        "no model.safetensors or model.safetensors.index.json",
+      );
+    }
+
+    const seenNames = new Set<string>();
+    for (const s of shardNames) {
+      const path = join(dir, s);
+      const f = await SafetensorsFile.open(path);
+      opened.push(f);
+      sourceFiles.push(resolve(path));
+      for (const info of f.tensors.values()) {
+        if (weightMap) {
+          const want = weightMap.get(info.name);
+          // Tensors the index does not map to this file are ignored, as
+          // transformers does.
+          if (want !== s) continue;
+        }
+        if (seenNames.has(info.name)) {
+          throw new FormatError(path, `tensor ${info.name} appears twice`);
+        }
+        seenNames.add(info.name);
+        if (!FLOAT_DTYPES.has(info.dtype)) {
+          throw new UnsupportedError(
+            path,
+            `tensor ${info.name} has dtype ${info.dtype}; only F32, F16 and BF16 are supported`,
+          );
+        }
+        const file = f;
+        const name = info.name;
+        tensors.push({
+          name,
+          dtype: info.dtype as "F32" | "F16" | "BF16",
+          shape: info.shape.slice(),
+          byteLength: info.byteLength,
+          file: path,
+          read: async () => ({
+            dtype: info.dtype as "F32" | "F16" | "BF16",
+            bytes: await file.read(name),
+          }),
+        });
+      }
+    }
+    if (weightMap) {
+      for (const [name, file] of weightMap) {
+        if (!seenNames.has(name)) {
+          throw new FormatError(
+            join(dir, file),
+            `tensor ${name} named in ${basename(indexPath)} is not in the file`,
+          );
+        }
+      }
+    }
+    const dtypes = [...new Set(tensors.map((t) => t.dtype))].join("/");
+    const description = `Hugging Face checkpoint (${
+      weightMap
+        ? `${shardNames.length} safetensors shards`
+        : "model.safetensors"
+    }, ${dtypes}, ${tensors.length} tensors)`;
+    return {
+      kind: "hf",
+      path: resolve(dir),
+      description,
+      config,
+      files,
+      tensors,
+      sourceFiles,
+      close: closeAll,
+    };
+  } catch (e) {
+    closeAll();
+    throw e;
+  }
+}

@@ -1,0 +1,724 @@
+/**
+ * `splitModel`: turns a {@link ModelSource} into a shard directory (see
+ * docs/format.md), tensor by tensor, atomically and resumably.
+ *
+ * - Peak memory is about one tensor (plus its quantized form).
+ * - Every file is written as `<file>.partial`, fsynced, hashed, renamed;
+ *   `manifest.json` is written last. A progress record
+ *   (`.strata-split.json`) lists finished files; a re-run checks them (size
+ *   and SHA-256) and skips them. Output is deterministic, so a resumed split
+ *   equals an uninterrupted one byte for byte.
+ * - Free disk space is checked before writing.
+ * - `deleteOriginal` deletes the source files only after the whole shard
+ *   directory has been verified against the manifest.
+ *
+ * Test hooks (environment): `STRATA_SPLIT_FAIL_AFTER=N` throws while writing
+ * the file after the N-th finished one; `STRATA_SPLIT_KILL_AFTER=N` kills the
+ * process with SIGKILL at the same point; `STRATA_SPLIT_FREE_BYTES=N`
+ * pretends the disk has N bytes free.
+ *
+ * @module
+ */
+import {
+  FormatError,
+  StrataError,
+  UnsupportedError,
+  UsageError,
+} from "../errors.ts";
+import { SafetensorsWriter, type TensorDecl } from "../format/safetensors.ts";
+import {
+  EMBED_FILE,
+  HEAD_FILE,
+  layerFile,
+  type Manifest,
+  MANIFEST_FILE,
+  type ManifestFile,
+  type Quantization,
+  type QuantLayout,
+  SHARD_FORMAT,
+  SHARD_VERSION,
+  ShardDir,
+  verifyFile,
+} from "../format/shards.ts";
+import { type ModelConfig, normalizeConfig } from "../model/config.ts";
+import { globalTensors, layerTensors } from "../model/architectures.ts";
+import { toFloat32 } from "../quant/half.ts";
+import { dequantizeQ8, quantizeQ8 } from "../quant/q8.ts";
+import { dequantizeQ4, quantizeQ4 } from "../quant/q4.ts";
+import type { ModelSource, SourceTensor, TensorData } from "./source.ts";
+import { createHash } from "node:crypto";
+import { statfs } from "node:fs/promises";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+
+/** Progress of a split, reported after every tensor and skipped file. */
+export interface SplitProgress {
+  /** Output bytes finished so far (including files skipped on resume). */
+  bytesDone: number;
+  /** Output bytes the split will have written in all (estimate ±1%). */
+  bytesTotal: number;
+  /** The output file being written, relative to the shard directory. */
+  file: string;
+  /** Of bytesDone, how many were already there from an earlier run. */
+  bytesSkipped: number;
+}
+
+/** Options of {@link splitModel}. */
+export interface SplitOptions {
+  /** The shard directory to write (created if needed). */
+  out: string;
+  /** Quantize the 2-D projection weights (default "none"). */
+  quantize?: Quantization;
+  /** Also store the token embedding as q8. */
+  quantizeEmbedding?: boolean;
+  /** Delete the source files once every shard is written and verified. */
+  deleteOriginal?: boolean;
+  /** Called as the split advances. */
+  onProgress?: (p: SplitProgress) => void;
+}
+
+/** Name of the progress record inside the output directory. */
+export const PROGRESS_FILE = ".strata-split.json";
+const BLOCK = 32;
+
+type OutKind = "raw" | "q8" | "q4";
+
+interface OutTensor {
+  src: SourceTensor;
+  kind: OutKind;
+  decls: TensorDecl[];
+  bytes: number;
+}
+
+interface OutFile {
+  path: string;
+  /** Text content (copied files), or tensors. */
+  text?: string;
+  tensors: OutTensor[];
+  metadata?: Record<string, string>;
+  estSize: number;
+}
+
+const PROJECTION_ROLES = new Set([
+  "qProj",
+  "kProj",
+  "vProj",
+  "oProj",
+  "gateProj",
+  "upProj",
+  "downProj",
+]);
+
+function sameShape(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function shapeStr(s: number[]): string {
+  return `[${s.join(", ")}]`;
+}
+
+/** What a tensor becomes: its raw bytes, or q8/q4 data + scales. */
+function outTensor(src: SourceTensor, want: OutKind): OutTensor {
+  let kind: OutKind = want;
+  // Already-quantized sources keep their packing unless asked for another.
+  if (want === "raw" && (src.dtype === "q8" || src.dtype === "q4")) {
+    kind = src.dtype;
+  }
+  if (kind === "raw") {
+    return {
+      src,
+      kind,
+      decls: [{
+        name: src.name,
+        dtype: src.dtype as "F32" | "F16" | "BF16",
+        shape: src.shape.slice(),
+      }],
+      bytes: src.byteLength,
+    };
+  }
+  if (src.shape.length !== 2) {
+    throw new FormatError(
+      src.file ?? src.name,
+      `tensor ${src.name} has shape ${
+        shapeStr(src.shape)
+      }; only 2-D weights can be quantized`,
+    );
+  }
+  const [rows, cols] = src.shape;
+  const nb = Math.ceil(cols / BLOCK);
+  const width = kind === "q8" ? nb * BLOCK : nb * (BLOCK / 2);
+  return {
+    src,
+    kind,
+    decls: [
+      {
+        name: src.name,
+        dtype: kind === "q8" ? "I8" : "U8",
+        shape: [rows, width],
+      },
+      { name: `${src.name}.scales`, dtype: "F16", shape: [rows, nb] },
+    ],
+    bytes: rows * width + rows * nb * 2,
+  };
+}
+
+function headerEstimate(
+  decls: TensorDecl[],
+  metadata?: Record<string, string>,
+): number {
+  const h: Record<string, unknown> = {};
+  if (metadata) h.__metadata__ = metadata;
+  for (const d of decls) {
+    h[d.name] = {
+      dtype: d.dtype,
+      shape: d.shape,
+      data_offsets: [1e12, 1e12],
+    };
+  }
+  return 8 +
+    Math.ceil(new TextEncoder().encode(JSON.stringify(h)).length / 8) * 8;
+}
+
+function tensorFile(path: string, tensors: OutTensor[]): OutFile {
+  const quant: Record<string, QuantLayout> = {};
+  for (const t of tensors) {
+    if (t.kind !== "raw") {
+      quant[t.src.name] = {
+        type: t.kind,
+        shape: [t.src.shape[0], t.src.shape[1]],
+        block: BLOCK,
+      };
+    }
+  }
+  const metadata = Object.keys(quant).length
+    ? { "strata.quant": JSON.stringify(quant) }
+    : undefined;
+  const decls = tensors.flatMap((t) => t.decls);
+  const estSize = headerEstimate(decls, metadata) +
+    tensors.reduce((a, t) => a + t.bytes, 0);
+  return { path, tensors, metadata, estSize };
+}
+
+/** Routes and checks the source's tensors; returns the output files in write order. */
+function plan(
+  source: ModelSource,
+  cfg: ModelConfig,
+  quantize: Quantization,
+  quantizeEmbedding: boolean,
+): OutFile[] {
+  const byName = new Map<string, SourceTensor>();
+  for (const t of source.tensors) {
+    if (byName.has(t.name)) {
+      throw new FormatError(
+        t.file ?? source.path,
+        `tensor ${t.name} appears twice`,
+      );
+    }
+    byName.set(t.name, t);
+  }
+  const used = new Set<string>();
+  const take = (name: string, shape: number[]): SourceTensor => {
+    const t = byName.get(name);
+    if (!t) {
+      throw new FormatError(
+        source.path,
+        `missing tensor ${name} (required by the ${cfg.architecture} config)`,
+      );
+    }
+    if (!sameShape(t.shape, shape)) {
+      throw new FormatError(
+        t.file ?? source.path,
+        `tensor ${name} has shape ${shapeStr(t.shape)}, the config implies ${
+          shapeStr(shape)
+        }`,
+      );
+    }
+    used.add(name);
+    return t;
+  };
+  const projKind: OutKind = quantize === "none" ? "raw" : quantize;
+
+  const files: OutFile[] = [];
+  const textNames = [
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+  ];
+  for (const name of textNames) {
+    let text = source.files[name];
+    if (name === "config.json" && text === undefined) {
+      text = JSON.stringify(source.config, null, 2) + "\n";
+    }
+    if (text === undefined) continue;
+    files.push({
+      path: name,
+      text,
+      tensors: [],
+      estSize: new TextEncoder().encode(text).length,
+    });
+  }
+
+  const globals = new Map(globalTensors(cfg).map((g) => [g.role, g]));
+  const emb = globals.get("embed")!;
+  files.push(tensorFile(EMBED_FILE, [
+    outTensor(take(emb.name, emb.shape), quantizeEmbedding ? "q8" : "raw"),
+  ]));
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const ts = layerTensors(cfg, i).map((lt) =>
+      outTensor(
+        take(lt.name, lt.shape),
+        PROJECTION_ROLES.has(lt.role) ? projKind : "raw",
+      )
+    );
+    files.push(tensorFile(layerFile(i), ts));
+  }
+  const norm = globals.get("finalNorm")!;
+  const head = [outTensor(take(norm.name, norm.shape), "raw")];
+  const lm = globals.get("lmHead");
+  if (lm) head.push(outTensor(take(lm.name, lm.shape), projKind));
+  files.push(tensorFile(HEAD_FILE, head));
+
+  for (const t of source.tensors) {
+    if (used.has(t.name)) continue;
+    if (t.name.endsWith("rotary_emb.inv_freq")) continue; // recomputed
+    if (t.name === "lm_head.weight" && cfg.tieWordEmbeddings) continue; // tied copy
+    throw new UnsupportedError(
+      t.file ?? source.path,
+      `unexpected tensor ${t.name} for a ${cfg.architecture} model`,
+    );
+  }
+  return files;
+}
+
+function planHash(
+  source: ModelSource,
+  cfg: ModelConfig,
+  quantize: Quantization,
+  quantizeEmbedding: boolean,
+  files: OutFile[],
+): string {
+  const h = createHash("sha256");
+  h.update(JSON.stringify({
+    format: SHARD_FORMAT,
+    version: SHARD_VERSION,
+    kind: source.kind,
+    description: source.description,
+    config: cfg,
+    quantize,
+    quantizeEmbedding,
+    tensors: source.tensors.map((
+      t,
+    ) => [t.name, t.dtype, t.shape, t.byteLength]),
+  }));
+  for (const f of files) if (f.text !== undefined) h.update(f.text);
+  return h.digest("hex");
+}
+
+function bytesOf(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Produces the bytes of `t`'s declared tensors, in order. */
+async function produce(t: OutTensor): Promise<Uint8Array[]> {
+  const d: TensorData = await t.src.read();
+  const where = t.src.file ?? t.src.name;
+  if (t.kind === "raw") {
+    if (d.dtype === "q8" || d.dtype === "q4") {
+      throw new FormatError(
+        where,
+        `tensor ${t.src.name}: unexpected packed data`,
+      );
+    }
+    return [d.bytes];
+  }
+  const [rows, cols] = t.src.shape;
+  if (d.dtype === t.kind) return [bytesOf(d.data), bytesOf(d.scales)];
+  let w: Float32Array;
+  if (d.dtype === "q8") w = dequantizeQ8(d, rows, cols);
+  else if (d.dtype === "q4") w = dequantizeQ4(d, rows, cols);
+  else w = toFloat32(d.bytes, d.dtype);
+  if (w.length !== rows * cols) {
+    throw new FormatError(
+      where,
+      `tensor ${t.src.name}: ${w.length} values for shape ${
+        shapeStr(t.src.shape)
+      }`,
+    );
+  }
+  const q = t.kind === "q8"
+    ? quantizeQ8(w, rows, cols)
+    : quantizeQ4(w, rows, cols);
+  return [bytesOf(q.data), bytesOf(q.scales)];
+}
+
+/** Streams a file through SHA-256 and fsyncs it; returns the hex digest. */
+async function hashAndSync(
+  path: string,
+): Promise<{ sha256: string; size: number }> {
+  const h = createHash("sha256");
+  const f = await Deno.open(path, { read: true, write: true });
+  let size = 0;
+  try {
+    await f.sync();
+    const buf = new Uint8Array(8 << 20);
+    while (true) {
+      const n = await f.read(buf);
+      if (n === null) break;
+      size += n;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    f.close();
+  }
+  return { sha256: h.digest("hex"), size };
+}
+
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const f = await Deno.open(dir, { read: true });
+    try {
+      await f.sync();
+    } finally {
+      f.close();
+    }
+  } catch {
+    // not every platform can fsync a directory
+  }
+}
+
+async function writeTextAtomic(
+  path: string,
+  text: string,
+  sync = true,
+): Promise<void> {
+  const tmp = path + ".partial";
+  await Deno.writeTextFile(tmp, text);
+  if (sync) await hashAndSync(tmp);
+  await Deno.rename(tmp, path);
+  await syncDir(dirname(path));
+}
+
+async function removeIfExists(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+async function freeBytes(dir: string): Promise<number> {
+  const fake = Deno.env.get("STRATA_SPLIT_FREE_BYTES");
+  if (fake !== undefined) return Number(fake);
+  let d = resolve(dir);
+  while (true) {
+    try {
+      const s = await statfs(d);
+      return Number(s.bavail) * Number(s.bsize);
+    } catch {
+      const up = dirname(d);
+      if (up === d) return Infinity;
+      d = up;
+    }
+  }
+}
+
+/**
+ * Formats a byte count for humans: `1.5 GB`, `12.0 MB`, `512 B`.
+ *
+ * @example
+ * ```ts
+ * import { formatBytes } from "./split.ts";
+ * console.log(formatBytes(1536 * 1024 * 1024)); // "1.61 GB"
+ * ```
+ */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return String(n);
+  if (n < 1000) return `${n} B`;
+  const units = ["kB", "MB", "GB", "TB"];
+  let v = n;
+  let u = -1;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+}
+
+function envInt(name: string): number | null {
+  const v = Deno.env.get(name);
+  if (v === undefined || v === "") return null;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 0 ? n : null;
+}
+
+interface Progress {
+  plan: string;
+  done: Record<string, { size: number; sha256: string }>;
+}
+
+async function readProgress(path: string): Promise<Progress | null> {
+  try {
+    const v = JSON.parse(await Deno.readTextFile(path));
+    if (typeof v?.plan === "string" && typeof v?.done === "object") return v;
+  } catch {
+    // missing or unreadable: start over
+  }
+  return null;
+}
+
+async function removeStalePartials(out: string): Promise<void> {
+  for (const d of [out, join(out, "layers")]) {
+    try {
+      for await (const e of Deno.readDir(d)) {
+        if (e.isFile && e.name.endsWith(".partial")) {
+          await Deno.remove(join(d, e.name));
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+}
+
+function configLabel(source: ModelSource): string {
+  return source.kind === "hf" ? join(source.path, "config.json") : source.path;
+}
+
+/**
+ * Splits `source` into a shard directory at `opts.out` and returns the
+ * manifest. Re-running after a failure resumes; re-running after success
+ * verifies and returns the existing manifest.
+ *
+ * @throws {FormatError} when the source is malformed or incomplete.
+ * @throws {UsageError} when `out` holds shards of a different split.
+ * @throws {StrataError} when the disk lacks space (the message says how much is needed).
+ * @example
+ * ```ts ignore
+ * import { openSource } from "./source.ts";
+ * import { splitModel } from "./split.ts";
+ * const src = await openSource("models/tiny-llama");
+ * try {
+ *   const m = await splitModel(src, { out: "shards/tiny-llama", quantize: "q8" });
+ *   console.log(m.layers.length);
+ * } finally {
+ *   src.close();
+ * }
+ * ```
+ */
+export async function splitModel(
+  source: ModelSource,
+  opts: SplitOptions,
+): Promise<Manifest> {
+  const quantize = opts.quantize ?? "none";
+  if (!["none", "q8", "q4"].includes(quantize)) {
+    throw new UsageError(`--quantize must be none, q8 or q4 (got ${quantize})`);
+  }
+  const quantizeEmbedding = opts.quantizeEmbedding ?? false;
+  const out = opts.out;
+  const cfg = normalizeConfig(source.config, configLabel(source));
+  const files = plan(source, cfg, quantize, quantizeEmbedding);
+  const planId = planHash(source, cfg, quantize, quantizeEmbedding, files);
+
+  const outAbs = resolve(out);
+  for (const f of source.sourceFiles) {
+    if (resolve(f) === outAbs) {
+      throw new UsageError(`--out ${out} is a source file`);
+    }
+  }
+  const manifestPath = join(out, MANIFEST_FILE);
+  const progressPath = join(out, PROGRESS_FILE);
+
+  // Already finished?
+  if (await ShardDir.isShardDir(out)) {
+    const existing = await ShardDir.open(out);
+    if (existing.manifest.plan !== planId) {
+      throw new UsageError(
+        `${out} already holds shards of a different model or --quantize setting; choose another --out or remove it`,
+      );
+    }
+    await existing.verify();
+    const total = existing.manifest.files.reduce((a, f) => a + f.size, 0);
+    opts.onProgress?.({
+      bytesDone: total,
+      bytesTotal: total,
+      file: MANIFEST_FILE,
+      bytesSkipped: total,
+    });
+    if (opts.deleteOriginal) await deleteSources(source, out);
+    return existing.manifest;
+  }
+
+  await Deno.mkdir(join(out, "layers"), { recursive: true });
+  await removeStalePartials(out);
+
+  // Resume: files finished by an earlier run of the same plan.
+  const finished = new Map<string, ManifestFile>();
+  const progress = await readProgress(progressPath);
+  if (progress && progress.plan === planId) {
+    for (const f of files) {
+      const rec = progress.done[f.path];
+      if (!rec) continue;
+      const entry = { path: f.path, size: rec.size, sha256: rec.sha256 };
+      try {
+        await verifyFile(out, entry);
+        finished.set(f.path, entry);
+      } catch {
+        // changed or missing: write it again
+      }
+    }
+  }
+  const record: Progress = { plan: planId, done: {} };
+  for (const [p, e] of finished) {
+    record.done[p] = { size: e.size, sha256: e.sha256 };
+  }
+  await writeTextAtomic(progressPath, JSON.stringify(record), false);
+
+  // Disk space.
+  const bytesTotal = files.reduce(
+    (a, f) => a + (finished.get(f.path)?.size ?? f.estSize),
+    0,
+  );
+  const needed = files.reduce(
+    (a, f) => a + (finished.has(f.path) ? 0 : f.estSize),
+    0,
+  ) + 64 * 1024;
+  const free = await freeBytes(out);
+  if (needed > free) {
+    throw new StrataError(
+      `${out}: not enough free disk space: the split needs ${
+        formatBytes(needed)
+      }, ${formatBytes(free)} available`,
+    );
+  }
+
+  const failAfter = envInt("STRATA_SPLIT_FAIL_AFTER");
+  const killAfter = envInt("STRATA_SPLIT_KILL_AFTER");
+  let completed = 0;
+  let bytesDone = 0;
+  let bytesSkipped = 0;
+  const entries: ManifestFile[] = [];
+  for (const f of files) {
+    const target = join(out, f.path);
+    const done = finished.get(f.path);
+    if (done) {
+      entries.push(done);
+      bytesDone += done.size;
+      bytesSkipped += done.size;
+      opts.onProgress?.({ bytesDone, bytesTotal, file: f.path, bytesSkipped });
+      continue;
+    }
+    const inject = () => {
+      if (killAfter !== null && completed >= killAfter) {
+        Deno.kill(Deno.pid, "SIGKILL");
+      }
+      if (failAfter !== null && completed >= failAfter) {
+        throw new StrataError(
+          `${target}: injected failure (STRATA_SPLIT_FAIL_AFTER=${failAfter})`,
+        );
+      }
+    };
+    const partial = target + ".partial";
+    if (f.text !== undefined) {
+      await Deno.writeTextFile(partial, f.text);
+      inject();
+    } else {
+      const writer = await SafetensorsWriter.create(
+        partial,
+        f.tensors.flatMap((t) => t.decls),
+        f.metadata,
+      );
+      try {
+        for (const t of f.tensors) {
+          const parts = await produce(t);
+          for (let i = 0; i < parts.length; i++) {
+            await writer.write(t.decls[i].name, parts[i]);
+          }
+          bytesDone += t.bytes;
+          opts.onProgress?.({
+            bytesDone,
+            bytesTotal,
+            file: f.path,
+            bytesSkipped,
+          });
+          inject();
+        }
+        await writer.close();
+      } catch (e) {
+        try {
+          await writer.close();
+        } catch {
+          // incomplete on purpose
+        }
+        await removeIfExists(partial);
+        throw e;
+      }
+    }
+    const { sha256, size } = await hashAndSync(partial);
+    await Deno.rename(partial, target);
+    await syncDir(dirname(target));
+    const entry = { path: f.path, size, sha256 };
+    entries.push(entry);
+    if (f.text !== undefined) bytesDone += size;
+    else bytesDone += size - f.tensors.reduce((a, t) => a + t.bytes, 0);
+    record.done[f.path] = { size, sha256 };
+    await writeTextAtomic(progressPath, JSON.stringify(record), false);
+    completed++;
+  }
+
+  const quant: Record<string, QuantLayout> = {};
+  for (const f of files) {
+    if (f.metadata?.["strata.quant"]) {
+      Object.assign(quant, JSON.parse(f.metadata["strata.quant"]));
+    }
+  }
+  const manifest: Manifest = {
+    format: SHARD_FORMAT,
+    version: SHARD_VERSION,
+    source: {
+      kind: source.kind,
+      path: source.path,
+      description: source.description,
+    },
+    config: cfg,
+    quantization: effectiveQuantization(quantize, quant),
+    quant,
+    embed: EMBED_FILE,
+    head: HEAD_FILE,
+    layers: Array.from({ length: cfg.numLayers }, (_, i) => layerFile(i)),
+    files: entries,
+    plan: planId,
+  };
+  await writeTextAtomic(manifestPath, JSON.stringify(manifest, null, 2) + "\n");
+  await removeIfExists(progressPath);
+  if (opts.deleteOriginal) await deleteSources(source, out);
+  return manifest;
+}
+
+/** "none" unless every quantized projection agrees on one packing. */
+function effectiveQuantization(
+  requested: Quantization,
+  quant: Record<string, QuantLayout>,
+): Quantization {
+  if (requested !== "none") return requested;
+  const types = new Set(
+    Object.entries(quant)
+      .filter(([n]) => n !== "model.embed_tokens.weight")
+      .map(([, q]) => q.type),
+  );
+  if (types.size === 0) return "none";
+  return types.has("q4") ? "q4" : "q8";
+}
+
+async function deleteSources(source: ModelSource, out: string): Promise<void> {
+  // Verify everything against the manifest first: only then delete.
+  const shards = await ShardDir.open(out);
+  await shards.verify();
+  source.close();
+  const outAbs = resolve(out);
+  for (const f of source.sourceFiles) {
+    const abs = resolve(f);
+    const rel = relative(outAbs, abs);
+    if (!rel.startsWith("..") && !isAbsolute(rel)) continue; // never inside out/
+    await removeIfExists(abs);
+  }
+}
