@@ -1,0 +1,127 @@
+/**
+ * Strata q4 (GGUF Q4_0 semantics in a row-blocked layout): for a 2-D weight
+ * `[rows, cols]`, blocks of 32 consecutive elements of a row, the last one
+ * zero-padded; data `U8 [rows, nb*16]` where byte j (0..15) of a block holds
+ * element j in its low nibble and element j+16 in its high nibble,
+ * `x = d * (nibble - 8)`; scales `F16 [rows, nb]`. Quantizer (llama.cpp
+ * `quantize_row_q4_0_ref`, in f32 arithmetic): `max` = the element with the
+ * largest |x| (first one on ties, sign kept), `d = max / -8`,
+ * `q = min(15, trunc(x * (1/d) + 8.5))` (1/d taken as 0 when d = 0).
+ *
+ * @module
+ */
+
+import { UsageError } from "../errors.ts";
+import { f16Table, f32ToF16 } from "./half.ts";
+import { checkDims, QK } from "./layout.ts";
+
+/**
+ * Quantizes a row-major `[rows, cols]` f32 matrix to q4.
+ *
+ * @throws {UsageError} when `w.length !== rows * cols`.
+ * @example
+ * ```ts
+ * import { quantizeQ4 } from "./q4.ts";
+ * const q = quantizeQ4(new Float32Array([-8, 4]), 1, 2);
+ * // element 0 → nibble 0, element 1 → 12, padding (0.0) → 8
+ * console.log(q.data.length, q.data[0].toString(16), q.data[1].toString(16)); // 16 80 8c
+ * ```
+ */
+export function quantizeQ4(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+): { data: Uint8Array; scales: Uint16Array } {
+  checkDims(rows, cols, w.length);
+  const fr = Math.fround;
+  const nb = Math.ceil(cols / QK);
+  const half = QK / 2;
+  const data = new Uint8Array(rows * nb * half);
+  const scales = new Uint16Array(rows * nb);
+  const x = new Float32Array(QK); // one block, zero-padded
+  for (let r = 0; r < rows; r++) {
+    const rowIn = r * cols;
+    for (let b = 0; b < nb; b++) {
+      const start = rowIn + b * QK;
+      const n = Math.min(QK, cols - b * QK);
+      let amax = 0;
+      let max = 0;
+      for (let j = 0; j < n; j++) {
+        const v = w[start + j];
+        x[j] = v;
+        const a = Math.abs(v);
+        if (a > amax) {
+          amax = a;
+          max = v;
+        }
+      }
+      for (let j = n; j < QK; j++) x[j] = 0;
+      const d = fr(max / -8);
+      const id = d !== 0 ? fr(1 / d) : 0;
+      scales[r * nb + b] = f32ToF16(d);
+      const o = (r * nb + b) * half;
+      for (let j = 0; j < half; j++) {
+        const x0 = fr(fr(x[j] * id) + 8.5);
+        const x1 = fr(fr(x[j + half] * id) + 8.5);
+        const q0 = x0 >= 15 ? 15 : Math.trunc(x0);
+        const q1 = x1 >= 15 ? 15 : Math.trunc(x1);
+        data[o + j] = q0 | (q1 << 4);
+      }
+    }
+  }
+  return { data, scales };
+}
+
+/**
+ * Dequantizes q4 back to a row-major `[rows, cols]` f32 matrix (the padding
+ * is dropped).
+ *
+ * @throws {UsageError} when the array sizes do not match rows and cols.
+ * @example
+ * ```ts
+ * import { dequantizeQ4, quantizeQ4 } from "./q4.ts";
+ * console.log(dequantizeQ4(quantizeQ4(new Float32Array([-8, 4]), 1, 2), 1, 2)); // Float32Array [-8, 4]
+ * ```
+ */
+export function dequantizeQ4(
+  q: { data: Uint8Array; scales: Uint16Array },
+  rows: number,
+  cols: number,
+): Float32Array {
+  checkDims(rows, cols);
+  const nb = Math.ceil(cols / QK);
+  const half = QK / 2;
+  if (q.data.length !== rows * nb * half || q.scales.length !== rows * nb) {
+    throw new UsageError(
+      `dequantizeQ4: ${rows} x ${cols} needs ${
+        rows * nb * half
+      } data bytes and ${
+        rows * nb
+      } scales, got ${q.data.length} and ${q.scales.length}`,
+    );
+  }
+  const t = f16Table();
+  const out = new Float32Array(rows * cols);
+  const { data, scales } = q;
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < nb; b++) {
+      const d = t[scales[r * nb + b]];
+      const n = Math.min(QK, cols - b * QK);
+      const o = r * cols + b * QK;
+      const s = (r * nb + b) * half;
+      if (n === QK) {
+        for (let j = 0; j < half; j++) {
+          const v = data[s + j];
+          out[o + j] = d * ((v & 15) - 8);
+          out[o + j + half] = d * ((v >> 4) - 8);
+        }
+      } else {
+        for (let j = 0; j < n; j++) {
+          const v = data[s + (j & 15)];
+          out[o + j] = d * ((j < half ? v & 15 : v >> 4) - 8);
+        }
+      }
+    }
+  }
+  return out;
+}

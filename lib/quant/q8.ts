@@ -1,0 +1,100 @@
+/**
+ * Strata q8 (GGUF Q8_0 semantics in a row-blocked layout): for a 2-D weight
+ * `[rows, cols]`, blocks of 32 consecutive elements of a row, the last one
+ * zero-padded; data `I8 [rows, nb*32]` with `x = d * q`, scales
+ * `F16 [rows, nb]`. Quantizer (llama.cpp `quantize_row_q8_0_ref`, in f32
+ * arithmetic): `d = max|x| / 127`, `q = roundf(x * (1/d))` (0 when d = 0),
+ * d stored as f16.
+ *
+ * @module
+ */
+
+import { UsageError } from "../errors.ts";
+import { f16Table, f32ToF16 } from "./half.ts";
+import { checkDims, QK } from "./layout.ts";
+
+/**
+ * Quantizes a row-major `[rows, cols]` f32 matrix to q8.
+ *
+ * @throws {UsageError} when `w.length !== rows * cols`.
+ * @example
+ * ```ts
+ * import { quantizeQ8 } from "./q8.ts";
+ * const q = quantizeQ8(new Float32Array([127, -1, 0.5]), 1, 3);
+ * console.log(q.data.length, q.scales.length, q.data[0], q.data[1]); // 32 1 127 -1
+ * ```
+ */
+export function quantizeQ8(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+): { data: Int8Array; scales: Uint16Array } {
+  checkDims(rows, cols, w.length);
+  const fr = Math.fround;
+  const nb = Math.ceil(cols / QK);
+  const data = new Int8Array(rows * nb * QK);
+  const scales = new Uint16Array(rows * nb);
+  for (let r = 0; r < rows; r++) {
+    const rowIn = r * cols;
+    for (let b = 0; b < nb; b++) {
+      const start = rowIn + b * QK;
+      const end = start + Math.min(QK, cols - b * QK);
+      let amax = 0;
+      for (let i = start; i < end; i++) {
+        const a = Math.abs(w[i]);
+        if (a > amax) amax = a;
+      }
+      const d = fr(amax / 127);
+      const id = d !== 0 ? fr(1 / d) : 0;
+      scales[r * nb + b] = f32ToF16(d);
+      let o = (r * nb + b) * QK;
+      for (let i = start; i < end; i++, o++) {
+        const x = fr(w[i] * id);
+        // roundf: half away from zero (exact in double for an f32 x)
+        data[o] = x < 0 ? -Math.floor(0.5 - x) : Math.floor(x + 0.5);
+      }
+    }
+  }
+  return { data, scales };
+}
+
+/**
+ * Dequantizes q8 back to a row-major `[rows, cols]` f32 matrix (`d * q` in
+ * f32; the padding is dropped).
+ *
+ * @throws {UsageError} when the array sizes do not match rows and cols.
+ * @example
+ * ```ts
+ * import { dequantizeQ8, quantizeQ8 } from "./q8.ts";
+ * const w = dequantizeQ8(quantizeQ8(new Float32Array([127, -1, 0.5]), 1, 3), 1, 3);
+ * console.log(w); // Float32Array [127, -1, 1]
+ * ```
+ */
+export function dequantizeQ8(
+  q: { data: Int8Array; scales: Uint16Array },
+  rows: number,
+  cols: number,
+): Float32Array {
+  checkDims(rows, cols);
+  const nb = Math.ceil(cols / QK);
+  if (q.data.length !== rows * nb * QK || q.scales.length !== rows * nb) {
+    throw new UsageError(
+      `dequantizeQ8: ${rows} x ${cols} needs ${rows * nb * QK} data bytes and ${
+        rows * nb
+      } scales, got ${q.data.length} and ${q.scales.length}`,
+    );
+  }
+  const t = f16Table();
+  const out = new Float32Array(rows * cols);
+  const { data, scales } = q;
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < nb; b++) {
+      const d = t[scales[r * nb + b]];
+      const n = Math.min(QK, cols - b * QK);
+      const o = r * cols + b * QK;
+      const s = (r * nb + b) * QK;
+      for (let j = 0; j < n; j++) out[o + j] = d * data[s + j];
+    }
+  }
+  return out;
+}
