@@ -7,7 +7,8 @@
 
 import { type ModelConfig, rotaryDim } from "./config.ts";
 
-type RopeConfig = Pick<
+/** The config fields RoPE depends on. */
+export type RopeConfig = Pick<
   ModelConfig,
   | "headDim"
   | "partialRotaryFactor"
