@@ -1,0 +1,190 @@
+/**
+ * `strata split`: convert a checkpoint into a shard directory once.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { UsageError } from "../errors.ts";
+import { openSource } from "../split/source.ts";
+import { formatBytes, splitModel, type SplitProgress } from "../split/split.ts";
+
+const HELP = `Usage: deno run -A cli.ts split <source> --out <dir> [flags]
+
+Converts a checkpoint into per-layer shard files, once: embed.safetensors,
+layers/000.safetensors ..., head.safetensors, manifest.json, and the model's
+config.json / tokenizer files (format: docs/format.md). Memory stays about one
+tensor; every file is written atomically and an interrupted split resumes
+where it stopped when run again with the same arguments.
+
+<source> is one of
+  a Hugging Face checkpoint directory  config.json + model.safetensors, or
+                                       model-*.safetensors + model.safetensors.index.json
+                                       (F32, F16 or BF16)
+  a GGUF file                          model.gguf (F32, F16, BF16, Q8_0, Q4_0)
+  a llama2.c checkpoint                model.bin, with --tokenizer tok.bin
+
+Flags:
+  --out DIR               shard directory to write (required; created if needed)
+  --quantize none|q8|q4   pack the 2-D projection weights (q/k/v/o, gate/up/down,
+                          lm_head) as q8 (int8) or q4 (4-bit), blocks of 32 with
+                          an f16 scale each; norms, biases and the embedding keep
+                          the source precision (default: none)
+  --quantize-embedding    also store the token embedding as q8
+  --tokenizer FILE        llama2.c tokenizer file for a .bin checkpoint
+                          (default: tokenizer.bin next to it)
+  --delete-original       delete the source weight files, only after every shard
+                          is written and verified against the manifest
+  --json                  print a JSON summary on stdout
+  -h, --help              show this help
+
+Examples:
+  deno run -A cli.ts split ./Llama-3.2-1B --out ./llama-1b-shards
+  deno run -A cli.ts split ./Qwen3-0.6B --out ./qwen3-q4 --quantize q4
+  deno run -A cli.ts split stories260K.bin --tokenizer tok512.bin --out ./stories`;
+
+function seconds(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)}s`;
+  const m = Math.floor(s / 60);
+  return `${m}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
+}
+
+/** Renders progress on stderr: a live line on a terminal, nothing otherwise. */
+class ProgressLine {
+  #tty = Deno.stderr.isTerminal();
+  #start = performance.now();
+  #last = 0;
+  #drawn = false;
+  #enc = new TextEncoder();
+
+  update(p: SplitProgress): void {
+    if (!this.#tty) return;
+    const now = performance.now();
+    if (now - this.#last < 100 && p.bytesDone < p.bytesTotal) return;
+    this.#last = now;
+    const el = (now - this.#start) / 1000;
+    const written = p.bytesDone - p.bytesSkipped;
+    const rate = el > 0 ? written / el : 0;
+    const eta = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Infinity;
+    const pct = p.bytesTotal ? (100 * p.bytesDone / p.bytesTotal) : 100;
+    const line = `split ${pct.toFixed(0).padStart(3)}%  ${
+      formatBytes(p.bytesDone)
+    } / ${formatBytes(p.bytesTotal)}  ${formatBytes(rate)}/s  ETA ${
+      seconds(eta)
+    }  ${p.file}`;
+    Deno.stderr.writeSync(this.#enc.encode(`\r\x1b[2K${line}`));
+    this.#drawn = true;
+  }
+
+  end(): void {
+    if (this.#drawn) Deno.stderr.writeSync(this.#enc.encode("\r\x1b[2K"));
+  }
+
+  get elapsed(): number {
+    return (performance.now() - this.#start) / 1000;
+  }
+}
+
+/**
+ * Runs `split` with command-line `args`; returns the exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./split.ts";
+ * await main(["models/tiny", "--out", "shards/tiny", "--quantize", "q8"]);
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        out: { type: "string", short: "o" },
+        quantize: { type: "string", short: "q" },
+        "quantize-embedding": { type: "boolean" },
+        tokenizer: { type: "string" },
+        "delete-original": { type: "boolean" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(`split: ${(e as Error).message}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      `split: expected one source (got ${positionals.length}); see 'split --help'`,
+    );
+  }
+  if (!values.out) throw new UsageError("split: --out <dir> is required");
+  const quantize = values.quantize ?? "none";
+  if (quantize !== "none" && quantize !== "q8" && quantize !== "q4") {
+    throw new UsageError(
+      `split: --quantize must be none, q8 or q4 (got ${quantize})`,
+    );
+  }
+  const source = await openSource(positionals[0], {
+    tokenizer: values.tokenizer,
+  });
+  const progress = new ProgressLine();
+  let last: SplitProgress | null = null;
+  try {
+    const manifest = await splitModel(source, {
+      out: values.out,
+      quantize,
+      quantizeEmbedding: values["quantize-embedding"] ?? false,
+      deleteOriginal: values["delete-original"] ?? false,
+      onProgress: (p) => {
+        last = p;
+        progress.update(p);
+      },
+    });
+    progress.end();
+    const total = manifest.files.reduce((a, f) => a + f.size, 0);
+    const skipped = (last as SplitProgress | null)?.bytesSkipped ?? 0;
+    const written = total - skipped;
+    const el = progress.elapsed;
+    const parts = [
+      `split: ${manifest.config.architecture}, ${manifest.layers.length} layers, ` +
+      `${manifest.quantization} → ${values.out}: ${manifest.files.length} files, ${
+        formatBytes(total)
+      }`,
+    ];
+    if (written > 0) {
+      parts.push(
+        `wrote ${formatBytes(written)} in ${seconds(el)} (${
+          formatBytes(written / Math.max(el, 1e-3))
+        }/s)`,
+      );
+    }
+    if (skipped > 0) parts.push(`${formatBytes(skipped)} already done`);
+    if (values["delete-original"]) {
+      parts.push(`deleted ${source.sourceFiles.length} source files`);
+    }
+    console.error(parts.join("; "));
+    if (values.json) {
+      console.log(JSON.stringify({
+        out: values.out,
+        architecture: manifest.config.architecture,
+        layers: manifest.layers.length,
+        quantization: manifest.quantization,
+        files: manifest.files.length,
+        bytes: total,
+        bytes_written: written,
+        seconds: el,
+      }));
+    }
+    return 0;
+  } finally {
+    progress.end();
+    source.close();
+  }
+}
