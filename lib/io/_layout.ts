@@ -1,0 +1,280 @@
+/**
+ * GPU layout of the tensors of one shard file (a decoder layer, or the head):
+ * where each tensor lives inside one GPU buffer, and where its bytes come from
+ * in the file. The host image of a layer is laid out exactly like the GPU
+ * buffer, so a layer is read tensor by tensor into the image and uploaded
+ * with a few large `queue.writeBuffer` calls.
+ *
+ * - 2-D weights keep the shard bytes (f32/f16/bf16 row-major, or q8/q4 data +
+ *   f16 scales), split into row parts within one storage binding.
+ * - 1-D tensors (norm weights, biases) are decoded to f32 on the host.
+ *
+ * @module
+ */
+import type { SafetensorsFile, TensorInfo } from "../format/safetensors.ts";
+import { FormatError, UnsupportedError } from "../errors.ts";
+import type { BufferRef, GpuWeight, WeightDtype } from "../gpu/kernels.ts";
+import { planWeightParts, weightRowBytes } from "../gpu/kernels.ts";
+import { decodeFloats } from "./_decode.ts";
+
+const ALIGN = 256;
+const align = (n: number, a = ALIGN) => Math.ceil(n / a) * a;
+
+/** A byte range of the file copied into the image. */
+export interface CopyRange {
+  /** Absolute file offset. */
+  fileOffset: number;
+  /** Bytes. */
+  length: number;
+  /** Offset in the image / GPU buffer. */
+  imageOffset: number;
+}
+
+/** A 2-D weight in the layout. */
+export interface MatrixEntry {
+  kind: "matrix";
+  name: string;
+  dtype: WeightDtype;
+  rows: number;
+  cols: number;
+  parts: {
+    rowStart: number;
+    rows: number;
+    data: { offset: number; size: number };
+    scales?: { offset: number; size: number };
+  }[];
+  copies: CopyRange[];
+}
+
+/** A 1-D tensor decoded to f32. */
+export interface VectorEntry {
+  kind: "vector";
+  name: string;
+  /** Elements. */
+  n: number;
+  /** Offset of the f32 data in the image. */
+  offset: number;
+  /** Padded f32 byte size. */
+  size: number;
+  /** Source dtype and range. */
+  srcDtype: "F32" | "F16" | "BF16";
+  fileOffset: number;
+  fileLength: number;
+}
+
+/** Layout of one shard file on the GPU. */
+export interface TensorLayout {
+  /** The file. */
+  path: string;
+  /** Tensors by name. */
+  entries: Map<string, MatrixEntry | VectorEntry>;
+  /** Size of the GPU buffer / host image. */
+  bytes: number;
+  /** Bytes read from the file to fill the image. */
+  fileBytes: number;
+}
+
+/** Quantization metadata of a shard file: name → {type, shape}. */
+export function quantInfo(
+  f: SafetensorsFile,
+): Map<string, { type: "q8" | "q4"; shape: [number, number] }> {
+  const raw = f.metadata["strata.quant"];
+  const out = new Map<string, { type: "q8" | "q4"; shape: [number, number] }>();
+  if (!raw) return out;
+  let json: Record<string, { type: string; shape: number[] }>;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new FormatError(
+      f.path,
+      "__metadata__ strata.quant is not valid JSON",
+    );
+  }
+  for (const [name, q] of Object.entries(json)) {
+    if (
+      (q.type !== "q8" && q.type !== "q4") || !Array.isArray(q.shape) ||
+      q.shape.length !== 2
+    ) {
+      throw new FormatError(f.path, `bad strata.quant entry for ${name}`);
+    }
+    out.set(name, { type: q.type, shape: [q.shape[0], q.shape[1]] });
+  }
+  return out;
+}
+
+function floatDtype(t: TensorInfo, file: string): "F32" | "F16" | "BF16" {
+  if (t.dtype === "F32" || t.dtype === "F16" || t.dtype === "BF16") {
+    return t.dtype;
+  }
+  throw new UnsupportedError(
+    file,
+    `tensor ${t.name} has dtype ${t.dtype}; expected F32, F16 or BF16`,
+  );
+}
+
+/**
+ * Computes the layout of `names` (those present in `f`; others are skipped)
+ * with parts no larger than `maxBinding` bytes. `asMatrix` lists names that
+ * must be 2-D weights; every other tensor is decoded to f32.
+ */
+export function layoutOf(
+  f: SafetensorsFile,
+  names: string[],
+  maxBinding: number,
+): TensorLayout {
+  const quant = quantInfo(f);
+  const entries = new Map<string, MatrixEntry | VectorEntry>();
+  let pos = 0;
+  let fileBytes = 0;
+  for (const name of names) {
+    const t = f.tensors.get(name);
+    if (!t) continue;
+    const q = quant.get(name);
+    if (q || t.shape.length === 2) {
+      let dtype: WeightDtype;
+      let rows: number, cols: number;
+      let scalesInfo: TensorInfo | undefined;
+      if (q) {
+        dtype = q.type;
+        [rows, cols] = q.shape;
+        scalesInfo = f.tensors.get(`${name}.scales`);
+        if (!scalesInfo) {
+          throw new FormatError(
+            f.path,
+            `quantized tensor ${name} has no ${name}.scales`,
+          );
+        }
+      } else {
+        dtype = floatDtype(t, f.path).toLowerCase() as WeightDtype;
+        [rows, cols] = t.shape;
+      }
+      const [rb, sb] = weightRowBytes(dtype, cols);
+      if (
+        rb * rows !== t.byteLength ||
+        (scalesInfo && sb * rows !== scalesInfo.byteLength)
+      ) {
+        throw new FormatError(
+          f.path,
+          `tensor ${name}: byte size does not match ${dtype} [${rows}, ${cols}]`,
+        );
+      }
+      const e: MatrixEntry = {
+        kind: "matrix",
+        name,
+        dtype,
+        rows,
+        cols,
+        parts: [],
+        copies: [],
+      };
+      for (const [r0, n] of planWeightParts(dtype, rows, cols, maxBinding)) {
+        const dataOff = pos;
+        const dataSize = align(n * rb, 4);
+        pos = align(pos + dataSize);
+        e.copies.push({
+          fileOffset: t.offset + r0 * rb,
+          length: n * rb,
+          imageOffset: dataOff,
+        });
+        const part: MatrixEntry["parts"][number] = {
+          rowStart: r0,
+          rows: n,
+          data: { offset: dataOff, size: dataSize },
+        };
+        if (scalesInfo) {
+          const sOff = pos;
+          const sSize = align(n * sb, 4);
+          pos = align(pos + sSize);
+          e.copies.push({
+            fileOffset: scalesInfo.offset + r0 * sb,
+            length: n * sb,
+            imageOffset: sOff,
+          });
+          part.scales = { offset: sOff, size: sSize };
+        }
+        e.parts.push(part);
+      }
+      fileBytes += t.byteLength + (scalesInfo?.byteLength ?? 0);
+      entries.set(name, e);
+    } else {
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      const size = align(n * 4, 16);
+      entries.set(name, {
+        kind: "vector",
+        name,
+        n,
+        offset: pos,
+        size,
+        srcDtype: floatDtype(t, f.path),
+        fileOffset: t.offset,
+        fileLength: t.byteLength,
+      });
+      pos = align(pos + size);
+      fileBytes += t.byteLength;
+    }
+  }
+  return { path: f.path, entries, bytes: Math.max(pos, ALIGN), fileBytes };
+}
+
+/**
+ * Fills `image` (≥ layout.bytes) with the layout's tensors read from `f`.
+ * Vectors are read into `scratch` and decoded to f32.
+ */
+export async function readImage(
+  f: SafetensorsFile,
+  layout: TensorLayout,
+  image: Uint8Array,
+): Promise<void> {
+  const reads: Promise<unknown>[] = [];
+  for (const e of layout.entries.values()) {
+    if (e.kind === "matrix") {
+      for (const c of e.copies) {
+        reads.push(
+          f.readRange(
+            c.fileOffset,
+            image.subarray(c.imageOffset, c.imageOffset + c.length),
+          ),
+        );
+      }
+    } else {
+      reads.push(
+        f.readRange(e.fileOffset, new Uint8Array(e.fileLength)).then((raw) => {
+          const v = decodeFloats(raw, e.srcDtype);
+          image.set(
+            new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
+            e.offset,
+          );
+        }),
+      );
+    }
+  }
+  await Promise.all(reads);
+}
+
+/** Binds a layout to a GPU buffer: matrices become GpuWeights, vectors BufferRefs. */
+export function bindLayout(
+  layout: TensorLayout,
+  buffer: GPUBuffer,
+): Map<string, GpuWeight | BufferRef> {
+  const out = new Map<string, GpuWeight | BufferRef>();
+  for (const [name, e] of layout.entries) {
+    if (e.kind === "matrix") {
+      out.set(name, {
+        dtype: e.dtype,
+        rows: e.rows,
+        cols: e.cols,
+        parts: e.parts.map((p) => ({
+          rowStart: p.rowStart,
+          rows: p.rows,
+          data: { buffer, offset: p.data.offset, size: p.data.size },
+          scales: p.scales
+            ? { buffer, offset: p.scales.offset, size: p.scales.size }
+            : undefined,
+        })),
+      });
+    } else {
+      out.set(name, { buffer, offset: e.offset, size: e.size });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,407 @@
+/**
+ * The layer reader: resident layers uploaded once, streamed layers read from
+ * their shard files into reused host images and uploaded with
+ * `queue.writeBuffer` (in chunks) into a ring of GPU weight slots.
+ *
+ * Streamed layers are loaded in a fixed cyclic order (load n = streamed layer
+ * `n mod S`, slot `n mod R`, host image `n mod H`), so the reader knows what
+ * comes next across token boundaries: while the last layers of one forward
+ * pass compute, the first streamed layers of the next pass are already read.
+ *
+ * Ordering: WebGPU executes queue operations in the order they are issued, so
+ * a `writeBuffer` into slot s issued after the `submit` of the work that read
+ * slot s runs after that work. The reader therefore only uploads load n once
+ * the compute of load n-R has been released (submitted); it never waits for
+ * the GPU in the normal (prefetch) mode. Without prefetch it runs the serial
+ * AirLLM-style loop: read, upload, compute, wait.
+ *
+ * @module
+ */
+import type { SafetensorsFile } from "../format/safetensors.ts";
+import { StrataError } from "../errors.ts";
+import { readImage, type TensorLayout } from "./_layout.ts";
+
+/** Where uploads go: a GPU (see {@link gpuUploadTarget}) or a fake in tests. */
+export interface UploadTarget<B> {
+  /** Creates a destination buffer of `size` bytes. */
+  create(size: number, label: string): B;
+  /** Copies `data` into `buffer` at `offset` (queue-ordered). */
+  write(buffer: B, offset: number, data: Uint8Array): void;
+  /** Resolves when all submitted work has finished (used without prefetch and in profile mode). */
+  wait(): Promise<void>;
+  /** Frees a buffer. */
+  destroy(buffer: B): void;
+}
+
+/**
+ * The WebGPU upload target: storage buffers written with `queue.writeBuffer`.
+ *
+ * @example
+ * ```ts ignore
+ * import { gpuUploadTarget } from "./reader.ts";
+ * const target = gpuUploadTarget(gpu.device);
+ * const b = target.create(1024, "slot.0");
+ * target.write(b, 0, new Uint8Array(1024));
+ * ```
+ */
+export function gpuUploadTarget(device: GPUDevice): UploadTarget<GPUBuffer> {
+  return {
+    create: (size, label) =>
+      device.createBuffer({
+        label,
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST |
+          GPUBufferUsage.COPY_SRC,
+      }),
+    write: (buffer, offset, data) =>
+      device.queue.writeBuffer(
+        buffer,
+        offset,
+        data.buffer as ArrayBuffer,
+        data.byteOffset,
+        data.byteLength,
+      ),
+    wait: () => device.queue.onSubmittedWorkDone(),
+    destroy: (b) => b.destroy(),
+  };
+}
+
+/** Timing of one streamed load. */
+export interface LoadTiming {
+  /** Layer index. */
+  layer: number;
+  /** Wall time of the file read (in the background). */
+  readMs: number;
+  /** Time the forward pass waited for the read. */
+  readWaitMs: number;
+  /** Time spent in writeBuffer. */
+  uploadMs: number;
+  /** Bytes uploaded. */
+  bytes: number;
+}
+
+/** Options of {@link LayerReader.create}. */
+export interface LayerReaderOptions<B> {
+  /** Where buffers live. */
+  target: UploadTarget<B>;
+  /** One open shard file per layer. */
+  files: SafetensorsFile[];
+  /** One layout per layer. */
+  layouts: TensorLayout[];
+  /** Layers kept on the GPU. */
+  resident: number[];
+  /** Layers streamed, in forward order. */
+  streamed: number[];
+  /** Ring slots (≥ 1 when something streams). */
+  slots: number;
+  /** Bytes of one slot (≥ every streamed layout). */
+  slotBytes: number;
+  /** Read ahead and overlap (default true); false = serial read, upload, compute, wait. */
+  prefetch?: boolean;
+  /** Host images for read-ahead (default: slots). */
+  hostImages?: number;
+  /** writeBuffer chunk size (default 1 MiB). */
+  chunkBytes?: number;
+}
+
+/** What {@link LayerReader.acquire} returns. */
+export interface AcquiredLayer<B> {
+  /** The buffer holding the layer (resident buffer or ring slot). */
+  buffer: B;
+  /** Its layout. */
+  layout: TensorLayout;
+  /** True when it came through the ring. */
+  streamed: boolean;
+}
+
+/** Totals since the last {@link LayerReader.resetStats}. */
+export interface ReaderStats {
+  /** Background read time, summed over loads. */
+  readS: number;
+  /** Time the forward pass waited on reads. */
+  readWaitS: number;
+  /** Time spent in writeBuffer for streamed layers. */
+  uploadS: number;
+  /** Time waiting for the GPU (no-prefetch mode only). */
+  syncS: number;
+  /** Bytes uploaded for streamed layers. */
+  bytesStreamed: number;
+  /** Per-load timings (kept when profiling). */
+  loads: LoadTiming[];
+}
+
+interface Load {
+  n: number;
+  layer: number;
+  image: Uint8Array;
+  read: Promise<void>;
+  readDone: boolean;
+  readMs: number;
+  uploaded: boolean;
+  readWaitMs: number;
+  uploadMs: number;
+}
+
+/**
+ * Resident buffers plus the streaming ring.
+ *
+ * @example
+ * ```ts ignore
+ * import { LayerReader, gpuUploadTarget } from "./reader.ts";
+ * const reader = await LayerReader.create({ target: gpuUploadTarget(device), files, layouts,
+ *   resident: [0, 1], streamed: [2, 3, 4], slots: 3, slotBytes });
+ * for (let i = 0; i < 5; i++) {
+ *   const { buffer, layout } = await reader.acquire(i);
+ *   // ... record layer i reading `buffer`, submit ...
+ *   await reader.release(i);
+ * }
+ * reader.pump(); // start uploading the next pass's first streamed layers
+ * ```
+ */
+export class LayerReader<B> {
+  #o: LayerReaderOptions<B>;
+  #prefetch: boolean;
+  #chunk: number;
+  #residentBuf = new Map<number, B>();
+  #slots: B[] = [];
+  #images: Uint8Array[] = [];
+  #loads = new Map<number, Load>();
+  #nextRead = 0;
+  #nextAcquire = 0;
+  #released = 0;
+  #residentUploadBytes = 0;
+  #residentUploadS = 0;
+  #closed = false;
+  /** Keep per-load timings. */
+  profile = false;
+  /** Totals. */
+  stats: ReaderStats = {
+    readS: 0,
+    readWaitS: 0,
+    uploadS: 0,
+    syncS: 0,
+    bytesStreamed: 0,
+    loads: [],
+  };
+
+  private constructor(o: LayerReaderOptions<B>) {
+    this.#o = o;
+    this.#prefetch = o.prefetch !== false;
+    this.#chunk = o.chunkBytes ?? 1 << 20;
+  }
+
+  /** Creates the reader: allocates the ring and uploads the resident layers. */
+  static async create<B>(o: LayerReaderOptions<B>): Promise<LayerReader<B>> {
+    const r = new LayerReader(o);
+    for (const i of o.resident) {
+      const layout = o.layouts[i];
+      const buf = o.target.create(layout.bytes, `layer.${i}`);
+      const image = new Uint8Array(layout.bytes);
+      await readImage(o.files[i], layout, image);
+      const t0 = performance.now();
+      r.#write(buf, image);
+      r.#residentUploadS += (performance.now() - t0) / 1000;
+      r.#residentUploadBytes += image.byteLength;
+      r.#residentBuf.set(i, buf);
+    }
+    if (o.streamed.length > 0) {
+      if (o.slots < 1) {
+        throw new StrataError(
+          "layer reader: streamed layers need at least one slot",
+        );
+      }
+      for (let s = 0; s < o.slots; s++) {
+        r.#slots.push(o.target.create(o.slotBytes, `slot.${s}`));
+      }
+      const h = r.#prefetch ? Math.max(1, o.hostImages ?? o.slots) : 1;
+      for (let k = 0; k < h; k++) r.#images.push(new Uint8Array(o.slotBytes));
+      r.#startReads();
+    }
+    return r;
+  }
+
+  /** Measured writeBuffer rate while uploading resident layers (bytes/s), or null. */
+  get residentUploadRate(): number | null {
+    return this.#residentUploadS > 0 && this.#residentUploadBytes > 1 << 20
+      ? this.#residentUploadBytes / this.#residentUploadS
+      : null;
+  }
+
+  /** Whether layer `i` is resident. */
+  isResident(i: number): boolean {
+    return this.#residentBuf.has(i);
+  }
+
+  /** Zeroes the totals. */
+  resetStats(): void {
+    this.stats = {
+      readS: 0,
+      readWaitS: 0,
+      uploadS: 0,
+      syncS: 0,
+      bytesStreamed: 0,
+      loads: [],
+    };
+  }
+
+  #write(buf: B, image: Uint8Array, bytes = image.byteLength): void {
+    for (let off = 0; off < bytes; off += this.#chunk) {
+      const n = Math.min(this.#chunk, bytes - off);
+      this.#o.target.write(buf, off, image.subarray(off, off + n));
+    }
+  }
+
+  #layerOf(n: number): number {
+    return this.#o.streamed[n % this.#o.streamed.length];
+  }
+
+  /** Starts reads for loads whose host image is free (prefetch mode: up to H ahead). */
+  #startReads(): void {
+    if (this.#closed || !this.#prefetch) return;
+    const H = this.#images.length;
+    // host image n % H is free once load n - H has been uploaded (uploads happen in order)
+    while (this.#nextRead < this.#uploadedUpTo() + H) {
+      this.#beginRead(this.#nextRead++);
+    }
+  }
+
+  #uploadedUpTo(): number {
+    // every load below this index has been uploaded
+    let n = this.#nextAcquire;
+    while (this.#loads.get(n)?.uploaded) n++;
+    return n;
+  }
+
+  #beginRead(n: number): Load {
+    const layer = this.#layerOf(n);
+    const layout = this.#o.layouts[layer];
+    const image = this.#images[n % this.#images.length];
+    const t0 = performance.now();
+    const load: Load = {
+      n,
+      layer,
+      image,
+      read: Promise.resolve(),
+      readDone: false,
+      readMs: 0,
+      uploaded: false,
+      readWaitMs: 0,
+      uploadMs: 0,
+    };
+    load.read = readImage(this.#o.files[layer], layout, image).then(() => {
+      load.readDone = true;
+      load.readMs = performance.now() - t0;
+    });
+    load.read.catch(() => {}); // surfaced by acquire
+    this.#loads.set(n, load);
+    return load;
+  }
+
+  #upload(load: Load): void {
+    const t0 = performance.now();
+    const bytes = this.#o.layouts[load.layer].bytes;
+    this.#write(this.#slots[load.n % this.#slots.length], load.image, bytes);
+    load.uploaded = true;
+    load.uploadMs = performance.now() - t0;
+    this.stats.bytesStreamed += bytes;
+  }
+
+  /**
+   * Returns the buffer holding layer `i`. Streamed layers must be acquired
+   * in the plan's order (the same every pass); acquire waits for the layer's
+   * read and uploads it into its slot if that has not happened yet.
+   */
+  async acquire(i: number): Promise<AcquiredLayer<B>> {
+    const res = this.#residentBuf.get(i);
+    if (res !== undefined) {
+      return { buffer: res, layout: this.#o.layouts[i], streamed: false };
+    }
+    const n = this.#nextAcquire;
+    const expected = this.#layerOf(n);
+    if (expected !== i) {
+      throw new StrataError(
+        `layer reader: layer ${i} acquired out of order (expected ${expected})`,
+      );
+    }
+    let load = this.#loads.get(n);
+    if (!load) {
+      if (this.#prefetch) this.#nextRead = Math.max(this.#nextRead, n + 1);
+      load = this.#beginRead(n);
+    }
+    if (!load.uploaded) {
+      if (!load.readDone) {
+        const t0 = performance.now();
+        await load.read;
+        load.readWaitMs = performance.now() - t0;
+      }
+      this.#upload(load);
+    }
+    this.#nextAcquire = n + 1;
+    return {
+      buffer: this.#slots[n % this.#slots.length],
+      layout: this.#o.layouts[i],
+      streamed: true,
+    };
+  }
+
+  /**
+   * Says that the compute reading layer `i` has been submitted: its slot may
+   * be overwritten by later (queue-ordered) uploads. Without prefetch this
+   * waits for the GPU (serial mode).
+   */
+  async release(i: number): Promise<void> {
+    if (this.#residentBuf.has(i)) return;
+    const n = this.#released;
+    const load = this.#loads.get(n);
+    if (load) {
+      this.#loads.delete(n);
+      this.stats.readS += load.readMs / 1000;
+      this.stats.readWaitS += load.readWaitMs / 1000;
+      this.stats.uploadS += load.uploadMs / 1000;
+      if (this.profile) {
+        this.stats.loads.push({
+          layer: load.layer,
+          readMs: load.readMs,
+          readWaitMs: load.readWaitMs,
+          uploadMs: load.uploadMs,
+          bytes: this.#o.layouts[load.layer].bytes,
+        });
+      }
+    }
+    this.#released = n + 1;
+    if (!this.#prefetch) {
+      const t0 = performance.now();
+      await this.#o.target.wait();
+      this.stats.syncS += (performance.now() - t0) / 1000;
+    }
+    this.#startReads();
+  }
+
+  /**
+   * Uploads already-read loads whose slots are free (their previous user has
+   * been released) without waiting for anything. Call after submitting the
+   * last layer of a pass, before waiting for its readback: the next pass's
+   * first streamed layers then upload while the head computes.
+   */
+  pump(): void {
+    if (!this.#prefetch || this.#slots.length === 0) return;
+    const R = this.#slots.length;
+    for (let n = this.#nextAcquire; n < this.#released + R; n++) {
+      const load = this.#loads.get(n);
+      if (!load || !load.readDone) break;
+      if (!load.uploaded) this.#upload(load);
+    }
+    this.#startReads();
+  }
+
+  /** Frees every buffer; waits for in-flight reads so files can be closed. */
+  async destroy(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#loads.values()].map((l) => l.read));
+    for (const b of this.#residentBuf.values()) this.#o.target.destroy(b);
+    for (const b of this.#slots) this.#o.target.destroy(b);
+    this.#residentBuf.clear();
+    this.#slots = [];
+    this.#loads.clear();
+  }
+}
