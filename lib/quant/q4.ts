@@ -6,7 +6,9 @@
  * `x = d * (nibble - 8)`; scales `F16 [rows, nb]`. Quantizer (llama.cpp
  * `quantize_row_q4_0_ref`, in f32 arithmetic): `max` = the element with the
  * largest |x| (first one on ties, sign kept), `d = max / -8`,
- * `q = min(15, trunc(x * (1/d) + 8.5))` (1/d taken as 0 when d = 0).
+ * `q = min(15, trunc(x * (1/d) + 8.5))` (1/d taken as 0 when d = 0). An
+ * all-zero block stores scale +0 (0x0000) and bytes 0x88; llama.cpp would store
+ * −0 (0x8000), which decodes to the same values.
  *
  * @module
  */
@@ -56,7 +58,7 @@ export function quantizeQ4(
         }
       }
       for (let j = n; j < QK; j++) x[j] = 0;
-      const d = fr(max / -8);
+      const d = fr(max / -8) + 0; // + 0: an all-zero block stores scale +0 (C would give -0, 0x8000)
       const id = d !== 0 ? fr(1 / d) : 0;
       scales[r * nb + b] = f32ToF16(d);
       const o = (r * nb + b) * half;

@@ -50,8 +50,9 @@ export function quantizeQ8(
       let o = (r * nb + b) * QK;
       for (let i = start; i < end; i++, o++) {
         const x = fr(w[i] * id);
-        // roundf: half away from zero (exact in double for an f32 x)
-        data[o] = x < 0 ? -Math.floor(0.5 - x) : Math.floor(x + 0.5);
+        // roundf (half away from zero): Math.round rounds half up, so fix negative ties
+        const q = Math.round(x);
+        data[o] = q - x === 0.5 && x < 0 ? q - 1 : q;
       }
     }
   }
