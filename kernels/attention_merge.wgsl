@@ -1,0 +1,49 @@
+// Combines the split partials of attention.wgsl (nSplit > 1) into the attention output.
+//   part: acc [rows * nSplit, HD] (unnormalised), then at float offset mlOffset (m, l) [rows * nSplit, 2]
+//   out:  [rows, HD] = [T, nHeads * HD] with rows = T * nHeads
+//   M = max_s m_s,  out = Σ_s acc_s e^(m_s - M) / Σ_s l_s e^(m_s - M)
+// One workgroup per row (linear index wid.x + wid.y * nwg.x), threads over the head dimension.
+
+override HD: u32 = 64u;
+const WG: u32 = 64u;
+
+struct Params {
+  rows: u32,
+  nSplit: u32,
+  mlOffset: u32,
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> part: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= params.rows) {
+    return;
+  }
+  let ns = params.nSplit;
+  let ml = params.mlOffset + row * ns * 2u;
+  var mx = part[ml];
+  for (var s = 1u; s < ns; s++) {
+    mx = max(mx, part[ml + s * 2u]);
+  }
+  var l = 0.0;
+  for (var s = 0u; s < ns; s++) {
+    l += part[ml + s * 2u + 1u] * exp(part[ml + s * 2u] - mx);
+  }
+  let inv = 1.0 / l;
+  for (var d = lid.x; d < HD; d += WG) {
+    var acc = 0.0;
+    for (var s = 0u; s < ns; s++) {
+      acc += part[(row * ns + s) * HD + d] * exp(part[ml + s * 2u] - mx);
+    }
+    out[row * HD + d] = acc * inv;
+  }
+}

@@ -1,0 +1,588 @@
+/**
+ * Launchers of the non-matmul kernels (RMSNorm, RoPE, attention, SiLU·up,
+ * add, embedding gather, top-k). Each is `(ctx, pass, args) => void` and
+ * records its dispatches into `pass`; `Kernels` (kernels.ts) delegates to them.
+ *
+ * Conventions shared by every launcher:
+ * - activations are f32; a {@link BufferRef} may be larger than the shape
+ *   needs, only the needed bytes are bound (a GpuError names a ref that is too
+ *   small);
+ * - activation bindings are `read_write` in the WGSL, so inputs and the output
+ *   may be disjoint ranges of one buffer; an output that is exactly an input
+ *   (same buffer and offset) selects the in-place kernel where the op allows
+ *   it (rmsnorm, add, siluMul); any other overlap is a UsageError;
+ * - dispatches above maxComputeWorkgroupsPerDimension are folded into 2-D by
+ *   {@link KernelContext.dispatch}; tokens go in z (T ≤ that limit).
+ *
+ * @module
+ */
+import { GpuError, UnsupportedError, UsageError } from "../errors.ts";
+import type {
+  AddArgs,
+  AttentionArgs,
+  EmbedArgs,
+  KernelContext,
+  RmsnormArgs,
+  RopeArgs,
+  SiluMulArgs,
+  TopkArgs,
+} from "./_context.ts";
+import { type BufferRef, packParams } from "./pipelines.ts";
+import rmsnormSrc from "../../kernels/rmsnorm.wgsl" with { type: "text" };
+import rmsnormInplaceSrc from "../../kernels/rmsnorm_inplace.wgsl" with {
+  type: "text",
+};
+import ropeSrc from "../../kernels/rope.wgsl" with { type: "text" };
+import attentionSrc from "../../kernels/attention.wgsl" with { type: "text" };
+import attentionMergeSrc from "../../kernels/attention_merge.wgsl" with {
+  type: "text",
+};
+import siluMulSrc from "../../kernels/silu_mul.wgsl" with { type: "text" };
+import siluMulInplaceSrc from "../../kernels/silu_mul_inplace.wgsl" with {
+  type: "text",
+};
+import addSrc from "../../kernels/add.wgsl" with { type: "text" };
+import addInplaceSrc from "../../kernels/add_inplace.wgsl" with {
+  type: "text",
+};
+import embedSrc from "../../kernels/embed.wgsl" with { type: "text" };
+import embedQuantSrc from "../../kernels/embed_quant.wgsl" with {
+  type: "text",
+};
+import topkSrc from "../../kernels/topk.wgsl" with { type: "text" };
+
+const FILE = "lib/gpu/_ops.ts";
+
+/** `bytes` of `r` from its start; GpuError when `r` is smaller. */
+function take(r: BufferRef, bytes: number, what: string): BufferRef {
+  const size = Math.ceil(bytes / 4) * 4;
+  if (size > r.size) {
+    throw new GpuError(
+      `${FILE}: ${what} needs ${size} bytes but its BufferRef has ${r.size}`,
+    );
+  }
+  return { buffer: r.buffer, offset: r.offset, size };
+}
+
+/** How two bound ranges relate: disjoint, the same range start, or partly overlapping. */
+function relation(a: BufferRef, b: BufferRef): "disjoint" | "same" | "overlap" {
+  if (a.buffer !== b.buffer) return "disjoint";
+  if (a.offset === b.offset) return "same";
+  return a.offset < b.offset + b.size && b.offset < a.offset + a.size
+    ? "overlap"
+    : "disjoint";
+}
+
+function noOverlap(
+  op: string,
+  out: BufferRef,
+  inputs: Record<string, BufferRef>,
+): void {
+  for (const [name, r] of Object.entries(inputs)) {
+    if (relation(out, r) !== "disjoint") {
+      throw new UsageError(
+        `${FILE}: ${op}: the output overlaps input '${name}' (not supported for this op)`,
+      );
+    }
+  }
+}
+
+function checkCount(op: string, name: string, v: number, min = 1): void {
+  if (!Number.isInteger(v) || v < min) {
+    throw new UsageError(
+      `${FILE}: ${op}: ${name} = ${v} is not an integer ≥ ${min}`,
+    );
+  }
+}
+
+function checkZ(ctx: KernelContext, op: string, T: number): void {
+  const max = ctx.gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (T > max) {
+    throw new UsageError(
+      `${FILE}: ${op}: T = ${T} exceeds ${max} tokens per dispatch; split the batch`,
+    );
+  }
+}
+
+/** A storage buffer kept in `ctx.memo` under `key`, grown (never shrunk) to ≥ `bytes`. */
+function scratch(ctx: KernelContext, key: string, bytes: number): BufferRef {
+  const size = Math.max(256, Math.ceil(bytes / 256) * 256);
+  let buf = ctx.memo.get(key) as GPUBuffer | undefined;
+  if (!buf || buf.size < size) {
+    // The old buffer is not destroyed: work already recorded may still use it.
+    buf = ctx.device.createBuffer({
+      label: key,
+      size: Math.max(size, (buf?.size ?? 0) * 2),
+      usage: GPUBufferUsage.STORAGE,
+    });
+    ctx.memo.set(key, buf);
+  }
+  return { buffer: buf, offset: 0, size };
+}
+
+const ELEMENTWISE_WG = 256;
+
+/**
+ * RMSNorm of `rows` rows of length `dim`: out = x / sqrt(mean(x²) + eps) · weight.
+ * Also the per-head q/k norm of Qwen3 (rows = T·nHeads, dim = headDim).
+ * `out` may be exactly `x` (in place).
+ *
+ * @example
+ * ```ts ignore
+ * rmsnorm(ctx, pass, { x, weight, out, rows: T, dim: 4096, eps: 1e-6 });
+ * ```
+ */
+export function rmsnorm(
+  ctx: KernelContext,
+  pass: GPUComputePassEncoder,
+  a: RmsnormArgs,
+): void {
+  checkCount("rmsnorm", "rows", a.rows);
+  checkCount("rmsnorm", "dim", a.dim);
+  const bytes = a.rows * a.dim * 4;
+  const weight = take(a.weight, a.dim * 4, "rmsnorm weight");
+  const params = ctx.params(packParams("uufu", a.rows, a.dim, a.eps, 0));
+  const WG = a.dim >= 1024 ? 256 : a.dim >= 256 ? 128 : 64;
+  const rel = relation(a.x, a.out);
+  if (rel === "same") {
+    const p = ctx.pipeline("rmsnorm_inplace", rmsnormInplaceSrc, { WG });
+    ctx.dispatch(
+      pass,
+      p,
+      [weight, take(a.x, bytes, "rmsnorm x"), params],
+      a.rows,
+    );
+    return;
+  }
+  noOverlap("rmsnorm", a.out, { x: a.x });
+  const p = ctx.pipeline("rmsnorm", rmsnormSrc, { WG });
+  ctx.dispatch(pass, p, [
+    take(a.x, bytes, "rmsnorm x"),
+    weight,
+    take(a.out, bytes, "rmsnorm out"),
+    params,
+  ], a.rows);
+}
+
+/**
+ * Rotate-half RoPE (Hugging Face layout) in place on x [T, nHeads·headDim]:
+ * pair (i, i + rotaryDim/2) of every head of token t is rotated by
+ * (pos0 + t) · invFreq[i]; elements ≥ rotaryDim are untouched.
+ *
+ * @example
+ * ```ts ignore
+ * rope(ctx, pass, { x: q, T, nHeads: 32, headDim: 128, rotaryDim: 128, pos0, invFreq });
+ * ```
+ */
+export function rope(
+  ctx: KernelContext,
+  pass: GPUComputePassEncoder,
+  a: RopeArgs,
+): void {
+  checkCount("rope", "T", a.T);
+  checkCount("rope", "nHeads", a.nHeads);
+  checkCount("rope", "pos0", a.pos0, 0);
+  if (a.rotaryDim % 2 !== 0 || a.rotaryDim < 2 || a.rotaryDim > a.headDim) {
+    throw new UsageError(
+      `${FILE}: rope: rotaryDim ${a.rotaryDim} must be even and within headDim ${a.headDim}`,
+    );
+  }
+  const half = a.rotaryDim / 2;
+  const total = a.T * a.nHeads * half;
+  const x = take(a.x, a.T * a.nHeads * a.headDim * 4, "rope x");
+  const invFreq = take(a.invFreq, half * 4, "rope invFreq");
+  const params = ctx.params(
+    packParams("uuuuuuuu", total, half, a.nHeads, a.headDim, a.pos0, 0, 0, 0),
+  );
+  const WG = 64;
+  ctx.dispatch(pass, ctx.pipeline("rope", ropeSrc, { WG }), [
+    invFreq,
+    x,
+    params,
+  ], Math.ceil(total / WG));
+}
+
+/** How {@link attention} splits its work (exported for tests and benchmarks). */
+export interface AttentionPlan {
+  /** Query heads per workgroup (a divisor of nHeads / nKvHeads, ≤ 8); they share K/V reads. */
+  headsPerGroup: number;
+  /** Position splits per (token, head group); > 1 adds the merge pass. */
+  nSplit: number;
+  /** Positions per split (a multiple of 64). */
+  splitLen: number;
+}
+
+/**
+ * Chooses the attention work split: heads per workgroup from the GQA group
+ * size and the workgroup-memory limit; position splits (flash-decoding) when
+ * there are too few (token, head group) workgroups to fill the GPU and the
+ * context is long. `splitLen` forces the positions per split.
+ *
+ * @example
+ * ```ts
+ * import { attentionPlan } from "./_ops.ts";
+ * const plan = attentionPlan({ T: 1, pos0: 4095, nHeads: 32, nKvHeads: 8, headDim: 128,
+ *   workgroupStorage: 32768 });
+ * console.log(plan); // { headsPerGroup: 4, nSplit: 16, splitLen: 256 }
+ * ```
+ */
+export function attentionPlan(o: {
+  T: number;
+  pos0: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  workgroupStorage: number;
+  splitLen?: number;
+}): AttentionPlan {
+  const group = o.nHeads / o.nKvHeads;
+  if (!Number.isInteger(group) || group < 1) {
+    throw new UsageError(
+      `${FILE}: attention: nHeads ${o.nHeads} is not a multiple of nKvHeads ${o.nKvHeads}`,
+    );
+  }
+  // workgroup memory of attention.wgsl: q_s + acc_s (GB·HD each), p_s (GB·64), m/l/corr (3·8) floats
+  const fits = (gb: number) =>
+    (2 * gb * o.headDim + gb * 64 + 24) * 4 <= o.workgroupStorage;
+  let headsPerGroup = 0;
+  for (let gb = Math.min(8, group); gb >= 1; gb--) {
+    if (group % gb === 0 && fits(gb)) {
+      headsPerGroup = gb;
+      break;
+    }
+  }
+  if (!headsPerGroup) {
+    throw new UnsupportedError(
+      FILE,
+      `attention: headDim ${o.headDim} exceeds the workgroup memory (${o.workgroupStorage} bytes)`,
+    );
+  }
+  const ctxMax = o.pos0 + o.T;
+  const up64 = (n: number) => Math.max(64, Math.ceil(n / 64) * 64);
+  let splitLen: number;
+  if (o.splitLen !== undefined) {
+    splitLen = up64(o.splitLen);
+  } else {
+    const base = o.T * (o.nHeads / headsPerGroup); // workgroups without splitting
+    const want = Math.ceil(256 / base); // aim for ≥ 256 workgroups
+    const byLen = Math.floor(ctxMax / 256); // but ≥ 256 positions per split
+    const n = Math.max(1, Math.min(want, byLen));
+    splitLen = up64(Math.ceil(ctxMax / n));
+  }
+  return { headsPerGroup, nSplit: Math.ceil(ctxMax / splitLen), splitLen };
+}
+
+/**
+ * Causal grouped-query attention over the KV cache: out[t, h] =
+ * softmax(scale · q[t, h] · K[0..pos0+t, kv(h)]ᵀ) · V[0..pos0+t, kv(h)].
+ * q, out: [T, nHeads·headDim]; kCache, vCache: [≥ pos0+T, nKvHeads·headDim]
+ * holding positions 0..pos0+T-1. Long single-token contexts are split over
+ * positions and merged (see {@link attentionPlan}); `splitLen` forces a split.
+ *
+ * @example
+ * ```ts ignore
+ * attention(ctx, pass, { q, kCache, vCache, out, T: 1, pos0: 99, nHeads: 32, nKvHeads: 8,
+ *   headDim: 128, scale: 1 / Math.sqrt(128) });
+ * ```
+ */
+export function attention(
+  ctx: KernelContext,
+  pass: GPUComputePassEncoder,
+  a: AttentionArgs & { splitLen?: number },
+): void {
+  checkCount("attention", "T", a.T);
+  checkCount("attention", "pos0", a.pos0, 0);
+  checkCount("attention", "headDim", a.headDim);
+  checkZ(ctx, "attention", a.T);
+  const plan = attentionPlan({
+    ...a,
+    workgroupStorage: ctx.gpu.limits.maxComputeWorkgroupStorageSize,
+  });
+  const hd = a.headDim;
+  const qBytes = a.T * a.nHeads * hd * 4;
+  const kvBytes = (a.pos0 + a.T) * a.nKvHeads * hd * 4;
+  noOverlap("attention", a.out, { q: a.q, kCache: a.kCache, vCache: a.vCache });
+  const q = take(a.q, qBytes, "attention q");
+  const k = take(a.kCache, kvBytes, "attention kCache");
+  const v = take(a.vCache, kvBytes, "attention vCache");
+  const out = take(a.out, qBytes, "attention out");
+  const gb = plan.headsPerGroup;
+  const pipe = ctx.pipeline("attention", attentionSrc, { HD: hd, GB: gb });
+  const groups = (a.nHeads / gb) * plan.nSplit;
+  if (plan.nSplit === 1) {
+    const params = ctx.params(
+      packParams(
+        "uuuuuuufuuuu",
+        a.T,
+        a.pos0,
+        a.nHeads,
+        a.nKvHeads,
+        a.nHeads / a.nKvHeads,
+        1,
+        plan.splitLen,
+        a.scale,
+        0,
+        0,
+        0,
+        0,
+      ),
+    );
+    ctx.dispatch(pass, pipe, [q, k, v, out, params], groups, a.T);
+    return;
+  }
+  const rows = a.T * a.nHeads;
+  const mlOffset = rows * plan.nSplit * hd;
+  const part = scratch(
+    ctx,
+    "ops.attention.partials",
+    (mlOffset + rows * plan.nSplit * 2) * 4,
+  );
+  const params = ctx.params(
+    packParams(
+      "uuuuuuufuuuu",
+      a.T,
+      a.pos0,
+      a.nHeads,
+      a.nKvHeads,
+      a.nHeads / a.nKvHeads,
+      plan.nSplit,
+      plan.splitLen,
+      a.scale,
+      mlOffset,
+      0,
+      0,
+      0,
+    ),
+  );
+  ctx.dispatch(pass, pipe, [q, k, v, part, params], groups, a.T);
+  const merge = ctx.pipeline("attention_merge", attentionMergeSrc, { HD: hd });
+  ctx.dispatch(pass, merge, [
+    part,
+    out,
+    ctx.params(packParams("uuuu", rows, plan.nSplit, mlOffset, 0)),
+  ], rows);
+}
+
+/**
+ * out = silu(gate) · up elementwise over n values; out may be exactly gate or up.
+ *
+ * @example
+ * ```ts ignore
+ * siluMul(ctx, pass, { gate, up, out: gate, n: T * intermediate });
+ * ```
+ */
+export function siluMul(
+  ctx: KernelContext,
+  pass: GPUComputePassEncoder,
+  a: SiluMulArgs,
+): void {
+  checkCount("siluMul", "n", a.n);
+  const bytes = a.n * 4;
+  const WG = ELEMENTWISE_WG;
+  const groups = Math.ceil(a.n / WG);
+  const params = ctx.params(packParams("uuuu", a.n, 0, 0, 0));
+  const gate = take(a.gate, bytes, "siluMul gate"),
+    up = take(a.up, bytes, "siluMul up");
+  const rg = relation(a.out, a.gate), ru = relation(a.out, a.up);
+  if (rg === "same" || ru === "same") {
+    if (rg === "same" && ru === "same") {
+      throw new UsageError(`${FILE}: siluMul: gate and up are the same range`);
+    }
+    const gateInA = rg === "same" ? 1 : 0;
+    noOverlap("siluMul", a.out, gateInA ? { up: a.up } : { gate: a.gate });
+    const p = ctx.pipeline("silu_mul_inplace", siluMulInplaceSrc, {
+      WG,
+      GATE_IN_A: gateInA,
+    });
+    ctx.dispatch(
+      pass,
+      p,
+      gateInA ? [up, gate, params] : [gate, up, params],
+      groups,
+    );
+    return;
+  }
+  noOverlap("siluMul", a.out, { gate: a.gate, up: a.up });
+  const p = ctx.pipeline("silu_mul", siluMulSrc, { WG });
+  ctx.dispatch(
+    pass,
+    p,
+    [gate, up, take(a.out, bytes, "siluMul out"), params],
+    groups,
+  );
+}
+
+/**
+ * out = x + y elementwise over n values; out may be exactly x or y (in place).
+ *
+ * @example
+ * ```ts ignore
+ * add(ctx, pass, { x: hidden, y: attnOut, out: hidden, n: T * dim });
+ * ```
+ */
+export function add(
+  ctx: KernelContext,
+  pass: GPUComputePassEncoder,
+  a: AddArgs,
+): void {
+  checkCount("add", "n", a.n);
+  const bytes = a.n * 4;
+  const WG = ELEMENTWISE_WG;
+  const groups = Math.ceil(a.n / WG);
+  const params = ctx.params(packParams("uuuu", a.n, 0, 0, 0));
+  let { x, y } = a;
+  if (relation(a.out, y) === "same" && relation(a.out, x) !== "same") {
+    [x, y] = [y, x]; // x + y = y + x
+  }
+  if (relation(a.out, x) === "same") {
+    if (relation(a.out, y) === "same") {
+      // out = 2x: in place with y = x would alias the writable binding
+      throw new UsageError(`${FILE}: add: x, y and out are the same range`);
+    }
+    noOverlap("add", a.out, { y });
+    const p = ctx.pipeline("add_inplace", addInplaceSrc, { WG });
+    ctx.dispatch(pass, p, [
+      take(y, bytes, "add y"),
+      take(x, bytes, "add x"),
+      params,
+    ], groups);
+    return;
+  }
+  noOverlap("add", a.out, { x, y });
+  const p = ctx.pipeline("add", addSrc, { WG });
+  ctx.dispatch(pass, p, [
+    take(x, bytes, "add x"),
+    take(y, bytes, "add y"),
+    take(a.out, bytes, "add out"),
+    params,
+  ], groups);
+}
+
+/**
+ * Embedding gather: out[t] = table[ids[t]] decoded to f32, for an f32, f16,
+ * bf16, q8 or q4 table (shard bytes, possibly in several row parts). ids are
+ * u32 [T] and must be < table.rows (an out-of-range id leaves its row
+ * unwritten).
+ *
+ * @example
+ * ```ts ignore
+ * embed(ctx, pass, { table, ids, out, T });
+ * ```
+ */
+export function embed(
+  ctx: KernelContext,
+  pass: GPUComputePassEncoder,
+  a: EmbedArgs,
+): void {
+  checkCount("embed", "T", a.T);
+  checkZ(ctx, "embed", a.T);
+  const { table } = a;
+  const cols = table.cols;
+  noOverlap("embed", a.out, { ids: a.ids });
+  const ids = take(a.ids, a.T * 4, "embed ids");
+  const out = take(a.out, a.T * cols * 4, "embed out");
+  const WG = 256;
+  const groups = Math.ceil(cols / WG);
+  for (const part of table.parts) {
+    if (table.dtype === "q8" || table.dtype === "q4") {
+      if (!part.scales) {
+        throw new GpuError(
+          `${FILE}: embed: ${table.dtype} table part at row ${part.rowStart} has no scales`,
+        );
+      }
+      const nb = Math.ceil(cols / 32);
+      const p = ctx.pipeline("embed_quant", embedQuantSrc, {
+        WG,
+        QBITS: table.dtype === "q8" ? 8 : 4,
+      });
+      const params = ctx.params(
+        packParams("uuuu", cols, part.rowStart, part.rows, nb),
+      );
+      ctx.dispatch(
+        pass,
+        p,
+        [part.data, part.scales, ids, out, params],
+        groups,
+        a.T,
+      );
+    } else {
+      const dtype = { f32: 0, f16: 1, bf16: 2 }[table.dtype];
+      if (dtype === undefined) {
+        throw new UnsupportedError(FILE, `embed: table dtype ${table.dtype}`);
+      }
+      const p = ctx.pipeline("embed", embedSrc, { WG, DTYPE: dtype });
+      const params = ctx.params(
+        packParams("uuuu", cols, part.rowStart, part.rows, 0),
+      );
+      ctx.dispatch(pass, p, [part.data, ids, out, params], groups, a.T);
+    }
+  }
+}
+
+/** The largest k {@link topk} supports. */
+export const TOPK_MAX = 64;
+
+/**
+ * Items per workgroup of the first top-k pass for a vocabulary of V (exported
+ * for tests): V ≤ 4096 is one pass; larger V uses ≤ 64 workgroups and a merge.
+ *
+ * @example
+ * ```ts
+ * import { topkChunk } from "./_ops.ts";
+ * console.log(topkChunk(151936)); // 4096
+ * ```
+ */
+export function topkChunk(V: number): number {
+  return Math.max(4096, Math.ceil(V / 64 / 256) * 256);
+}
+
+/**
+ * The k largest of logits [V] as k pairs (f32 value, u32 index) in `out`,
+ * descending, equal values by lower index; k = 1 is argmax. When V < k the
+ * tail is (-Infinity, 0xffffffff). Decode reads back 8·k bytes instead of
+ * the vocabulary.
+ *
+ * @example
+ * ```ts ignore
+ * topk(ctx, pass, { logits, out, V: 151936, k: 40 });
+ * // read back: new Float32Array(buf, 0, 2k)[2i] = value, new Uint32Array(buf)[2i + 1] = index
+ * ```
+ */
+export function topk(
+  ctx: KernelContext,
+  pass: GPUComputePassEncoder,
+  a: TopkArgs,
+): void {
+  checkCount("topk", "V", a.V);
+  checkCount("topk", "k", a.k);
+  if (a.k > TOPK_MAX) {
+    throw new UsageError(`${FILE}: topk: k = ${a.k} exceeds ${TOPK_MAX}`);
+  }
+  noOverlap("topk", a.out, { logits: a.logits });
+  const logits = take(a.logits, a.V * 4, "topk logits");
+  const out = take(a.out, a.k * 8, "topk out");
+  const chunk = topkChunk(a.V);
+  const nwg = Math.ceil(a.V / chunk);
+  const first = ctx.pipeline("topk", topkSrc, { K: a.k, MODE: 0 });
+  if (nwg === 1) {
+    ctx.dispatch(pass, first, [
+      logits,
+      out,
+      ctx.params(packParams("uuuu", a.V, a.V, 0, 0)),
+    ], 1);
+    return;
+  }
+  const cand = scratch(ctx, "ops.topk.candidates", nwg * a.k * 8);
+  ctx.dispatch(pass, first, [
+    logits,
+    cand,
+    ctx.params(packParams("uuuu", a.V, chunk, 0, 0)),
+  ], nwg);
+  const n = nwg * a.k;
+  const merge = ctx.pipeline("topk", topkSrc, { K: a.k, MODE: 1 });
+  ctx.dispatch(pass, merge, [
+    cand,
+    out,
+    ctx.params(packParams("uuuu", n, n, 0, 0)),
+  ], 1);
+}
