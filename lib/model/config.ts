@@ -68,6 +68,9 @@ export interface ModelConfig {
 
 type Json = Record<string, unknown>;
 
+/** Upper bound on any size field, so nothing is allocated from an absurd config. */
+const MAX_DIM = 2 ** 24;
+
 class Reader {
   constructor(readonly hf: Json, readonly file: string) {}
 
@@ -80,6 +83,9 @@ class Reader {
     if (v === undefined) this.fail(`missing ${key}`);
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
       this.fail(`${key} must be a positive integer, got ${JSON.stringify(v)}`);
+    }
+    if (v > MAX_DIM) {
+      this.fail(`${key} ${v} is implausibly large (limit ${MAX_DIM})`);
     }
     return v;
   }

@@ -187,6 +187,11 @@ Deno.test("normalizeConfig: errors name the file and the problem", () => {
       /num_hidden_layers must be a positive integer/,
       FormatError,
     ],
+    [
+      { ...base, num_hidden_layers: 2 ** 40 },
+      /num_hidden_layers 1099511627776 is implausibly large/,
+      FormatError,
+    ],
     [{ ...base, vocab_size: undefined }, /missing vocab_size/, FormatError],
     [
       { ...base, num_key_value_heads: 3 },
