@@ -214,3 +214,50 @@ Deno.test("speed: 11008 x 4096 quantizes in seconds", () => {
   assert.equal(q4.data.length, rows * 128 * 16);
   assert.ok(t8 < 20_000 && t4 < 20_000, "quantization far too slow");
 });
+
+Deno.test("q8/q4 bytes match llama.cpp's reference quantizers (block_q8_0 / block_q4_0)", () => {
+  // Expected bytes: output of quantize_row_q8_0_ref and quantize_row_q4_0_ref from ggml/src/ggml-quants.c
+  // (llama.cpp @ c392e50), compiled with gcc -mf16c (fp16 via _cvtss_sh), run on the input below. Each block
+  // there is the f16 scale (LE) followed by the quants; here scales and quants are separate arrays.
+  const x = new Float32Array(96);
+  for (let i = 0; i < 96; i++) {
+    x[i] = i < 32
+      ? (((i * 37) % 61) - 30) / 8
+      : i < 64
+      ? (((i * 7919) % 1000) - 500) / 12345 * 0.37
+      : i % 5 === 0
+      ? 0.25 * (i % 3 - 1)
+      : 0;
+  }
+  const hex = (s: string) =>
+    Uint8Array.from(s.match(/../g)!, (h) => parseInt(h, 16));
+  const ref8 = hex(
+    "8f27811eb855ef8926c15df8922fc966009a37d16e08a33fda7711ab48e27f19b450b007e8d4bfaa96816c57422e1904f0dbc6b29d88735e4a352" +
+      "00bf7e2cdb9a48f7a650818007f00000000000000000081000000007f00000000000000000081000000007f",
+  );
+  const ref4 = hex(
+    "8037b05af39d27c16af49e37d16bf5ae38d2a0172705f4e3d1b0af9d7c6b5a482716f4e300a808808888888888888888f88f88888808",
+  );
+  const q8 = quantizeQ8(x, 1, 96);
+  const q4 = quantizeQ4(x, 1, 96);
+  for (let b = 0; b < 3; b++) {
+    assert.equal(
+      q8.scales[b],
+      ref8[b * 34] | (ref8[b * 34 + 1] << 8),
+      `q8 scale ${b}`,
+    );
+    assert.deepEqual(
+      [...new Uint8Array(q8.data.buffer, b * 32, 32)],
+      [...ref8.subarray(b * 34 + 2, b * 34 + 34)],
+      `q8 block ${b}`,
+    );
+    assert.equal(
+      q4.scales[b],
+      ref4[b * 18] | (ref4[b * 18 + 1] << 8),
+      `q4 scale ${b}`,
+    );
+    assert.deepEqual([...q4.data.subarray(b * 16, b * 16 + 16)], [
+      ...ref4.subarray(b * 18 + 2, b * 18 + 18),
+    ]);
+  }
+});
