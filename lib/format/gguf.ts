@@ -163,7 +163,7 @@ class NeedMore extends Error {}
 
 const MAX_NAME = 64; // GGML_MAX_NAME: names must be shorter
 const MAX_KEY = 65535;
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Sync cursor over a prefix of the file; throws NeedMore when the window is too short. */
 class Cursor {

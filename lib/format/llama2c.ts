@@ -267,7 +267,7 @@ export function parseLlama2cTokenizer(
       `${bytes.byteLength} bytes cannot hold ${vocabSize} tokens (the model's vocab size)`,
     );
   }
-  const dec = new TextDecoder("utf-8", { fatal: true });
+  const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   const tokens: string[] = new Array(vocabSize);
   const scores = new Float32Array(vocabSize);
   let p = 4;

@@ -265,6 +265,7 @@ export function ggufConfig(
   const cfg: Record<string, unknown> = {
     architectures: [archClass],
     model_type: modelType,
+    hidden_act: "silu",
     hidden_size: hidden,
     intermediate_size: ff,
     num_hidden_layers: layers,

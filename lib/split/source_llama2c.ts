@@ -97,6 +97,7 @@ export async function openLlama2cSource(
   const config: Record<string, unknown> = {
     architectures: ["LlamaForCausalLM"],
     model_type: "llama",
+    hidden_act: "silu",
     hidden_size: h.dim,
     intermediate_size: h.hiddenDim,
     num_hidden_layers: h.nLayers,
