@@ -262,13 +262,13 @@ function parseHeader(
       );
     }
     list.push({
-      info: {
+      info: Object.freeze({
         name,
         dtype: dtype as Dtype,
-        shape: (shape as number[]).slice(),
+        shape: Object.freeze((shape as number[]).slice()) as number[],
         offset: dataStart + begin,
         byteLength: end - begin,
-      },
+      }),
       begin,
       end,
       order: order++,
@@ -844,6 +844,8 @@ export class SafetensorsWriter {
 
   /**
    * Closes the file after checking that every declared byte was written.
+   * With `{ sync: true }` the data is flushed to disk (fsync) first, e.g.
+   * before renaming a temporary file into place.
    *
    * @throws {FormatError} when tensor data is missing (the file is closed
    * anyway and is not a valid safetensors file).
@@ -852,37 +854,41 @@ export class SafetensorsWriter {
    * import { SafetensorsWriter } from "./safetensors.ts";
    * const path = await Deno.makeTempFile();
    * const w = await SafetensorsWriter.create(path, []);
-   * await w.close();
+   * await w.close({ sync: true });
    * await Deno.remove(path);
    * ```
    */
-  close(): Promise<void> {
+  async close(opts: { sync?: boolean } = {}): Promise<void> {
     const file = this.#file;
     this.#file = null;
-    if (!file) return Promise.resolve();
-    file.close();
+    if (!file) return;
+    const complete = !this.#failed && this.#index >= this.#decls.length;
+    try {
+      if (complete && opts.sync) await file.sync();
+    } catch (e) {
+      throw new FormatError(this.path, `cannot sync: ${errMsg(e)}`, {
+        cause: e,
+      });
+    } finally {
+      file.close();
+    }
     if (this.#failed) {
-      return Promise.reject(
-        new FormatError(
-          this.path,
-          "closed after a failed write; the file is incomplete",
-        ),
+      throw new FormatError(
+        this.path,
+        "closed after a failed write; the file is incomplete",
       );
     }
-    if (this.#index < this.#decls.length) {
+    if (!complete) {
       const i = this.#index;
-      return Promise.reject(
-        new FormatError(
-          this.path,
-          `closed before all tensor data was written: ${
-            q(this.#decls[i].name)
-          } has ${this.#written} of ${this.#sizes[i]} bytes, ${
-            this.#decls.length - i - 1
-          } later tensor(s) not started`,
-        ),
+      throw new FormatError(
+        this.path,
+        `closed before all tensor data was written: ${
+          q(this.#decls[i].name)
+        } has ${this.#written} of ${this.#sizes[i]} bytes, ${
+          this.#decls.length - i - 1
+        } later tensor(s) not started`,
       );
     }
-    return Promise.resolve();
   }
 
   /**

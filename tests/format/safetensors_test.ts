@@ -267,7 +267,7 @@ Deno.test("writer → reader round trip: bytes identical, metadata kept, declare
 Deno.test("writer without metadata and with no tensors", async () => {
   await withTemp(async (dir) => {
     const path = `${dir}/e.safetensors`;
-    await (await SafetensorsWriter.create(path, [])).close();
+    await (await SafetensorsWriter.create(path, [])).close({ sync: true });
     const raw = await Deno.readFile(path);
     assert.equal(new TextDecoder().decode(raw.subarray(8)), "{}      ");
     const f = await SafetensorsFile.open(path);
