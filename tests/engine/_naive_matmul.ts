@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Kernels as KernelsClass } from "../../lib/gpu/kernels.ts";
 import type { Kernels, MatmulArgs } from "../../lib/gpu/kernels.ts";
 
 const SRC = `
@@ -41,47 +42,68 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   o[t * p.N + n] = acc;
 }`;
 
-/** Replaces `kernels.matmul` with the naive kernel if the real one is missing. */
-export function patchMatmul(k: Kernels): void {
+const dummies = new WeakMap<GPUDevice, GPUBuffer>();
+
+function naive(k: Kernels, pass: GPUComputePassEncoder, a: MatmulArgs): void {
   const ctx = k.ctx;
-  const dummy = ctx.device.createBuffer({
-    size: 16,
-    usage: GPUBufferUsage.STORAGE,
-  });
+  let dummy = dummies.get(ctx.device);
+  if (!dummy) {
+    dummy = ctx.device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.STORAGE,
+    });
+    dummies.set(ctx.device, dummy);
+  }
   const dt = { f32: 0, f16: 1, bf16: 2, q8: 3, q4: 4 } as const;
-  const naive = (pass: GPUComputePassEncoder, a: MatmulArgs) => {
-    const pipe = ctx.pipeline("naive_matmul", SRC);
-    for (const part of a.w.parts) {
-      const params = new Uint32Array([
-        a.T,
-        a.w.rows,
-        a.w.cols,
-        part.rowStart,
-        part.rows,
-        dt[a.w.dtype],
-        a.bias ? 1 : 0,
-        Math.ceil(a.w.cols / 32),
-      ]);
-      const refs = [
-        a.x,
-        part.data,
-        part.scales ?? { buffer: dummy, offset: 0, size: 16 },
-        a.bias ?? { buffer: dummy, offset: 0, size: 16 },
-        a.out,
-        ctx.params(params),
-      ];
-      pass.setPipeline(pipe);
-      pass.setBindGroup(0, ctx.bindGroup(pipe, refs));
-      pass.dispatchWorkgroups(Math.ceil(part.rows / 64), a.T, 1);
-    }
+  const pipe = ctx.pipeline("naive_matmul", SRC);
+  for (const part of a.w.parts) {
+    const params = new Uint32Array([
+      a.T,
+      a.w.rows,
+      a.w.cols,
+      part.rowStart,
+      part.rows,
+      dt[a.w.dtype],
+      a.bias ? 1 : 0,
+      Math.ceil(a.w.cols / 32),
+    ]);
+    const d = { buffer: dummy, offset: 0, size: 16 };
+    const refs = [
+      a.x,
+      part.data,
+      part.scales ?? d,
+      a.bias ?? d,
+      a.out,
+      ctx.params(params),
+    ];
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, ctx.bindGroup(pipe, refs));
+    pass.dispatchWorkgroups(Math.ceil(part.rows / 64), a.T, 1);
+  }
+}
+
+/**
+ * Makes every Kernels.matmul fall back to the naive kernel while the real
+ * one throws "not implemented" (lib/gpu/_matmul.ts still a stub).
+ */
+export function installMatmulFallback(): void {
+  const proto = KernelsClass.prototype as unknown as {
+    matmul(pass: GPUComputePassEncoder, a: MatmulArgs): void;
+    __naive?: boolean;
   };
-  const orig = k.matmul.bind(k);
-  k.matmul = (pass, a) => {
+  if (proto.__naive) return;
+  const orig = proto.matmul;
+  proto.__naive = true;
+  proto.matmul = function (
+    this: Kernels,
+    pass: GPUComputePassEncoder,
+    a: MatmulArgs,
+  ) {
     try {
-      orig(pass, a);
+      orig.call(this, pass, a);
     } catch (e) {
       if (!String((e as Error).message).includes("not implemented")) throw e;
-      naive(pass, a);
+      naive(this, pass, a);
     }
   };
 }

@@ -1,0 +1,282 @@
+/**
+ * `strata run <model>`: generate from a model with layers streamed under a
+ * GPU budget. Machine output (`--json`) goes to stdout; the plan, progress
+ * and the profile go to stderr.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { UsageError } from "../errors.ts";
+import { AutoModel } from "../model/auto_model.ts";
+import { StreamingDetokenizer } from "../text/detokenizer.ts";
+import type { LayerProfile } from "../model/forward.ts";
+
+const HELP = `Usage: deno run -A cli.ts run <model> [flags]
+
+<model>: a shard directory, a Hugging Face checkpoint directory, a .gguf file,
+a llama2.c .bin (with --tokenizer), or org/name[@revision]. Checkpoints are
+split into the cache (~/.cache/strata or $STRATA_CACHE) on first use.
+
+  --prompt TEXT            prompt text (needs a tokenizer; '' = BOS only); streams text
+  --prompt-ids 1,2,3       prompt token ids
+  --max-new-tokens N       tokens to generate (default 128)
+  --temperature T          0 = greedy (default); > 0 samples
+  --top-k K, --top-p P, --min-p P, --repetition-penalty R
+  --seed S                 PRNG seed (reproducible sampling)
+  --gpu-memory SIZE        GPU budget, e.g. 2GB, 512MiB (default: see docs/engine.md)
+  --max-seq-len N          KV cache positions
+  --quantize none|q8|q4    split-time quantization of a checkpoint
+  --tokenizer FILE         llama2.c tokenizer (tok512.bin) for .bin checkpoints
+  --no-prefetch            serial read → upload → compute (AirLLM style)
+  --profile                per-layer read/upload/compute table on stderr (syncs per layer)
+  --json                   one JSON object on stdout: prompt_ids, ids, text?, stats
+  --help`;
+
+function num(
+  flag: string,
+  v: string | undefined,
+  int: boolean,
+  min: number,
+): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (
+    v.trim() === "" || !Number.isFinite(n) || (int && !Number.isInteger(n)) ||
+    n < min
+  ) {
+    throw new UsageError(
+      `--${flag} must be ${
+        int ? "an integer" : "a number"
+      } >= ${min}, got '${v}'`,
+    );
+  }
+  return n;
+}
+
+/** Formats the per-layer profile table. */
+export function profileTable(
+  layers: LayerProfile[],
+  passes: number,
+  wallS: number,
+): string {
+  const by = new Map<number, LayerProfile & { n: number }>();
+  for (const l of layers) {
+    const a = by.get(l.layer) ??
+      { ...l, readMs: 0, readWaitMs: 0, uploadMs: 0, computeMs: 0, n: 0 };
+    a.readMs += l.readMs;
+    a.readWaitMs += l.readWaitMs;
+    a.uploadMs += l.uploadMs;
+    a.computeMs += l.computeMs;
+    a.n++;
+    by.set(l.layer, a);
+  }
+  const lines = [
+    "layer  kind      read ms  wait ms  upload ms  compute ms   (mean per pass)",
+  ];
+  let read = 0, wait = 0, up = 0, comp = 0;
+  for (const a of [...by.values()].sort((x, y) => x.layer - y.layer)) {
+    const f = (x: number) => (x / a.n).toFixed(2).padStart(9);
+    lines.push(
+      `${String(a.layer).padStart(5)}  ${a.streamed ? "streamed" : "resident"}${
+        f(a.readMs)
+      }${f(a.readWaitMs)}${f(a.uploadMs).padStart(11)}${
+        f(a.computeMs).padStart(12)
+      }`,
+    );
+    read += a.readMs;
+    wait += a.readWaitMs;
+    up += a.uploadMs;
+    comp += a.computeMs;
+  }
+  const serial = read + up + comp;
+  const wallMs = wallS * 1000;
+  lines.push(
+    `total over ${passes} pass(es): read ${read.toFixed(1)} ms (waited ${
+      wait.toFixed(1)
+    }), upload ${up.toFixed(1)} ms, compute ${comp.toFixed(1)} ms; wall ${
+      wallMs.toFixed(1)
+    } ms; overlap ${
+      wallMs > 0 ? (serial / wallMs).toFixed(2) : "-"
+    }x (read+upload+compute / wall; 1.00 = none hidden)`,
+  );
+  return lines.join("\n");
+}
+
+/**
+ * Entry point of `strata run`.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./run.ts";
+ * await main(["shards/tiny", "--prompt-ids", "1,2,3", "--temperature", "0", "--json"]);
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        prompt: { type: "string" },
+        "prompt-ids": { type: "string" },
+        "max-new-tokens": { type: "string" },
+        temperature: { type: "string" },
+        "top-k": { type: "string" },
+        "top-p": { type: "string" },
+        "min-p": { type: "string" },
+        "repetition-penalty": { type: "string" },
+        seed: { type: "string" },
+        "gpu-memory": { type: "string" },
+        "max-seq-len": { type: "string" },
+        quantize: { type: "string" },
+        tokenizer: { type: "string" },
+        "no-prefetch": { type: "boolean" },
+        profile: { type: "boolean" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(`run: ${(e as Error).message}`);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (parsed.positionals.length !== 1) {
+    throw new UsageError("run: give exactly one <model> (see run --help)");
+  }
+  if (v.prompt !== undefined && v["prompt-ids"] !== undefined) {
+    throw new UsageError("run: give --prompt or --prompt-ids, not both");
+  }
+  const quantize = v.quantize ?? "none";
+  if (!["none", "q8", "q4"].includes(quantize)) {
+    throw new UsageError(`--quantize must be none, q8 or q4`);
+  }
+  let promptIds: number[] | undefined;
+  if (v["prompt-ids"] !== undefined) {
+    promptIds = v["prompt-ids"].split(",").filter((s) => s.trim() !== "").map(
+      (s) => {
+        const n = Number(s);
+        if (!Number.isInteger(n) || n < 0) {
+          throw new UsageError(`--prompt-ids: '${s}' is not a token id`);
+        }
+        return n;
+      },
+    );
+  }
+  const maxNewTokens = num("max-new-tokens", v["max-new-tokens"], true, 0) ??
+    128;
+  const temperature = num("temperature", v.temperature, false, 0);
+  const topK = num("top-k", v["top-k"], true, 0);
+  const topP = num("top-p", v["top-p"], false, 0);
+  const minP = num("min-p", v["min-p"], false, 0);
+  const repetitionPenalty = num(
+    "repetition-penalty",
+    v["repetition-penalty"],
+    false,
+    0,
+  );
+  const seed = num("seed", v.seed, true, 0);
+  const maxSeqLen = num("max-seq-len", v["max-seq-len"], true, 1);
+  const log = (s: string) => console.error(s);
+
+  const wall0 = performance.now();
+  const model = await AutoModel.fromPretrained(parsed.positionals[0], {
+    compression: quantize === "q4" ? "4bit" : quantize === "q8" ? "8bit" : null,
+    gpuMemory: v["gpu-memory"],
+    maxSeqLen,
+    profiling: v.profile ?? false,
+    prefetch: !v["no-prefetch"],
+    tokenizer: v.tokenizer,
+    log,
+  });
+  try {
+    let prompt: number[];
+    if (promptIds !== undefined) {
+      prompt = promptIds;
+    } else if (v.prompt !== undefined) {
+      prompt = model.encode(v.prompt);
+    } else {
+      const bos = model.tokenizer?.bosTokenId ?? model.config.bosTokenId;
+      if (bos === null) {
+        throw new UsageError(
+          "run: give --prompt or --prompt-ids (the model has no BOS token)",
+        );
+      }
+      prompt = [bos];
+    }
+    const sampling = temperature !== undefined ? temperature > 0 : false;
+    const ids: number[] = [];
+    const tok = model.tokenizer;
+    const detok = tok
+      ? new StreamingDetokenizer(tok, { prefixIds: prompt })
+      : null;
+    const enc = new TextEncoder();
+    const streamText = !v.json && v.prompt !== undefined && detok !== null;
+    for await (
+      const id of model.stream(prompt, {
+        maxNewTokens,
+        doSample: sampling,
+        temperature,
+        topK,
+        topP,
+        minP,
+        repetitionPenalty,
+        seed,
+      })
+    ) {
+      ids.push(id);
+      const piece = detok?.push(id) ?? "";
+      if (streamText) await Deno.stdout.write(enc.encode(piece));
+      else if (!v.json) {
+        await Deno.stdout.write(
+          enc.encode(`${ids.length > 1 ? " " : ""}${id}`),
+        );
+      }
+    }
+    const tail = detok?.flush() ?? "";
+    if (streamText) await Deno.stdout.write(enc.encode(tail + "\n"));
+    else if (!v.json) await Deno.stdout.write(enc.encode("\n"));
+    const s = model.lastStats!;
+    const wallS = (performance.now() - wall0) / 1000;
+    if (v.profile) {
+      log(profileTable(s.forward.layers, s.forward.passes, s.forward.wallS));
+    }
+    const stats = {
+      prefill_s: s.prefillS,
+      decode_s: s.decodeS,
+      tokens_per_s: s.tokensPerS,
+      bytes_streamed_per_token: s.bytesStreamedPerToken,
+      read_s: s.forward.readS,
+      upload_s: s.forward.uploadS,
+      compute_s: s.forward.computeS,
+      wall_s: wallS,
+      resident_layers: model.plan.resident.length,
+      streamed_layers: model.plan.streamed.length,
+      peak_gpu_bytes: s.peakGpuBytes,
+    };
+    if (v.json) {
+      const obj: Record<string, unknown> = { prompt_ids: prompt, ids };
+      if (tok) obj.text = tok.decode(ids, { skipSpecialTokens: true });
+      obj.stats = stats;
+      console.log(JSON.stringify(obj));
+    } else {
+      log(
+        `${ids.length} tokens (${s.stopReason}); prefill ${
+          s.prefillS.toFixed(3)
+        } s, decode ${s.decodeS.toFixed(3)} s, ${
+          s.tokensPerS.toFixed(2)
+        } tokens/s; streamed ${
+          (s.bytesStreamedPerToken / 2 ** 20).toFixed(1)
+        } MiB/token; peak GPU ${(s.peakGpuBytes / 2 ** 20).toFixed(1)} MiB`,
+      );
+    }
+    return 0;
+  } finally {
+    await model.dispose();
+  }
+}

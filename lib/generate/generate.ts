@@ -1,0 +1,157 @@
+/**
+ * The generate loop: prefill the prompt (chunks of up to `maxT` tokens, one
+ * pass per chunk, so each streamed layer is read once per chunk), then decode
+ * one token per forward pass, sampling on the CPU from the GPU's top-k, until
+ * `maxNewTokens`, an EOS id, the KV cache's end or an abort.
+ *
+ * @module
+ */
+import { UsageError } from "../errors.ts";
+import type { Forward } from "../model/forward.ts";
+import { Sampler } from "./sampler.ts";
+
+/** Options of generate / stream (AutoModel's public options). */
+export interface GenerateOptions {
+  /** New tokens at most (default 128). */
+  maxNewTokens?: number;
+  /** Sample (true) or greedy (false). Default: sample when temperature > 0 is given. */
+  doSample?: boolean;
+  /** Softmax temperature; 0 = greedy. */
+  temperature?: number;
+  /** top-k filter (0 = off). */
+  topK?: number;
+  /** top-p (nucleus) filter (1 = off). */
+  topP?: number;
+  /** min-p filter (0 = off). */
+  minP?: number;
+  /** Repetition penalty (1 = off). */
+  repetitionPenalty?: number;
+  /** PRNG seed: same seed, same output. */
+  seed?: number;
+  /** Stop strings (text input/output only; needs a tokenizer). */
+  stop?: string[];
+  /** Stops generation when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Timing of one generate call. */
+export interface GenerationStats {
+  /** Prompt tokens. */
+  promptTokens: number;
+  /** Generated tokens. */
+  newTokens: number;
+  /** Seconds of prefill (prompt passes, up to the first token). */
+  prefillS: number;
+  /** Seconds of decode passes (after the first token). */
+  decodeS: number;
+  /** Decode tokens per second (decode passes / decodeS). */
+  tokensPerS: number;
+  /** Why generation stopped. */
+  stopReason: "length" | "eos" | "abort" | "context" | "stop";
+}
+
+/** Options of {@link generateIds} beyond {@link GenerateOptions}. */
+export interface GenerateIdsOptions extends GenerateOptions {
+  /** Ids that end generation (included in the output, like Hugging Face). */
+  eosIds?: number[];
+  /** Receives the stats when the generator finishes. */
+  onStats?: (s: GenerationStats) => void;
+}
+
+/**
+ * Generates ids after `prompt` (a fresh sequence: the KV cache is reset),
+ * yielding each id as soon as it is sampled.
+ *
+ * @example
+ * ```ts ignore
+ * import { generateIds } from "./generate.ts";
+ * for await (const id of generateIds(forward, [1, 15, 27], { maxNewTokens: 8, temperature: 0 })) {
+ *   console.log(id);
+ * }
+ * ```
+ */
+export async function* generateIds(
+  fwd: Forward,
+  prompt: number[],
+  opts: GenerateIdsOptions = {},
+): AsyncGenerator<number, void, undefined> {
+  if (prompt.length === 0) {
+    throw new UsageError(
+      "the prompt is empty: give at least one token id (e.g. BOS)",
+    );
+  }
+  const maxNew = opts.maxNewTokens ?? 128;
+  if (!Number.isSafeInteger(maxNew) || maxNew < 0) {
+    throw new UsageError(
+      `maxNewTokens must be a non-negative integer, got ${maxNew}`,
+    );
+  }
+  const sampler = new Sampler({
+    doSample: opts.doSample,
+    temperature: opts.temperature,
+    topK: opts.topK,
+    topP: opts.topP,
+    minP: opts.minP,
+    repetitionPenalty: opts.repetitionPenalty,
+    seed: opts.seed,
+  });
+  const eos = new Set(opts.eosIds ?? []);
+  if (prompt.length + 1 > fwd.kv.maxSeqLen) {
+    throw new UsageError(
+      `the prompt (${prompt.length} tokens) does not fit maxSeqLen ${fwd.kv.maxSeqLen}`,
+    );
+  }
+  const stats: GenerationStats = {
+    promptTokens: prompt.length,
+    newTokens: 0,
+    prefillS: 0,
+    decodeS: 0,
+    tokensPerS: 0,
+    stopReason: "length",
+  };
+  const history = [...prompt];
+  try {
+    fwd.reset();
+    if (maxNew === 0) return;
+    // prefill: chunks of maxT tokens
+    const t0 = performance.now();
+    let last: Awaited<ReturnType<Forward["forward"]>> | null = null;
+    for (let i = 0; i < prompt.length; i += fwd.maxT) {
+      if (opts.signal?.aborted) {
+        stats.stopReason = "abort";
+        return;
+      }
+      last = await fwd.forward(prompt.slice(i, i + fwd.maxT));
+    }
+    stats.prefillS = (performance.now() - t0) / 1000;
+    for (let n = 0; n < maxNew; n++) {
+      const id = sampler.sample({
+        values: last!.topk.values,
+        indices: last!.topk.ids,
+      }, history);
+      history.push(id);
+      stats.newTokens++;
+      yield id;
+      if (eos.has(id)) {
+        stats.stopReason = "eos";
+        return;
+      }
+      if (n + 1 >= maxNew) break;
+      if (opts.signal?.aborted) {
+        stats.stopReason = "abort";
+        return;
+      }
+      if (fwd.kv.length >= fwd.kv.maxSeqLen) {
+        stats.stopReason = "context";
+        return;
+      }
+      const d0 = performance.now();
+      last = await fwd.forward([id]);
+      stats.decodeS += (performance.now() - d0) / 1000;
+    }
+  } finally {
+    const passes = Math.max(0, stats.newTokens - 1);
+    stats.tokensPerS = stats.decodeS > 0 ? passes / stats.decodeS : 0;
+    opts.onStats?.(stats);
+  }
+}

@@ -1,0 +1,324 @@
+/**
+ * `AutoModel`: AirLLM's API in TypeScript idiom. `fromPretrained` resolves a
+ * shard directory, checkpoint or repo id (splitting into a cache on first
+ * use), plans residency under the GPU budget and returns a model whose
+ * `generate` / `stream` run the layer-streaming forward pass.
+ *
+ * @module
+ */
+import { StrataError, UsageError } from "../errors.ts";
+import { ShardDir } from "../format/shards.ts";
+import { type Gpu, requestGpu } from "../gpu/device.ts";
+import { Kernels } from "../gpu/kernels.ts";
+import { defaultGpuMemory, parseSize } from "../io/plan.ts";
+import { defaultMaxSeqLen } from "../runtime/kv_cache.ts";
+import { Tokenizer } from "../text/tokenizer.ts";
+import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
+import {
+  generateIds,
+  type GenerateOptions,
+  type GenerationStats,
+} from "../generate/generate.ts";
+import type { ModelConfig } from "./config.ts";
+import { Forward, type ForwardStats } from "./forward.ts";
+import type { ResidencyPlan } from "../io/plan.ts";
+import { resolveModel } from "./resolve.ts";
+
+export type { GenerateOptions, GenerationStats } from "../generate/generate.ts";
+
+/** Options of {@link AutoModel.fromPretrained}. */
+export interface FromPretrainedOptions {
+  /** Split-time quantization: "4bit" (q4), "8bit" (q8) or null (source precision). */
+  compression?: "4bit" | "8bit" | null;
+  /** GPU memory budget: bytes or "2GB", "512MiB" (default: see defaultGpuMemory in lib/io/plan.ts). */
+  gpuMemory?: number | string;
+  /** KV cache positions (default min(max_position_embeddings, 4096), lowered to fit the budget). */
+  maxSeqLen?: number;
+  /** Per-layer timing (syncs after each layer: slower). */
+  profiling?: boolean;
+  /** Where to write the split shards (default: the cache directory). */
+  layerShardsSavingPath?: string;
+  /** Read ahead and overlap reads, uploads and compute (default true). */
+  prefetch?: boolean;
+  /** llama2.c tokenizer file for `.bin` checkpoints. */
+  tokenizer?: string;
+  /** Largest prompt chunk per pass (default 64). */
+  prefillChunk?: number;
+  /** Progress lines (the plan etc.); default: none. */
+  log?: (line: string) => void;
+  /** Use this GPU instead of requesting one. */
+  gpu?: Gpu;
+}
+
+/** Everything measured over the last generate/stream call. */
+export interface ModelStats extends GenerationStats {
+  /** Forward-pass totals (read, upload, compute, bytes streamed). */
+  forward: ForwardStats;
+  /** Weight bytes streamed per forward pass. */
+  bytesStreamedPerToken: number;
+  /** Peak GPU bytes. */
+  peakGpuBytes: number;
+}
+
+/**
+ * A model ready to generate.
+ *
+ * @example
+ * ```ts ignore
+ * import { AutoModel } from "./auto_model.ts";
+ * const model = await AutoModel.fromPretrained("models/tiny-llama", { gpuMemory: "2GB" });
+ * const ids = await model.generate([1, 15, 27], { maxNewTokens: 16, temperature: 0 });
+ * for await (const id of model.stream("Once upon a time", { maxNewTokens: 32, seed: 1 })) console.log(id);
+ * await model.dispose();
+ * ```
+ */
+export class AutoModel {
+  /** The normalized config. */
+  readonly config: ModelConfig;
+  /** The tokenizer (null when the shard directory has no tokenizer.json). */
+  readonly tokenizer: Tokenizer | null;
+  /** The shard directory in use. */
+  readonly dir: string;
+  /** The residency plan. */
+  readonly plan: ResidencyPlan;
+  /** Stats of the last generate/stream call. */
+  lastStats: ModelStats | null = null;
+  #fwd: Forward;
+  #busy = false;
+
+  private constructor(dir: string, fwd: Forward, tokenizer: Tokenizer | null) {
+    this.dir = dir;
+    this.#fwd = fwd;
+    this.config = fwd.config;
+    this.plan = fwd.plan;
+    this.tokenizer = tokenizer;
+  }
+
+  /**
+   * Loads a model from a shard directory, a Hugging Face checkpoint directory,
+   * a `.gguf` / llama2.c `.bin` file, or `org/name[@rev]`.
+   */
+  static async fromPretrained(
+    pathOrId: string,
+    opts: FromPretrainedOptions = {},
+  ): Promise<AutoModel> {
+    const c = opts.compression ?? null;
+    if (c !== null && c !== "4bit" && c !== "8bit") {
+      throw new UsageError(
+        `compression must be "4bit", "8bit" or null (got ${c})`,
+      );
+    }
+    const dir = await resolveModel(pathOrId, {
+      quantize: c === "4bit" ? "q4" : c === "8bit" ? "q8" : "none",
+      layerShardsSavingPath: opts.layerShardsSavingPath,
+      tokenizer: opts.tokenizer,
+      log: opts.log,
+    });
+    const shards = await ShardDir.open(dir);
+    const cfg = shards.config;
+    let tokenizer: Tokenizer | null = null;
+    try {
+      await Deno.stat(`${dir}/tokenizer.json`);
+      tokenizer = await Tokenizer.fromDir(dir);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    const gpu = opts.gpu ?? await requestGpu();
+    const kernels = await Kernels.create(gpu);
+    let systemMemory: number | undefined;
+    try {
+      systemMemory = Deno.systemMemoryInfo().total;
+    } catch {
+      systemMemory = undefined;
+    }
+    const budget = opts.gpuMemory !== undefined
+      ? parseSize(opts.gpuMemory)
+      : defaultGpuMemory({
+        isFallback: gpu.adapter.isFallback,
+        maxBufferSize: gpu.limits.maxBufferSize,
+        systemMemory,
+      });
+    if (
+      opts.maxSeqLen !== undefined &&
+      (!Number.isSafeInteger(opts.maxSeqLen) || opts.maxSeqLen < 1)
+    ) {
+      throw new UsageError(
+        `maxSeqLen must be a positive integer, got ${opts.maxSeqLen}`,
+      );
+    }
+    let maxSeqLen = opts.maxSeqLen ?? defaultMaxSeqLen(cfg);
+    for (;;) {
+      try {
+        const fwd = await Forward.create({
+          gpu,
+          kernels,
+          shards,
+          budget,
+          maxSeqLen,
+          prefetch: opts.prefetch,
+          profile: opts.profiling,
+          maxT: opts.prefillChunk,
+          log: opts.log,
+        });
+        return new AutoModel(dir, fwd, tokenizer);
+      } catch (e) {
+        // the default maxSeqLen is capped by the budget: halve it until the plan fits (≥ 256)
+        if (
+          e instanceof StrataError && e.name === "BudgetError" &&
+          opts.maxSeqLen === undefined && maxSeqLen > 256
+        ) {
+          maxSeqLen = Math.max(256, Math.floor(maxSeqLen / 2));
+          opts.log?.(`budget: lowering maxSeqLen to ${maxSeqLen}`);
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  /** The KV cache length in positions. */
+  get maxSeqLen(): number {
+    return this.#fwd.kv.maxSeqLen;
+  }
+
+  /** Per-layer timing on/off (syncs per layer when on). */
+  set profiling(on: boolean) {
+    this.#fwd.profile = on;
+  }
+
+  /** Text → ids with the tokenizer (BOS added as configured); ids pass through. */
+  encode(input: number[] | string): number[] {
+    if (typeof input !== "string") return input;
+    if (!this.tokenizer) {
+      throw new UsageError(
+        `${this.dir}: no tokenizer.json; pass token ids instead of text`,
+      );
+    }
+    const ids = this.tokenizer.encode(input);
+    if (ids.length === 0 && this.tokenizer.bosTokenId !== null) {
+      ids.push(this.tokenizer.bosTokenId);
+    }
+    return ids;
+  }
+
+  #eosIds(): number[] {
+    const s = new Set<number>(this.config.eosTokenIds);
+    for (const id of this.tokenizer?.eosTokenIds ?? []) s.add(id);
+    return [...s];
+  }
+
+  /** Generates and returns the new ids (EOS included when it ends generation). */
+  async generate(
+    input: number[] | string,
+    opts: GenerateOptions = {},
+  ): Promise<number[]> {
+    const out: number[] = [];
+    for await (const id of this.stream(input, opts)) out.push(id);
+    return out;
+  }
+
+  /** Streams new ids as they are sampled. */
+  async *stream(
+    input: number[] | string,
+    opts: GenerateOptions = {},
+  ): AsyncGenerator<number, void, undefined> {
+    if (this.#busy) {
+      throw new UsageError(
+        "this model is already generating; wait for the other call to finish",
+      );
+    }
+    this.#busy = true;
+    const prompt = this.encode(input);
+    this.#fwd.resetStats();
+    let gen: GenerationStats | null = null;
+    const stops = opts.stop?.length ? new StopStrings(opts.stop) : null;
+    if (stops && !this.tokenizer) {
+      throw new UsageError("stop strings need a tokenizer");
+    }
+    const detok = stops
+      ? new StreamingDetokenizer(this.tokenizer!, { prefixIds: prompt })
+      : null;
+    try {
+      for await (
+        const id of generateIds(this.#fwd, prompt, {
+          ...opts,
+          eosIds: this.#eosIds(),
+          onStats: (s) => gen = s,
+        })
+      ) {
+        yield id;
+        if (stops && detok && stops.push(detok.push(id)).stopped) {
+          break;
+        }
+      }
+    } finally {
+      this.#busy = false;
+      if (gen) {
+        if (stops?.stopped) (gen as GenerationStats).stopReason = "stop";
+        this.lastStats = {
+          ...(gen as GenerationStats),
+          forward: { ...this.#fwd.stats },
+          bytesStreamedPerToken: this.plan.bytesStreamedPerToken,
+          peakGpuBytes: this.#fwd.peakGpuBytes,
+        };
+      }
+    }
+  }
+
+  /** First-step logits of `ids` (all V values; for tests and debugging). */
+  async logits(ids: number[]): Promise<Float32Array> {
+    this.#fwd.reset();
+    let out: Float32Array | undefined;
+    for (let i = 0; i < ids.length; i += this.#fwd.maxT) {
+      const r = await this.#fwd.forward(ids.slice(i, i + this.#fwd.maxT), {
+        logits: i + this.#fwd.maxT >= ids.length,
+      });
+      out = r.logits;
+    }
+    return out!;
+  }
+
+  /** Renders a conversation with the model's chat template. */
+  applyChatTemplate(
+    messages: { role: string; content: string }[],
+    opts: { addGenerationPrompt?: boolean } = {},
+  ): Promise<string> {
+    return renderWith(this, messages, opts);
+  }
+
+  /** Frees the GPU buffers and closes the shard files. */
+  async dispose(): Promise<void> {
+    await this.#fwd.dispose();
+  }
+}
+
+async function renderWith(
+  m: AutoModel,
+  messages: { role: string; content: string }[],
+  opts: { addGenerationPrompt?: boolean },
+): Promise<string> {
+  const tok = m.tokenizer;
+  if (!tok?.chatTemplate) {
+    throw new UsageError(`${m.dir}: the model has no chat template`);
+  }
+  // lib/text/chat_template.ts (H-text)
+  const spec = "../text/chat_template.ts";
+  const mod = (await import(spec)) as {
+    renderChatTemplate(
+      template: string,
+      a: {
+        messages: { role: string; content: string }[];
+        addGenerationPrompt?: boolean;
+        bosToken?: string;
+        eosToken?: string;
+      },
+    ): string;
+  };
+  const special = tok.specialTokens;
+  return mod.renderChatTemplate(tok.chatTemplate, {
+    messages,
+    addGenerationPrompt: opts.addGenerationPrompt,
+    bosToken: special.bos_token,
+    eosToken: special.eos_token,
+  });
+}

@@ -1,0 +1,130 @@
+/**
+ * Model resolution: a path or Hugging Face repo id → a shard directory.
+ *
+ * - a shard directory (manifest.json) is used as is;
+ * - a Hugging Face checkpoint directory, a `.gguf` file or a llama2.c `.bin`
+ *   (+ tokenizer) is split on first use into a cache directory
+ *   (`layerShardsSavingPath`, else `$STRATA_CACHE/<name>-<hash>-<quant>`,
+ *   else `~/.cache/strata/<name>-<hash>-<quant>`) and reused afterwards (a
+ *   finished split has its manifest.json, written last);
+ * - `org/name[@revision]` is downloaded into the Hugging Face cache first.
+ *
+ * @module
+ */
+import { basename, join, resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { FormatError, UsageError } from "../errors.ts";
+import { ShardDir } from "../format/shards.ts";
+
+/** Options of {@link resolveModel}. */
+export interface ResolveOptions {
+  /** Split-time quantization (default "none"). */
+  quantize?: "none" | "q8" | "q4";
+  /** Where to write the shards (overrides the cache directory). */
+  layerShardsSavingPath?: string;
+  /** llama2.c tokenizer file for `.bin` checkpoints. */
+  tokenizer?: string;
+  /** Progress lines (stderr in the CLI). */
+  log?: (line: string) => void;
+}
+
+const REPO_ID =
+  /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9._\/-]+)?$/;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function homeDir(): string {
+  return Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
+}
+
+/**
+ * The cache directory for a split of `source` with `quantize`.
+ *
+ * @example
+ * ```ts ignore
+ * import { cacheDirFor } from "./resolve.ts";
+ * console.log(cacheDirFor("/models/llama", "q4")); // ~/.cache/strata/llama-1a2b3c4d-q4
+ * ```
+ */
+export function cacheDirFor(source: string, quantize: string): string {
+  const root = Deno.env.get("STRATA_CACHE") ??
+    join(homeDir(), ".cache", "strata");
+  const abs = resolve(source);
+  const hash = createHash("sha256").update(abs).digest("hex").slice(0, 8);
+  const name = basename(abs).replace(/\.(gguf|bin)$/, "").replace(
+    /[^A-Za-z0-9._-]/g,
+    "_",
+  );
+  return join(root, `${name}-${hash}-${quantize}`);
+}
+
+/**
+ * Resolves `pathOrId` to a shard directory, splitting (and downloading)
+ * on first use.
+ *
+ * @throws {FormatError} when the path does not exist and is not a repo id.
+ * @example
+ * ```ts ignore
+ * import { resolveModel } from "./resolve.ts";
+ * const dir = await resolveModel("models/tiny-llama", { quantize: "q8" });
+ * ```
+ */
+export async function resolveModel(
+  pathOrId: string,
+  opts: ResolveOptions = {},
+): Promise<string> {
+  const quantize = opts.quantize ?? "none";
+  if (!["none", "q8", "q4"].includes(quantize)) {
+    throw new UsageError(`quantize must be none, q8 or q4 (got ${quantize})`);
+  }
+  if (await ShardDir.isShardDir(pathOrId)) {
+    if (opts.quantize && opts.quantize !== "none") {
+      const sd = await ShardDir.open(pathOrId);
+      if (sd.manifest.quantization !== opts.quantize) {
+        opts.log?.(
+          `note: ${pathOrId} is a shard directory split with quantization ${sd.manifest.quantization}; --quantize ${opts.quantize} is ignored`,
+        );
+      }
+    }
+    return pathOrId;
+  }
+  let source = pathOrId;
+  if (!(await exists(pathOrId))) {
+    if (!REPO_ID.test(pathOrId) || pathOrId.startsWith(".")) {
+      throw new FormatError(
+        pathOrId,
+        "no such file or directory (and not a Hugging Face repo id org/name)",
+      );
+    }
+    const [repo, revision] = pathOrId.split("@");
+    // lib/hub/download.ts (H-text) is loaded only when a repo id is given
+    const hubModule = "../hub/download.ts";
+    const hub = (await import(hubModule)) as {
+      downloadSnapshot(
+        repoId: string,
+        o?: { revision?: string },
+      ): Promise<string>;
+    };
+    opts.log?.(`downloading ${pathOrId} …`);
+    source = await hub.downloadSnapshot(repo, { revision });
+  }
+  const out = opts.layerShardsSavingPath ?? cacheDirFor(source, quantize);
+  if (await ShardDir.isShardDir(out)) return out;
+  const { openSource } = await import("../split/source.ts");
+  const { splitModel } = await import("../split/split.ts");
+  opts.log?.(`splitting ${source} into ${out} (quantize ${quantize}) …`);
+  const src = await openSource(source, { tokenizer: opts.tokenizer });
+  try {
+    await splitModel(src, { out, quantize });
+  } finally {
+    src.close();
+  }
+  return out;
+}

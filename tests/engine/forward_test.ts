@@ -1,0 +1,218 @@
+/**
+ * The engine against the float64 reference (tests/reference/forward.ts): for
+ * every tiny-model variant, first-step logits within 1e-3 (absolute; f32
+ * accumulation over ≤ 128-long dot products gives ~1e-5) and the same greedy
+ * ids; all-resident vs streamed with a one-layer budget identical with
+ * peak_gpu_bytes under the budget; prefill vs token-by-token decode.
+ */
+import assert from "node:assert/strict";
+import { gpu, gpuTest } from "../_gpu.ts";
+import { AutoModel } from "../../lib/model/auto_model.ts";
+import {
+  loadReferenceModel,
+  referenceForward,
+  referenceGreedy,
+} from "../reference/forward.ts";
+import { installMatmulFallback } from "./_naive_matmul.ts";
+import { PROMPT, tinyShards, VARIANTS } from "./_models.ts";
+
+installMatmulFallback();
+const NEW = 10;
+const LOGIT_TOL = 1e-3;
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Engine ids must equal the reference's, except that the engine stops after an EOS. */
+function assertSameIds(
+  got: number[],
+  want: number[],
+  eos: number[],
+  what: string,
+) {
+  const n = got.length;
+  assert.deepEqual(got, want.slice(0, n), what);
+  if (n < want.length) {
+    assert.ok(eos.includes(got[n - 1]), `${what}: stopped early without EOS`);
+  }
+}
+
+for (const v of VARIANTS) {
+  gpuTest(
+    `engine: ${v.name}: logits and greedy ids equal the float64 reference`,
+    async (g) => {
+      const { hf, shards } = await tinyShards(v.name, v);
+      const ref = await loadReferenceModel(hf);
+      const model = await AutoModel.fromPretrained(shards, {
+        gpu: g,
+        gpuMemory: "1GB",
+        maxSeqLen: 64,
+      });
+      try {
+        assert.equal(model.plan.streamed.length, 0);
+        const want = referenceForward(ref.weights, ref.config, PROMPT).at(-1)!;
+        const got = await model.logits(PROMPT);
+        const err = maxAbsDiff(got, want);
+        assert.ok(err < LOGIT_TOL, `max |logit error| ${err}`);
+        const ids = await model.generate(PROMPT, {
+          maxNewTokens: NEW,
+          temperature: 0,
+        });
+        assertSameIds(
+          ids,
+          referenceGreedy(ref.weights, ref.config, PROMPT, NEW),
+          ref.config.eosTokenIds,
+          v.name,
+        );
+      } finally {
+        await model.dispose();
+      }
+    },
+  );
+}
+
+for (const v0 of [VARIANTS[0], VARIANTS.find((x) => x.arch === "qwen3")!]) {
+  const v = { ...v0, layers: 6, name: `${v0.name}-6l` };
+  gpuTest(
+    `engine: ${v.name}: streamed (one-layer budget, 2 layers resident + ring) = all resident`,
+    async (g) => {
+      const { shards } = await tinyShards(v.name, v);
+      const all = await AutoModel.fromPretrained(shards, {
+        gpu: g,
+        gpuMemory: "1GB",
+        maxSeqLen: 64,
+      });
+      const p = all.plan;
+      const want = await all.generate(PROMPT, {
+        maxNewTokens: NEW,
+        temperature: 0,
+      });
+      const wantLogits = await all.logits(PROMPT);
+      await all.dispose();
+      const layer = p.residentBytes / p.resident.length;
+      const essentials = p.kvBytes + p.headBytes + p.activationBytes;
+      // one layer fits: everything streams through one slot
+      // five layers fit: 2 resident + 3 slots with prefetch, 4 resident + 1 slot without
+      const cases: [number, boolean, number, number][] = [
+        [essentials + layer + 1024, true, 0, 1],
+        [essentials + layer + 1024, false, 0, 1],
+        [essentials + 5 * layer, true, 2, 3],
+        [essentials + 5 * layer, false, 4, 1],
+      ];
+      for (const [budget, prefetch, resident, slots] of cases) {
+        {
+          const m = await AutoModel.fromPretrained(shards, {
+            gpu: g,
+            gpuMemory: budget,
+            maxSeqLen: 64,
+            prefetch,
+          });
+          try {
+            assert.equal(m.plan.resident.length, resident, "resident layers");
+            assert.equal(m.plan.slots, slots, "slots");
+            const ids = await m.generate(PROMPT, {
+              maxNewTokens: NEW,
+              temperature: 0,
+            });
+            assert.deepEqual(
+              ids,
+              want,
+              `budget ${budget} prefetch ${prefetch}`,
+            );
+            assert.ok(m.lastStats!.peakGpuBytes <= budget, "peak under budget");
+            assert.ok(m.lastStats!.forward.bytesStreamed > 0);
+            assert.equal(maxAbsDiff(await m.logits(PROMPT), wantLogits), 0);
+            // a second generate reuses the ring across calls
+            assert.deepEqual(
+              await m.generate(PROMPT, { maxNewTokens: 4, temperature: 0 }),
+              want.slice(0, 4),
+            );
+          } finally {
+            await m.dispose();
+          }
+        }
+      }
+    },
+  );
+}
+
+gpuTest(
+  "engine: prefill of T tokens then decode = one token per pass",
+  async (g) => {
+    const v = VARIANTS.find((x) => x.arch === "qwen2")!;
+    const { shards } = await tinyShards(v.name, v);
+    const whole = await AutoModel.fromPretrained(shards, {
+      gpu: g,
+      gpuMemory: "1GB",
+      maxSeqLen: 64,
+    });
+    const one = await AutoModel.fromPretrained(shards, {
+      gpu: g,
+      gpuMemory: "1GB",
+      maxSeqLen: 64,
+      prefillChunk: 1,
+    });
+    const chunk4 = await AutoModel.fromPretrained(shards, {
+      gpu: g,
+      gpuMemory: "1GB",
+      maxSeqLen: 64,
+      prefillChunk: 4,
+    });
+    try {
+      const a = await whole.logits(PROMPT),
+        b = await one.logits(PROMPT),
+        c = await chunk4.logits(PROMPT);
+      assert.ok(maxAbsDiff(a, b) < 1e-4, `whole vs one: ${maxAbsDiff(a, b)}`);
+      assert.ok(
+        maxAbsDiff(a, c) < 1e-4,
+        `whole vs chunks of 4: ${maxAbsDiff(a, c)}`,
+      );
+      const ids = await whole.generate(PROMPT, {
+        maxNewTokens: NEW,
+        temperature: 0,
+      });
+      assert.deepEqual(
+        await one.generate(PROMPT, { maxNewTokens: NEW, temperature: 0 }),
+        ids,
+      );
+      assert.deepEqual(
+        await chunk4.generate(PROMPT, { maxNewTokens: NEW, temperature: 0 }),
+        ids,
+      );
+    } finally {
+      await whole.dispose();
+      await one.dispose();
+      await chunk4.dispose();
+    }
+  },
+);
+
+gpuTest(
+  "engine: seeded sampling is reproducible; stream yields what generate returns",
+  async (g) => {
+    const v = VARIANTS[0];
+    const { shards } = await tinyShards(v.name, v);
+    const m = await AutoModel.fromPretrained(shards, {
+      gpu: g,
+      gpuMemory: "1GB",
+      maxSeqLen: 64,
+    });
+    try {
+      const o = { maxNewTokens: 12, temperature: 1.5, topP: 0.95, seed: 7 };
+      const a = await m.generate(PROMPT, o);
+      const b: number[] = [];
+      for await (const id of m.stream(PROMPT, o)) b.push(id);
+      assert.deepEqual(a, b);
+      const c = await m.generate(PROMPT, { ...o, seed: 8 });
+      assert.equal(c.length > 0, true);
+    } finally {
+      await m.dispose();
+    }
+  },
+);
+
+if (!gpu) console.log("engine tests skipped: no WebGPU adapter");
