@@ -1,0 +1,47 @@
+// Matvec, f16 weights: out[t, row_off + r] = dot(x[t, :], W[r, :]) (+ bias[row_off + r]) for one row part.
+// W: f16 [n, k] row-major, k % 8 == 0, bound as vec4<u32> (8 halves; unpack2x16float, no shader-f16 needed).
+// x: f32 [T, k] bound as vec4<f32>; token t = workgroup_id.z; row groups of 4 folded over workgroup_id.x/y.
+// Each invocation streams 4 consecutive rows with wide vec4 loads, dequantizing in registers; no barriers and
+// no workgroup memory (lavapipe runs a workgroup as 8-wide SIMD on one CPU core; barriers are costly there).
+// Rows past n are clamped for loads and not stored. Binding order: inputs, output, params.
+struct Params { n: u32, k: u32, t: u32, row_off: u32, out_stride: u32, has_bias: u32, nb: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+fn lo(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)); }
+fn hi(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)); }
+override WG: u32 = 16;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let r = ((wid.x + wid.y * nwg.x) * WG + lid) * 4u;
+  if (r >= p.n) { return; }
+  let last = p.n - 1u;
+  let k8 = p.k / 8u;
+  let b0 = r * k8;
+  let b1 = min(r + 1u, last) * k8;
+  let b2 = min(r + 2u, last) * k8;
+  let b3 = min(r + 3u, last) * k8;
+  let xb = wid.z * (p.k / 4u);
+  var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
+  for (var i = 0u; i < k8; i++) {
+    let x0 = x[xb + 2u * i];
+    let x1 = x[xb + 2u * i + 1u];
+    { let v = w[b0 + i]; a0 += lo(v) * x0 + hi(v) * x1; }
+    { let v = w[b1 + i]; a1 += lo(v) * x0 + hi(v) * x1; }
+    { let v = w[b2 + i]; a2 += lo(v) * x0 + hi(v) * x1; }
+    { let v = w[b3 + i]; a3 += lo(v) * x0 + hi(v) * x1; }
+  }
+  let ob = wid.z * p.out_stride + p.row_off + r;
+  let s = vec4<f32>(dot(a0, vec4<f32>(1.0)), dot(a1, vec4<f32>(1.0)), dot(a2, vec4<f32>(1.0)), dot(a3, vec4<f32>(1.0)));
+  for (var j = 0u; j < 4u; j++) {
+    if (r + j < p.n) {
+      var v = s[j];
+      if (p.has_bias != 0u) { v += bias[p.row_off + r + j]; }
+      o[ob + j] = v;
+    }
+  }
+}

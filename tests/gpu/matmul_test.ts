@@ -1,0 +1,300 @@
+/**
+ * Matmul / matvec kernels (lib/gpu/_matmul.ts) against the float64 reference
+ * in tests/reference/matmul.ts on seeded random data, for every weight dtype,
+ * T = 1 (matvec), B = 3 (small batch) and T = 37 (prefill), odd shapes (K = 37,
+ * 100: the generic kernel where K is not a multiple of the vector width; K =
+ * 128, 256: the fast kernels), fused bias, weights split into several parts,
+ * and 2-D workgroup folding.
+ *
+ * Dequantization on the GPU is exact in f32 (f16/bf16 → f32 exactly; q·d is a
+ * ≤ 8-bit integer times an f16), so the only error is f32 summation. Tolerance:
+ * |gpu − ref| ≤ 1e-6 + rtol · Σ_k |x_k · w_nk|, with rtol per dtype:
+ * - f32, f16, bf16, q8: 2e-6 + K · 2⁻²⁴ (f32 rounding of K products and partial sums);
+ * - q4: the same times 16: the kernel sums d · (Σ q·x − 8 · Σ x) with nibbles
+ *   q ≤ 15, whose partial sums are up to 16× larger than the result's terms.
+ */
+import assert from "node:assert/strict";
+import {
+  gpu as sharedGpu,
+  gpuTest,
+  readF32,
+  scratch,
+  upload,
+} from "../_gpu.ts";
+import { type Gpu, requestGpu } from "../../lib/gpu/device.ts";
+import { KernelContext } from "../../lib/gpu/_context.ts";
+import {
+  type GpuWeight,
+  planWeightParts,
+  uploadWeight,
+  weightRowBytes,
+} from "../../lib/gpu/kernels.ts";
+import { matmul, planMatmul } from "../../lib/gpu/_matmul.ts";
+import type { WeightDtype } from "../../lib/gpu/_context.ts";
+import { f32ToF16 } from "../../lib/quant/half.ts";
+import { quantizeQ8 } from "../../lib/quant/q8.ts";
+import { quantizeQ4 } from "../../lib/quant/q4.ts";
+import {
+  bf16BitsToNumber,
+  dequantQ4Ref,
+  dequantQ8Ref,
+  halfBitsToNumber,
+  matmulRef,
+} from "../reference/matmul.ts";
+
+/** mulberry32: seeded uniform [0, 1). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randn(n: number, r: () => number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (r() * 2 - 1) * scale;
+  return out;
+}
+
+interface Packed {
+  /** Shard bytes. */
+  data: Uint8Array;
+  scales?: Uint16Array;
+  /** What the bytes decode to, by the independent reference decoders. */
+  ref: Float64Array;
+}
+
+/** Packs a random [N, K] matrix in `dtype` (q8/q4 via lib/quant, decoded by the test's own reference). */
+function pack(
+  dtype: WeightDtype,
+  N: number,
+  K: number,
+  r: () => number,
+): Packed {
+  const w = randn(N * K, r);
+  switch (dtype) {
+    case "f32":
+      return { data: new Uint8Array(w.buffer), ref: Float64Array.from(w) };
+    case "f16": {
+      const h = new Uint16Array(N * K);
+      for (let i = 0; i < h.length; i++) h[i] = f32ToF16(w[i]);
+      return {
+        data: new Uint8Array(h.buffer),
+        ref: Float64Array.from(h, halfBitsToNumber),
+      };
+    }
+    case "bf16": {
+      const bits = new Uint32Array(w.buffer);
+      const h = new Uint16Array(N * K);
+      for (let i = 0; i < h.length; i++) h[i] = bits[i] >>> 16; // truncation is a valid bf16 value
+      return {
+        data: new Uint8Array(h.buffer),
+        ref: Float64Array.from(h, bf16BitsToNumber),
+      };
+    }
+    case "q8": {
+      const q = quantizeQ8(w, N, K);
+      return {
+        data: new Uint8Array(q.data.buffer),
+        scales: q.scales,
+        ref: dequantQ8Ref(q.data, q.scales, N, K),
+      };
+    }
+    case "q4": {
+      const q = quantizeQ4(w, N, K);
+      return {
+        data: q.data,
+        scales: q.scales,
+        ref: dequantQ4Ref(q.data, q.scales, N, K),
+      };
+    }
+  }
+}
+
+interface Case {
+  dtype: WeightDtype;
+  N: number;
+  K: number;
+  T: number;
+  bias?: boolean;
+  maxPartBytes?: number;
+  seed?: number;
+}
+
+async function runCase(
+  g: Gpu,
+  c: Case,
+  ctx = new KernelContext(g),
+): Promise<{ parts: number; kernel: string }> {
+  const r = rng(c.seed ?? (c.N * 7919 + c.K * 31 + c.T));
+  const p = pack(c.dtype, c.N, c.K, r);
+  const x = randn(c.T * c.K, r);
+  const bias = c.bias ? randn(c.N, r) : undefined;
+  const w: GpuWeight = uploadWeight(g, {
+    dtype: c.dtype,
+    rows: c.N,
+    cols: c.K,
+    data: p.data,
+    scales: p.scales,
+    maxPartBytes: c.maxPartBytes,
+  });
+  const xRef = upload(g, x);
+  const out = scratch(g, c.T * c.N * 4);
+  const biasRef = bias ? upload(g, bias) : undefined;
+  ctx.reset();
+  const enc = g.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  matmul(ctx, pass, { x: xRef, w, bias: biasRef, out, T: c.T });
+  pass.end();
+  ctx.flush();
+  g.device.queue.submit([enc.finish()]);
+  const got = await readF32(g, out, c.T * c.N);
+  const want = matmulRef({ x, w: p.ref, bias, T: c.T, N: c.N, K: c.K });
+  const rtol = (2e-6 + c.K * 2 ** -24) * (c.dtype === "q4" ? 16 : 1);
+  for (let t = 0; t < c.T; t++) {
+    for (let n = 0; n < c.N; n++) {
+      let mag = 0;
+      for (let k = 0; k < c.K; k++) {
+        mag += Math.abs(x[t * c.K + k] * p.ref[n * c.K + k]);
+      }
+      const i = t * c.N + n;
+      const tol = 1e-6 + rtol * mag;
+      if (!(Math.abs(got[i] - want[i]) <= tol)) {
+        assert.fail(
+          `${c.dtype} N=${c.N} K=${c.K} T=${c.T}${
+            c.bias ? " +bias" : ""
+          } parts=${w.parts.length}: ` +
+            `out[${t}, ${n}] = ${got[i]}, want ${want[i]} (tol ${
+              tol.toExponential(2)
+            })`,
+        );
+      }
+    }
+  }
+  for (const part of w.parts) {
+    part.data.buffer.destroy();
+    part.scales?.buffer.destroy();
+  }
+  xRef.buffer.destroy();
+  out.buffer.destroy();
+  biasRef?.buffer.destroy();
+  return {
+    parts: w.parts.length,
+    kernel: planMatmul(c.dtype, c.K, c.T).kernel,
+  };
+}
+
+const DTYPES: WeightDtype[] = ["f32", "f16", "bf16", "q8", "q4"];
+const SHAPES: [number, number][] = [[33, 37], [64, 100], [40, 128], [37, 256]];
+
+for (const dtype of DTYPES) {
+  gpuTest(
+    `matmul ${dtype}: T = 1, B = 3, T = 37 over odd shapes`,
+    async (g) => {
+      const kernels = new Set<string>();
+      for (const [N, K] of SHAPES) {
+        for (const T of [1, 3, 37]) {
+          kernels.add((await runCase(g, { dtype, N, K, T })).kernel);
+        }
+      }
+      // both the fast kernels and the generic fallback were exercised
+      assert.ok(
+        kernels.has(`matvec_${dtype}`) && kernels.has(`matmul_${dtype}`) &&
+          kernels.has("matmul_generic"),
+      );
+    },
+  );
+
+  gpuTest(`matmul ${dtype}: fused bias`, async (g) => {
+    for (const [N, K] of [[33, 37], [36, 256]] as [number, number][]) {
+      for (const T of [1, 5]) await runCase(g, { dtype, N, K, T, bias: true });
+    }
+  });
+
+  gpuTest(`matmul ${dtype}: weight split into several parts`, async (g) => {
+    for (const [N, K] of [[70, 128], [45, 37]] as [number, number][]) {
+      const [rb, sb] = weightRowBytes(dtype, K);
+      const maxPartBytes = Math.max(rb, sb) * 16; // 16 rows per part
+      for (const T of [1, 6]) {
+        const { parts } = await runCase(g, {
+          dtype,
+          N,
+          K,
+          T,
+          bias: true,
+          maxPartBytes,
+        });
+        assert.equal(parts, Math.ceil(N / 16));
+      }
+    }
+  });
+}
+
+gpuTest(
+  "matmul: dispatches above maxComputeWorkgroupsPerDimension fold into 2-D",
+  async (g) => {
+    const folded: Gpu = {
+      ...g,
+      limits: { ...g.limits, maxComputeWorkgroupsPerDimension: 2 },
+    };
+    for (const dtype of ["f32", "q4"] as WeightDtype[]) {
+      for (
+        const [K, T] of [[128, 1], [128, 9], [37, 2]] as [number, number][]
+      ) {
+        await runCase(
+          g,
+          { dtype, N: 300, K, T, bias: true },
+          new KernelContext(folded),
+        );
+      }
+    }
+  },
+);
+
+gpuTest("matmul: planWeightParts covers rows within the byte limit", () => {
+  assert.deepEqual(planWeightParts("f32", 10, 4, 64), [[0, 4], [4, 4], [8, 2]]);
+  assert.deepEqual(planWeightParts("q4", 3, 64, 1 << 20), [[0, 3]]);
+  assert.throws(() => planWeightParts("f32", 2, 100, 64));
+});
+
+gpuTest("matmul: rejects a mismatched output buffer", (g) => {
+  const ctx = new KernelContext(g);
+  const w = uploadWeight(g, {
+    dtype: "f32",
+    rows: 8,
+    cols: 4,
+    data: new Float32Array(32),
+  });
+  const enc = g.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  assert.throws(
+    () =>
+      matmul(ctx, pass, { x: scratch(g, 16), w, out: scratch(g, 16), T: 1 }),
+    /out holds/,
+  );
+  pass.end();
+});
+
+// The f16 weight path must not need shader-f16: run it on a device created without the feature.
+Deno.test({
+  name:
+    "matmul f16/bf16 on a device without shader-f16 (requestGpu({ f16: false }))",
+  ignore: sharedGpu === null,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const g = await requestGpu({ f16: false });
+    assert.equal(g.f16, false);
+    assert.ok(!g.device.features.has("shader-f16"));
+    for (const dtype of ["f16", "bf16", "q8", "q4"] as WeightDtype[]) {
+      for (const [N, K, T] of [[33, 37, 1], [40, 128, 1], [40, 128, 37]]) {
+        await runCase(g, { dtype, N, K, T, bias: true });
+      }
+    }
+    g.device.destroy();
+  },
+});
