@@ -593,6 +593,17 @@ export async function splitModel(
 
   const failAfter = envInt("STRATA_SPLIT_FAIL_AFTER");
   const killAfter = envInt("STRATA_SPLIT_KILL_AFTER");
+  /** Test hooks: fail or die once `completed` files are finished in this run. */
+  const injectFailure = (target: string, completed: number) => {
+    if (killAfter !== null && completed >= killAfter) {
+      Deno.kill(Deno.pid, "SIGKILL");
+    }
+    if (failAfter !== null && completed >= failAfter) {
+      throw new StrataError(
+        `${target}: injected failure (STRATA_SPLIT_FAIL_AFTER=${failAfter})`,
+      );
+    }
+  };
   let completed = 0;
   let bytesDone = 0;
   let bytesSkipped = 0;
@@ -607,16 +618,7 @@ export async function splitModel(
       opts.onProgress?.({ bytesDone, bytesTotal, file: f.path, bytesSkipped });
       continue;
     }
-    const inject = () => {
-      if (killAfter !== null && completed >= killAfter) {
-        Deno.kill(Deno.pid, "SIGKILL");
-      }
-      if (failAfter !== null && completed >= failAfter) {
-        throw new StrataError(
-          `${target}: injected failure (STRATA_SPLIT_FAIL_AFTER=${failAfter})`,
-        );
-      }
-    };
+    const inject = () => injectFailure(target, completed);
     const partial = target + ".partial";
     if (f.text !== undefined) {
       await Deno.writeTextFile(partial, f.text);
@@ -665,6 +667,8 @@ export async function splitModel(
     completed++;
   }
 
+  // Every shard is in place; the manifest is not yet (the last hook point).
+  injectFailure(manifestPath, completed);
   const quant: Record<string, QuantLayout> = {};
   for (const f of files) {
     if (f.metadata?.["strata.quant"]) {

@@ -1,0 +1,172 @@
+/**
+ * Atomicity, resume and --delete-original: a split that fails or is killed
+ * midway never leaves a file that looks finished; re-running completes it
+ * with output identical to an uninterrupted run; sources survive every failed
+ * run and are deleted only after a verified success.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeTinyModel } from "../fixtures/tiny_model.ts";
+import { copyDir, listFiles, runCli, sha256, tempDir } from "./_helpers.ts";
+
+async function hashes(dir: string): Promise<Map<string, string>> {
+  const m = new Map<string, string>();
+  for (const f of await listFiles(dir)) m.set(f, await sha256(join(dir, f)));
+  return m;
+}
+
+/** Every file under `out` with a final name equals the reference file. */
+async function assertNothingLooksFinished(
+  out: string,
+  ref: Map<string, string>,
+): Promise<void> {
+  for (const f of await listFiles(out)) {
+    if (f.endsWith(".partial") || f === ".strata-split.json") continue;
+    assert.ok(f !== "manifest.json", "manifest.json written by a failed run");
+    assert.equal(
+      await sha256(join(out, f)),
+      ref.get(f),
+      `${f} looks finished but differs`,
+    );
+  }
+}
+
+for (const quantize of ["none", "q4"]) {
+  Deno.test(`split --quantize ${quantize}: failed and killed runs resume to identical output`, async () => {
+    const [dir, cleanup] = await tempDir();
+    try {
+      const m = await makeTinyModel(join(dir, "m"), {
+        arch: "qwen2",
+        dtype: "BF16",
+        sharded: true,
+      });
+      const q = ["--quantize", quantize];
+      const ref = join(dir, "ref");
+      const r0 = await runCli(["split", m.dir, "--out", ref, ...q]);
+      assert.equal(r0.code, 0, r0.stderr);
+      const want = await hashes(ref);
+
+      const out = join(dir, "out");
+      // 1. An error in the middle of the 6th file (after 5 finished).
+      const r1 = await runCli(["split", m.dir, "--out", out, ...q], {
+        STRATA_SPLIT_FAIL_AFTER: "5",
+      });
+      assert.equal(r1.code, 1);
+      assert.match(r1.stderr, /injected failure/);
+      await assertNothingLooksFinished(out, want);
+      // 2. SIGKILL in the middle of a later file (partial left behind).
+      const r2 = await runCli(["split", m.dir, "--out", out, ...q], {
+        STRATA_SPLIT_KILL_AFTER: "2",
+      });
+      assert.equal(r2.signal, "SIGKILL");
+      const files = await listFiles(out);
+      assert.ok(files.some((f) => f.endsWith(".partial")), files.join(" "));
+      await assertNothingLooksFinished(out, want);
+      // 3. A finished file corrupted while nobody was looking is redone.
+      await Deno.writeTextFile(join(out, "embed.safetensors"), "garbage");
+      // 4. Re-run completes: identical to the uninterrupted run.
+      const r3 = await runCli(["split", m.dir, "--out", out, ...q]);
+      assert.equal(r3.code, 0, r3.stderr);
+      assert.match(r3.stderr, /already done/);
+      assert.deepEqual(await hashes(out), want);
+    } finally {
+      await cleanup();
+    }
+  });
+}
+
+Deno.test("split --delete-original: sources survive failures, go after success", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const m = await makeTinyModel(join(dir, "m"), {
+      arch: "llama",
+      dtype: "F16",
+      sharded: true,
+    });
+    const src = join(dir, "src");
+    await copyDir(m.dir, src);
+    const before = await hashes(src);
+    const out = join(dir, "out");
+    // 8 files in all (4 text files, embed, 2 layers, head). Each failing run
+    // finishes some more, then fails or dies; the last one fails after every
+    // shard is written, just before the manifest.
+    const runs: [Record<string, string>, number][] = [
+      [{ STRATA_SPLIT_FAIL_AFTER: "0" }, 0],
+      [{ STRATA_SPLIT_KILL_AFTER: "2" }, 2],
+      [{ STRATA_SPLIT_FAIL_AFTER: "1" }, 3],
+      [{ STRATA_SPLIT_FAIL_AFTER: "5" }, 8],
+    ];
+    for (const [env, done] of runs) {
+      const r = await runCli(
+        ["split", src, "--out", out, "--delete-original"],
+        env,
+      );
+      if (env.STRATA_SPLIT_KILL_AFTER) assert.equal(r.signal, "SIGKILL");
+      else assert.equal(r.code, 1, r.stderr);
+      assert.deepEqual(await hashes(src), before, JSON.stringify(env));
+      const finished = (await listFiles(out)).filter((f) =>
+        !f.endsWith(".partial") && f !== ".strata-split.json"
+      );
+      assert.equal(finished.length, done, finished.join(" "));
+      assert.ok(!finished.includes("manifest.json"));
+    }
+    // Not enough space: refused before anything is deleted.
+    const full = await runCli(
+      ["split", src, "--out", out, "--delete-original"],
+      {
+        STRATA_SPLIT_FREE_BYTES: "10",
+      },
+    );
+    assert.equal(full.code, 1);
+    assert.deepEqual(await hashes(src), before);
+
+    const ok = await runCli(["split", src, "--out", out, "--delete-original"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const left = await listFiles(src);
+    assert.deepEqual(
+      left,
+      [
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+      ],
+    );
+    // The shards are complete and verified.
+    const info = await runCli(["info", out, "--verify"]);
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, /verified: +every file matches manifest\.json/);
+    // Equal to a split of the untouched copy.
+    const ref = join(dir, "ref");
+    assert.equal((await runCli(["split", m.dir, "--out", ref])).code, 0);
+    const a = await hashes(out), b = await hashes(ref);
+    a.delete("manifest.json");
+    b.delete("manifest.json");
+    assert.deepEqual(a, b);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("info --verify detects a corrupted shard", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const m = await makeTinyModel(join(dir, "m"), {
+      arch: "mistral",
+      dtype: "F32",
+    });
+    const out = join(dir, "out");
+    assert.equal((await runCli(["split", m.dir, "--out", out])).code, 0);
+    const f = join(out, "layers/001.safetensors");
+    const b = await Deno.readFile(f);
+    b[b.length - 1] ^= 1;
+    await Deno.writeFile(f, b);
+    const r = await runCli(["info", out, "--verify"]);
+    assert.equal(r.code, 1);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1);
+    assert.match(lines[0], /layers\/001\.safetensors: SHA-256 differs/);
+  } finally {
+    await cleanup();
+  }
+});
