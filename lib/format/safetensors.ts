@@ -66,11 +66,13 @@ function errMsg(e: unknown): string {
 }
 
 /**
- * Returns the first key that appears twice in one JSON object of `text`
- * (which must already be valid JSON), or null. JSON.parse silently keeps the
- * last duplicate; the safetensors format forbids duplicates.
+ * Scans `text` (already valid JSON) for what JSON.parse lets through but the
+ * reference parser (serde_json into integer fields) rejects: a key that
+ * appears twice in one object (JSON.parse silently keeps the last), and
+ * numbers written with a fraction or exponent (`24.0`, `1e3`). Returns the
+ * problem, or null.
  */
-function findDuplicateKey(text: string): string | null {
+function scanHeaderText(text: string): string | null {
   const stack: (Set<string> | null)[] = [];
   let i = 0;
   const n = text.length;
@@ -97,9 +99,21 @@ function findDuplicateKey(text: string): string | null {
         ) j++;
         if (text[j] === ":") {
           const key = JSON.parse(text.slice(start, end)) as string;
-          if (top.has(key)) return key;
+          if (top.has(key)) return `header has duplicate key ${q(key)}`;
           top.add(key);
         }
+      }
+      continue;
+    }
+    if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      // number literal
+      const start = i;
+      while (i < n && /[-+0-9.eE]/.test(text[i])) i++;
+      const num = text.slice(start, i);
+      if (/[.eE]/.test(num)) {
+        return `header has a number with a fraction or exponent (${
+          oneLine(num, 40)
+        }); shapes and offsets must be integers`;
       }
       continue;
     }
@@ -148,8 +162,8 @@ function parseHeader(
     return fail(`header is not valid JSON: ${errMsg(e)}`);
   }
   if (!isPlainObject(json)) return fail("header JSON is not an object");
-  const dup = findDuplicateKey(text);
-  if (dup !== null) fail(`header has duplicate key ${q(dup)}`);
+  const scanned = scanHeaderText(text);
+  if (scanned !== null) fail(scanned);
 
   let metadata: Record<string, string> = {};
   const list: {

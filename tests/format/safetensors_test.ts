@@ -465,7 +465,18 @@ Deno.test("corrupt: tensor entries (unknown dtype, shape, keys, offsets)", async
     one(T("a", "F32", [-6], [0, 24])),
     /not an integer in 0\.\.2\^48-1/,
   );
-  await expectBad(one(T("a", "F32", [1.5, 4], [0, 24])), /not an integer/);
+  await expectBad(
+    one(T("a", "F32", [1.5, 4], [0, 24])),
+    /number with a fraction or exponent \(1\.5\)/,
+  );
+  await expectBad(
+    one(`"a":{"dtype":"F32","shape":[6],"data_offsets":[0,24.0]}`),
+    /fraction or exponent \(24\.0\)/,
+  );
+  await expectBad(
+    one(`"a":{"dtype":"F32","shape":[6e0],"data_offsets":[0,24]}`),
+    /fraction or exponent \(6e0\)/,
+  );
   await expectBad(one(T("a", "F32", ["6"], [0, 24])), /not an integer/);
   await expectBad(
     one(T("a", "F32", [2 ** 48, 0], [0, 0]), new Uint8Array(0)),
