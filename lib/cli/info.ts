@@ -228,7 +228,7 @@ export function formatInfo(i: ModelInfo): string[] {
   const maxL = Math.max(...i.bytesPerLayer);
   const perLayer = i.layers === 0
     ? "-"
-    : minL === maxL
+    : formatBytes(minL) === formatBytes(maxL)
     ? formatBytes(minL)
     : `${formatBytes(minL)}–${formatBytes(maxL)}`;
   const rope = c.ropeScaling

@@ -78,6 +78,7 @@ class ProgressLine {
 
   end(): void {
     if (this.#drawn) Deno.stderr.writeSync(this.#enc.encode("\r\x1b[2K"));
+    this.#drawn = false;
   }
 
   get elapsed(): number {
