@@ -11,6 +11,8 @@ import { GgufFile, openGgufSource } from "../../lib/format/gguf.ts";
 import { openLlama2cSource } from "../../lib/format/llama2c.ts";
 import { normalizeConfig } from "../../lib/model/config.ts";
 import { ropeInvFreq } from "../../lib/model/rope.ts";
+import { quantizeQ4 } from "../../lib/quant/q4.ts";
+import { quantizeQ8 } from "../../lib/quant/q8.ts";
 import type { ModelSource, TensorData } from "../../lib/split/source.ts";
 import { hfTensorName, unpermuteRows } from "../../lib/split/source_gguf.ts";
 import {
@@ -766,4 +768,110 @@ Deno.test("gguf: bad tensor infos are FormatErrors", async () => {
     writeGguf([["general.alignment", "u32", 24]], []),
     /not a power of two/,
   );
+});
+
+Deno.test({
+  name:
+    "gguf: a Q8_0 / Q4_0 stories260K gives the q8 / q4 of the HF-layout F32 tensors (rows moved, not requantized)",
+  ignore: !present,
+  fn: async () => {
+    const g = await GgufFile.open(STORIES_GGUF);
+    const ref = await openLlama2cSource(STORIES_BIN, { tokenizer: TOK512 });
+    try {
+      const refT = new Map(ref.tensors.map((t) => [t.name, t]));
+      const kvs: KV[] = [];
+      for (const [k, e] of g.metadata) {
+        if (typeof e.value === "string") kvs.push([k, "str", e.value]);
+        else if (typeof e.value === "number" && e.type === 6) {
+          kvs.push([k, "f32", e.value]);
+        } else if (typeof e.value === "number" && e.type === 4) {
+          kvs.push([k, "u32", e.value]);
+        } else if (Array.isArray(e.value)) {
+          kvs.push([k, "strs", e.value as string[]]);
+        } else if (e.value instanceof Float32Array) {
+          kvs.push([k, "f32s", Array.from(e.value)]);
+        } else if (e.value instanceof Int32Array) {
+          kvs.push([k, "i32s", Array.from(e.value)]);
+        }
+      }
+      for (const [type, id] of [["q8", 8], ["q4", 2]] as const) {
+        const tensors: TensorSpec[] = [];
+        for (const t of g.tensors.values()) {
+          const data = await g.read(t.name);
+          if (
+            t.dims.length !== 2 || t.dims[0] % 32 !== 0 ||
+            t.name === "output.weight"
+          ) {
+            tensors.push({ name: t.name, dims: [...t.dims], type: 0, data });
+            continue;
+          }
+          const [cols, rows] = t.dims;
+          const q = (type === "q8" ? quantizeQ8 : quantizeQ4)(
+            new Float32Array(data.slice().buffer),
+            rows,
+            cols,
+          );
+          const qb = type === "q8" ? 32 : 16, nb = cols / 32;
+          const qd = new Uint8Array(
+            q.data.buffer,
+            q.data.byteOffset,
+            q.data.byteLength,
+          );
+          const blocks = new Uint8Array(rows * nb * (qb + 2));
+          for (let b = 0; b < rows * nb; b++) {
+            blocks[b * (qb + 2)] = q.scales[b] & 255;
+            blocks[b * (qb + 2) + 1] = q.scales[b] >> 8;
+            blocks.set(qd.subarray(b * qb, (b + 1) * qb), b * (qb + 2) + 2);
+          }
+          tensors.push({
+            name: t.name,
+            dims: [...t.dims],
+            type: id,
+            data: blocks,
+          });
+        }
+        await withTemp(writeGguf(kvs, tensors), async (path) => {
+          const src = await openGgufSource(path);
+          try {
+            let quantized = 0;
+            for (const t of src.tensors) {
+              if (t.dtype !== type) continue;
+              quantized++;
+              const got = await t.read();
+              const f = await refT.get(t.name)!.read();
+              assert.ok(
+                f.dtype === "F32" && (got.dtype === "q8" || got.dtype === "q4"),
+              );
+              const [rows, cols] = t.shape;
+              const want = (type === "q8" ? quantizeQ8 : quantizeQ4)(
+                new Float32Array(f.bytes.slice().buffer),
+                rows,
+                cols,
+              );
+              assert.deepEqual(got.scales, want.scales, t.name);
+              assert.deepEqual(
+                new Uint8Array(
+                  got.data.buffer,
+                  got.data.byteOffset,
+                  got.data.byteLength,
+                ),
+                new Uint8Array(
+                  want.data.buffer,
+                  want.data.byteOffset,
+                  want.data.byteLength,
+                ),
+                t.name,
+              );
+            }
+            assert.equal(quantized, 1 + 5 * 6); // embedding + q,k,v,o,gate,up per layer (down has 172 columns)
+          } finally {
+            src.close();
+          }
+        });
+      }
+    } finally {
+      g.close();
+      ref.close();
+    }
+  },
 });
