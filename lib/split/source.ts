@@ -122,7 +122,7 @@ export async function openSource(
   const ext = extname(path).toLowerCase();
   if (ext === ".gguf") {
     const { openGgufSource } = await import("../format/gguf.ts");
-    return (await openGgufSource(path)) as ModelSource;
+    return await openGgufSource(path);
   }
   if (ext === ".bin") {
     let tokenizer = opts.tokenizer;
@@ -136,7 +136,7 @@ export async function openSource(
       );
     }
     const { openLlama2cSource } = await import("../format/llama2c.ts");
-    return (await openLlama2cSource(path, { tokenizer })) as ModelSource;
+    return await openLlama2cSource(path, { tokenizer });
   }
   if (ext === ".safetensors") {
     throw new UnsupportedError(
