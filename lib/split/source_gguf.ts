@@ -624,12 +624,26 @@ export async function openGgufSource(path: string): Promise<ModelSource> {
       }
       tensors.push(makeTensor(g, t, hf, permute));
     }
-    const tok = ggufTokenizer(g);
-    const files: Record<string, string> = {
-      "tokenizer.json": JSON.stringify(tok.tokenizer),
-      "tokenizer_config.json": JSON.stringify(tok.tokenizerConfig, null, 2),
-      "generation_config.json": JSON.stringify(tok.generationConfig, null, 2),
-    };
+    // a file without a vocabulary (`tokenizer.ggml.model` absent, `none` or
+    // `no_vocab`) still converts; it just has no tokenizer files
+    const tokModel = g.getString("tokenizer.ggml.model");
+    const files: Record<string, string> = {};
+    if (
+      tokModel !== undefined && tokModel !== "none" && tokModel !== "no_vocab"
+    ) {
+      const tok = ggufTokenizer(g);
+      files["tokenizer.json"] = JSON.stringify(tok.tokenizer);
+      files["tokenizer_config.json"] = JSON.stringify(
+        tok.tokenizerConfig,
+        null,
+        2,
+      );
+      files["generation_config.json"] = JSON.stringify(
+        tok.generationConfig,
+        null,
+        2,
+      );
+    }
     const name = g.getString("general.name");
     return {
       kind: "gguf",

@@ -565,6 +565,34 @@ Deno.test("gguf: qwen2 Q/K rows are not permuted; qwen2 has q/k/v bias", async (
   });
 });
 
+Deno.test("gguf: a file without a vocabulary converts without tokenizer files", async () => {
+  const kvs = llamaKvs("llama", { dim: 32, heads: 1, kv: 1, ff: 32, layers: 1 })
+    .filter(([k]) => !k.startsWith("tokenizer."));
+  // no vocabulary and no token_embd: the vocab size is unknown
+  await withTemp(writeGguf(kvs, []), async (path) => {
+    await assert.rejects(
+      openGgufSource(path),
+      (e: Error) =>
+        e instanceof FormatError && /vocabulary size/.test(e.message),
+    );
+  });
+  const withEmbd = writeGguf(kvs, [{
+    name: "token_embd.weight",
+    dims: [32, 3],
+    type: 0,
+    data: new Uint8Array(32 * 3 * 4),
+  }]);
+  await withTemp(withEmbd, async (path) => {
+    const src = await openGgufSource(path);
+    try {
+      assert.deepEqual(src.files, {});
+      assert.equal(src.config.vocab_size, 3);
+    } finally {
+      src.close();
+    }
+  });
+});
+
 Deno.test("gguf: unsupported architecture and tensor type give UnsupportedError", async () => {
   const falcon = writeGguf(
     llamaKvs("falcon", { dim: 32, heads: 1, kv: 1, ff: 32, layers: 1 }),
