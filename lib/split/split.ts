@@ -15,7 +15,8 @@
  * Test hooks (environment): `STRATA_SPLIT_FAIL_AFTER=N` throws while writing
  * the file after the N-th finished one; `STRATA_SPLIT_KILL_AFTER=N` kills the
  * process with SIGKILL at the same point; `STRATA_SPLIT_FREE_BYTES=N`
- * pretends the disk has N bytes free.
+ * pretends the disk has N bytes free; `STRATA_SPLIT_CHUNK_BYTES=N` sets the
+ * size of the row chunks quantized at a time (default 16 MiB of f32).
  *
  * @module
  */
@@ -318,10 +319,19 @@ function bytesOf(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** Produces the bytes of `t`'s declared tensors, in order. */
-async function produce(t: OutTensor): Promise<Uint8Array[]> {
+/** Rows quantized at a time: bounds the f32 copy to about 16 MB. */
+const CHUNK_F32_BYTES = 16 << 20;
+
+/**
+ * Reads `t` from its source and writes its declared tensors to `writer`.
+ * Float sources are quantized a chunk of rows at a time (the packed data is
+ * written as it is made; the scales, 1/16 of the packed size or less, follow),
+ * so peak memory is the source tensor plus about 16 MB.
+ */
+async function emit(t: OutTensor, writer: SafetensorsWriter): Promise<void> {
   const d: TensorData = await t.src.read();
   const where = t.src.file ?? t.src.name;
+  const [dataName, scalesName] = [t.decls[0].name, t.decls[1]?.name];
   if (t.kind === "raw") {
     if (d.dtype === "q8" || d.dtype === "q4") {
       throw new FormatError(
@@ -329,26 +339,50 @@ async function produce(t: OutTensor): Promise<Uint8Array[]> {
         `tensor ${t.src.name}: unexpected packed data`,
       );
     }
-    return [d.bytes];
+    await writer.write(dataName, d.bytes);
+    return;
   }
   const [rows, cols] = t.src.shape;
-  if (d.dtype === t.kind) return [bytesOf(d.data), bytesOf(d.scales)];
-  let w: Float32Array;
-  if (d.dtype === "q8") w = dequantizeQ8(d, rows, cols);
-  else if (d.dtype === "q4") w = dequantizeQ4(d, rows, cols);
-  else w = toFloat32(d.bytes, d.dtype);
-  if (w.length !== rows * cols) {
+  if (d.dtype === t.kind) {
+    await writer.write(dataName, bytesOf(d.data));
+    await writer.write(scalesName, bytesOf(d.scales));
+    return;
+  }
+  const quantize = t.kind === "q8" ? quantizeQ8 : quantizeQ4;
+  if (d.dtype === "q8" || d.dtype === "q4") {
+    // Repacking another packing: rare (GGUF), done whole.
+    const w = d.dtype === "q8"
+      ? dequantizeQ8(d, rows, cols)
+      : dequantizeQ4(d, rows, cols);
+    const q = quantize(w, rows, cols);
+    await writer.write(dataName, bytesOf(q.data));
+    await writer.write(scalesName, bytesOf(q.scales));
+    return;
+  }
+  const elBytes = d.dtype === "F32" ? 4 : 2;
+  if (d.bytes.length !== rows * cols * elBytes) {
     throw new FormatError(
       where,
-      `tensor ${t.src.name}: ${w.length} values for shape ${
+      `tensor ${t.src.name}: ${d.bytes.length} bytes for ${d.dtype} ${
         shapeStr(t.src.shape)
       }`,
     );
   }
-  const q = t.kind === "q8"
-    ? quantizeQ8(w, rows, cols)
-    : quantizeQ4(w, rows, cols);
-  return [bytesOf(q.data), bytesOf(q.scales)];
+  const nb = Math.ceil(cols / BLOCK);
+  const scales = new Uint16Array(rows * nb);
+  const chunk = envInt("STRATA_SPLIT_CHUNK_BYTES") ?? CHUNK_F32_BYTES;
+  const step = Math.max(1, Math.floor(chunk / (4 * Math.max(cols, 1))));
+  for (let r0 = 0; r0 < rows; r0 += step) {
+    const r1 = Math.min(rows, r0 + step);
+    const w = toFloat32(
+      d.bytes.subarray(r0 * cols * elBytes, r1 * cols * elBytes),
+      d.dtype,
+    );
+    const q = quantize(w, r1 - r0, cols);
+    scales.set(q.scales, r0 * nb);
+    await writer.write(dataName, bytesOf(q.data));
+  }
+  await writer.write(scalesName, bytesOf(scales));
 }
 
 /** Streams a file through SHA-256 and fsyncs it; returns the hex digest. */
@@ -631,10 +665,7 @@ export async function splitModel(
       );
       try {
         for (const t of f.tensors) {
-          const parts = await produce(t);
-          for (let i = 0; i < parts.length; i++) {
-            await writer.write(t.decls[i].name, parts[i]);
-          }
+          await emit(t, writer);
           bytesDone += t.bytes;
           opts.onProgress?.({
             bytesDone,

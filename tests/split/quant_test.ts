@@ -15,7 +15,7 @@ import {
 } from "../fixtures/tiny_model.ts";
 import { openSource } from "../../lib/split/source.ts";
 import { splitModel } from "../../lib/split/split.ts";
-import { tempDir } from "./_helpers.ts";
+import { listFiles, runCli, sha256, tempDir } from "./_helpers.ts";
 
 const PROJ =
   /(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.weight$/;
@@ -205,3 +205,40 @@ for (const [arch, dtype, tied, type, qe] of CASES) {
       ),
   );
 }
+
+Deno.test("quantizing in row chunks gives the same bytes as one chunk", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const m = await makeTinyModel(join(dir, "m"), {
+      arch: "qwen2",
+      dtype: "BF16",
+    });
+    const outs: string[] = [];
+    for (const [i, chunk] of ["1000", "100000000"].entries()) {
+      const out = join(dir, `out${i}`);
+      const r = await runCli(
+        [
+          "split",
+          m.dir,
+          "--out",
+          out,
+          "--quantize",
+          "q4",
+          "--quantize-embedding",
+        ],
+        { STRATA_SPLIT_CHUNK_BYTES: chunk },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      outs.push(out);
+    }
+    for (const f of await listFiles(outs[0])) {
+      assert.equal(
+        await sha256(join(outs[0], f)),
+        await sha256(join(outs[1], f)),
+        f,
+      );
+    }
+  } finally {
+    await cleanup();
+  }
+});
