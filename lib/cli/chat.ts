@@ -1,0 +1,407 @@
+/**
+ * `strata chat <model>`: an interactive chat. The conversation is kept as a
+ * list of messages and rendered through the model's chat template on every
+ * turn; replies stream as they are generated. Ctrl-C stops a reply (the
+ * partial reply stays in the conversation); `/reset` starts over, `/exit`
+ * or end of input (Ctrl-D) leaves.
+ *
+ * The REPL itself ({@linkcode runChat}) takes its input, output, interrupts
+ * and model as arguments, so it can be tested without a terminal or a GPU.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { StrataError, UsageError } from "../errors.ts";
+import {
+  type ChatMessage,
+  loadChatTemplate,
+  renderChatTemplate,
+} from "../text/chat_template.ts";
+import { StreamingDetokenizer } from "../text/detokenizer.ts";
+import type { Tokenizer } from "../text/tokenizer.ts";
+
+const HELP = `Usage: deno run -A cli.ts chat <model> [flags]
+
+<model>: a shard directory, a Hugging Face checkpoint directory, a .gguf file,
+a llama2.c .bin (with --tokenizer), or org/name[@revision].
+
+  --system TEXT            system prompt
+  --chat-template FILE     Jinja chat template to use instead of the model's
+                           (a .jinja/.txt file, or a JSON file with chat_template)
+  --max-new-tokens N       longest reply in tokens (default 512)
+  --temperature T          0 = greedy; default 0.7
+  --top-k K, --top-p P, --min-p P, --repetition-penalty R
+  --seed S                 PRNG seed
+  --gpu-memory SIZE        GPU budget, e.g. 2GB, 512MiB
+  --max-seq-len N          KV cache positions (the conversation must fit)
+  --quantize none|q8|q4    split-time quantization of a checkpoint
+  --tokenizer FILE         llama2.c tokenizer for .bin checkpoints
+  --help
+
+In the chat: Ctrl-C stops a reply, /reset forgets the conversation,
+/exit or Ctrl-D leaves, /help lists the commands.`;
+
+/** Generation options the chat passes on (a subset of the engine's). */
+export interface ChatGenerateOptions {
+  /** Longest reply. */
+  maxNewTokens?: number;
+  /** Sampling temperature (0 = greedy). */
+  temperature?: number;
+  /** Sample instead of greedy. */
+  doSample?: boolean;
+  /** top-k filter. */
+  topK?: number;
+  /** top-p filter. */
+  topP?: number;
+  /** min-p filter. */
+  minP?: number;
+  /** Repetition penalty. */
+  repetitionPenalty?: number;
+  /** PRNG seed. */
+  seed?: number;
+}
+
+/** What the chat needs from a model (AutoModel has it). */
+export interface ChatModel {
+  /** The tokenizer; the chat needs one. */
+  readonly tokenizer: Tokenizer | null;
+  /** Streams new ids for the prompt ids; stops when `signal` aborts. */
+  stream(
+    input: number[],
+    opts: ChatGenerateOptions & { signal?: AbortSignal },
+  ): AsyncIterable<number>;
+}
+
+/** Where Ctrl-C comes from: `subscribe` returns an unsubscribe function. */
+export interface InterruptSource {
+  /** Calls `onInterrupt` on every interrupt until unsubscribed. */
+  subscribe(onInterrupt: () => void): () => void;
+}
+
+/** Arguments of {@linkcode runChat}. */
+export interface ChatOptions {
+  /** The model. */
+  model: ChatModel;
+  /** The model's name (for messages). */
+  modelName: string;
+  /** The Jinja chat template. */
+  template: string;
+  /** System prompt. */
+  system?: string;
+  /** Generation options of each reply. */
+  generate?: ChatGenerateOptions;
+  /** Lines typed by the user (UTF-8). */
+  input: ReadableStream<Uint8Array>;
+  /** Receives the prompt, the streamed replies and notices. */
+  write: (text: string) => void | Promise<void>;
+  /** Ctrl-C. */
+  interrupts: InterruptSource;
+  /** Prompt shown before each user line (default ">>> "). */
+  prompt?: string;
+}
+
+/** What a chat session did (for tests). */
+export interface ChatResult {
+  /** The conversation at the end. */
+  messages: ChatMessage[];
+  /** Replies generated (complete or stopped). */
+  replies: number;
+  /** Replies stopped by Ctrl-C. */
+  interrupted: number;
+}
+
+/** Splits a byte stream into lines (without the line ends). */
+async function* lines(
+  input: ReadableStream<Uint8Array>,
+): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buf = "";
+  const reader = input.getReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) !== -1) {
+        yield buf.slice(0, nl).replace(/\r$/, "");
+        buf = buf.slice(nl + 1);
+      }
+    }
+    buf += decoder.decode();
+    if (buf.length > 0) yield buf.replace(/\r$/, "");
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+const COMMANDS = "/reset  forget the conversation (keeps --system)\n" +
+  "/exit   leave (also /quit, Ctrl-D)\n" +
+  "/help   this list\n" +
+  "Ctrl-C  stop the reply being written";
+
+/**
+ * Runs the chat loop until `/exit` or the end of input.
+ *
+ * @example
+ * ```ts ignore
+ * import { runChat } from "./chat.ts";
+ * await runChat({
+ *   model, modelName: "tiny", template: model.tokenizer!.chatTemplate!,
+ *   input: Deno.stdin.readable, write: (s) => { Deno.stdout.writeSync(new TextEncoder().encode(s)); },
+ *   interrupts: { subscribe: (f) => { Deno.addSignalListener("SIGINT", f); return () => Deno.removeSignalListener("SIGINT", f); } },
+ * });
+ * ```
+ */
+export async function runChat(opts: ChatOptions): Promise<ChatResult> {
+  const tok = opts.model.tokenizer;
+  if (!tok) {
+    throw new UsageError(
+      `${opts.modelName}: no tokenizer.json; chat needs a tokenizer`,
+    );
+  }
+  const start = (): ChatMessage[] =>
+    opts.system ? [{ role: "system", content: opts.system }] : [];
+  let messages = start();
+  const prompt = opts.prompt ?? ">>> ";
+  const result: ChatResult = { messages, replies: 0, interrupted: 0 };
+  let current: AbortController | null = null;
+  const unsubscribe = opts.interrupts.subscribe(() => {
+    if (current && !current.signal.aborted) {
+      current.abort();
+    } else if (!current) {
+      void opts.write(
+        "\n(Ctrl-C stops a reply; type /exit or press Ctrl-D to leave)\n" +
+          prompt,
+      );
+    }
+  });
+  try {
+    await opts.write(prompt);
+    for await (const raw of lines(opts.input)) {
+      const line = raw.trim();
+      if (line === "") {
+        await opts.write(prompt);
+        continue;
+      }
+      if (line === "/exit" || line === "/quit") {
+        result.messages = messages;
+        return result;
+      }
+      if (line === "/reset") {
+        messages = start();
+        await opts.write("(conversation reset)\n" + prompt);
+        continue;
+      }
+      if (line === "/help" || line === "/?") {
+        await opts.write(COMMANDS + "\n" + prompt);
+        continue;
+      }
+      if (/^\/[a-z]+$/.test(line)) {
+        await opts.write(
+          `unknown command ${line}; /help lists the commands\n` + prompt,
+        );
+        continue;
+      }
+      messages.push({ role: "user", content: raw });
+      let ids: number[];
+      try {
+        const text = renderChatTemplate(opts.template, {
+          messages,
+          addGenerationPrompt: true,
+          specialTokens: tok.specialTokens,
+          source: `${opts.modelName}: chat template`,
+        });
+        // The template writes BOS itself where the model wants it.
+        ids = tok.encode(text, { addSpecialTokens: false });
+      } catch (e) {
+        messages.pop();
+        if (!(e instanceof StrataError)) throw e;
+        await opts.write(`error: ${e.message}\n` + prompt);
+        continue;
+      }
+      const controller = new AbortController();
+      current = controller;
+      const detok = new StreamingDetokenizer(tok, { prefixIds: ids });
+      try {
+        for await (
+          const id of opts.model.stream(ids, {
+            ...opts.generate,
+            signal: controller.signal,
+          })
+        ) {
+          const piece = detok.push(id);
+          if (piece) await opts.write(piece);
+          if (controller.signal.aborted) break;
+        }
+      } catch (e) {
+        if (!controller.signal.aborted) {
+          if (!(e instanceof StrataError)) throw e;
+          // e.g. the conversation no longer fits the context: keep the REPL.
+          messages.pop();
+          current = null;
+          await opts.write(`\nerror: ${e.message}\n` + prompt);
+          continue;
+        }
+      } finally {
+        current = null;
+      }
+      const rest = detok.flush();
+      if (rest) await opts.write(rest);
+      result.replies++;
+      if (controller.signal.aborted) {
+        result.interrupted++;
+        await opts.write(" [stopped]");
+      }
+      // The reply (even a stopped one) stays, so the roles keep alternating.
+      messages.push({ role: "assistant", content: detok.text.trim() });
+      await opts.write("\n" + prompt);
+    }
+    await opts.write("\n");
+    result.messages = messages;
+    return result;
+  } finally {
+    unsubscribe();
+  }
+}
+
+function num(
+  flag: string,
+  v: string | undefined,
+  int: boolean,
+  min: number,
+): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (
+    v.trim() === "" || !Number.isFinite(n) || (int && !Number.isInteger(n)) ||
+    n < min
+  ) {
+    throw new UsageError(
+      `--${flag} must be ${
+        int ? "an integer" : "a number"
+      } >= ${min}, got '${v}'`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Entry point of `strata chat`.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./chat.ts";
+ * Deno.exit(await main(["shards/tiny", "--system", "Be brief."]));
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        system: { type: "string" },
+        "chat-template": { type: "string" },
+        "max-new-tokens": { type: "string" },
+        temperature: { type: "string" },
+        "top-k": { type: "string" },
+        "top-p": { type: "string" },
+        "min-p": { type: "string" },
+        "repetition-penalty": { type: "string" },
+        seed: { type: "string" },
+        "gpu-memory": { type: "string" },
+        "max-seq-len": { type: "string" },
+        quantize: { type: "string" },
+        tokenizer: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(`chat: ${(e as Error).message}`);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (parsed.positionals.length !== 1) {
+    throw new UsageError("chat: give exactly one <model> (see chat --help)");
+  }
+  const modelName = parsed.positionals[0];
+  const quantize = v.quantize ?? "none";
+  if (!["none", "q8", "q4"].includes(quantize)) {
+    throw new UsageError("--quantize must be none, q8 or q4");
+  }
+  const temperature = num("temperature", v.temperature, false, 0) ?? 0.7;
+  const generate: ChatGenerateOptions = {
+    maxNewTokens: num("max-new-tokens", v["max-new-tokens"], true, 1) ?? 512,
+    temperature,
+    doSample: temperature > 0,
+    topK: num("top-k", v["top-k"], true, 0),
+    topP: num("top-p", v["top-p"], false, 0),
+    minP: num("min-p", v["min-p"], false, 0),
+    repetitionPenalty: num(
+      "repetition-penalty",
+      v["repetition-penalty"],
+      false,
+      0,
+    ),
+    seed: num("seed", v.seed, true, 0),
+  };
+  const maxSeqLen = num("max-seq-len", v["max-seq-len"], true, 1);
+  // Read the override first: a bad file should fail before the model loads.
+  const override = v["chat-template"] !== undefined
+    ? await loadChatTemplate(v["chat-template"])
+    : undefined;
+
+  const { AutoModel } = await import("../model/auto_model.ts");
+  const model = await AutoModel.fromPretrained(modelName, {
+    compression: quantize === "q4" ? "4bit" : quantize === "q8" ? "8bit" : null,
+    gpuMemory: v["gpu-memory"],
+    maxSeqLen,
+    tokenizer: v.tokenizer,
+    log: (s: string) => console.error(s),
+  });
+  try {
+    const template = override ?? model.tokenizer?.chatTemplate ?? null;
+    if (!model.tokenizer) {
+      throw new UsageError(
+        `${modelName}: no tokenizer.json; chat needs a tokenizer`,
+      );
+    }
+    if (template === null) {
+      throw new UsageError(
+        `${modelName}: no chat template; pass --chat-template FILE`,
+      );
+    }
+    const enc = new TextEncoder();
+    console.error(
+      `chat with ${modelName}: Ctrl-C stops a reply, /reset, /exit or Ctrl-D to leave`,
+    );
+    await runChat({
+      model,
+      modelName,
+      template,
+      system: v.system,
+      generate,
+      input: Deno.stdin.readable,
+      write: async (s) => {
+        const b = enc.encode(s);
+        let off = 0;
+        while (off < b.length) off += await Deno.stdout.write(b.subarray(off));
+      },
+      interrupts: {
+        subscribe(f) {
+          Deno.addSignalListener("SIGINT", f);
+          return () => Deno.removeSignalListener("SIGINT", f);
+        },
+      },
+    });
+  } finally {
+    await model.dispose();
+  }
+  return 0;
+}
