@@ -170,3 +170,60 @@ Deno.test("info --verify detects a corrupted shard", async () => {
     await cleanup();
   }
 });
+
+Deno.test("split killed from outside after its first layer file appears, then re-run", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // ~150 MB of F32 weights: long enough to be killed midway.
+    const m = await makeTinyModel(join(dir, "m"), {
+      arch: "llama",
+      dtype: "F32",
+      layers: 12,
+      hidden: 512,
+      intermediate: 1536,
+      heads: 8,
+      kvHeads: 2,
+      headDim: 64,
+    });
+    const out = join(dir, "out");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../../cli.ts", import.meta.url).pathname,
+        "split",
+        m.dir,
+        "--out",
+        out,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const first = join(out, "layers/000.safetensors");
+    const t0 = Date.now();
+    while (Date.now() - t0 < 60_000) {
+      try {
+        await Deno.stat(first);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    }
+    child.kill("SIGKILL");
+    const status = await child.status;
+    assert.equal(
+      status.signal,
+      "SIGKILL",
+      "the split finished before it could be killed",
+    );
+    await assert.rejects(Deno.stat(join(out, "manifest.json")));
+    const r = await runCli(["split", m.dir, "--out", out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /already done/);
+    const ref = join(dir, "ref");
+    assert.equal((await runCli(["split", m.dir, "--out", ref])).code, 0);
+    assert.deepEqual(await hashes(out), await hashes(ref));
+  } finally {
+    await cleanup();
+  }
+});
