@@ -1,6 +1,6 @@
-// Combines the split partials of attention.wgsl (nSplit > 1) into the attention output.
-//   part: acc [rows * nSplit, HD] (unnormalised), then at float offset mlOffset (m, l) [rows * nSplit, 2]
-//   out:  [rows, HD] = [T, nHeads * HD] with rows = T * nHeads
+// Attention pass 3 of 3 (only when positions were split): combines the split partials.
+//   part: acc [rows * nSplit, HD] (unnormalised), then at float offset mlOffset (m, l, -, -) [rows * nSplit, 4]
+//   out:  rows r = (t - t0) * nHeads + h of [T, nHeads * HD], written at row t0 * nHeads + r
 //   M = max_s m_s,  out = Σ_s acc_s e^(m_s - M) / Σ_s l_s e^(m_s - M)
 // One workgroup per row (linear index wid.x + wid.y * nwg.x), threads over the head dimension.
 
@@ -11,7 +11,7 @@ struct Params {
   rows: u32,
   nSplit: u32,
   mlOffset: u32,
-  _pad: u32,
+  rowOffset: u32, // t0 * nHeads
 }
 
 @group(0) @binding(0) var<storage, read_write> part: array<f32>;
@@ -29,21 +29,21 @@ fn main(
     return;
   }
   let ns = params.nSplit;
-  let ml = params.mlOffset + row * ns * 2u;
+  let ml = params.mlOffset + row * ns * 4u;
   var mx = part[ml];
   for (var s = 1u; s < ns; s++) {
-    mx = max(mx, part[ml + s * 2u]);
+    mx = max(mx, part[ml + s * 4u]);
   }
   var l = 0.0;
   for (var s = 0u; s < ns; s++) {
-    l += part[ml + s * 2u + 1u] * exp(part[ml + s * 2u] - mx);
+    l += part[ml + s * 4u + 1u] * exp(part[ml + s * 4u] - mx);
   }
   let inv = 1.0 / l;
   for (var d = lid.x; d < HD; d += WG) {
     var acc = 0.0;
     for (var s = 0u; s < ns; s++) {
-      acc += part[(row * ns + s) * HD + d] * exp(part[ml + s * 2u] - mx);
+      acc += part[(row * ns + s) * HD + d] * exp(part[ml + s * 4u] - mx);
     }
-    out[row * HD + d] = acc * inv;
+    out[(params.rowOffset + row) * HD + d] = acc * inv;
   }
 }

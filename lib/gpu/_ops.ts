@@ -33,7 +33,12 @@ import rmsnormInplaceSrc from "../../kernels/rmsnorm_inplace.wgsl" with {
   type: "text",
 };
 import ropeSrc from "../../kernels/rope.wgsl" with { type: "text" };
-import attentionSrc from "../../kernels/attention.wgsl" with { type: "text" };
+import attentionScoresSrc from "../../kernels/attention_scores.wgsl" with {
+  type: "text",
+};
+import attentionValuesSrc from "../../kernels/attention_values.wgsl" with {
+  type: "text",
+};
 import attentionMergeSrc from "../../kernels/attention_merge.wgsl" with {
   type: "text",
 };
@@ -204,26 +209,33 @@ export function rope(
 
 /** How {@link attention} splits its work (exported for tests and benchmarks). */
 export interface AttentionPlan {
-  /** Query heads per workgroup (a divisor of nHeads / nKvHeads, ≤ 8); they share K/V reads. */
-  headsPerGroup: number;
-  /** Position splits per (token, head group); > 1 adds the merge pass. */
+  /** Query heads per invocation (1, 2 or 4, a "quad"): they share each K/V read. */
+  headsPerInvocation: number;
+  /** Quads per kv head: ceil((nHeads / nKvHeads) / headsPerInvocation). */
+  quadsPerKvHead: number;
+  /** Position splits of the softmax·V pass; > 1 adds the merge pass (flash-decoding). */
   nSplit: number;
-  /** Positions per split (a multiple of 64). */
+  /** Positions per split. */
   splitLen: number;
+  /** Tokens per round of dispatches (bounds the scores scratch). */
+  tokensPerChunk: number;
 }
 
+/** Upper bound of the attention scratch buffers (scores, partials). */
+const ATTENTION_SCRATCH = 64 * 1024 * 1024;
+
 /**
- * Chooses the attention work split: heads per workgroup from the GQA group
- * size and the workgroup-memory limit; position splits (flash-decoding) when
- * there are too few (token, head group) workgroups to fill the GPU and the
- * context is long. `splitLen` forces the positions per split.
+ * Chooses the attention work split: query heads per invocation from the GQA
+ * group size; position splits when there are too few (token, head, dims)
+ * invocations to fill a GPU and the context is long (≥ 256 positions per
+ * split); tokens per chunk so the scores fit `maxScratch` bytes. `splitLen`
+ * forces the positions per split.
  *
  * @example
  * ```ts
  * import { attentionPlan } from "./_ops.ts";
- * const plan = attentionPlan({ T: 1, pos0: 4095, nHeads: 32, nKvHeads: 8, headDim: 128,
- *   workgroupStorage: 32768 });
- * console.log(plan); // { headsPerGroup: 4, nSplit: 16, splitLen: 256 }
+ * const plan = attentionPlan({ T: 1, pos0: 4095, nHeads: 32, nKvHeads: 8, headDim: 128 });
+ * console.log(plan.nSplit, plan.splitLen); // 16 256
  * ```
  */
 export function attentionPlan(o: {
@@ -232,7 +244,7 @@ export function attentionPlan(o: {
   nHeads: number;
   nKvHeads: number;
   headDim: number;
-  workgroupStorage: number;
+  maxScratch?: number;
   splitLen?: number;
 }): AttentionPlan {
   const group = o.nHeads / o.nKvHeads;
@@ -241,43 +253,54 @@ export function attentionPlan(o: {
       `${FILE}: attention: nHeads ${o.nHeads} is not a multiple of nKvHeads ${o.nKvHeads}`,
     );
   }
-  // workgroup memory of attention.wgsl: q_s + acc_s (GB·HD each), p_s (GB·64), m/l/corr (3·8) floats
-  const fits = (gb: number) =>
-    (2 * gb * o.headDim + gb * 64 + 24) * 4 <= o.workgroupStorage;
-  let headsPerGroup = 0;
-  for (let gb = Math.min(8, group); gb >= 1; gb--) {
-    if (group % gb === 0 && fits(gb)) {
-      headsPerGroup = gb;
-      break;
-    }
-  }
-  if (!headsPerGroup) {
+  if (o.headDim % 4 !== 0) {
     throw new UnsupportedError(
       FILE,
-      `attention: headDim ${o.headDim} exceeds the workgroup memory (${o.workgroupStorage} bytes)`,
+      `attention: headDim ${o.headDim} is not a multiple of 4`,
     );
   }
+  const maxScratch = o.maxScratch ?? ATTENTION_SCRATCH;
+  const hpi = group >= 3 ? 4 : group;
+  const qpk = Math.ceil(group / hpi);
+  const nQuads = o.nKvHeads * qpk;
   const ctxMax = o.pos0 + o.T;
-  const up64 = (n: number) => Math.max(64, Math.ceil(n / 64) * 64);
-  let splitLen: number;
+  let nSplit: number;
   if (o.splitLen !== undefined) {
-    splitLen = up64(o.splitLen);
+    nSplit = Math.ceil(ctxMax / Math.max(1, o.splitLen));
   } else {
-    const base = o.T * (o.nHeads / headsPerGroup); // workgroups without splitting
-    const want = Math.ceil(256 / base); // aim for ≥ 256 workgroups
-    const byLen = Math.floor(ctxMax / 256); // but ≥ 256 positions per split
-    const n = Math.max(1, Math.min(want, byLen));
-    splitLen = up64(Math.ceil(ctxMax / n));
+    const base = o.T * nQuads * (o.headDim / 4); // softmax·V invocations without splitting
+    nSplit = Math.max(
+      1,
+      Math.min(Math.ceil(8192 / base), Math.floor(ctxMax / 256)),
+    );
   }
-  return { headsPerGroup, nSplit: Math.ceil(ctxMax / splitLen), splitLen };
+  const splitLen = Math.ceil(ctxMax / nSplit);
+  nSplit = Math.ceil(ctxMax / splitLen);
+  const perToken = Math.max(
+    ctxMax * nQuads * 16, // scores
+    nSplit > 1 ? o.nHeads * nSplit * (o.headDim + 4) * 4 : 0, // partials
+  );
+  const tokensPerChunk = Math.max(
+    1,
+    Math.min(o.T, Math.floor(maxScratch / perToken)),
+  );
+  return {
+    headsPerInvocation: hpi,
+    quadsPerKvHead: qpk,
+    nSplit,
+    splitLen,
+    tokensPerChunk,
+  };
 }
 
 /**
  * Causal grouped-query attention over the KV cache: out[t, h] =
  * softmax(scale · q[t, h] · K[0..pos0+t, kv(h)]ᵀ) · V[0..pos0+t, kv(h)].
  * q, out: [T, nHeads·headDim]; kCache, vCache: [≥ pos0+T, nKvHeads·headDim]
- * holding positions 0..pos0+T-1. Long single-token contexts are split over
- * positions and merged (see {@link attentionPlan}); `splitLen` forces a split.
+ * holding positions 0..pos0+T-1; headDim a multiple of 4. Three passes
+ * (kernels/attention_scores, attention_values, attention_merge; see
+ * {@link attentionPlan}); `splitLen` forces the positions per split and
+ * `maxScratch` lowers the scratch bound (tests).
  *
  * @example
  * ```ts ignore
@@ -288,16 +311,16 @@ export function attentionPlan(o: {
 export function attention(
   ctx: KernelContext,
   pass: GPUComputePassEncoder,
-  a: AttentionArgs & { splitLen?: number },
+  a: AttentionArgs & { splitLen?: number; maxScratch?: number },
 ): void {
   checkCount("attention", "T", a.T);
   checkCount("attention", "pos0", a.pos0, 0);
   checkCount("attention", "headDim", a.headDim);
-  checkZ(ctx, "attention", a.T);
-  const plan = attentionPlan({
-    ...a,
-    workgroupStorage: ctx.gpu.limits.maxComputeWorkgroupStorageSize,
-  });
+  const maxScratch = Math.min(
+    a.maxScratch ?? ATTENTION_SCRATCH,
+    ctx.gpu.limits.maxStorageBufferBindingSize,
+  );
+  const plan = attentionPlan({ ...a, maxScratch });
   const hd = a.headDim;
   const qBytes = a.T * a.nHeads * hd * 4;
   const kvBytes = (a.pos0 + a.T) * a.nKvHeads * hd * 4;
@@ -306,61 +329,110 @@ export function attention(
   const k = take(a.kCache, kvBytes, "attention kCache");
   const v = take(a.vCache, kvBytes, "attention vCache");
   const out = take(a.out, qBytes, "attention out");
-  const gb = plan.headsPerGroup;
-  const pipe = ctx.pipeline("attention", attentionSrc, { HD: hd, GB: gb });
-  const groups = (a.nHeads / gb) * plan.nSplit;
-  if (plan.nSplit === 1) {
-    const params = ctx.params(
+  const group = a.nHeads / a.nKvHeads;
+  const { headsPerInvocation: HPI, quadsPerKvHead: qpk, nSplit, splitLen } =
+    plan;
+  const nQuads = a.nKvHeads * qpk;
+  const scoresPipe = ctx.pipeline("attention_scores", attentionScoresSrc, {
+    HD: hd,
+    HPI,
+  });
+  const valuesPipe = ctx.pipeline("attention_values", attentionValuesSrc, {
+    HD: hd,
+    HPI,
+  });
+  const mergePipe = nSplit > 1
+    ? ctx.pipeline("attention_merge", attentionMergeSrc, { HD: hd })
+    : null;
+  const maxZ = ctx.gpu.limits.maxComputeWorkgroupsPerDimension;
+  const tc = Math.min(plan.tokensPerChunk, maxZ);
+  for (let t0 = 0; t0 < a.T; t0 += tc) {
+    const T = Math.min(tc, a.T - t0);
+    const ctxC = a.pos0 + t0 + T; // positions seen by the last token of this chunk
+    const scores = scratch(ctx, "ops.attention.scores", T * ctxC * nQuads * 16);
+    const sp = ctx.params(
       packParams(
-        "uuuuuuufuuuu",
-        a.T,
+        "uuuuuuuf",
+        t0,
         a.pos0,
         a.nHeads,
         a.nKvHeads,
-        a.nHeads / a.nKvHeads,
-        1,
-        plan.splitLen,
+        group,
+        qpk,
+        ctxC,
         a.scale,
-        0,
-        0,
+      ),
+    );
+    ctx.dispatch(
+      pass,
+      scoresPipe,
+      [q, k, scores, sp],
+      nQuads * Math.ceil(ctxC / 64),
+      T,
+    );
+    if (!mergePipe) {
+      const params = ctx.params(
+        packParams(
+          "uuuuuuuuuuuu",
+          t0,
+          a.pos0,
+          a.nHeads,
+          a.nKvHeads,
+          group,
+          qpk,
+          ctxC,
+          1,
+          splitLen,
+          0,
+          0,
+          0,
+        ),
+      );
+      ctx.dispatch(
+        pass,
+        valuesPipe,
+        [scores, v, out, params],
+        nQuads * nSplit,
+        T,
+      );
+      continue;
+    }
+    const rows = T * a.nHeads;
+    const mlOffset = rows * nSplit * hd; // floats, a multiple of 4
+    const part = scratch(
+      ctx,
+      "ops.attention.partials",
+      (mlOffset + rows * nSplit * 4) * 4,
+    );
+    const params = ctx.params(
+      packParams(
+        "uuuuuuuuuuuu",
+        t0,
+        a.pos0,
+        a.nHeads,
+        a.nKvHeads,
+        group,
+        qpk,
+        ctxC,
+        nSplit,
+        splitLen,
+        mlOffset / 4,
         0,
         0,
       ),
     );
-    ctx.dispatch(pass, pipe, [q, k, v, out, params], groups, a.T);
-    return;
+    ctx.dispatch(
+      pass,
+      valuesPipe,
+      [scores, v, part, params],
+      nQuads * nSplit,
+      T,
+    );
+    const mp = ctx.params(
+      packParams("uuuu", rows, nSplit, mlOffset, t0 * a.nHeads),
+    );
+    ctx.dispatch(pass, mergePipe, [part, out, mp], rows);
   }
-  const rows = a.T * a.nHeads;
-  const mlOffset = rows * plan.nSplit * hd;
-  const part = scratch(
-    ctx,
-    "ops.attention.partials",
-    (mlOffset + rows * plan.nSplit * 2) * 4,
-  );
-  const params = ctx.params(
-    packParams(
-      "uuuuuuufuuuu",
-      a.T,
-      a.pos0,
-      a.nHeads,
-      a.nKvHeads,
-      a.nHeads / a.nKvHeads,
-      plan.nSplit,
-      plan.splitLen,
-      a.scale,
-      mlOffset,
-      0,
-      0,
-      0,
-    ),
-  );
-  ctx.dispatch(pass, pipe, [q, k, v, part, params], groups, a.T);
-  const merge = ctx.pipeline("attention_merge", attentionMergeSrc, { HD: hd });
-  ctx.dispatch(pass, merge, [
-    part,
-    out,
-    ctx.params(packParams("uuuu", rows, plan.nSplit, mlOffset, 0)),
-  ], rows);
 }
 
 /**
