@@ -775,6 +775,8 @@ export class Forward {
 
   /** Frees GPU buffers and closes files. */
   async dispose(): Promise<void> {
+    // uploads pumped for a next pass may still be queued: let them finish first
+    await this.#gpu.device.queue.onSubmittedWorkDone();
     await this.#reader.destroy();
     for (const b of this.#buffers) b.destroy();
     this.#readback.destroy();
