@@ -32,7 +32,16 @@ Flags:
   --tokenizer FILE    llama2.c tokenizer file for a .bin checkpoint
   -h, --help          show this help`;
 
-/** What `info` reports (also its `--json` output). */
+/**
+ * What `info` reports (also its `--json` output).
+ *
+ * @example
+ * ```ts ignore
+ * import { modelInfo } from "./info.ts";
+ * const i = await modelInfo("shards/tiny");
+ * console.log(i.architecture, i.parameters, i.bytesPerLayer);
+ * ```
+ */
 export interface ModelInfo {
   /** The path described. */
   path: string;

@@ -10,21 +10,79 @@ import type { ModelConfig } from "../model/config.ts";
 import { createHash } from "node:crypto";
 import { isAbsolute, join, normalize } from "node:path";
 
-/** The manifest's file name inside a shard directory. */
+/**
+ * The manifest's file name inside a shard directory.
+ *
+ * @example
+ * ```ts
+ * import { MANIFEST_FILE } from "./shards.ts";
+ * console.log(MANIFEST_FILE); // "manifest.json"
+ * ```
+ */
 export const MANIFEST_FILE = "manifest.json";
-/** The value of `manifest.format`. */
+/**
+ * The value of `manifest.format`.
+ *
+ * @example
+ * ```ts
+ * import { SHARD_FORMAT } from "./shards.ts";
+ * console.log(SHARD_FORMAT); // "strata-shards"
+ * ```
+ */
 export const SHARD_FORMAT = "strata-shards";
-/** The manifest version this code writes and reads. */
+/**
+ * The manifest version this code writes and reads.
+ *
+ * @example
+ * ```ts
+ * import { SHARD_VERSION } from "./shards.ts";
+ * console.log(SHARD_VERSION); // 1
+ * ```
+ */
 export const SHARD_VERSION = 1;
-/** File name of the embedding shard. */
+/**
+ * File name of the embedding shard.
+ *
+ * @example
+ * ```ts
+ * import { EMBED_FILE } from "./shards.ts";
+ * console.log(EMBED_FILE); // "embed.safetensors"
+ * ```
+ */
 export const EMBED_FILE = "embed.safetensors";
-/** File name of the head shard (final norm and lm_head). */
+/**
+ * File name of the head shard (final norm and lm_head).
+ *
+ * @example
+ * ```ts
+ * import { HEAD_FILE } from "./shards.ts";
+ * console.log(HEAD_FILE); // "head.safetensors"
+ * ```
+ */
 export const HEAD_FILE = "head.safetensors";
 
-/** Split-time quantization of the 2-D projection weights. */
+/**
+ * Split-time quantization of the 2-D projection weights.
+ *
+ * @example
+ * ```ts
+ * import type { Quantization } from "./shards.ts";
+ * const q: Quantization = "q8";
+ * console.log(q);
+ * ```
+ */
 export type Quantization = "none" | "q8" | "q4";
 
-/** Layout of one quantized tensor (also in the file's `__metadata__`). */
+/**
+ * Layout of one quantized tensor (also in the file's `__metadata__`).
+ *
+ * @example
+ * ```ts
+ * import type { QuantLayout } from "./shards.ts";
+ * const l: QuantLayout = { type: "q4", shape: [64, 48], block: 32 };
+ * console.log(Math.ceil(l.shape[1] / l.block)); // 2 blocks per row
+ * ```
+ */
 export interface QuantLayout {
   /** Packing (see docs/format.md). */
   type: "q8" | "q4";
@@ -34,7 +92,16 @@ export interface QuantLayout {
   block: number;
 }
 
-/** One file of the shard directory. */
+/**
+ * One file of the shard directory.
+ *
+ * @example
+ * ```ts
+ * import type { ManifestFile } from "./shards.ts";
+ * const f: ManifestFile = { path: "layers/000.safetensors", size: 1024, sha256: "0".repeat(64) };
+ * console.log(f.path);
+ * ```
+ */
 export interface ManifestFile {
   /** Path relative to the shard directory, `/`-separated. */
   path: string;
@@ -44,7 +111,16 @@ export interface ManifestFile {
   sha256: string;
 }
 
-/** The contents of `manifest.json`. */
+/**
+ * The contents of `manifest.json`.
+ *
+ * @example
+ * ```ts ignore
+ * import { ShardDir } from "./shards.ts";
+ * const { manifest } = await ShardDir.open("shards/tiny");
+ * console.log(manifest.quantization, manifest.layers.length, manifest.files.length);
+ * ```
+ */
 export interface Manifest {
   /** Always `"strata-shards"`. */
   format: typeof SHARD_FORMAT;

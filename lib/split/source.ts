@@ -7,12 +7,28 @@
 import { FormatError, UnsupportedError, UsageError } from "../errors.ts";
 import { basename, dirname, extname, join } from "node:path";
 
-/** Element types a source tensor may have. */
+/**
+ * Element types a source tensor may have.
+ *
+ * @example
+ * ```ts
+ * import type { SourceDtype } from "./source.ts";
+ * const d: SourceDtype = "BF16";
+ * console.log(d);
+ * ```
+ */
 export type SourceDtype = "F32" | "F16" | "BF16" | "q8" | "q4";
 
 /**
  * The bytes of one source tensor: raw little-endian floats, or Strata's q8/q4
  * packing (see docs/format.md) for sources that are already quantized.
+ *
+ * @example
+ * ```ts
+ * import type { TensorData } from "./source.ts";
+ * const t: TensorData = { dtype: "F32", bytes: new Uint8Array(8) };
+ * console.log(t.dtype);
+ * ```
  */
 export type TensorData =
   | { dtype: "F32" | "F16" | "BF16"; bytes: Uint8Array }
@@ -29,7 +45,19 @@ export type TensorData =
     shape: [number, number];
   };
 
-/** One tensor of a source, under its Hugging Face name and layout. */
+/**
+ * One tensor of a source, under its Hugging Face name and layout.
+ *
+ * @example
+ * ```ts
+ * import type { SourceTensor } from "./source.ts";
+ * const t: SourceTensor = {
+ *   name: "model.norm.weight", dtype: "F32", shape: [2], byteLength: 8,
+ *   read: () => Promise.resolve({ dtype: "F32", bytes: new Uint8Array(8) }),
+ * };
+ * console.log(t.name);
+ * ```
+ */
 export interface SourceTensor {
   /** Hugging Face name, e.g. `model.layers.0.self_attn.q_proj.weight`. */
   name: string;
@@ -45,7 +73,17 @@ export interface SourceTensor {
   read(): Promise<TensorData>;
 }
 
-/** A checkpoint opened for splitting. */
+/**
+ * A checkpoint opened for splitting.
+ *
+ * @example
+ * ```ts ignore
+ * import { openSource } from "./source.ts";
+ * const src = await openSource("models/tiny-llama");
+ * console.log(src.kind, src.description, src.tensors.length);
+ * src.close();
+ * ```
+ */
 export interface ModelSource {
   /** Which reader produced it. */
   kind: "hf" | "gguf" | "llama2c";
@@ -69,7 +107,16 @@ export interface ModelSource {
   close(): void;
 }
 
-/** Options of {@link openSource}. */
+/**
+ * Options of {@link openSource}.
+ *
+ * @example
+ * ```ts ignore
+ * import { openSource } from "./source.ts";
+ * const src = await openSource("stories260K.bin", { tokenizer: "tok512.bin" });
+ * src.close();
+ * ```
+ */
 export interface OpenSourceOptions {
   /** llama2.c tokenizer file (`tok512.bin`, `tokenizer.bin`) for `.bin` checkpoints. */
   tokenizer?: string;

@@ -10,7 +10,15 @@ import { SafetensorsFile } from "../format/safetensors.ts";
 import type { ModelSource, SourceTensor } from "./source.ts";
 import { basename, join, normalize, resolve } from "node:path";
 
-/** Extra text files copied from a Hugging Face directory when present. */
+/**
+ * Extra text files copied from a Hugging Face directory when present.
+ *
+ * @example
+ * ```ts
+ * import { HF_TEXT_FILES } from "./source_hf.ts";
+ * console.log(HF_TEXT_FILES.includes("tokenizer.json")); // true
+ * ```
+ */
 export const HF_TEXT_FILES: readonly string[] = [
   "config.json",
   "tokenizer.json",

@@ -51,7 +51,16 @@ import { createHash } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 
-/** Progress of a split, reported after every tensor and skipped file. */
+/**
+ * Progress of a split, reported after every tensor and skipped file.
+ *
+ * @example
+ * ```ts
+ * import type { SplitProgress } from "./split.ts";
+ * const show = (p: SplitProgress) => console.log(`${p.bytesDone}/${p.bytesTotal} ${p.file}`);
+ * show({ bytesDone: 1, bytesTotal: 2, file: "embed.safetensors", bytesSkipped: 0 });
+ * ```
+ */
 export interface SplitProgress {
   /** Output bytes finished so far (including files skipped on resume). */
   bytesDone: number;
@@ -63,7 +72,16 @@ export interface SplitProgress {
   bytesSkipped: number;
 }
 
-/** Options of {@link splitModel}. */
+/**
+ * Options of {@link splitModel}.
+ *
+ * @example
+ * ```ts
+ * import type { SplitOptions } from "./split.ts";
+ * const o: SplitOptions = { out: "shards/tiny", quantize: "q4", quantizeEmbedding: true };
+ * console.log(o.quantize);
+ * ```
+ */
 export interface SplitOptions {
   /** The shard directory to write (created if needed). */
   out: string;
@@ -77,7 +95,15 @@ export interface SplitOptions {
   onProgress?: (p: SplitProgress) => void;
 }
 
-/** Name of the progress record inside the output directory. */
+/**
+ * Name of the progress record inside the output directory.
+ *
+ * @example
+ * ```ts
+ * import { PROGRESS_FILE } from "./split.ts";
+ * console.log(PROGRESS_FILE); // ".strata-split.json"
+ * ```
+ */
 export const PROGRESS_FILE = ".strata-split.json";
 const BLOCK = 32;
 
