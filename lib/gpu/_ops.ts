@@ -594,30 +594,39 @@ export function embed(
 /** The largest k {@link topk} supports. */
 export const TOPK_MAX = 64;
 
+/** Items each invocation of the first top-k pass reads (logits). */
+const TOPK_ITEMS = 1024;
+
 /**
- * Items per workgroup of the first top-k pass for a vocabulary of V (exported
- * for tests): V ≤ 4096 is one pass; larger V uses ≤ 64 workgroups and a merge.
+ * The top-k passes for a vocabulary of V: the number of lists (invocations)
+ * of each pass; the last is 1. Pass 1 reads ~1024 logits per invocation, the
+ * merge passes max(1024, 16k) candidates.
  *
  * @example
  * ```ts
- * import { topkChunk } from "./_ops.ts";
- * console.log(topkChunk(151936)); // 4096
+ * import { topkPasses } from "./_ops.ts";
+ * console.log(topkPasses(151936, 50)); // [149, 8, 1]
  * ```
  */
-export function topkChunk(V: number): number {
-  return Math.max(4096, Math.ceil(V / 64 / 256) * 256);
+export function topkPasses(V: number, k: number): number[] {
+  const out = [Math.ceil(V / TOPK_ITEMS)];
+  const per = Math.max(1024, 16 * k);
+  while (out[out.length - 1] > 1) {
+    out.push(Math.ceil((out[out.length - 1] * k) / per));
+  }
+  return out;
 }
 
 /**
  * The k largest of logits [V] as k pairs (f32 value, u32 index) in `out`,
  * descending, equal values by lower index; k = 1 is argmax. When V < k the
  * tail is (-Infinity, 0xffffffff). Decode reads back 8·k bytes instead of
- * the vocabulary.
+ * the vocabulary. Passes: see {@link topkPasses}.
  *
  * @example
  * ```ts ignore
  * topk(ctx, pass, { logits, out, V: 151936, k: 40 });
- * // read back: new Float32Array(buf, 0, 2k)[2i] = value, new Uint32Array(buf)[2i + 1] = index
+ * // read back: new Float32Array(buf)[2i] = value, new Uint32Array(buf)[2i + 1] = index
  * ```
  */
 export function topk(
@@ -631,30 +640,22 @@ export function topk(
     throw new UsageError(`${FILE}: topk: k = ${a.k} exceeds ${TOPK_MAX}`);
   }
   noOverlap("topk", a.out, { logits: a.logits });
-  const logits = take(a.logits, a.V * 4, "topk logits");
   const out = take(a.out, a.k * 8, "topk out");
-  const chunk = topkChunk(a.V);
-  const nwg = Math.ceil(a.V / chunk);
-  const first = ctx.pipeline("topk", topkSrc, { K: a.k, MODE: 0 });
-  if (nwg === 1) {
-    ctx.dispatch(pass, first, [
-      logits,
-      out,
-      ctx.params(packParams("uuuu", a.V, a.V, 0, 0)),
-    ], 1);
-    return;
+  const passes = topkPasses(a.V, a.k);
+  let src = take(a.logits, a.V * 4, "topk logits");
+  let n = a.V;
+  for (let i = 0; i < passes.length; i++) {
+    const lists = passes[i];
+    const dst = lists === 1
+      ? out
+      : scratch(ctx, `ops.topk.candidates${i % 2}`, lists * a.k * 8);
+    const p = ctx.pipeline("topk", topkSrc, { K: a.k, MODE: i === 0 ? 0 : 1 });
+    ctx.dispatch(pass, p, [
+      src,
+      dst,
+      ctx.params(packParams("uuuu", n, lists, 0, 0)),
+    ], Math.ceil(lists / 64));
+    src = dst;
+    n = lists * a.k;
   }
-  const cand = scratch(ctx, "ops.topk.candidates", nwg * a.k * 8);
-  ctx.dispatch(pass, first, [
-    logits,
-    cand,
-    ctx.params(packParams("uuuu", a.V, chunk, 0, 0)),
-  ], nwg);
-  const n = nwg * a.k;
-  const merge = ctx.pipeline("topk", topkSrc, { K: a.k, MODE: 1 });
-  ctx.dispatch(pass, merge, [
-    cand,
-    out,
-    ctx.params(packParams("uuuu", n, n, 0, 0)),
-  ], 1);
 }

@@ -544,7 +544,7 @@ opTest(
       [4096, 64, "ascending"], // worst case for the per-thread insertion
       [50000, 1, "uniform"],
       [151936, 50, "uniform"],
-      [256000, 64, "uniform"],
+      [256000, 64, "uniform"], // passes [250, 16, 1]: two merge passes
       [100000, 20, "ties"], // few distinct values: order by index
       [9000, 64, "ties"],
     ];
