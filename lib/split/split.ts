@@ -608,7 +608,15 @@ export async function splitModel(
     return existing.manifest;
   }
 
-  await Deno.mkdir(join(out, "layers"), { recursive: true });
+  try {
+    await Deno.mkdir(join(out, "layers"), { recursive: true });
+  } catch (e) {
+    throw new UsageError(
+      `--out ${out}: cannot create the shard directory: ${
+        (e as Error).message
+      }`,
+    );
+  }
   await removeStalePartials(out);
 
   // Resume: files finished by an earlier run of the same plan.
@@ -624,6 +632,14 @@ export async function splitModel(
         finished.set(f.path, entry);
       } catch {
         // changed or missing: write it again
+      }
+    }
+  } else if (progress) {
+    // An unfinished split of something else: its files must not linger
+    // under final names.
+    for (const rel of Object.keys(progress.done)) {
+      if (/^(layers\/)?[\w.-]+$/.test(rel)) {
+        await removeIfExists(join(out, rel));
       }
     }
   }

@@ -234,6 +234,7 @@ Deno.test("split: corrupted and truncated inputs give one-line errors", async ()
 Deno.test("split: bad usage and missing paths give one-line errors", async () => {
   const [dir, cleanup] = await tempDir();
   try {
+    await makeTinyModel(join(dir, "m"), { arch: "llama", dtype: "F32" });
     const cases: [string[], RegExp][] = [
       [
         ["split", join(dir, "nope"), "--out", join(dir, "o")],
@@ -247,6 +248,10 @@ Deno.test("split: bad usage and missing paths give one-line errors", async () =>
       [["split", dir, "--out", join(dir, "o"), "--bogus"], /bogus/],
       [["split", dir, "--out", join(dir, "o")], /no config\.json/],
       [["info", join(dir, "nope")], /no such file or directory/],
+      [
+        ["split", join(dir, "m"), "--out", join(dir, "m", "config.json")],
+        /--out .*config\.json: cannot create the shard directory/,
+      ],
     ];
     const results = await Promise.all(cases.map(([a]) => runCli(a)));
     results.forEach((r, i) => {

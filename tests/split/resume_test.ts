@@ -227,3 +227,37 @@ Deno.test("split killed from outside after its first layer file appears, then re
     await cleanup();
   }
 });
+
+Deno.test("an unfinished split of another plan leaves no files behind", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const m = await makeTinyModel(join(dir, "m"), {
+      arch: "qwen3",
+      dtype: "F16",
+    });
+    const out = join(dir, "out");
+    const r1 = await runCli(
+      ["split", m.dir, "--out", out, "--quantize", "q8"],
+      {
+        STRATA_SPLIT_FAIL_AFTER: "6",
+      },
+    );
+    assert.equal(r1.code, 1);
+    assert.ok((await listFiles(out)).includes("layers/000.safetensors"));
+    const r2 = await runCli(["split", m.dir, "--out", out], {
+      STRATA_SPLIT_FAIL_AFTER: "0",
+    });
+    assert.equal(r2.code, 1);
+    const left = (await listFiles(out)).filter((f) =>
+      f.endsWith(".safetensors")
+    );
+    assert.deepEqual(left, []);
+    const r3 = await runCli(["split", m.dir, "--out", out]);
+    assert.equal(r3.code, 0, r3.stderr);
+    const ref = join(dir, "ref");
+    assert.equal((await runCli(["split", m.dir, "--out", ref])).code, 0);
+    assert.deepEqual(await hashes(out), await hashes(ref));
+  } finally {
+    await cleanup();
+  }
+});
