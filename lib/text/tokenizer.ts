@@ -193,7 +193,9 @@ export class Tokenizer {
 
   /**
    * Builds a tokenizer from parsed `tokenizer.json` (and optionally the
-   * configs next to it).
+   * configs next to it). The second argument is either
+   * {@linkcode TokenizerJsonOptions} or, as a shorthand, the parsed
+   * `tokenizer_config.json` itself.
    *
    * @example
    * ```ts ignore
@@ -204,8 +206,9 @@ export class Tokenizer {
    */
   static fromJson(
     tokenizerJson: object,
-    opts: TokenizerJsonOptions = {},
+    optsOrConfig: TokenizerJsonOptions | Record<string, unknown> = {},
   ): Tokenizer {
+    const opts = asOptions(optsOrConfig);
     const file = opts.file ?? "tokenizer.json";
     if (!isObject(tokenizerJson)) {
       throw new FormatError(file, "not a JSON object");
@@ -371,6 +374,24 @@ export class Tokenizer {
   get specialTokenIds(): number[] {
     return [...this.#specialIds];
   }
+}
+
+const OPTION_KEYS = new Set([
+  "config",
+  "generationConfig",
+  "modelConfig",
+  "file",
+]);
+
+/** Options object, or a bare tokenizer_config.json (the contract's shorthand). */
+function asOptions(
+  v: TokenizerJsonOptions | Record<string, unknown>,
+): TokenizerJsonOptions {
+  const keys = Object.keys(v);
+  if (keys.length === 0 || keys.every((k) => OPTION_KEYS.has(k))) {
+    return v as TokenizerJsonOptions;
+  }
+  return { config: v as Record<string, unknown> };
 }
 
 function parseJson(path: string, text: string): Record<string, unknown> {

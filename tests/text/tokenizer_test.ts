@@ -194,6 +194,12 @@ Deno.test("generation_config.json eos list and config.json fallbacks", () => {
   ]);
 });
 
+Deno.test("fromJson also takes a bare tokenizer_config.json", () => {
+  const t = Tokenizer.fromJson(qwenJson, qwenConfig);
+  assert.equal(t.specialTokens.eos_token, "<|im_end|>");
+  assert.deepEqual(t.eosTokenIds, [t.tokenToId("<|im_end|>")]);
+});
+
 Deno.test("chat_template list form: default picked, named ones exposed", () => {
   const t = Tokenizer.fromJson(qwenJson, {
     config: {
