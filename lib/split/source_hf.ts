@@ -146,9 +146,14 @@ export async function openHfSource(dir: string): Promise<ModelSource> {
     } else if (await exists(singlePath)) {
       shardNames = ["model.safetensors"];
     } else {
+      const torch = await exists(join(dir, "pytorch_model.bin")) ||
+        await exists(join(dir, "pytorch_model.bin.index.json"));
       throw new FormatError(
         dir,
-        "no model.safetensors or model.safetensors.index.json",
+        "no model.safetensors or model.safetensors.index.json" +
+          (torch
+            ? " (PyTorch .bin weights are not supported: convert them to safetensors)"
+            : ""),
       );
     }
 
