@@ -367,7 +367,7 @@ export function attention(
       pass,
       scoresPipe,
       [q, k, scores, sp],
-      nQuads * Math.ceil(ctxC / 64),
+      nQuads * Math.ceil(ctxC / 256),
       T,
     );
     if (!mergePipe) {

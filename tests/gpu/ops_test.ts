@@ -297,6 +297,7 @@ opTest(
       { T: 3, pos0: 150, nHeads: 4, nKvHeads: 2, headDim: 8, splitLen: 64 }, // split prefill, empty splits
       { T: 1, pos0: 1999, nHeads: 8, nKvHeads: 2, headDim: 64 }, // automatic split (long context)
       { T: 1, pos0: 20, nHeads: 2, nKvHeads: 2, headDim: 256 },
+      { T: 3, pos0: 4, nHeads: 2, nKvHeads: 1, headDim: 20 }, // dims not a multiple of 16
       { T: 4, pos0: 2, nHeads: 6, nKvHeads: 2, headDim: 16 }, // group 3: a quad with an unused lane
       { T: 3, pos0: 30, nHeads: 12, nKvHeads: 2, headDim: 8 }, // group 6: quads of 4 + 2
       { T: 2, pos0: 5, nHeads: 8, nKvHeads: 1, headDim: 32 }, // group 8: two full quads
