@@ -25,6 +25,12 @@ import { addRef, siluMulRef } from "../reference/activation.ts";
 import { topkRef } from "../reference/topk.ts";
 import { embedRef, type EmbedTable } from "../reference/embed.ts";
 import { UsageError } from "../../lib/errors.ts";
+import { Kernels } from "../../lib/gpu/kernels.ts";
+import type { OpsModule } from "../../lib/gpu/_context.ts";
+
+// the launchers have the signatures Kernels delegates to (a compile-time check)
+const _opsModule: OpsModule = ops;
+void _opsModule;
 
 // ---------------------------------------------------------------- helpers
 
@@ -672,3 +678,62 @@ gpuTest("ops: argument errors", (g) => {
   );
   pass.end();
 });
+
+gpuTest(
+  "ops: through the Kernels façade (embed → rmsnorm → add → topk, one submit)",
+  async (g) => {
+    const k = await Kernels.create(g);
+    const r = rng(10);
+    const rows = 50, dim = 37;
+    const table = randF32(r, rows * dim);
+    const ids = [3, 49, 3];
+    const weight = randF32(r, dim);
+    const T = ids.length;
+    const tableRef = upload(g, table);
+    const emb = nanBuffer(g, T * dim * 4),
+      normed = nanBuffer(g, T * dim * 4),
+      out = nanBuffer(g, 8 * 5);
+    k.reset();
+    const enc = g.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    k.embed(pass, {
+      table: {
+        dtype: "f32",
+        rows,
+        cols: dim,
+        parts: [{ rowStart: 0, rows, data: tableRef }],
+      },
+      ids: upload(g, new Uint32Array(ids)),
+      out: emb,
+      T,
+    });
+    k.rmsnorm(pass, {
+      x: emb,
+      weight: upload(g, weight),
+      out: normed,
+      rows: T,
+      dim,
+      eps: 1e-5,
+    });
+    k.add(pass, { x: normed, y: emb, out: normed, n: T * dim });
+    k.topk(pass, { logits: normed, out, V: T * dim, k: 5 });
+    pass.end();
+    k.submit([enc.finish()]);
+    const x = ids.flatMap((id) =>
+      Array.from(table.subarray(id * dim, (id + 1) * dim))
+    );
+    const want = addRef(rmsnormRef({ x, weight, rows: T, dim, eps: 1e-5 }), x);
+    const got = await readF32(g, normed, T * dim);
+    assertClose(got, want, { atol: 1e-5, rtol: 1e-5 }, "embed → rmsnorm → add");
+    const raw = await readBack(g.device, {
+      buffer: out.buffer,
+      offset: 0,
+      size: 40,
+    });
+    const idx = Array.from(
+      { length: 5 },
+      (_, i) => new Uint32Array(raw)[2 * i + 1],
+    );
+    assert.deepEqual(idx, topkRef(got, 5).map((e) => e.index));
+  },
+);
