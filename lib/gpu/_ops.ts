@@ -117,7 +117,7 @@ function scratch(ctx: KernelContext, key: string, bytes: number): BufferRef {
     // The old buffer is not destroyed: work already recorded may still use it.
     buf = ctx.device.createBuffer({
       label: key,
-      size: Math.max(size, (buf?.size ?? 0) * 2),
+      size: Math.max(size, Math.min((buf?.size ?? 0) * 2, 64 * 1024 * 1024)),
       usage: GPUBufferUsage.STORAGE,
     });
     ctx.memo.set(key, buf);
@@ -148,25 +148,16 @@ export function rmsnorm(
   const weight = take(a.weight, a.dim * 4, "rmsnorm weight");
   const params = ctx.params(packParams("uufu", a.rows, a.dim, a.eps, 0));
   const WG = a.dim >= 1024 ? 256 : a.dim >= 256 ? 128 : 64;
-  const rel = relation(a.x, a.out);
-  if (rel === "same") {
+  const x = take(a.x, bytes, "rmsnorm x");
+  const out = take(a.out, bytes, "rmsnorm out");
+  if (relation(x, out) === "same") {
     const p = ctx.pipeline("rmsnorm_inplace", rmsnormInplaceSrc, { WG });
-    ctx.dispatch(
-      pass,
-      p,
-      [weight, take(a.x, bytes, "rmsnorm x"), params],
-      a.rows,
-    );
+    ctx.dispatch(pass, p, [weight, x, params], a.rows);
     return;
   }
-  noOverlap("rmsnorm", a.out, { x: a.x });
+  noOverlap("rmsnorm", out, { x });
   const p = ctx.pipeline("rmsnorm", rmsnormSrc, { WG });
-  ctx.dispatch(pass, p, [
-    take(a.x, bytes, "rmsnorm x"),
-    weight,
-    take(a.out, bytes, "rmsnorm out"),
-    params,
-  ], a.rows);
+  ctx.dispatch(pass, p, [x, weight, out, params], a.rows);
 }
 
 /**
@@ -324,11 +315,11 @@ export function attention(
   const hd = a.headDim;
   const qBytes = a.T * a.nHeads * hd * 4;
   const kvBytes = (a.pos0 + a.T) * a.nKvHeads * hd * 4;
-  noOverlap("attention", a.out, { q: a.q, kCache: a.kCache, vCache: a.vCache });
   const q = take(a.q, qBytes, "attention q");
   const k = take(a.kCache, kvBytes, "attention kCache");
   const v = take(a.vCache, kvBytes, "attention vCache");
   const out = take(a.out, qBytes, "attention out");
+  noOverlap("attention", out, { q, kCache: k, vCache: v });
   const group = a.nHeads / a.nKvHeads;
   const { headsPerInvocation: HPI, quadsPerKvHead: qpk, nSplit, splitLen } =
     plan;
@@ -453,15 +444,16 @@ export function siluMul(
   const WG = ELEMENTWISE_WG;
   const groups = Math.ceil(a.n / WG);
   const params = ctx.params(packParams("uuuu", a.n, 0, 0, 0));
-  const gate = take(a.gate, bytes, "siluMul gate"),
-    up = take(a.up, bytes, "siluMul up");
-  const rg = relation(a.out, a.gate), ru = relation(a.out, a.up);
+  const gate = take(a.gate, bytes, "siluMul gate");
+  const up = take(a.up, bytes, "siluMul up");
+  const out = take(a.out, bytes, "siluMul out");
+  const rg = relation(out, gate), ru = relation(out, up);
   if (rg === "same" || ru === "same") {
     if (rg === "same" && ru === "same") {
       throw new UsageError(`${FILE}: siluMul: gate and up are the same range`);
     }
     const gateInA = rg === "same" ? 1 : 0;
-    noOverlap("siluMul", a.out, gateInA ? { up: a.up } : { gate: a.gate });
+    noOverlap("siluMul", out, gateInA ? { up } : { gate });
     const p = ctx.pipeline("silu_mul_inplace", siluMulInplaceSrc, {
       WG,
       GATE_IN_A: gateInA,
@@ -474,14 +466,9 @@ export function siluMul(
     );
     return;
   }
-  noOverlap("siluMul", a.out, { gate: a.gate, up: a.up });
+  noOverlap("siluMul", out, { gate, up });
   const p = ctx.pipeline("silu_mul", siluMulSrc, { WG });
-  ctx.dispatch(
-    pass,
-    p,
-    [gate, up, take(a.out, bytes, "siluMul out"), params],
-    groups,
-  );
+  ctx.dispatch(pass, p, [gate, up, out, params], groups);
 }
 
 /**
@@ -502,32 +489,25 @@ export function add(
   const WG = ELEMENTWISE_WG;
   const groups = Math.ceil(a.n / WG);
   const params = ctx.params(packParams("uuuu", a.n, 0, 0, 0));
-  let { x, y } = a;
-  if (relation(a.out, y) === "same" && relation(a.out, x) !== "same") {
+  let x = take(a.x, bytes, "add x");
+  let y = take(a.y, bytes, "add y");
+  const out = take(a.out, bytes, "add out");
+  if (relation(out, y) === "same" && relation(out, x) !== "same") {
     [x, y] = [y, x]; // x + y = y + x
   }
-  if (relation(a.out, x) === "same") {
-    if (relation(a.out, y) === "same") {
+  if (relation(out, x) === "same") {
+    if (relation(out, y) === "same") {
       // out = 2x: in place with y = x would alias the writable binding
       throw new UsageError(`${FILE}: add: x, y and out are the same range`);
     }
-    noOverlap("add", a.out, { y });
+    noOverlap("add", out, { y });
     const p = ctx.pipeline("add_inplace", addInplaceSrc, { WG });
-    ctx.dispatch(pass, p, [
-      take(y, bytes, "add y"),
-      take(x, bytes, "add x"),
-      params,
-    ], groups);
+    ctx.dispatch(pass, p, [y, x, params], groups);
     return;
   }
-  noOverlap("add", a.out, { x, y });
+  noOverlap("add", out, { x, y });
   const p = ctx.pipeline("add", addSrc, { WG });
-  ctx.dispatch(pass, p, [
-    take(x, bytes, "add x"),
-    take(y, bytes, "add y"),
-    take(a.out, bytes, "add out"),
-    params,
-  ], groups);
+  ctx.dispatch(pass, p, [x, y, out, params], groups);
 }
 
 /**
@@ -550,9 +530,9 @@ export function embed(
   checkZ(ctx, "embed", a.T);
   const { table } = a;
   const cols = table.cols;
-  noOverlap("embed", a.out, { ids: a.ids });
   const ids = take(a.ids, a.T * 4, "embed ids");
   const out = take(a.out, a.T * cols * 4, "embed out");
+  noOverlap("embed", out, { ids });
   const WG = 256;
   const groups = Math.ceil(cols / WG);
   for (const part of table.parts) {
@@ -639,10 +619,10 @@ export function topk(
   if (a.k > TOPK_MAX) {
     throw new UsageError(`${FILE}: topk: k = ${a.k} exceeds ${TOPK_MAX}`);
   }
-  noOverlap("topk", a.out, { logits: a.logits });
   const out = take(a.out, a.k * 8, "topk out");
-  const passes = topkPasses(a.V, a.k);
   let src = take(a.logits, a.V * 4, "topk logits");
+  noOverlap("topk", out, { logits: src });
+  const passes = topkPasses(a.V, a.k);
   let n = a.V;
   for (let i = 0; i < passes.length; i++) {
     const lists = passes[i];

@@ -634,7 +634,7 @@ gpuTest("ops: argument errors", (g) => {
   const part = { buffer: buf.buffer, offset: 0, size: 128 };
   const shifted = { buffer: buf.buffer, offset: 64, size: 128 }; // not 256-aligned but never bound
   assert.throws(
-    () => ops.add(ctx, pass, { x: part, y: buf, out: shifted, n: 4 }),
+    () => ops.add(ctx, pass, { x: part, y: buf, out: shifted, n: 32 }),
     UsageError,
   );
   assert.throws(
