@@ -262,6 +262,7 @@ opTest(
       { T: 4, nHeads: 4, headDim: 64, rotaryDim: 64, pos0: 1000 },
       { T: 3, nHeads: 2, headDim: 64, rotaryDim: 16, pos0: 11 }, // partial rotary (factor 0.25)
       { T: 2, nHeads: 1, headDim: 16, rotaryDim: 10, pos0: 3 },
+      { T: 2, nHeads: 2, headDim: 8, rotaryDim: 8, pos0: 131000 }, // angles ≫ 2π: range reduction
     ];
     for (const c of cases) {
       const half = c.rotaryDim / 2;
@@ -436,12 +437,18 @@ function randHalf(r: () => number, e0: number, e1: number): number {
 }
 
 opTest(
-  "embed f32/f16/bf16/q8/q4 (cols 100, two parts, one at a buffer offset)",
+  "embed f32/f16/bf16/q8/q4 (cols 100 and 37, two parts, one at a buffer offset)",
   async (g, ctx) => {
     const r = rng(7);
-    const rows = 37, cols = 100, split = 20;
-    const nb = Math.ceil(cols / 32);
-    for (const dtype of ["f32", "f16", "bf16", "q8", "q4"] as const) {
+    const rows = 37, split = 20;
+    for (
+      const [cols, dtype] of [100, 37].flatMap((c) =>
+        (["f32", "f16", "bf16", "q8", "q4"] as const).map((d) =>
+          [c, d] as const
+        )
+      )
+    ) {
+      const nb = Math.ceil(cols / 32);
       let table: EmbedTable;
       if (dtype === "f32") {
         table = {
@@ -509,7 +516,7 @@ opTest(
           await readF32(g, out, want.length),
           want,
           tol,
-          `embed ${dtype} ids ${ids}`,
+          `embed ${dtype} cols ${cols} ids ${ids}`,
         );
       }
     }
