@@ -213,7 +213,7 @@ export class LayerReader<B> {
       for (let s = 0; s < o.slots; s++) {
         r.#slots.push(o.target.create(o.slotBytes, `slot.${s}`));
       }
-      const h = r.#prefetch ? Math.max(1, o.hostImages ?? o.slots) : 1;
+      const h = r.#prefetch ? Math.max(1, o.hostImages ?? 2 * o.slots) : 1;
       for (let k = 0; k < h; k++) r.#images.push(new Uint8Array(o.slotBytes));
       r.#startReads();
     }

@@ -48,6 +48,8 @@ export interface FromPretrainedOptions {
   log?: (line: string) => void;
   /** Use this GPU instead of requesting one. */
   gpu?: Gpu;
+  /** Ring slots to plan for when layers stream (default 3 with prefetch, 1 without; benchmarks pin it). */
+  ringSlots?: number;
 }
 
 /** Everything measured over the last generate/stream call. */
@@ -156,6 +158,7 @@ export class AutoModel {
           budget,
           maxSeqLen,
           prefetch: opts.prefetch,
+          slots: opts.ringSlots,
           profile: opts.profiling,
           maxT: opts.prefillChunk,
           log: opts.log,

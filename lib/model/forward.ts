@@ -67,6 +67,8 @@ export interface ForwardOptions {
   maxSeqLen: number;
   /** Read ahead and overlap (default true). */
   prefetch?: boolean;
+  /** Ring slots wanted when layers stream (default 3 with prefetch, 1 without). */
+  slots?: number;
   /** Largest T per pass (prompt chunk; default 64). */
   maxT?: number;
   /** Top-k pairs read back per pass (default 64). */
@@ -369,7 +371,7 @@ export class Forward {
         arenaBytes;
 
       // --- the plan ---
-      const slotsWanted = o.prefetch === false ? 1 : 3;
+      const slotsWanted = o.slots ?? (o.prefetch === false ? 1 : 3);
       const plan = planResidency({
         budget: o.budget,
         layerBytes: layouts.map((l) => l.bytes),

@@ -1,0 +1,331 @@
+/**
+ * The engine benchmark (`deno task bench`): a generated model big enough
+ * that streaming dominates (24 layers, ~0.54 GB F16, from the seeded maker),
+ * a budget that keeps a third of the layers resident and streams the rest,
+ * decode tokens/s with prefetch on and off, and the floor measured in the
+ * same run: the time to read + upload the streamed bytes alone (the reader
+ * ring with no compute) and the compute alone (the same model all resident).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { UsageError } from "../errors.ts";
+import { requestGpu } from "../gpu/device.ts";
+import { AutoModel } from "../model/auto_model.ts";
+import { ShardDir } from "../format/shards.ts";
+import { SafetensorsFile } from "../format/safetensors.ts";
+import { layerTensors } from "../model/architectures.ts";
+import { layoutOf, readImage, type TensorLayout } from "../io/_layout.ts";
+import { gpuUploadTarget, LayerReader } from "../io/reader.ts";
+import { formatBytes } from "../io/plan.ts";
+
+const HELP =
+  `Usage: deno run -A cli.ts bench [--engine] [--tokens N] [--resident N] [--dir DIR]
+
+Engine benchmark: a 24-layer ~0.54 GB F16 llama (seeded, generated once into
+DIR, default $STRATA_CACHE/bench or ~/.cache/strata/bench), a budget keeping
+--resident layers (default 4) on the GPU and streaming the rest through 3 slots;
+prints decode tokens/s with prefetch on and off and the floor measured in the
+same run (read+upload alone, compute alone).
+
+  --tokens N     decode tokens per configuration (default 10)
+  --resident N   resident layers under the budget (default 4)
+  --dir DIR      where the model and its shards live (kept between runs)`;
+
+interface TinyMaker {
+  makeTinyModel(
+    dir: string,
+    o: { arch: "llama"; dtype: "F16"; size: "bench" },
+  ): Promise<unknown>;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const PROMPT = [1, 72, 101, 108, 108, 111];
+
+/**
+ * Runs the engine benchmark; returns the exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { runEngineBench } from "./engine.ts";
+ * await runEngineBench(["--tokens", "4"]);
+ * ```
+ */
+export async function runEngineBench(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        engine: { type: "boolean" },
+        tokens: { type: "string" },
+        resident: { type: "string" },
+        dir: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(`bench: ${(e as Error).message}`);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const tokens = Number(v.tokens ?? 10);
+  const residentWanted = Number(v.resident ?? 4);
+  if (!Number.isInteger(tokens) || tokens < 2) {
+    throw new UsageError("--tokens must be an integer >= 2");
+  }
+  if (
+    !Number.isInteger(residentWanted) || residentWanted < 0 ||
+    residentWanted > 23
+  ) {
+    throw new UsageError("--resident must be 0..23");
+  }
+  const root = v.dir ??
+    join(
+      Deno.env.get("STRATA_CACHE") ??
+        join(Deno.env.get("HOME") ?? ".", ".cache", "strata"),
+      "bench",
+    );
+  const hf = join(root, "llama-bench-f16");
+  const shards = join(root, "llama-bench-f16-shards");
+  const t0 = performance.now();
+  if (
+    !(await exists(join(hf, "config.json"))) &&
+    !(await exists(join(shards, "manifest.json")))
+  ) {
+    console.log(`making the benchmark model in ${hf} …`);
+    const makerPath =
+      new URL("../../tests/fixtures/tiny_model.ts", import.meta.url).href;
+    const maker = (await import(makerPath)) as TinyMaker;
+    await maker.makeTinyModel(hf, {
+      arch: "llama",
+      dtype: "F16",
+      size: "bench",
+    });
+  }
+  const gpu = await requestGpu();
+  console.log(
+    `adapter: ${
+      gpu.adapter.description || gpu.adapter.vendor
+    } (fallback: ${gpu.adapter.isFallback})`,
+  );
+
+  // 1. compute alone: everything resident
+  const all = await AutoModel.fromPretrained(
+    await exists(join(shards, "manifest.json")) ? shards : hf,
+    {
+      gpu,
+      layerShardsSavingPath: shards,
+      gpuMemory: "8GB",
+      maxSeqLen: 256,
+    },
+  );
+  const p = all.plan;
+  const cfg = all.config;
+  console.log(
+    `model: ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, intermediate ${cfg.intermediateSize}, ${
+      formatBytes(p.residentBytes)
+    } of layers (F16)`,
+  );
+  // the streaming budget: essentials + `resident` layers + 3 slots
+  const layer = p.residentBytes / p.resident.length;
+  const budget = Math.floor(
+    p.kvBytes + p.headBytes + p.activationBytes + (residentWanted + 3) * layer +
+      1024,
+  );
+  const on = await AutoModel.fromPretrained(shards, {
+    gpu,
+    gpuMemory: budget,
+    maxSeqLen: 256,
+    ringSlots: 3,
+  });
+  const off = await AutoModel.fromPretrained(shards, {
+    gpu,
+    gpuMemory: budget,
+    maxSeqLen: 256,
+    prefetch: false,
+    ringSlots: 3,
+  });
+  const streamedBytes = on.plan.bytesStreamedPerToken;
+  const streamedLayers = on.plan.streamed;
+
+  // read + upload alone: the reader ring over the same streamed layers, no compute
+  const sd = await ShardDir.open(shards);
+  const files: SafetensorsFile[] = [];
+  const layouts: TensorLayout[] = [];
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const f = await SafetensorsFile.open(sd.layerPath(i));
+    files.push(f);
+    layouts.push(
+      layoutOf(
+        f,
+        layerTensors(cfg, i).map((t) => t.name),
+        gpu.limits.maxStorageBufferBindingSize,
+      ),
+    );
+  }
+  const slotBytes = Math.max(...streamedLayers.map((i) => layouts[i].bytes));
+  const reader = await LayerReader.create({
+    target: gpuUploadTarget(gpu.device),
+    files,
+    layouts,
+    resident: [],
+    streamed: streamedLayers,
+    slots: 3,
+    slotBytes,
+  });
+  const ioPass = async () => {
+    for (const i of streamedLayers) {
+      await reader.acquire(i);
+      gpu.device.queue.submit([]); // as the engine does per layer: flushes the pending writes
+      await reader.release(i);
+    }
+    reader.pump();
+    await gpu.device.queue.onSubmittedWorkDone();
+  };
+
+  // rounds interleave the configurations so that background load hits them alike; best of ROUNDS each
+  const ROUNDS = 3;
+  type Best = {
+    perToken: number;
+    stats: NonNullable<AutoModel["lastStats"]>;
+    ids: number[];
+  };
+  const best: Record<string, Best | null> = { all: null, on: null, off: null };
+  const measure = async (key: string, m: AutoModel) => {
+    const ids = await m.generate(PROMPT, {
+      maxNewTokens: tokens,
+      temperature: 0,
+    });
+    const st = m.lastStats!;
+    const perToken = st.decodeS / (ids.length - 1);
+    if (!best[key] || perToken < best[key]!.perToken) {
+      best[key] = { perToken, stats: st, ids };
+    }
+  };
+  for (const m of [all, on, off]) {
+    await m.generate(PROMPT, { maxNewTokens: 2, temperature: 0 }); // warm-up
+  }
+  await ioPass();
+  let ioS = Infinity;
+  for (let r = 0; r < ROUNDS; r++) {
+    await measure("all", all);
+    await measure("on", on);
+    await measure("off", off);
+    const a = performance.now();
+    await ioPass();
+    ioS = Math.min(ioS, (performance.now() - a) / 1000);
+  }
+  const computeS = best.all!.perToken;
+  const allIds = best.all!.ids;
+  const planLine =
+    `${on.plan.resident.length} resident + ${on.plan.streamed.length} streamed (${
+      formatBytes(streamedBytes)
+    }/token), peak ${
+      formatBytes(
+        Math.max(best.on!.stats.peakGpuBytes, best.off!.stats.peakGpuBytes),
+      )
+    } ≤ budget ${formatBytes(budget)}`;
+  const res = (b: Best) => ({
+    perToken: b.perToken,
+    ids: b.ids,
+    upload: b.stats.forward.uploadS / b.stats.forward.passes,
+    wait: b.stats.forward.readWaitS / b.stats.forward.passes,
+  });
+  const results = { on: res(best.on!), off: res(best.off!) };
+  await reader.destroy();
+  await all.dispose();
+  await on.dispose();
+  await off.dispose();
+
+  // read alone and upload alone
+  const img = new Uint8Array(slotBytes);
+  let readS = 0;
+  {
+    const a = performance.now();
+    for (const i of streamedLayers) await readImage(files[i], layouts[i], img);
+    readS = (performance.now() - a) / 1000;
+  }
+  const slot = gpu.device.createBuffer({
+    size: slotBytes,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
+  let uploadS = 0;
+  {
+    await gpu.device.queue.onSubmittedWorkDone();
+    const a = performance.now();
+    for (const i of streamedLayers) {
+      for (let off = 0; off < layouts[i].bytes; off += 1 << 20) {
+        const n = Math.min(1 << 20, layouts[i].bytes - off);
+        gpu.device.queue.writeBuffer(slot, off, img.buffer, off, n);
+      }
+      gpu.device.queue.submit([]);
+    }
+    await gpu.device.queue.onSubmittedWorkDone();
+    uploadS = (performance.now() - a) / 1000;
+  }
+  slot.destroy();
+  for (const f of files) f.close();
+
+  const rOn = results.on, rOff = results.off;
+  const floor = Math.max(ioS, computeS);
+  const ms = (s: number) => `${(s * 1000).toFixed(0)} ms`;
+  console.log(`budget ${formatBytes(budget)}: ${planLine}`);
+  console.log(
+    `same ids with prefetch on/off and all resident: ${
+      JSON.stringify(rOn.ids) === JSON.stringify(rOff.ids) &&
+      JSON.stringify(rOn.ids) === JSON.stringify(allIds)
+    }`,
+  );
+  console.log("");
+  console.log(
+    `decode, prefetch on : ${ms(rOn.perToken)}/token  ${
+      (1 / rOn.perToken).toFixed(2)
+    } tokens/s` +
+      `  (writeBuffer ${
+        ms(rOn.upload)
+      }/pass on the JS thread, waited on reads ${ms(rOn.wait)}/pass)`,
+  );
+  console.log(
+    `decode, prefetch off: ${ms(rOff.perToken)}/token  ${
+      (1 / rOff.perToken).toFixed(2)
+    } tokens/s` +
+      `  → prefetch speed-up ${(rOff.perToken / rOn.perToken).toFixed(2)}x`,
+  );
+  console.log(
+    `floor, read+upload alone (ring, no compute): ${ms(ioS)}/token for ${
+      formatBytes(streamedBytes)
+    }` +
+      `  (read alone ${ms(readS)} = ${
+        (streamedBytes / readS / 1e9).toFixed(2)
+      } GB/s, writeBuffer alone ${ms(uploadS)} = ${
+        (streamedBytes / uploadS / 1e9).toFixed(2)
+      } GB/s)`,
+  );
+  console.log(`floor, compute alone (all resident): ${ms(computeS)}/token`);
+  console.log(
+    `wall per token / max(read+upload, compute) = ${ms(rOn.perToken)} / ${
+      ms(floor)
+    } = ${(rOn.perToken / floor).toFixed(2)}  (prefetch off: ${
+      (rOff.perToken / floor).toFixed(2)
+    }; sum of floors ${ms(ioS + computeS)})`,
+  );
+  console.log(
+    `bench wall time ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  return 0;
+}
