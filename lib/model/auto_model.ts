@@ -25,6 +25,15 @@ import type { ResidencyPlan } from "../io/plan.ts";
 import { resolveModel } from "./resolve.ts";
 
 export type { GenerateOptions, GenerationStats } from "../generate/generate.ts";
+export type { Architecture, ModelConfig, RopeScaling } from "./config.ts";
+export type { ResidencyPlan } from "../io/plan.ts";
+export type { ForwardStats, LayerProfile } from "./forward.ts";
+export type { Gpu, GpuLimits } from "../gpu/device.ts";
+export type {
+  DecodeOptions,
+  EncodeOptions,
+  Tokenizer,
+} from "../text/tokenizer.ts";
 
 /** Options of {@link AutoModel.fromPretrained}. */
 export interface FromPretrainedOptions {
