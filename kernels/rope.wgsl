@@ -22,8 +22,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-// theta mod 2*pi into [-pi, pi] (Cody-Waite: 2*pi = 6.28125 + 1.9353071795864769e-3, the first part exact
-// in 8 bits so k * 6.28125 is exact), so cos/sin stay accurate for large positions.
+// theta mod 2*pi into [-pi, pi] (Cody-Waite: 2*pi = 6.28125 + 1.9353071795864769e-3, the first part has
+// 8 significant bits so k * 6.28125 is exact for k < 2^16), so cos/sin stay accurate (~1e-5 rad) for
+// angles up to 2*pi*2^16 (about 411k: any position of today's context lengths, invFreq <= 1).
 fn reduce_angle(a: f32) -> f32 {
   let k = round(a * 0.15915494309189535);
   return (a - k * 6.28125) - k * 1.9353071795864769e-3;

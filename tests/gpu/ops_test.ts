@@ -5,8 +5,9 @@
  *
  * Tolerances (|gpu − ref| ≤ atol + rtol·|ref|), f32 arithmetic on the GPU:
  * - rmsnorm 1e-5 + 1e-5·|ref|; add/siluMul 1e-6 + 1e-6·|ref|;
- * - rope 1e-5 + 2e-7·maxPos·|x| (the angle pos·invFreq is rounded to f32 as in
- *   Hugging Face's f32 rotary embedding);
+ * - rope 1e-5 + 4e-7·maxPos absolute for |x| ≤ 2 (the angle pos·invFreq is
+ *   rounded to f32 as in Hugging Face's f32 rotary embedding); at positions
+ *   ≥ 65537 against that f32-rounded angle: 2e-5·max(1, pos / 65536);
  * - attention 2e-5 + 1e-4·|ref| (softmax in f32, inputs O(1));
  * - embed: f32/f16/bf16 exact, q8/q4 1e-6·|ref| (one f32 product);
  * - topk: exact (values and indices), against a sort of the same f32 logits.
@@ -285,6 +286,31 @@ opTest(
         tol,
         `rope ${JSON.stringify(c)}`,
       );
+    }
+    // Large positions, one token each, against the f32-rounded angle the kernel
+    // starts from (Math.fround(pos · invFreq)): checks its reduction mod 2π
+    // (exact for angles below 2π·2^16 ≈ 411k, i.e. any position up to that).
+    for (const pos0 of [65537, 131000, 262147]) {
+      const c = { T: 1, nHeads: 1, headDim: 16, rotaryDim: 16, pos0 };
+      const invFreq = new Float32Array(8).map((_, i) =>
+        1 / Math.pow(10000, i / 8)
+      );
+      const angleFreq = Array.from(
+        invFreq,
+        (f) => Math.fround(pos0 * f) / pos0,
+      );
+      const x = randF32(r, 16, 2);
+      const want = ropeRef({ ...c, x, invFreq: angleFreq });
+      const xb = upload(g, x);
+      await run(
+        g,
+        ctx,
+        (p) => ops.rope(ctx, p, { ...c, x: xb, invFreq: upload(g, invFreq) }),
+      );
+      assertClose(await readF32(g, xb, 16), want, {
+        atol: 2e-5 * Math.max(1, pos0 / 65536),
+        rtol: 1e-6,
+      }, `rope pos ${pos0}`);
     }
   },
 );
