@@ -14,6 +14,7 @@ import { defaultGpuMemory, parseSize } from "../io/plan.ts";
 import { defaultMaxSeqLen } from "../runtime/kv_cache.ts";
 import { Tokenizer } from "../text/tokenizer.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
+import { applyChatTemplate } from "../text/chat_template.ts";
 import {
   generateIds,
   type GenerateOptions,
@@ -290,47 +291,27 @@ export class AutoModel {
     return out!;
   }
 
-  /** Renders a conversation with the model's chat template. */
+  /**
+   * Renders a conversation with the model's chat template (BOS included when
+   * the template writes it: encode with `addSpecialTokens: false`).
+   */
   applyChatTemplate(
     messages: { role: string; content: string }[],
     opts: { addGenerationPrompt?: boolean } = {},
-  ): Promise<string> {
-    return renderWith(this, messages, opts);
+  ): string {
+    if (!this.tokenizer) {
+      throw new UsageError(
+        `${this.dir}: no tokenizer.json, so no chat template`,
+      );
+    }
+    return applyChatTemplate(this.tokenizer, messages, {
+      addGenerationPrompt: opts.addGenerationPrompt,
+      model: this.dir,
+    });
   }
 
   /** Frees the GPU buffers and closes the shard files. */
   async dispose(): Promise<void> {
     await this.#fwd.dispose();
   }
-}
-
-async function renderWith(
-  m: AutoModel,
-  messages: { role: string; content: string }[],
-  opts: { addGenerationPrompt?: boolean },
-): Promise<string> {
-  const tok = m.tokenizer;
-  if (!tok?.chatTemplate) {
-    throw new UsageError(`${m.dir}: the model has no chat template`);
-  }
-  // lib/text/chat_template.ts (H-text)
-  const spec = "../text/chat_template.ts";
-  const mod = (await import(spec)) as {
-    renderChatTemplate(
-      template: string,
-      a: {
-        messages: { role: string; content: string }[];
-        addGenerationPrompt?: boolean;
-        bosToken?: string;
-        eosToken?: string;
-      },
-    ): string;
-  };
-  const special = tok.specialTokens;
-  return mod.renderChatTemplate(tok.chatTemplate, {
-    messages,
-    addGenerationPrompt: opts.addGenerationPrompt,
-    bosToken: special.bos_token,
-    eosToken: special.eos_token,
-  });
 }

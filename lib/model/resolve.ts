@@ -15,6 +15,10 @@ import { basename, join, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { FormatError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
+import { downloadSnapshot } from "../hub/download.ts";
+import { parseRepoId } from "../hub/repo_id.ts";
+import { openSource } from "../split/source.ts";
+import { splitModel } from "../split/split.ts";
 
 /** Options of {@link resolveModel}. */
 export interface ResolveOptions {
@@ -27,9 +31,6 @@ export interface ResolveOptions {
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
 }
-
-const REPO_ID =
-  /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9._\/-]+)?$/;
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -97,28 +98,19 @@ export async function resolveModel(
   }
   let source = pathOrId;
   if (!(await exists(pathOrId))) {
-    if (!REPO_ID.test(pathOrId) || pathOrId.startsWith(".")) {
+    if (parseRepoId(pathOrId) === null || pathOrId.startsWith(".")) {
       throw new FormatError(
         pathOrId,
         "no such file or directory (and not a Hugging Face repo id org/name)",
       );
     }
-    const [repo, revision] = pathOrId.split("@");
-    // lib/hub/download.ts (H-text) is loaded only when a repo id is given
-    const hubModule = "../hub/download.ts";
-    const hub = (await import(hubModule)) as {
-      downloadSnapshot(
-        repoId: string,
-        o?: { revision?: string },
-      ): Promise<string>;
-    };
-    opts.log?.(`downloading ${pathOrId} …`);
-    source = await hub.downloadSnapshot(repo, { revision });
+    opts.log?.(
+      `fetching ${pathOrId} from the Hugging Face Hub (or its cache) …`,
+    );
+    source = await downloadSnapshot(pathOrId);
   }
   const out = opts.layerShardsSavingPath ?? cacheDirFor(source, quantize);
   if (await ShardDir.isShardDir(out)) return out;
-  const { openSource } = await import("../split/source.ts");
-  const { splitModel } = await import("../split/split.ts");
   opts.log?.(`splitting ${source} into ${out} (quantize ${quantize}) …`);
   const src = await openSource(source, { tokenizer: opts.tokenizer });
   try {
