@@ -29,6 +29,8 @@ export interface UploadTarget<B> {
   write(buffer: B, offset: number, data: Uint8Array): void;
   /** Resolves when all submitted work has finished (used without prefetch and in profile mode). */
   wait(): Promise<void>;
+  /** Hands the writes issued so far to the queue (an empty submit on WebGPU). */
+  flush?(): void;
   /** Frees a buffer. */
   destroy(buffer: B): void;
 }
@@ -62,6 +64,7 @@ export function gpuUploadTarget(device: GPUDevice): UploadTarget<GPUBuffer> {
         data.byteLength,
       ),
     wait: () => device.queue.onSubmittedWorkDone(),
+    flush: () => device.queue.submit([]),
     destroy: (b) => b.destroy(),
   };
 }
@@ -102,6 +105,8 @@ export interface LayerReaderOptions<B> {
   hostImages?: number;
   /** writeBuffer chunk size (default 1 MiB). */
   chunkBytes?: number;
+  /** Time one streamed layer's read and upload at creation ({@link LayerReader.probeRates}). */
+  probe?: boolean;
 }
 
 /** What {@link LayerReader.acquire} returns. */
@@ -200,6 +205,7 @@ export class LayerReader<B> {
       await readImage(o.files[i], layout, image);
       const t0 = performance.now();
       r.#write(buf, image);
+      o.target.flush?.(); // one submit per layer keeps wgpu's staging memory small and hot
       r.#residentUploadS += (performance.now() - t0) / 1000;
       r.#residentUploadBytes += image.byteLength;
       r.#residentBuf.set(i, buf);
@@ -215,10 +221,48 @@ export class LayerReader<B> {
       }
       const h = r.#prefetch ? Math.max(1, o.hostImages ?? 2 * o.slots) : 1;
       for (let k = 0; k < h; k++) r.#images.push(new Uint8Array(o.slotBytes));
+      if (o.probe) await r.#probe();
       r.#startReads();
     }
     return r;
   }
+
+  /**
+   * Reads the first streamed layers into a scratch image and uploads them
+   * into slot 0 (no compute has been recorded yet, so the slot is free),
+   * timing both: the I/O rates the plan's floor is computed from.
+   */
+  async #probe(): Promise<void> {
+    // up to 3 streamed layers, twice: the first round warms the host image and
+    // wgpu's staging memory; the second is timed (one queue wait per round)
+    const layers = this.#o.streamed.slice(0, 3);
+    const image = new Uint8Array(this.#o.slotBytes);
+    let readS = 0, uploadS = 0, bytes = 0;
+    for (let round = 0; round < 2; round++) {
+      readS = uploadS = bytes = 0;
+      for (const layer of layers) {
+        const layout = this.#o.layouts[layer];
+        const t0 = performance.now();
+        await readImage(this.#o.files[layer], layout, image);
+        const t1 = performance.now();
+        this.#write(this.#slots[0], image, layout.bytes);
+        this.#o.target.flush?.();
+        readS += (t1 - t0) / 1000;
+        uploadS += (performance.now() - t1) / 1000;
+        bytes += layout.bytes;
+      }
+      const w0 = performance.now();
+      await this.#o.target.wait();
+      uploadS += (performance.now() - w0) / 1000;
+    }
+    this.probeRates = {
+      readBytesPerS: bytes / Math.max(1e-6, readS),
+      uploadBytesPerS: bytes / Math.max(1e-6, uploadS),
+    };
+  }
+
+  /** Read and upload rates measured on one streamed layer at creation (`probe: true`). */
+  probeRates: { readBytesPerS: number; uploadBytesPerS: number } | null = null;
 
   /** Measured writeBuffer rate while uploading resident layers (bytes/s), or null. */
   get residentUploadRate(): number | null {

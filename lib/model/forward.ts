@@ -411,6 +411,7 @@ export class Forward {
       const { readImage } = await import("../io/_layout.ts");
       await readImage(headFile, headLayout, image);
       target.write(headBuf, 0, image);
+      target.flush?.();
       const head: Weights = bindLayout(headLayout, headBuf);
       if (tiedLayout) {
         const tb = target.create(tiedLayout.bytes, "lm_head(tied)");
@@ -423,6 +424,7 @@ export class Forward {
             off,
             timg.subarray(off, Math.min(timg.byteLength, off + (1 << 24))),
           );
+          target.flush?.();
         }
         head.set(row.lmHead, bindLayout(tiedLayout, tb).get(row.embed)!);
       }
@@ -436,15 +438,25 @@ export class Forward {
         slots: plan.slots,
         slotBytes: plan.slotBytes,
         prefetch: o.prefetch !== false,
+        probe: o.log !== undefined,
       });
-      const rate = reader.residentUploadRate;
-      if (rate && plan.streamed.length > 0) {
+      const rates = reader.probeRates;
+      if (rates) {
+        const b = plan.bytesStreamedPerToken;
+        const readMs = b / rates.readBytesPerS * 1000,
+          upMs = b / rates.uploadBytesPerS * 1000;
         o.log?.(
-          `upload rate while loading resident layers: ${
-            (rate / 1e9).toFixed(2)
-          } GB/s → streaming floor ${
-            (plan.bytesStreamedPerToken / rate * 1000).toFixed(1)
-          } ms/token`,
+          `streaming floor: read ${
+            (rates.readBytesPerS / 1e9).toFixed(2)
+          } GB/s, upload ${
+            (rates.uploadBytesPerS / 1e9).toFixed(2)
+          } GB/s (measured on the first streamed layers) → ${
+            readMs.toFixed(1)
+          } ms read + ${upMs.toFixed(1)} ms upload per token; ≥ ${
+            Math.max(readMs, upMs).toFixed(1)
+          } ms/token (${
+            (1000 / Math.max(readMs, upMs)).toFixed(1)
+          } tokens/s) if they overlap fully`,
         );
       }
       const fwd = new Forward({
