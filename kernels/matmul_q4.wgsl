@@ -13,9 +13,13 @@ struct Params { n: u32, k: u32, t: u32, row_off: u32, out_stride: u32, has_bias:
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
+// f16 bits (low 16 bits of h) -> f32 without shader-f16 or unpack2x16float (slow on lavapipe): move exponent and
+// mantissa into place and rescale by 2^112; exact for normal and subnormal halves (inf/NaN become large finite).
+fn h2f(h: u32) -> f32 {
+  return bitcast<f32>(((h & 0x7fffu) << 13u) | ((h & 0x8000u) << 16u)) * 5.192296858534828e33;
+}
 fn scale(idx: u32) -> f32 {
-  let pair = unpack2x16float(sc[idx >> 1u]);
-  return select(pair.x, pair.y, (idx & 1u) == 1u);
+  return h2f(sc[idx >> 1u] >> (16u * (idx & 1u)));
 }
 const SH = vec4<u32>(0u, 8u, 16u, 24u);
 fn nlo(v: u32) -> vec4<f32> { return vec4<f32>((vec4<u32>(v) >> SH) & vec4<u32>(15u)) - vec4<f32>(8.0); }

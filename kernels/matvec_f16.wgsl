@@ -1,5 +1,5 @@
 // Matvec, f16 weights: out[t, row_off + r] = dot(x[t, :], W[r, :]) (+ bias[row_off + r]) for one row part.
-// W: f16 [n, k] row-major, k % 8 == 0, bound as vec4<u32> (8 halves; unpack2x16float, no shader-f16 needed).
+// W: f16 [n, k] row-major, k % 8 == 0, bound as vec4<u32> (8 halves; decoded with integer ops: no shader-f16 needed).
 // x: f32 [T, k] bound as vec4<f32>; token t = workgroup_id.z; row groups of 4 folded over workgroup_id.x/y.
 // Each invocation streams 4 consecutive rows with wide vec4 loads, dequantizing in registers; no barriers and
 // no workgroup memory (lavapipe runs a workgroup as 8-wide SIMD on one CPU core; barriers are costly there).
@@ -10,8 +10,13 @@ struct Params { n: u32, k: u32, t: u32, row_off: u32, out_stride: u32, has_bias:
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
-fn lo(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)); }
-fn hi(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)); }
+// 4 halves (low 16 bits of each lane) -> f32, exact for normal/subnormal values (see h2f in matvec_q8.wgsl).
+fn h4(h: vec4<u32>) -> vec4<f32> {
+  return bitcast<vec4<f32>>(((h & vec4<u32>(0x7fffu)) << vec4<u32>(13u)) | ((h & vec4<u32>(0x8000u)) << vec4<u32>(16u)))
+    * 5.192296858534828e33;
+}
+fn lo(v: vec4<u32>) -> vec4<f32> { return h4(vec4<u32>(v.x, v.x >> 16u, v.y, v.y >> 16u)); }
+fn hi(v: vec4<u32>) -> vec4<f32> { return h4(vec4<u32>(v.z, v.z >> 16u, v.w, v.w >> 16u)); }
 override WG: u32 = 16;
 
 @compute @workgroup_size(WG)

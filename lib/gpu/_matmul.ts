@@ -77,7 +77,24 @@ export interface MatmulPlan {
 }
 
 /** Workgroup sizes; tuned on lavapipe (see lib/gpu/bench.ts). */
-export const MATMUL_WG = { matvec: 16, matmul: 16, generic: 64 };
+export const MATMUL_WG: {
+  matvec: Record<WeightDtype, number>;
+  matmul: number;
+  generic: number;
+} = {
+  matvec: { f32: 16, f16: 16, bf16: 16, q8: 8, q4: 8 },
+  matmul: 16,
+  generic: 64,
+};
+
+/** Rows each matvec invocation computes (fixed in the WGSL). */
+const MATVEC_ROWS: Record<WeightDtype, number> = {
+  f32: 4,
+  f16: 4,
+  bf16: 4,
+  q8: 8,
+  q4: 16,
+};
 
 /**
  * The kernel {@link matmul} picks for `dtype`, K = `cols` and T tokens.
@@ -105,9 +122,9 @@ export function planMatmul(
   if (T === 1) {
     return {
       kernel: `matvec_${dtype}`,
-      rowsPerInvocation: 4,
+      rowsPerInvocation: MATVEC_ROWS[dtype],
       tokensPerInvocation: 1,
-      wg: MATMUL_WG.matvec,
+      wg: MATMUL_WG.matvec[dtype],
     };
   }
   return {
