@@ -1,0 +1,92 @@
+/**
+ * `strata bench`: with `--kernels`, the WGSL kernel benchmark
+ * (lib/gpu/bench.ts); otherwise the engine benchmark (lib/bench/engine.ts).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { UsageError } from "../errors.ts";
+
+const HELP =
+  `Usage: deno run -A cli.ts bench --kernels [--json] [--dtypes f32,f16,bf16,q8,q4] [--quick]
+       deno run -A cli.ts bench [engine flags]   (see: bench --engine --help)
+
+Kernel benchmark (--kernels): measures on the current WebGPU adapter the
+buffer-copy bandwidth (copyBufferToBuffer over 256 MiB: the roofline), each
+matvec kernel's effective weight bandwidth for 4096x4096 and 11008x4096
+(rows x cols), and prefill matmul GFLOP/s at T = 128, with each ratio to the
+roofline. Progress goes to stderr.
+
+  --json          print only {"adapter", "copy_gbps", "kernels": [{"name", "dtype",
+                  "shape", "gbps", "ratio", ...}]} on stdout
+  --dtypes LIST   weight dtypes to measure (default all)
+  --quick         one shape (4096x4096), prefill T = 32, fewer rounds`;
+
+/**
+ * Runs `bench`; returns the exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./bench.ts";
+ * Deno.exit(await main(["--kernels", "--json"]));
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  if (!args.includes("--kernels")) {
+    if (args.includes("--help") || args.includes("-h")) {
+      console.log(HELP + "\n");
+    }
+    const { runEngineBench } = await import("../bench/engine.ts");
+    return await runEngineBench(args);
+  }
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        kernels: { type: "boolean" },
+        json: { type: "boolean" },
+        dtypes: { type: "string" },
+        quick: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError(`bench: ${(e as Error).message}`);
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const all = ["f32", "f16", "bf16", "q8", "q4"] as const;
+  type D = typeof all[number];
+  const dtypes =
+    (values.dtypes?.split(",").map((s) => s.trim()) ?? [...all]) as D[];
+  for (const d of dtypes) {
+    if (!all.includes(d)) {
+      throw new UsageError(
+        `bench: unknown dtype '${d}' (expected ${all.join(", ")})`,
+      );
+    }
+  }
+  const { requestGpu } = await import("../gpu/device.ts");
+  const { benchKernels, formatKernelTable } = await import("../gpu/bench.ts");
+  const gpu = await requestGpu();
+  console.error(`bench: ${gpu.adapter.description || "WebGPU adapter"}`);
+  const report = await benchKernels(gpu, {
+    dtypes,
+    shapes: values.quick ? [[4096, 4096]] : undefined,
+    prefillT: values.quick ? 32 : 128,
+    rounds: values.quick ? 2 : 5,
+    onProgress: (line) => console.error(line),
+  });
+  if (values.json) {
+    console.log(JSON.stringify(report));
+  } else {
+    console.log(formatKernelTable(report));
+  }
+  gpu.device.destroy();
+  return 0;
+}

@@ -1,0 +1,325 @@
+/**
+ * Kernel benchmark (`deno run -A cli.ts bench --kernels`): the adapter's
+ * buffer-copy bandwidth (the roofline: bytes copied per second by
+ * copyBufferToBuffer over 256 MiB), each matvec variant's effective weight
+ * bandwidth (weight bytes read ÷ time) for 4096×4096 and 11008×4096
+ * (rows × cols), and prefill matmul GFLOP/s at T = 128, each with its ratio to
+ * the roofline. Timing: one submit of many dispatches, awaited with
+ * onSubmittedWorkDone; best of several rounds.
+ *
+ * @module
+ */
+import type { Gpu } from "./device.ts";
+import { KernelContext, type WeightDtype } from "./_context.ts";
+import { destroyWeight, uploadWeight, weightRowBytes } from "./kernels.ts";
+import { matmul, planMatmul } from "./_matmul.ts";
+import type { BufferRef } from "./pipelines.ts";
+
+/** One measured kernel configuration. */
+export interface KernelBenchEntry {
+  /** Kernel file name (without .wgsl). */
+  name: string;
+  /** Weight dtype. */
+  dtype: WeightDtype;
+  /** `"<rows>x<cols>"`, plus `" T=<tokens>"` for prefill. */
+  shape: string;
+  /** Weight bytes read per second (GB/s, 1e9). */
+  gbps: number;
+  /** gbps ÷ copy_gbps. */
+  ratio: number;
+  /** 2·T·N·K ÷ time (GFLOP/s). */
+  gflops: number;
+  /** Milliseconds per call (best round). */
+  ms: number;
+}
+
+/** Result of {@link benchKernels}. */
+export interface KernelBenchReport {
+  /** The adapter measured. */
+  adapter: {
+    description: string;
+    vendor: string;
+    architecture: string;
+    isFallback: boolean;
+    f16: boolean;
+  };
+  /** copyBufferToBuffer bandwidth (bytes copied per second, GB/s). */
+  copy_gbps: number;
+  /** Matvec and prefill matmul entries. */
+  kernels: KernelBenchEntry[];
+}
+
+/** Options of {@link benchKernels}. */
+export interface KernelBenchOptions {
+  /** Weight dtypes to measure (default all five). */
+  dtypes?: WeightDtype[];
+  /** [rows, cols] of the matvec shapes (default 4096×4096 and 11008×4096). */
+  shapes?: [number, number][];
+  /** Prefill tokens (default 128); 0 skips prefill. */
+  prefillT?: number;
+  /** Rounds per measurement, best kept (default 5). */
+  rounds?: number;
+  /** Target milliseconds per round (default 150). */
+  roundMs?: number;
+  /** Progress lines (stderr in the CLI). */
+  onProgress?: (line: string) => void;
+}
+
+const MIB = 1024 * 1024;
+
+async function done(device: GPUDevice): Promise<void> {
+  await device.queue.onSubmittedWorkDone();
+}
+
+/**
+ * Measures copyBufferToBuffer bandwidth over `bytes` (default 256 MiB): bytes
+ * copied per second, best of `rounds`.
+ *
+ * @example
+ * ```ts ignore
+ * import { copyBandwidth } from "./bench.ts";
+ * console.log(await copyBandwidth(gpu)); // e.g. 11.3 (GB/s)
+ * ```
+ */
+export async function copyBandwidth(
+  gpu: Gpu,
+  bytes = 256 * MIB,
+  rounds = 4,
+): Promise<number> {
+  const size = Math.min(
+    bytes,
+    Math.floor(gpu.limits.maxBufferSize / 256) * 256,
+  );
+  const usage = GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const a = gpu.device.createBuffer({ size, usage });
+  const b = gpu.device.createBuffer({ size, usage });
+  try {
+    const copies = 3;
+    const run = async (n: number): Promise<number> => {
+      const enc = gpu.device.createCommandEncoder();
+      for (let i = 0; i < n; i++) {
+        if (i % 2 === 0) enc.copyBufferToBuffer(a, 0, b, 0, size);
+        else enc.copyBufferToBuffer(b, 0, a, 0, size);
+      }
+      const t0 = performance.now();
+      gpu.device.queue.submit([enc.finish()]);
+      await done(gpu.device);
+      return performance.now() - t0;
+    };
+    await run(1); // first touch of the pages
+    let best = Infinity;
+    for (let r = 0; r < rounds; r++) best = Math.min(best, await run(copies));
+    return (copies * size) / (best / 1000) / 1e9;
+  } finally {
+    a.destroy();
+    b.destroy();
+  }
+}
+
+/** A deterministic byte pattern for a weight of `dtype` with sane values (no NaN/denormals). */
+function weightBytes(
+  dtype: WeightDtype,
+  rows: number,
+  cols: number,
+): { data: Uint8Array; scales?: Uint16Array } {
+  const [rb, sb] = weightRowBytes(dtype, cols);
+  const data = new Uint8Array(rb * rows);
+  const tile = new Uint8Array(Math.min(data.length, MIB));
+  let s = 0x9e3779b9;
+  const next = (): number => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return s >>> 0;
+  };
+  if (dtype === "f32") {
+    const f = new Float32Array(tile.buffer);
+    for (let i = 0; i < f.length; i++) f[i] = (next() / 2 ** 32 - 0.5) * 0.1;
+  } else if (dtype === "f16" || dtype === "bf16") {
+    const h = new Uint16Array(tile.buffer);
+    const base = dtype === "f16" ? 0x2000 : 0x3c00; // ~2^-7 magnitudes, random sign and mantissa
+    for (let i = 0; i < h.length; i++) h[i] = base | (next() & 0x83ff);
+  } else {
+    for (let i = 0; i < tile.length; i++) tile[i] = next() & 0xff;
+  }
+  for (let o = 0; o < data.length; o += tile.length) {
+    data.set(tile.subarray(0, Math.min(tile.length, data.length - o)), o);
+  }
+  if (sb === 0) return { data };
+  const scales = new Uint16Array((sb / 2) * rows);
+  for (let i = 0; i < scales.length; i++) scales[i] = 0x1c00 | (next() & 0x3ff); // ~2^-8
+  return { data, scales };
+}
+
+function storage(gpu: Gpu, bytes: number, fill?: Float32Array): BufferRef {
+  const size = Math.max(256, Math.ceil(bytes / 256) * 256);
+  const buffer = gpu.device.createBuffer({
+    size,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST |
+      GPUBufferUsage.COPY_SRC,
+    mappedAtCreation: fill !== undefined,
+  });
+  if (fill) {
+    new Float32Array(buffer.getMappedRange()).set(fill.subarray(0, size / 4));
+    buffer.unmap();
+  }
+  return { buffer, offset: 0, size };
+}
+
+/**
+ * Runs the kernel benchmark on `gpu`.
+ *
+ * @example
+ * ```ts ignore
+ * import { requestGpu } from "./device.ts";
+ * import { benchKernels, formatKernelTable } from "./bench.ts";
+ * const report = await benchKernels(await requestGpu());
+ * console.log(formatKernelTable(report));
+ * ```
+ */
+export async function benchKernels(
+  gpu: Gpu,
+  opts: KernelBenchOptions = {},
+): Promise<KernelBenchReport> {
+  const dtypes = opts.dtypes ?? ["f32", "f16", "bf16", "q8", "q4"];
+  const shapes = opts.shapes ?? [[4096, 4096], [11008, 4096]];
+  const prefillT = opts.prefillT ?? 128;
+  const rounds = opts.rounds ?? 5;
+  const roundMs = opts.roundMs ?? 150;
+  const log = opts.onProgress ?? (() => {});
+  const device = gpu.device;
+
+  log("copy bandwidth (copyBufferToBuffer, 256 MiB)...");
+  const copy = await copyBandwidth(gpu);
+  log(`  ${copy.toFixed(2)} GB/s`);
+
+  const ctx = new KernelContext(gpu);
+  const kernels: KernelBenchEntry[] = [];
+  const maxK = Math.max(...shapes.map((s) => s[1]), 4096);
+  const maxN = Math.max(...shapes.map((s) => s[0]), 4096);
+  const xs = new Float32Array(Math.max(prefillT, 1) * maxK);
+  for (let i = 0; i < xs.length; i++) xs[i] = Math.sin(i * 0.37) * 0.5;
+  const x = storage(gpu, xs.byteLength, xs);
+  const out = storage(gpu, Math.max(prefillT, 1) * maxN * 4);
+
+  const time = async (
+    record: (pass: GPUComputePassEncoder) => void,
+    reps: number,
+  ): Promise<number> => {
+    ctx.reset();
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (let i = 0; i < reps; i++) record(pass);
+    pass.end();
+    const cmd = enc.finish();
+    ctx.flush();
+    const t0 = performance.now();
+    device.queue.submit([cmd]);
+    await done(device);
+    return (performance.now() - t0) / reps;
+  };
+  const measure = async (
+    record: (pass: GPUComputePassEncoder) => void,
+  ): Promise<number> => {
+    const first = await time(record, 1); // compiles the pipeline, touches the weight
+    const reps = Math.max(
+      1,
+      Math.min(200, Math.round(roundMs / Math.max(first, 0.05))),
+    );
+    let best = Infinity;
+    for (let r = 0; r < rounds; r++) {
+      best = Math.min(best, await time(record, reps));
+    }
+    return best;
+  };
+
+  const configs: { dtype: WeightDtype; N: number; K: number; T: number }[] = [];
+  for (const dtype of dtypes) {
+    for (const [N, K] of shapes) configs.push({ dtype, N, K, T: 1 });
+  }
+  if (prefillT > 0) {
+    for (const dtype of dtypes) {
+      configs.push({ dtype, N: 4096, K: 4096, T: prefillT });
+    }
+  }
+
+  for (const c of configs) {
+    const bytes = weightBytes(c.dtype, c.N, c.K);
+    const w = uploadWeight(gpu, {
+      dtype: c.dtype,
+      rows: c.N,
+      cols: c.K,
+      ...bytes,
+      label: `bench-${c.dtype}`,
+    });
+    const weightBytesTotal = bytes.data.byteLength +
+      (bytes.scales?.byteLength ?? 0);
+    const ms = await measure((pass) =>
+      matmul(ctx, pass, { x, w, out, T: c.T })
+    );
+    destroyWeight(w);
+    const gbps = weightBytesTotal / (ms / 1000) / 1e9;
+    const entry: KernelBenchEntry = {
+      name: planMatmul(c.dtype, c.K, c.T).kernel,
+      dtype: c.dtype,
+      shape: `${c.N}x${c.K}${c.T > 1 ? ` T=${c.T}` : ""}`,
+      gbps: round(gbps),
+      ratio: round(gbps / copy, 3),
+      gflops: round((2 * c.T * c.N * c.K) / (ms / 1000) / 1e9),
+      ms: round(ms, 3),
+    };
+    kernels.push(entry);
+    log(
+      `  ${entry.name.padEnd(14)} ${entry.shape.padEnd(16)} ${
+        entry.gbps.toFixed(2).padStart(7)
+      } GB/s  ` +
+        `${entry.ratio.toFixed(2)} of copy  ${entry.gflops.toFixed(1)} GFLOP/s`,
+    );
+  }
+  x.buffer.destroy();
+  out.buffer.destroy();
+  return {
+    adapter: { ...gpu.adapter, f16: gpu.f16 },
+    copy_gbps: round(copy),
+    kernels,
+  };
+}
+
+function round(v: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+/**
+ * Formats a report as a text table (kernel, dtype, shape, GB/s, ratio to the
+ * copy roofline, GFLOP/s, ms).
+ *
+ * @example
+ * ```ts ignore
+ * console.log(formatKernelTable(report));
+ * ```
+ */
+export function formatKernelTable(r: KernelBenchReport): string {
+  const lines = [
+    `adapter: ${
+      r.adapter.description || "(unnamed)"
+    } (vendor ${r.adapter.vendor}, fallback ${r.adapter.isFallback}, shader-f16 ${r.adapter.f16})`,
+    `copy roofline (copyBufferToBuffer, 256 MiB): ${
+      r.copy_gbps.toFixed(2)
+    } GB/s`,
+    "",
+    `${"kernel".padEnd(16)}${"dtype".padEnd(7)}${"shape".padEnd(18)}${
+      "GB/s".padStart(8)
+    }${"ratio".padStart(8)}${"GFLOP/s".padStart(10)}${"ms".padStart(10)}`,
+  ];
+  for (const k of r.kernels) {
+    lines.push(
+      `${k.name.padEnd(16)}${k.dtype.padEnd(7)}${k.shape.padEnd(18)}${
+        k.gbps.toFixed(2).padStart(8)
+      }${k.ratio.toFixed(2).padStart(8)}${k.gflops.toFixed(1).padStart(10)}${
+        k.ms.toFixed(2).padStart(10)
+      }`,
+    );
+  }
+  return lines.join("\n");
+}
