@@ -236,6 +236,7 @@ export class Forward {
   #readbackLogits: GPUBuffer | null = null;
   #gpuBytes: number;
   #peakGpuBytes: number;
+  #scratchEstimate: number;
 
   private constructor(init: {
     gpu: Gpu;
@@ -256,6 +257,7 @@ export class Forward {
     topK: number;
     profile: boolean;
     gpuBytes: number;
+    scratchEstimate: number;
   }) {
     this.#gpu = init.gpu;
     this.#k = init.kernels;
@@ -276,6 +278,7 @@ export class Forward {
     this.profile = init.profile;
     this.#gpuBytes = init.gpuBytes;
     this.#peakGpuBytes = init.gpuBytes;
+    this.#scratchEstimate = init.scratchEstimate;
   }
 
   static #emptyStats(): ForwardStats {
@@ -365,10 +368,15 @@ export class Forward {
       const readbackBytes = alignUp(topK * 8);
       const arenaBytes =
         Math.ceil((cfg.numLayers + 2) * 24 * 256 / (256 * 1024)) * 256 * 1024;
+      // kernel scratch (kept by lib/gpu in ctx.memo): attention scores for up to
+      // maxT tokens over maxSeqLen positions (~4 bytes per head and position,
+      // doubled for the pool's growth), top-k candidates; checked after every pass
+      const scratchEstimate = 2 * maxT * o.maxSeqLen * cfg.numHeads * 4 +
+        2 * 64 * topK * 8 * 2;
       const activationBytes = Object.values(sizes).reduce((a, n) =>
         a + alignUp(n * 4), 0) +
         readbackBytes +
-        arenaBytes;
+        arenaBytes + scratchEstimate;
 
       // --- the plan ---
       const slotsWanted = o.slots ?? (o.prefetch === false ? 1 : 3);
@@ -478,6 +486,7 @@ export class Forward {
         topK,
         profile: o.profile ?? false,
         gpuBytes: plan.totalBytes,
+        scratchEstimate,
       });
       fwd.#reader.profile = fwd.profile;
       return fwd;
@@ -759,6 +768,15 @@ export class Forward {
     ]);
     const waitMs = performance.now() - w0;
     if (!this.profile) this.stats.computeS += waitMs / 1000;
+    // kernel scratch beyond the plan's estimate counts against the peak
+    let scratch = 0;
+    for (const b of this.#k.ctx.memo.values()) {
+      if (b instanceof GPUBuffer) scratch += b.size;
+    }
+    this.#peakGpuBytes = Math.max(
+      this.#peakGpuBytes,
+      this.#gpuBytes + Math.max(0, scratch - this.#scratchEstimate),
+    );
     const pairs = this.#readback.getMappedRange(0, this.topK * 8);
     const f = new Float32Array(pairs.slice(0));
     const u = new Uint32Array(f.buffer);
