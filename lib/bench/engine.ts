@@ -136,6 +136,8 @@ export async function runEngineBench(args: string[]): Promise<number> {
   );
   const p = all.plan;
   const cfg = all.config;
+  // the shards are all the benchmark needs from now on
+  await Deno.remove(hf, { recursive: true }).catch(() => {});
   console.log(
     `model: ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, intermediate ${cfg.intermediateSize}, ${
       formatBytes(p.residentBytes)

@@ -144,7 +144,7 @@ gpuTest(
   "engine: prefill of T tokens then decode = one token per pass",
   async (g) => {
     const v = VARIANTS.find((x) => x.arch === "qwen2")!;
-    const { shards } = await tinyShards(v.name, v);
+    const { hf, shards } = await tinyShards(v.name, v);
     const whole = await AutoModel.fromPretrained(shards, {
       gpu: g,
       gpuMemory: "1GB",
@@ -170,6 +170,23 @@ gpuTest(
       assert.ok(
         maxAbsDiff(a, c) < 1e-4,
         `whole vs chunks of 4: ${maxAbsDiff(a, c)}`,
+      );
+      // a 40-token prompt: one pass of T = 40 (the tiled matmul path, T > 16)
+      // and chunks of 4, both against the float64 reference
+      const long = Array.from(
+        { length: 40 },
+        (_, i) => (i * 37 + 11) % 250 + 3,
+      );
+      const ref = await loadReferenceModel(hf);
+      const want = referenceForward(ref.weights, ref.config, long).at(-1)!;
+      const l40 = await whole.logits(long), l4 = await chunk4.logits(long);
+      assert.ok(
+        maxAbsDiff(l40, want) < LOGIT_TOL,
+        `T=40: ${maxAbsDiff(l40, want)}`,
+      );
+      assert.ok(
+        maxAbsDiff(l4, want) < LOGIT_TOL,
+        `chunks of 4: ${maxAbsDiff(l4, want)}`,
       );
       const ids = await whole.generate(PROMPT, {
         maxNewTokens: NEW,
