@@ -1,9 +1,10 @@
 // Matvec, f32 weights: out[t, row_off + r] = dot(x[t, :], W[r, :]) (+ bias[row_off + r]) for one row part.
 // W: f32 [n, k] row-major, k % 4 == 0, bound as vec4<f32>.
-// x: f32 [T, k] bound as vec4<f32>; token t = workgroup_id.z; row groups of 4 folded over workgroup_id.x/y.
-// Each invocation streams 4 consecutive rows with wide vec4 loads, dequantizing in registers; no barriers and
-// no workgroup memory (lavapipe runs a workgroup as 8-wide SIMD on one CPU core; barriers are costly there).
-// Rows past n are clamped for loads and not stored. Binding order: inputs, output, params.
+// x: f32 [T, k] bound as vec4<f32>; token t = workgroup_id.z; row groups fold over workgroup_id.x/y.
+// Each invocation computes RI = 8 consecutive rows: each x chunk is loaded once and reused by the 8 rows (on lavapipe
+// every storage load is a per-lane scalar loop, so loads per weight byte bound the speed); vec4 accumulators per row;
+// no barriers, no workgroup memory. Rows past n are clamped for loads and not stored. Binding order: inputs, output,
+// params.
 struct Params { n: u32, k: u32, t: u32, row_off: u32, out_stride: u32, has_bias: u32, nb: u32, pad: u32 }
 @group(0) @binding(0) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -11,30 +12,34 @@ struct Params { n: u32, k: u32, t: u32, row_off: u32, out_stride: u32, has_bias:
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 override WG: u32 = 16;
-
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let r = ((wid.x + wid.y * nwg.x) * WG + lid) * 4u;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = ((wid.x + wid.y * nwg.x) * WG + lid) * 8u;
   if (r >= p.n) { return; }
   let last = p.n - 1u;
   let k4 = p.k / 4u;
-  let b0 = r * k4;
-  let b1 = min(r + 1u, last) * k4;
-  let b2 = min(r + 2u, last) * k4;
-  let b3 = min(r + 3u, last) * k4;
+  let k8 = p.k / 8u;
   let xb = wid.z * k4;
-  var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
-  var c0 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0);
-  let k8 = k4 & ~1u;
+  let b0 = r * k4; var a0 = vec4<f32>(0.0);
+  let b1 = min(r + 1u, last) * k4; var a1 = vec4<f32>(0.0);
+  let b2 = min(r + 2u, last) * k4; var a2 = vec4<f32>(0.0);
+  let b3 = min(r + 3u, last) * k4; var a3 = vec4<f32>(0.0);
+  let b4 = min(r + 4u, last) * k4; var a4 = vec4<f32>(0.0);
+  let b5 = min(r + 5u, last) * k4; var a5 = vec4<f32>(0.0);
+  let b6 = min(r + 6u, last) * k4; var a6 = vec4<f32>(0.0);
+  let b7 = min(r + 7u, last) * k4; var a7 = vec4<f32>(0.0);
+  let n2 = k4 & ~1u;
   var i = 0u;
-  for (; i < k8; i += 2u) {
-    let x0 = x[xb + i];
-    let x1 = x[xb + i + 1u];
-    a0 += w[b0 + i] * x0; c0 += w[b0 + i + 1u] * x1;
-    a1 += w[b1 + i] * x0; c1 += w[b1 + i + 1u] * x1;
-    a2 += w[b2 + i] * x0; c2 += w[b2 + i + 1u] * x1;
-    a3 += w[b3 + i] * x0; c3 += w[b3 + i + 1u] * x1;
+  for (; i < n2; i += 2u) {
+    let x0 = x[xb + i]; let x1 = x[xb + i + 1u];
+    a0 += w[b0 + i] * x0 + w[b0 + i + 1u] * x1;
+    a1 += w[b1 + i] * x0 + w[b1 + i + 1u] * x1;
+    a2 += w[b2 + i] * x0 + w[b2 + i + 1u] * x1;
+    a3 += w[b3 + i] * x0 + w[b3 + i + 1u] * x1;
+    a4 += w[b4 + i] * x0 + w[b4 + i + 1u] * x1;
+    a5 += w[b5 + i] * x0 + w[b5 + i + 1u] * x1;
+    a6 += w[b6 + i] * x0 + w[b6 + i + 1u] * x1;
+    a7 += w[b7 + i] * x0 + w[b7 + i + 1u] * x1;
   }
   if (i < k4) {
     let x0 = x[xb + i];
@@ -42,11 +47,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     a1 += w[b1 + i] * x0;
     a2 += w[b2 + i] * x0;
     a3 += w[b3 + i] * x0;
+    a4 += w[b4 + i] * x0;
+    a5 += w[b5 + i] * x0;
+    a6 += w[b6 + i] * x0;
+    a7 += w[b7 + i] * x0;
   }
-  a0 += c0; a1 += c1; a2 += c2; a3 += c3;
   let ob = wid.z * p.out_stride + p.row_off + r;
-  let s = vec4<f32>(dot(a0, vec4<f32>(1.0)), dot(a1, vec4<f32>(1.0)), dot(a2, vec4<f32>(1.0)), dot(a3, vec4<f32>(1.0)));
-  for (var j = 0u; j < 4u; j++) {
+  let s = array<f32, 8>(dot(a0, vec4<f32>(1.0)), dot(a1, vec4<f32>(1.0)), dot(a2, vec4<f32>(1.0)), dot(a3, vec4<f32>(1.0)), dot(a4, vec4<f32>(1.0)), dot(a5, vec4<f32>(1.0)), dot(a6, vec4<f32>(1.0)), dot(a7, vec4<f32>(1.0)));
+  for (var j = 0u; j < 8u; j++) {
     if (r + j < p.n) {
       var v = s[j];
       if (p.has_bias != 0u) { v += bias[p.row_off + r + j]; }

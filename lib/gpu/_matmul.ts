@@ -4,7 +4,7 @@
  *
  * Kernel choice per call:
  * - K aligned to the kernel's vector width (f32: 4, f16/bf16: 8, q8/q4: 32):
- *   T = 1 → `matvec_<dtype>` (4 rows per invocation, wide loads);
+ *   T = 1 → `matvec_<dtype>` (8 or 16 rows per invocation sharing each x load);
  *   T > 1 → `matmul_<dtype>` (4 rows × 4 tokens register tiles: each weight
  *   load serves 4 tokens, so small batches cost about one weight pass per 4 tokens).
  * - otherwise → `matmul_generic` (scalar, any K).
@@ -89,9 +89,9 @@ export const MATMUL_WG: {
 
 /** Rows each matvec invocation computes (fixed in the WGSL). */
 const MATVEC_ROWS: Record<WeightDtype, number> = {
-  f32: 4,
-  f16: 4,
-  bf16: 4,
+  f32: 8,
+  f16: 8,
+  bf16: 8,
   q8: 8,
   q4: 16,
 };
