@@ -26,8 +26,10 @@ export interface CopyRange {
   fileOffset: number;
   /** Bytes. */
   length: number;
-  /** Offset in the image / GPU buffer. */
+  /** Offset in the image / GPU buffer of its segment. */
   imageOffset: number;
+  /** The segment (GPU buffer) it lands in. */
+  segment: number;
 }
 
 /** A 2-D weight in the layout. */
@@ -40,6 +42,7 @@ export interface MatrixEntry {
   parts: {
     rowStart: number;
     rows: number;
+    segment: number;
     data: { offset: number; size: number };
     scales?: { offset: number; size: number };
   }[];
@@ -56,6 +59,8 @@ export interface VectorEntry {
   offset: number;
   /** Padded f32 byte size. */
   size: number;
+  /** The segment (GPU buffer) it lives in. */
+  segment: number;
   /** Source dtype and range. */
   srcDtype: "F32" | "F16" | "BF16";
   fileOffset: number;
@@ -68,8 +73,10 @@ export interface TensorLayout {
   path: string;
   /** Tensors by name. */
   entries: Map<string, MatrixEntry | VectorEntry>;
-  /** Size of the GPU buffer / host image. */
+  /** Total GPU bytes (sum of the segments). */
   bytes: number;
+  /** Bytes of each segment (one GPU buffer each, ≤ maxBuffer); decoder layers have one. */
+  segments: number[];
   /** Bytes read from the file to fill the image. */
   fileBytes: number;
 }
@@ -114,18 +121,30 @@ function floatDtype(t: TensorInfo, file: string): "F32" | "F16" | "BF16" {
 
 /**
  * Computes the layout of `names` (those present in `f`; others are skipped)
- * with parts no larger than `maxBinding` bytes. `asMatrix` lists names that
- * must be 2-D weights; every other tensor is decoded to f32.
+ * with parts no larger than `maxBinding` bytes, in segments (one GPU buffer
+ * each) no larger than `maxBuffer` bytes. 2-D tensors (and quantized ones)
+ * are weights; every other tensor is decoded to f32.
  */
 export function layoutOf(
   f: SafetensorsFile,
   names: string[],
   maxBinding: number,
+  maxBuffer: number = Infinity,
 ): TensorLayout {
   const quant = quantInfo(f);
   const entries = new Map<string, MatrixEntry | VectorEntry>();
+  const segments: number[] = [];
+  let seg = 0;
   let pos = 0;
   let fileBytes = 0;
+  // room for `size` bytes at `pos` in the current segment, else a new one
+  const reserve = (size: number) => {
+    if (pos > 0 && pos + size > maxBuffer) {
+      segments[seg] = pos;
+      seg++;
+      pos = 0;
+    }
+  };
   for (const name of names) {
     const t = f.tensors.get(name);
     if (!t) continue;
@@ -168,17 +187,20 @@ export function layoutOf(
         copies: [],
       };
       for (const [r0, n] of planWeightParts(dtype, rows, cols, maxBinding)) {
-        const dataOff = pos;
         const dataSize = align(n * rb, 4);
+        reserve(align(dataSize) + (scalesInfo ? align(n * sb, 4) : 0));
+        const dataOff = pos;
         pos = align(pos + dataSize);
         e.copies.push({
           fileOffset: t.offset + r0 * rb,
           length: n * rb,
           imageOffset: dataOff,
+          segment: seg,
         });
         const part: MatrixEntry["parts"][number] = {
           rowStart: r0,
           rows: n,
+          segment: seg,
           data: { offset: dataOff, size: dataSize },
         };
         if (scalesInfo) {
@@ -189,6 +211,7 @@ export function layoutOf(
             fileOffset: scalesInfo.offset + r0 * sb,
             length: n * sb,
             imageOffset: sOff,
+            segment: seg,
           });
           part.scales = { offset: sOff, size: sSize };
         }
@@ -199,12 +222,14 @@ export function layoutOf(
     } else {
       const n = t.shape.reduce((a, b) => a * b, 1);
       const size = align(n * 4, 16);
+      reserve(align(size));
       entries.set(name, {
         kind: "vector",
         name,
         n,
         offset: pos,
         size,
+        segment: seg,
         srcDtype: floatDtype(t, f.path),
         fileOffset: t.offset,
         fileLength: t.byteLength,
@@ -213,22 +238,27 @@ export function layoutOf(
       fileBytes += t.byteLength;
     }
   }
-  return { path: f.path, entries, bytes: Math.max(pos, ALIGN), fileBytes };
+  segments[seg] = Math.max(pos, ALIGN);
+  const bytes = segments.reduce((a, b) => a + b, 0);
+  return { path: f.path, entries, bytes, segments, fileBytes };
 }
 
 /**
- * Fills `image` (≥ layout.bytes) with the layout's tensors read from `f`.
- * Vectors are read into `scratch` and decoded to f32.
+ * Fills `image` (≥ the segment's size) with the tensors of segment `segment`
+ * (default 0, the only one of a decoder layer) read from `f`. Vectors are
+ * decoded to f32.
  */
 export async function readImage(
   f: SafetensorsFile,
   layout: TensorLayout,
   image: Uint8Array,
+  segment = 0,
 ): Promise<void> {
   const reads: Promise<unknown>[] = [];
   for (const e of layout.entries.values()) {
     if (e.kind === "matrix") {
       for (const c of e.copies) {
+        if (c.segment !== segment) continue;
         reads.push(
           f.readRange(
             c.fileOffset,
@@ -236,7 +266,7 @@ export async function readImage(
           ),
         );
       }
-    } else {
+    } else if (e.segment === segment) {
       reads.push(
         f.readRange(e.fileOffset, new Uint8Array(e.fileLength)).then((raw) => {
           const v = decodeFloats(raw, e.srcDtype);
@@ -251,11 +281,15 @@ export async function readImage(
   await Promise.all(reads);
 }
 
-/** Binds a layout to a GPU buffer: matrices become GpuWeights, vectors BufferRefs. */
+/**
+ * Binds a layout to its GPU buffer (or one buffer per segment): matrices
+ * become GpuWeights, vectors BufferRefs.
+ */
 export function bindLayout(
   layout: TensorLayout,
-  buffer: GPUBuffer,
+  buffers: GPUBuffer | GPUBuffer[],
 ): Map<string, GpuWeight | BufferRef> {
+  const list = Array.isArray(buffers) ? buffers : [buffers];
   const out = new Map<string, GpuWeight | BufferRef>();
   for (const [name, e] of layout.entries) {
     if (e.kind === "matrix") {
@@ -263,17 +297,24 @@ export function bindLayout(
         dtype: e.dtype,
         rows: e.rows,
         cols: e.cols,
-        parts: e.parts.map((p) => ({
-          rowStart: p.rowStart,
-          rows: p.rows,
-          data: { buffer, offset: p.data.offset, size: p.data.size },
-          scales: p.scales
-            ? { buffer, offset: p.scales.offset, size: p.scales.size }
-            : undefined,
-        })),
+        parts: e.parts.map((p) => {
+          const buffer = list[p.segment];
+          return {
+            rowStart: p.rowStart,
+            rows: p.rows,
+            data: { buffer, offset: p.data.offset, size: p.data.size },
+            scales: p.scales
+              ? { buffer, offset: p.scales.offset, size: p.scales.size }
+              : undefined,
+          };
+        }),
       });
     } else {
-      out.set(name, { buffer, offset: e.offset, size: e.size });
+      out.set(name, {
+        buffer: list[e.segment],
+        offset: e.offset,
+        size: e.size,
+      });
     }
   }
   return out;

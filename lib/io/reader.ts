@@ -219,7 +219,14 @@ export class LayerReader<B> {
       for (let s = 0; s < o.slots; s++) {
         r.#slots.push(o.target.create(o.slotBytes, `slot.${s}`));
       }
-      const h = r.#prefetch ? Math.max(1, o.hostImages ?? 2 * o.slots) : 1;
+      // read-ahead images: 2 per slot, but at most ~1 GiB of host memory (≥ 2)
+      const byMemory = Math.max(
+        2,
+        Math.floor(2 ** 30 / Math.max(1, o.slotBytes)),
+      );
+      const h = r.#prefetch
+        ? Math.max(1, o.hostImages ?? Math.min(2 * o.slots, byMemory))
+        : 1;
       for (let k = 0; k < h; k++) r.#images.push(new Uint8Array(o.slotBytes));
       if (o.probe) await r.#probe();
       r.#startReads();

@@ -13,7 +13,12 @@
  *
  * @module
  */
-import { FormatError, UsageError } from "../errors.ts";
+import {
+  FormatError,
+  StrataError,
+  UnsupportedError,
+  UsageError,
+} from "../errors.ts";
 import { SafetensorsFile } from "../format/safetensors.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { BufferRef, GpuWeight, Kernels } from "../gpu/kernels.ts";
@@ -28,6 +33,7 @@ import {
   bindLayout,
   layoutOf,
   quantInfo,
+  readImage,
   type TensorLayout,
 } from "../io/_layout.ts";
 import { decodeFloats, decodeQuantRow } from "../io/_decode.ts";
@@ -237,6 +243,7 @@ export class Forward {
   #gpuBytes: number;
   #peakGpuBytes: number;
   #scratchEstimate: number;
+  #failed: string | null = null;
 
   private constructor(init: {
     gpu: Gpu;
@@ -299,6 +306,7 @@ export class Forward {
     const cfg = o.shards.config;
     const device = o.gpu.device;
     const maxBinding = o.gpu.limits.maxStorageBufferBindingSize;
+    const maxBuffer = o.gpu.limits.maxBufferSize;
     const maxT = o.maxT ?? 64;
     const topK = Math.min(o.topK ?? 64, cfg.vocabSize);
     const row = architectureOf(cfg);
@@ -327,7 +335,19 @@ export class Forward {
         }
         files.push(f);
         roles.push(r);
-        layouts.push(layoutOf(f, want.map((t) => t.name), maxBinding));
+        const layout = layoutOf(
+          f,
+          want.map((t) => t.name),
+          maxBinding,
+          maxBuffer,
+        );
+        if (layout.segments.length > 1) {
+          throw new UnsupportedError(
+            f.path,
+            `decoder layer ${i} needs ${layout.bytes} bytes, more than one GPU buffer may hold (maxBufferSize ${maxBuffer})`,
+          );
+        }
+        layouts.push(layout);
       }
       const headFile = await SafetensorsFile.open(o.shards.headPath());
       opened.push(headFile);
@@ -338,13 +358,14 @@ export class Forward {
         headFile,
         [row.finalNorm, row.lmHead],
         maxBinding,
+        maxBuffer,
       );
       if (!headLayout.entries.has(row.finalNorm)) {
         throw new FormatError(headFile.path, `missing tensor ${row.finalNorm}`);
       }
       const tied = !headLayout.entries.has(row.lmHead);
       const tiedLayout = tied
-        ? layoutOf(embedFile, [row.embed], maxBinding)
+        ? layoutOf(embedFile, [row.embed], maxBinding, maxBuffer)
         : null;
       const headBytes = headLayout.bytes + (tiedLayout?.bytes ?? 0);
 
@@ -412,29 +433,40 @@ export class Forward {
       const kv = new KvCache(device, cfg, o.maxSeqLen, maxBinding);
       const target = gpuUploadTarget(device);
 
-      // head: final norm + lm_head (or the tied embedding matrix), resident
-      const headBuf = target.create(headLayout.bytes, "head");
-      buffers.push(headBuf);
-      const image = new Uint8Array(headLayout.bytes);
-      const { readImage } = await import("../io/_layout.ts");
-      await readImage(headFile, headLayout, image);
-      target.write(headBuf, 0, image);
-      target.flush?.();
-      const head: Weights = bindLayout(headLayout, headBuf);
-      if (tiedLayout) {
-        const tb = target.create(tiedLayout.bytes, "lm_head(tied)");
-        buffers.push(tb);
-        const timg = new Uint8Array(tiedLayout.bytes);
-        await readImage(embedFile, tiedLayout, timg);
-        for (let off = 0; off < timg.byteLength; off += 1 << 24) {
-          target.write(
-            tb,
-            off,
-            timg.subarray(off, Math.min(timg.byteLength, off + (1 << 24))),
-          );
-          target.flush?.();
+      // head: final norm + lm_head (or the tied embedding matrix), resident,
+      // in as many buffers as maxBufferSize requires
+      const uploadResident = async (
+        file: SafetensorsFile,
+        layout: TensorLayout,
+        label: string,
+      ): Promise<Weights> => {
+        const bufs: GPUBuffer[] = [];
+        for (let sgm = 0; sgm < layout.segments.length; sgm++) {
+          const size = layout.segments[sgm];
+          const buf = target.create(size, `${label}.${sgm}`);
+          buffers.push(buf);
+          bufs.push(buf);
+          const image = new Uint8Array(size);
+          await readImage(file, layout, image, sgm);
+          for (let off = 0; off < size; off += 1 << 24) {
+            target.write(
+              buf,
+              off,
+              image.subarray(off, Math.min(size, off + (1 << 24))),
+            );
+            target.flush?.();
+          }
         }
-        head.set(row.lmHead, bindLayout(tiedLayout, tb).get(row.embed)!);
+        return bindLayout(layout, bufs);
+      };
+      const head: Weights = await uploadResident(headFile, headLayout, "head");
+      if (tiedLayout) {
+        const tiedW = await uploadResident(
+          embedFile,
+          tiedLayout,
+          "lm_head(tied)",
+        );
+        head.set(row.lmHead, tiedW.get(row.embed)!);
       }
 
       const reader = await LayerReader.create({
@@ -525,6 +557,25 @@ export class Forward {
   async forward(
     ids: number[],
     opts: { logits?: boolean } = {},
+  ): Promise<{ topk: TopK; logits?: Float32Array }> {
+    if (this.#failed !== null) {
+      throw new StrataError(
+        `the model failed in an earlier forward pass (${this.#failed}); dispose it and load it again`,
+      );
+    }
+    try {
+      return await this.#forward(ids, opts);
+    } catch (e) {
+      // usage errors are raised before anything is recorded; anything else may
+      // leave the ring or the KV cache half-updated
+      if (!(e instanceof UsageError)) this.#failed = (e as Error).message;
+      throw e;
+    }
+  }
+
+  async #forward(
+    ids: number[],
+    opts: { logits?: boolean },
   ): Promise<{ topk: TopK; logits?: Float32Array }> {
     const cfg = this.config;
     const T = ids.length;

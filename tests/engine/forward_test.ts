@@ -233,3 +233,49 @@ gpuTest(
 );
 
 if (!gpu) console.log("engine tests skipped: no WebGPU adapter");
+
+gpuTest(
+  "engine: a head larger than maxBufferSize spans several buffers; an oversized layer is a clear error",
+  async (g) => {
+    const v = { ...VARIANTS[0], vocab: 2000, name: "llama-f32-vocab2000" };
+    const { hf, shards } = await tinyShards(v.name, v);
+    const ref = await loadReferenceModel(hf);
+    const want = referenceForward(ref.weights, ref.config, PROMPT).at(-1)!;
+    // lm_head [2000, 64] f32 = 500 KiB: parts of ≤ 64 KiB in buffers of ≤ 200 KiB
+    const small = {
+      ...g,
+      limits: {
+        ...g.limits,
+        maxStorageBufferBindingSize: 64 * 1024,
+        maxBufferSize: 200 * 1024,
+      },
+    };
+    const m = await AutoModel.fromPretrained(shards, {
+      gpu: small,
+      gpuMemory: "1GB",
+      maxSeqLen: 64,
+    });
+    try {
+      assert.ok(maxAbsDiff(await m.logits(PROMPT), want) < LOGIT_TOL);
+    } finally {
+      await m.dispose();
+    }
+    const tiny = {
+      ...g,
+      limits: {
+        ...g.limits,
+        maxStorageBufferBindingSize: 32 * 1024,
+        maxBufferSize: 64 * 1024,
+      },
+    };
+    await assert.rejects(
+      () =>
+        AutoModel.fromPretrained(shards, {
+          gpu: tiny,
+          gpuMemory: "1GB",
+          maxSeqLen: 64,
+        }),
+      /decoder layer 0 needs \d+ bytes, more than one GPU buffer may hold/,
+    );
+  },
+);

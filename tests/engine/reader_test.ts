@@ -105,6 +105,19 @@ Deno.test("reader: layout splits matrices into parts and decodes vectors to f32"
       const img = new Float32Array(s.images[0].buffer);
       assert.equal(img[w.parts[1].data.offset / 4], 6 * 40); // row 6, col 0 of layer 0
     }
+    // segments: buffers of ≤ 2 KiB hold two 1 KiB parts each
+    const seg = layoutOf(s.files[0], ["w", "n"], 1024, 2048);
+    assert.equal(seg.segments.length, 3);
+    assert.ok(seg.segments.every((b) => b <= 2048));
+    assert.equal(seg.bytes, seg.segments.reduce((a, b) => a + b, 0));
+    const sw = seg.entries.get("w")!;
+    if (sw.kind === "matrix") {
+      assert.deepEqual(sw.parts.map((p) => p.segment), [0, 0, 1, 1]);
+      // segment 1's image starts with rows 12.. of the matrix
+      const img = new Uint8Array(seg.segments[1]);
+      await readImage(s.files[0], seg, img, 1);
+      assert.equal(new Float32Array(img.buffer)[0], 12 * 40);
+    }
     const n = s.layouts[0].entries.get("n")!;
     assert.equal(n.kind, "vector");
     if (n.kind === "vector") {
