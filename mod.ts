@@ -2,6 +2,11 @@
  * Strata: run large language models on GPUs much smaller than the model, by
  * streaming decoder layers through WebGPU.
  *
+ * A checkpoint (Hugging Face directory, GGUF, llama2.c or a Hub repo id) is split
+ * once into per-layer shard files; generation then keeps the layers that fit the
+ * memory budget resident and streams the rest, reading and uploading the next
+ * layers while the current one computes.
+ *
  * @example
  * ```ts ignore
  * import { AutoModel } from "jsr:@strata/strata";
@@ -13,4 +18,61 @@
  *
  * @module
  */
+
+// The model: load, generate, stream.
+export * from "./lib/model/auto_model.ts";
+export type {
+  GenerateOptions,
+  GenerationStats,
+} from "./lib/generate/generate.ts";
+export type {
+  Architecture,
+  ModelConfig,
+  RopeScaling,
+} from "./lib/model/config.ts";
+export { normalizeConfig } from "./lib/model/config.ts";
+export { Sampler } from "./lib/generate/sampler.ts";
+export type { Candidates, SamplerOptions } from "./lib/generate/sampler.ts";
+
+// Text: tokenizer, streaming detokenizer, chat templates.
+export * from "./lib/text/tokenizer.ts";
+export * from "./lib/text/detokenizer.ts";
+export * from "./lib/text/chat_template.ts";
+
+// Files: sources, the splitter, the shard directory, safetensors.
+export { openSource } from "./lib/split/source.ts";
+export type {
+  ModelSource,
+  OpenSourceOptions,
+  SourceDtype,
+  SourceTensor,
+  TensorData,
+} from "./lib/split/source.ts";
+export { splitModel } from "./lib/split/split.ts";
+export type { SplitOptions, SplitProgress } from "./lib/split/split.ts";
+export { SHARD_FORMAT, SHARD_VERSION, ShardDir } from "./lib/format/shards.ts";
+export type {
+  Manifest,
+  ManifestFile,
+  Quantization,
+  QuantLayout,
+} from "./lib/format/shards.ts";
+export {
+  SafetensorsFile,
+  SafetensorsWriter,
+} from "./lib/format/safetensors.ts";
+export type { TensorDecl, TensorInfo } from "./lib/format/safetensors.ts";
+export type { Dtype } from "./lib/format/dtype.ts";
+export { dequantizeQ8, quantizeQ8 } from "./lib/quant/q8.ts";
+export { dequantizeQ4, quantizeQ4 } from "./lib/quant/q4.ts";
+
+// The Hugging Face Hub.
+export { downloadSnapshot } from "./lib/hub/download.ts";
+export type { DownloadOptions, DownloadProgress } from "./lib/hub/download.ts";
+
+// The GPU.
+export { requestGpu } from "./lib/gpu/device.ts";
+export type { Gpu, GpuLimits, RequestGpuOptions } from "./lib/gpu/device.ts";
+
+// Errors users may catch.
 export * from "./lib/errors.ts";
