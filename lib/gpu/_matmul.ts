@@ -5,8 +5,8 @@
  * Kernel choice per call:
  * - K aligned to the kernel's vector width (f32: 4, f16/bf16: 8, q8/q4: 32):
  *   T = 1 → `matvec_<dtype>` (8 or 16 rows per invocation sharing each x load);
- *   T > 1 → `matmul_<dtype>` (4 rows × 4 tokens register tiles: each weight
- *   load serves 4 tokens, so small batches cost about one weight pass per 4 tokens).
+ *   T > 1 → `matmul_<dtype>` (8 × 8 register tiles for f32/f16/bf16, 4 × 4 for q8/q4:
+ *   each weight load serves 8 or 4 tokens).
  * - otherwise → `matmul_generic` (scalar, any K).
  * One dispatch per weight part (row range), each writing its own output columns.
  *
@@ -87,6 +87,15 @@ export const MATMUL_WG: {
   generic: 64,
 };
 
+/** Register tile (rows = tokens) of each matmul_<dtype> invocation (fixed in the WGSL). */
+const MATMUL_TILE: Record<WeightDtype, number> = {
+  f32: 8,
+  f16: 8,
+  bf16: 8,
+  q8: 4,
+  q4: 4,
+};
+
 /** Rows each matvec invocation computes (fixed in the WGSL). */
 const MATVEC_ROWS: Record<WeightDtype, number> = {
   f32: 8,
@@ -129,8 +138,8 @@ export function planMatmul(
   }
   return {
     kernel: `matmul_${dtype}`,
-    rowsPerInvocation: 4,
-    tokensPerInvocation: 4,
+    rowsPerInvocation: MATMUL_TILE[dtype],
+    tokensPerInvocation: MATMUL_TILE[dtype],
     wg: MATMUL_WG.matmul,
   };
 }
