@@ -74,68 +74,107 @@ export interface MatmulArgs {
 
 /** Arguments of `Kernels.rmsnorm` (per row; per head with rows = T·nHeads, dim = headDim). */
 export interface RmsnormArgs {
+  /** f32 [rows, dim]. */
   x: BufferRef;
+  /** f32 [dim]. */
   weight: BufferRef;
+  /** f32 [rows, dim] (may alias x where the kernel allows). */
   out: BufferRef;
+  /** Rows to normalize. */
   rows: number;
+  /** Row length. */
   dim: number;
+  /** Epsilon inside the square root. */
   eps: number;
 }
 
 /** Arguments of `Kernels.rope` (rotate-half, in place). */
 export interface RopeArgs {
+  /** f32 [T, nHeads·headDim], rotated in place. */
   x: BufferRef;
+  /** Tokens. */
   T: number;
+  /** Heads in x. */
   nHeads: number;
+  /** Head dimension. */
   headDim: number;
+  /** Rotated leading dimensions of each head (partial rotary). */
   rotaryDim: number;
+  /** Position of the first token. */
   pos0: number;
+  /** f32 [rotaryDim/2] inverse frequencies. */
   invFreq: BufferRef;
 }
 
 /** Arguments of `Kernels.attention` (causal, GQA). */
 export interface AttentionArgs {
+  /** f32 [T, nHeads·headDim]. */
   q: BufferRef;
+  /** f32 [maxSeq, nKvHeads·headDim]. */
   kCache: BufferRef;
+  /** f32 [maxSeq, nKvHeads·headDim]. */
   vCache: BufferRef;
+  /** f32 [T, nHeads·headDim]. */
   out: BufferRef;
+  /** Query tokens. */
   T: number;
+  /** Position of the first query token (the cache holds 0..pos0+T-1). */
   pos0: number;
+  /** Query heads. */
   nHeads: number;
+  /** Key/value heads (GQA). */
   nKvHeads: number;
+  /** Head dimension. */
   headDim: number;
+  /** Softmax scale (usually 1/sqrt(headDim)). */
   scale: number;
 }
 
 /** Arguments of `Kernels.siluMul`: out = silu(gate) * up. */
 export interface SiluMulArgs {
+  /** f32 [n]. */
   gate: BufferRef;
+  /** f32 [n]. */
   up: BufferRef;
+  /** f32 [n]. */
   out: BufferRef;
+  /** Elements. */
   n: number;
 }
 
 /** Arguments of `Kernels.add`: out = x + y (out may alias x). */
 export interface AddArgs {
+  /** f32 [n]. */
   x: BufferRef;
+  /** f32 [n]. */
   y: BufferRef;
+  /** f32 [n] (may alias x). */
   out: BufferRef;
+  /** Elements. */
   n: number;
 }
 
 /** Arguments of `Kernels.embed`: out[t] = table[ids[t]] as f32. */
 export interface EmbedArgs {
+  /** Embedding table [vocab, dim]. */
   table: GpuWeight;
+  /** u32 [T] token ids. */
   ids: BufferRef;
+  /** f32 [T, dim]. */
   out: BufferRef;
+  /** Tokens. */
   T: number;
 }
 
 /** Arguments of `Kernels.topk`: k (f32 value, u32 index) pairs, descending. */
 export interface TopkArgs {
+  /** f32 [V]. */
   logits: BufferRef;
+  /** k × (f32 value, u32 index). */
   out: BufferRef;
+  /** Vocabulary size. */
   V: number;
+  /** How many to keep. */
   k: number;
 }
 
