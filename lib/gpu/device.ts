@@ -10,8 +10,6 @@
  */
 import { GpuError } from "../errors.ts";
 
-export { GpuError } from "../errors.ts";
-
 /** Limits of the device that kernels and weight placement depend on. */
 export interface GpuLimits {
   /** Largest GPUBuffer in bytes. */
@@ -32,24 +30,17 @@ export interface GpuLimits {
   maxComputeInvocationsPerWorkgroup: number;
 }
 
-/** What an adapter says about itself. */
-export interface GpuAdapterSummary {
-  /** Human-readable adapter name (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"). */
-  description: string;
-  /** Vendor id or name as reported. */
-  vendor: string;
-  /** Architecture as reported (often empty). */
-  architecture: string;
-  /** True for a software / fallback adapter. */
-  isFallback: boolean;
-}
-
 /** An acquired WebGPU device and what it can do. */
 export interface Gpu {
   /** The device every buffer and pipeline is created on. */
   device: GPUDevice;
   /** What the adapter says about itself. */
-  adapter: GpuAdapterSummary;
+  adapter: {
+    description: string;
+    vendor: string;
+    architecture: string;
+    isFallback: boolean;
+  };
   /** True when `shader-f16` is enabled on the device (`enable f16;` allowed). */
   f16: boolean;
   /** True when the `subgroups` feature is enabled on the device. */
