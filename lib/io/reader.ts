@@ -21,6 +21,9 @@ import type { SafetensorsFile } from "../format/safetensors.ts";
 import { StrataError } from "../errors.ts";
 import { readImage, type TensorLayout } from "./_layout.ts";
 
+/** Reads in flight at once (two keep the disk busy without starving the next layer). */
+const READ_CONCURRENCY = 2;
+
 /** Where uploads go: a GPU (see {@link gpuUploadTarget}) or a fake in tests. */
 export interface UploadTarget<B> {
   /** Creates a destination buffer of `size` bytes. */
@@ -171,6 +174,10 @@ export class LayerReader<B> {
   #slots: B[] = [];
   #images: Uint8Array[] = [];
   #loads = new Map<number, Load>();
+  #readChains: Promise<void>[] = Array.from(
+    { length: READ_CONCURRENCY },
+    () => Promise.resolve(),
+  );
   #nextRead = 0;
   #nextAcquire = 0;
   #released = 0;
@@ -327,7 +334,6 @@ export class LayerReader<B> {
     const layer = this.#layerOf(n);
     const layout = this.#o.layouts[layer];
     const image = this.#images[n % this.#images.length];
-    const t0 = performance.now();
     const load: Load = {
       n,
       layer,
@@ -339,11 +345,18 @@ export class LayerReader<B> {
       readWaitMs: 0,
       uploadMs: 0,
     };
-    load.read = readImage(this.#o.files[layer], layout, image).then(() => {
+    // at most READ_CONCURRENCY reads in flight, started in order: the layer
+    // needed first arrives first instead of sharing the disk and the CPU with
+    // every layer behind it
+    const lane = n % READ_CONCURRENCY;
+    const start = this.#readChains[lane];
+    load.read = start.then(async () => {
+      const t0 = performance.now();
+      await readImage(this.#o.files[layer], layout, image);
       load.readDone = true;
       load.readMs = performance.now() - t0;
     });
-    load.read.catch(() => {}); // surfaced by acquire
+    this.#readChains[lane] = load.read.catch(() => {}); // errors surface in acquire
     this.#loads.set(n, load);
     return load;
   }
@@ -440,7 +453,10 @@ export class LayerReader<B> {
     for (let n = this.#nextAcquire; n < this.#released + R; n++) {
       const load = this.#loads.get(n);
       if (!load || !load.readDone) break;
-      if (!load.uploaded) this.#upload(load);
+      if (!load.uploaded) {
+        this.#upload(load);
+        this.#o.target.flush?.(); // hand each layer's staging to the queue
+      }
     }
     this.#startReads();
   }
