@@ -279,3 +279,47 @@ gpuTest(
     );
   },
 );
+
+gpuTest("engine: abort signal and stop strings end generation", async (g) => {
+  const v = VARIANTS[0];
+  const { shards } = await tinyShards(v.name, v);
+  const m = await AutoModel.fromPretrained(shards, {
+    gpu: g,
+    gpuMemory: "1GB",
+    maxSeqLen: 64,
+  });
+  try {
+    const ac = new AbortController();
+    const got: number[] = [];
+    for await (
+      const id of m.stream(PROMPT, {
+        maxNewTokens: 20,
+        temperature: 0,
+        signal: ac.signal,
+      })
+    ) {
+      got.push(id);
+      if (got.length === 3) ac.abort();
+    }
+    assert.equal(got.length, 3);
+    assert.equal(m.lastStats!.stopReason, "abort");
+    // a stop string taken from the greedy text itself
+    const all = await m.generate(PROMPT, { maxNewTokens: 12, temperature: 0 });
+    const tok = m.tokenizer!;
+    const text = tok.decode(all, { skipSpecialTokens: true });
+    const stop = tok.decode(all.slice(4, 6), { skipSpecialTokens: true });
+    assert.ok(stop.length > 0 && text.includes(stop), "a usable stop string");
+    {
+      const ids = await m.generate(PROMPT, {
+        maxNewTokens: 12,
+        temperature: 0,
+        stop: [stop],
+      });
+      assert.ok(ids.length < all.length, "stopped early");
+      assert.deepEqual(ids, all.slice(0, ids.length));
+      assert.equal(m.lastStats!.stopReason, "stop");
+    }
+  } finally {
+    await m.dispose();
+  }
+});
