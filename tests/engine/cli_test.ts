@@ -10,11 +10,9 @@ import { join } from "node:path";
 import { gpu, gpuTest } from "../_gpu.ts";
 import { loadReferenceModel, referenceGreedy } from "../reference/forward.ts";
 import { AutoModel } from "../../lib/model/auto_model.ts";
-import { installMatmulFallback } from "./_naive_matmul.ts";
 import { PROMPT, tempRoot, tinyShards, VARIANTS } from "./_models.ts";
 
-installMatmulFallback();
-const CLI = new URL("./_cli.ts", import.meta.url).pathname;
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const NEW = 8;
 
 async function run(args: string[], env: Record<string, string> = {}) {

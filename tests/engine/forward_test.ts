@@ -13,10 +13,8 @@ import {
   referenceForward,
   referenceGreedy,
 } from "../reference/forward.ts";
-import { installMatmulFallback } from "./_naive_matmul.ts";
 import { PROMPT, tinyShards, VARIANTS } from "./_models.ts";
 
-installMatmulFallback();
 const NEW = 10;
 const LOGIT_TOL = 1e-3;
 

@@ -15,10 +15,7 @@ import assert from "node:assert/strict";
 import { gpu, gpuTest } from "../_gpu.ts";
 import { AutoModel } from "../../lib/model/auto_model.ts";
 import { loadReferenceModel, referenceForward } from "../reference/forward.ts";
-import { installMatmulFallback } from "./_naive_matmul.ts";
 import { PROMPT, tinyShards, VARIANTS } from "./_models.ts";
-
-installMatmulFallback();
 
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
