@@ -15,7 +15,10 @@ import assert from "node:assert/strict";
 import { gpu, gpuTest } from "../_gpu.ts";
 import { AutoModel } from "../../lib/model/auto_model.ts";
 import { loadReferenceModel, referenceForward } from "../reference/forward.ts";
-import { PROMPT, tinyShards, VARIANTS } from "./_models.ts";
+import { PROMPT, tempRoot, tinyShards, VARIANTS } from "./_models.ts";
+import { join } from "node:path";
+import { openSource } from "../../lib/split/source.ts";
+import { splitModel } from "../../lib/split/split.ts";
 
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
@@ -105,3 +108,40 @@ for (
 }
 
 if (!gpu) console.log("quant engine tests skipped: no WebGPU adapter");
+
+gpuTest(
+  "engine: q8 embedding (rows decoded on the CPU; the tied head reads it as a q8 matrix)",
+  async (g) => {
+    for (
+      const v of [
+        VARIANTS.find((x) => x.tied)!,
+        VARIANTS.find((x) => !x.tied)!,
+      ]
+    ) {
+      const { hf } = await tinyShards(v.name, v);
+      const out = join(await tempRoot(), `${v.name}-q8emb`);
+      const src = await openSource(hf);
+      try {
+        await splitModel(src, { out, quantize: "q8", quantizeEmbedding: true });
+      } finally {
+        src.close();
+      }
+      const m = await AutoModel.fromPretrained(out, {
+        gpu: g,
+        gpuMemory: "1GB",
+        maxSeqLen: 64,
+      });
+      try {
+        const ref = await loadReferenceModel(out);
+        const want = referenceForward(ref.weights, ref.config, PROMPT).at(-1)!;
+        const err = maxAbsDiff(await m.logits(PROMPT), want);
+        assert.ok(
+          err < 1e-3,
+          `${v.name}: engine vs reference on the dequantized weights: ${err}`,
+        );
+      } finally {
+        await m.dispose();
+      }
+    }
+  },
+);
