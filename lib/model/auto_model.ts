@@ -10,7 +10,7 @@ import { StrataError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { type Gpu, requestGpu } from "../gpu/device.ts";
 import { Kernels } from "../gpu/kernels.ts";
-import { defaultGpuMemory, parseSize } from "../io/plan.ts";
+import { defaultGpuMemory, formatBytes, parseSize } from "../io/plan.ts";
 import { defaultMaxSeqLen } from "../runtime/kv_cache.ts";
 import { Tokenizer } from "../text/tokenizer.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
@@ -150,6 +150,17 @@ export class AutoModel {
         maxBufferSize: gpu.limits.maxBufferSize,
         systemMemory,
       });
+    if (opts.gpuMemory === undefined) {
+      opts.log?.(
+        `budget: ${formatBytes(budget)} by default (${
+          Deno.env.get("STRATA_GPU_MEMORY")
+            ? "$STRATA_GPU_MEMORY"
+            : gpu.adapter.isFallback
+            ? "software adapter: 50% of system RAM"
+            : "75% of an assumed 8 GiB GPU"
+        }); set --gpu-memory to change it`,
+      );
+    }
     if (
       opts.maxSeqLen !== undefined &&
       (!Number.isSafeInteger(opts.maxSeqLen) || opts.maxSeqLen < 1)
