@@ -153,7 +153,7 @@ export class AutoModel {
     if (opts.gpuMemory === undefined) {
       opts.log?.(
         `budget: ${formatBytes(budget)} by default (${
-          Deno.env.get("STRATA_GPU_MEMORY")
+          envSet("STRATA_GPU_MEMORY")
             ? "$STRATA_GPU_MEMORY"
             : gpu.adapter.isFallback
             ? "software adapter: 50% of system RAM"
@@ -324,5 +324,13 @@ export class AutoModel {
   /** Frees the GPU buffers and closes the shard files. */
   async dispose(): Promise<void> {
     await this.#fwd.dispose();
+  }
+}
+
+function envSet(name: string): boolean {
+  try {
+    return Boolean(Deno.env.get(name));
+  } catch {
+    return false; // no --allow-env
   }
 }
