@@ -158,6 +158,21 @@ function zeros(ctx: KernelContext): BufferRef {
   return z;
 }
 
+/**
+ * Storage bindings must be a multiple of 4 bytes (and the vec4 views read 16 at
+ * a time): round a range up to 16 bytes where its buffer has room, else to 4.
+ */
+function padded(r: BufferRef): BufferRef {
+  const room = r.buffer.size - r.offset;
+  const size = Math.min(Math.ceil(r.size / 16) * 16, room);
+  const size4 = Math.floor(size / 4) * 4;
+  return size4 === r.size ? r : {
+    buffer: r.buffer,
+    offset: r.offset,
+    size: Math.max(size4, Math.min(r.size, room)),
+  };
+}
+
 function check(w: GpuWeight, a: MatmulArgs): void {
   const { rows: N, cols: K } = w;
   if (!(a.T >= 1) || !Number.isInteger(a.T)) {
@@ -171,6 +186,11 @@ function check(w: GpuWeight, a: MatmulArgs): void {
   if (a.out.size < a.T * N * 4) {
     throw new GpuError(
       `matmul: out holds ${a.out.size} bytes < T·N·4 = ${a.T * N * 4}`,
+    );
+  }
+  if (a.x.buffer === a.out.buffer) {
+    throw new GpuError(
+      "matmul: x and out must be different buffers (a dispatch cannot read and write one buffer)",
     );
   }
   if (a.bias && a.bias.size < N * 4) {
@@ -240,9 +260,17 @@ export function matmul(
         0,
       ),
     );
+    const data = padded(part.data);
     const refs = quant || generic
-      ? [part.data, part.scales ?? zeros(ctx), a.x, bias, a.out, params]
-      : [part.data, a.x, bias, a.out, params];
+      ? [
+        data,
+        part.scales ? padded(part.scales) : zeros(ctx),
+        padded(a.x),
+        bias,
+        a.out,
+        params,
+      ]
+      : [data, padded(a.x), bias, a.out, params];
     const groups = Math.ceil(part.rows / plan.rowsPerInvocation / plan.wg);
     ctx.dispatch(
       pass,

@@ -295,6 +295,5 @@ Deno.test({
         await runCase(g, { dtype, N, K, T, bias: true });
       }
     }
-    g.device.destroy();
   },
 });
