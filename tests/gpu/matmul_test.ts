@@ -297,3 +297,51 @@ Deno.test({
     }
   },
 });
+
+gpuTest(
+  "matmul: weight ranges with sizes that are not multiples of 4 (exact shard byte lengths)",
+  async (g) => {
+    // q4 [3, 32]: data 48 bytes, scales 6 bytes; f16 [3, 8]: 48 bytes — bound with their exact sizes
+    const r = rng(5);
+    for (const dtype of ["q4", "q8", "f16"] as WeightDtype[]) {
+      const N = 3, K = dtype === "f16" ? 8 : 32;
+      const p = pack(dtype, N, K, r);
+      const w0 = uploadWeight(g, {
+        dtype,
+        rows: N,
+        cols: K,
+        data: p.data,
+        scales: p.scales,
+      });
+      const part = w0.parts[0];
+      const w: GpuWeight = {
+        ...w0,
+        parts: [{
+          ...part,
+          data: { ...part.data, size: p.data.byteLength },
+          scales: part.scales
+            ? { ...part.scales, size: p.scales!.byteLength }
+            : undefined,
+        }],
+      };
+      const x = randn(K, r);
+      const xRef = upload(g, x);
+      const out = scratch(g, N * 4);
+      const ctx = new KernelContext(g);
+      const enc = g.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      matmul(ctx, pass, { x: xRef, w, out, T: 1 });
+      pass.end();
+      ctx.flush();
+      g.device.queue.submit([enc.finish()]);
+      const got = await readF32(g, out, N);
+      const want = matmulRef({ x, w: p.ref, T: 1, N, K });
+      for (let n = 0; n < N; n++) {
+        assert.ok(
+          Math.abs(got[n] - want[n]) < 1e-4,
+          `${dtype} row ${n}: ${got[n]} vs ${want[n]}`,
+        );
+      }
+    }
+  },
+);
