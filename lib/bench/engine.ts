@@ -19,6 +19,7 @@ import { layerTensors } from "../model/architectures.ts";
 import { layoutOf, readImage, type TensorLayout } from "../io/_layout.ts";
 import { gpuUploadTarget, LayerReader } from "../io/reader.ts";
 import { formatBytes } from "../io/plan.ts";
+import { makeTinyModel } from "../testing/tiny_model.ts";
 
 const HELP =
   `Usage: deno run -A cli.ts bench [--engine] [--tokens N] [--resident N] [--dir DIR]
@@ -32,13 +33,6 @@ same run (read+upload alone, compute alone).
   --tokens N     decode tokens per configuration (default 10)
   --resident N   resident layers under the budget (default 4)
   --dir DIR      where the model and its shards live (kept between runs)`;
-
-interface TinyMaker {
-  makeTinyModel(
-    dir: string,
-    o: { arch: "llama"; dtype: "F16"; size: "bench" },
-  ): Promise<unknown>;
-}
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -108,10 +102,7 @@ export async function runEngineBench(args: string[]): Promise<number> {
     !(await exists(join(shards, "manifest.json")))
   ) {
     console.log(`making the benchmark model in ${hf} …`);
-    const makerPath =
-      new URL("../../tests/fixtures/tiny_model.ts", import.meta.url).href;
-    const maker = (await import(makerPath)) as TinyMaker;
-    await maker.makeTinyModel(hf, {
+    await makeTinyModel(hf, {
       arch: "llama",
       dtype: "F16",
       size: "bench",

@@ -13,11 +13,12 @@ import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto_model.ts";
 import { formatBytes } from "../io/plan.ts";
 import { profileTable } from "./run.ts";
+import { makeTinyModel } from "../testing/tiny_model.ts";
 
 const HELP =
   `Usage: deno run -A cli.ts demo [--layers N] [--max-new-tokens N] [--keep DIR]
 
-Makes a seeded tiny llama (tests/fixtures/tiny_model.ts), splits it, and runs
+Makes a seeded tiny llama (lib/testing/tiny_model.ts), splits it, and runs
 it with a GPU budget that keeps 2 layers resident and streams the rest through
 a ring of 3 slots; prints the plan, the generated ids and text, and the profile.
 
@@ -25,13 +26,6 @@ a ring of 3 slots; prints the plan, the generated ids and text, and the profile.
   --max-new-tokens N   tokens to generate (default 24)
   --keep DIR           write the model and shards into DIR and keep them
   --help`;
-
-interface TinyMaker {
-  makeTinyModel(
-    dir: string,
-    o: { arch: "llama"; dtype: "F16"; layers: number; seed: number },
-  ): Promise<unknown>;
-}
 
 /**
  * Entry point of `strata demo`.
@@ -75,16 +69,12 @@ export async function main(args: string[]): Promise<number> {
   const root = v.keep ?? await Deno.makeTempDir({ prefix: "strata-demo-" });
   const log = (s: string) => console.error(s);
   try {
-    // the seeded maker lives with the test fixtures (a plain clone has it)
-    const makerPath =
-      new URL("../../tests/fixtures/tiny_model.ts", import.meta.url).href;
-    const maker = (await import(makerPath)) as TinyMaker;
     const hf = join(root, "tiny-llama");
     const shards = join(root, "tiny-llama-shards");
     console.log(
       `1. making a seeded tiny llama (${layers} layers, F16) in ${hf}`,
     );
-    await maker.makeTinyModel(hf, {
+    await makeTinyModel(hf, {
       arch: "llama",
       dtype: "F16",
       layers,

@@ -1,6 +1,6 @@
 /**
  * Shared fixtures of the engine tests: tiny models (made by the seeded maker
- * in tests/fixtures) split into shard directories once per process, in a
+ * in lib/testing) split into shard directories once per process, in a
  * temporary directory.
  *
  * @module
@@ -10,7 +10,7 @@ import {
   makeTinyModel,
   type TinyModelOptions,
   tinyVariants,
-} from "../fixtures/tiny_model.ts";
+} from "../../lib/testing/tiny_model.ts";
 import { openSource } from "../../lib/split/source.ts";
 import { splitModel } from "../../lib/split/split.ts";
 

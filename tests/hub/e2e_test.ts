@@ -4,7 +4,7 @@
 // again from the cache. Skips without a WebGPU adapter.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeTinyModel } from "../fixtures/tiny_model.ts";
+import { makeTinyModel } from "../../lib/testing/tiny_model.ts";
 import { type FakeFile, FakeHub } from "./_fake_hub.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;

@@ -5,7 +5,7 @@
 // to shards reproduces llama2.c's greedy text (GGUF source + split + reference).
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { makeTinyModel } from "../fixtures/tiny_model.ts";
+import { makeTinyModel } from "../../lib/testing/tiny_model.ts";
 import { openSource } from "../../lib/split/source.ts";
 import { splitModel } from "../../lib/split/split.ts";
 import { globalTensors, layerTensors } from "../../lib/model/architectures.ts";

@@ -3,7 +3,7 @@
 // property checks of the features stories260K does not exercise (GQA head
 // mapping, q/k norm, biases, RoPE table agreement with lib/model/rope.ts).
 import assert from "node:assert/strict";
-import { makeTinyModel, tinyVariants } from "../fixtures/tiny_model.ts";
+import { makeTinyModel, tinyVariants } from "../../lib/testing/tiny_model.ts";
 import { globalTensors, layerTensors } from "../../lib/model/architectures.ts";
 import { type ModelConfig, normalizeConfig } from "../../lib/model/config.ts";
 import { ropeInvFreq } from "../../lib/model/rope.ts";

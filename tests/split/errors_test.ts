@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeTinyModel } from "../fixtures/tiny_model.ts";
+import { makeTinyModel } from "../../lib/testing/tiny_model.ts";
 import { copyDir, runCli, tempDir } from "./_helpers.ts";
 
 type Header = Record<

@@ -12,7 +12,7 @@ import {
   readTinyTensor,
   type TinyDtype,
   type TinyModelOptions,
-} from "../fixtures/tiny_model.ts";
+} from "../../lib/testing/tiny_model.ts";
 import { openSource } from "../../lib/split/source.ts";
 import { splitModel } from "../../lib/split/split.ts";
 import { listFiles, runCli, sha256, tempDir } from "./_helpers.ts";

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeTinyModel } from "../fixtures/tiny_model.ts";
+import { makeTinyModel } from "../../lib/testing/tiny_model.ts";
 import { copyDir, listFiles, runCli, sha256, tempDir } from "./_helpers.ts";
 
 async function hashes(dir: string): Promise<Map<string, string>> {

@@ -10,7 +10,7 @@ import {
   readTinyHeader,
   readTinyTensor,
   tinyVariants,
-} from "../fixtures/tiny_model.ts";
+} from "../../lib/testing/tiny_model.ts";
 import { normalizeConfig } from "../../lib/model/config.ts";
 import { sha256, tempDir } from "./_helpers.ts";
 
@@ -195,5 +195,24 @@ Deno.test("bench-size model: 24 layers, about 0.5 GB in F16 (header only)", asyn
     assert.ok(total24 > 0.5e9 && total24 < 1e9, `${total24}`);
   } finally {
     await cleanup();
+  }
+});
+
+Deno.test("the maker imports nothing from the library it tests", async () => {
+  for (const f of ["tiny_model.ts", "tiny_tokenizer.ts"]) {
+    const src = await Deno.readTextFile(
+      new URL(`../../lib/testing/${f}`, import.meta.url),
+    );
+    const specs = [
+      ...src.matchAll(/^\s*(?:import|export)\b[^;]*?from\s+"([^"]+)"/gm),
+    ]
+      .map((m) => m[1]);
+    assert.ok(!/\bimport\s*\(/.test(src), `${f}: dynamic import`);
+    for (const s of specs) {
+      assert.ok(
+        s.startsWith("node:") || s === "./tiny_tokenizer.ts",
+        `${f} imports ${s}`,
+      );
+    }
   }
 });
