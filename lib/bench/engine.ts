@@ -18,8 +18,9 @@ import { SafetensorsFile } from "../format/safetensors.ts";
 import { layerTensors } from "../model/architectures.ts";
 import { layoutOf, readImage, type TensorLayout } from "../io/_layout.ts";
 import { gpuUploadTarget, LayerReader } from "../io/reader.ts";
-import { formatBytes } from "../io/plan.ts";
+import { formatBytes } from "../_units.ts";
 import { makeTinyModel } from "../testing/tiny_model.ts";
+import { exists } from "../_fs.ts";
 
 const HELP =
   `Usage: deno run -A cli.ts bench [--engine] [--tokens N] [--resident N] [--dir DIR]
@@ -33,15 +34,6 @@ same run (read+upload alone, compute alone).
   --tokens N     decode tokens per configuration (default 10)
   --resident N   resident layers under the budget (default 4)
   --dir DIR      where the model and its shards live (kept between runs)`;
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const PROMPT = [1, 72, 101, 108, 108, 111];
 

@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto_model.ts";
-import { formatBytes } from "../io/plan.ts";
+import { formatBytes } from "../_units.ts";
 import { profileTable } from "./run.ts";
 import { makeTinyModel } from "../testing/tiny_model.ts";
 

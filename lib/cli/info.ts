@@ -10,12 +10,12 @@ import { ShardDir } from "../format/shards.ts";
 import { type ModelConfig, normalizeConfig } from "../model/config.ts";
 import { layerIndexOf } from "../model/architectures.ts";
 import { openSource } from "../split/source.ts";
-import { formatBytes } from "../split/split.ts";
 import {
   describeTokenizer,
   type TokenizerDescription,
 } from "../text/tokenizer.ts";
 import { join } from "node:path";
+import { formatBytes } from "../_units.ts";
 
 const HELP = `Usage: deno run -A cli.ts info <model> [flags]
 
@@ -237,9 +237,9 @@ export function formatInfo(i: ModelInfo): string[] {
   const maxL = Math.max(...i.bytesPerLayer);
   const perLayer = i.layers === 0
     ? "-"
-    : formatBytes(minL) === formatBytes(maxL)
-    ? formatBytes(minL)
-    : `${formatBytes(minL)}–${formatBytes(maxL)}`;
+    : formatBytes(minL, 1000) === formatBytes(maxL, 1000)
+    ? formatBytes(minL, 1000)
+    : `${formatBytes(minL, 1000)}–${formatBytes(maxL, 1000)}`;
   const rope = c.ropeScaling
     ? `, scaling ${c.ropeScaling.type} ×${c.ropeScaling.factor}`
     : "";
@@ -254,11 +254,11 @@ export function formatInfo(i: ModelInfo): string[] {
     `quantization:  ${i.quantization}`,
     `layers:        ${i.layers} × ${perLayer} per layer`,
     `embedding:     ${c.vocabSize} × ${c.hiddenSize}, ${
-      formatBytes(i.embedBytes)
+      formatBytes(i.embedBytes, 1000)
     }` +
     (c.tieWordEmbeddings ? " (tied with lm_head)" : ""),
-    `head:          ${formatBytes(i.headBytes)}`,
-    `total:         ${formatBytes(i.totalBytes)}`,
+    `head:          ${formatBytes(i.headBytes, 1000)}`,
+    `total:         ${formatBytes(i.totalBytes, 1000)}`,
     `dims:          hidden ${c.hiddenSize}, intermediate ${c.intermediateSize}, ` +
     `heads ${c.numHeads} (kv ${c.numKvHeads}), head_dim ${c.headDim}, ` +
     `context ${c.maxPositionEmbeddings}`,

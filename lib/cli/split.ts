@@ -6,7 +6,8 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 import { openSource } from "../split/source.ts";
-import { formatBytes, splitModel, type SplitProgress } from "../split/split.ts";
+import { splitModel, type SplitProgress } from "../split/split.ts";
+import { formatBytes } from "../_units.ts";
 
 const HELP = `Usage: deno run -A cli.ts split <source> --out <dir> [flags]
 
@@ -68,8 +69,8 @@ class ProgressLine {
     const eta = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Infinity;
     const pct = p.bytesTotal ? (100 * p.bytesDone / p.bytesTotal) : 100;
     const line = `split ${pct.toFixed(0).padStart(3)}%  ${
-      formatBytes(p.bytesDone)
-    } / ${formatBytes(p.bytesTotal)}  ${formatBytes(rate)}/s  ETA ${
+      formatBytes(p.bytesDone, 1000)
+    } / ${formatBytes(p.bytesTotal, 1000)}  ${formatBytes(rate, 1000)}/s  ETA ${
       seconds(eta)
     }  ${p.file}`;
     Deno.stderr.writeSync(this.#enc.encode(`\r\x1b[2K${line}`));
@@ -156,17 +157,17 @@ export async function main(args: string[]): Promise<number> {
     const parts = [
       `split: ${manifest.config.architecture}, ${manifest.layers.length} layers, ` +
       `${manifest.quantization} → ${values.out}: ${manifest.files.length} files, ${
-        formatBytes(total)
+        formatBytes(total, 1000)
       }`,
     ];
     if (written > 0) {
       parts.push(
-        `wrote ${formatBytes(written)} in ${seconds(el)} (${
-          formatBytes(written / Math.max(el, 1e-3))
+        `wrote ${formatBytes(written, 1000)} in ${seconds(el)} (${
+          formatBytes(written / Math.max(el, 1e-3), 1000)
         }/s)`,
       );
     }
-    if (skipped > 0) parts.push(`${formatBytes(skipped)} already done`);
+    if (skipped > 0) parts.push(`${formatBytes(skipped, 1000)} already done`);
     if (values["delete-original"]) {
       parts.push(`deleted ${source.sourceFiles.length} source files`);
     }

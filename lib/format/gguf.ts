@@ -18,6 +18,7 @@
  */
 
 import { FormatError, UnsupportedError } from "../errors.ts";
+import { readFully } from "../_fs.ts";
 
 export { openGgufSource } from "../split/source_gguf.ts";
 
@@ -625,7 +626,7 @@ export class GgufFile {
       let window = Math.min(size, 1 << 20);
       for (;;) {
         const buf = new Uint8Array(window);
-        await readFully(file, 0, buf);
+        await readFully(path, file, 0, buf);
         try {
           return new GgufFile(
             path,
@@ -720,7 +721,9 @@ export class GgufFile {
     const t = this.info(name);
     const buf = new Uint8Array(t.byteLength);
     // seek + read on one handle: serialize concurrent reads
-    const job = this.#queue.then(() => readFully(this.#file, t.offset, buf));
+    const job = this.#queue.then(() =>
+      readFully(this.path, this.#file, t.offset, buf)
+    );
     this.#queue = job.catch(() => {});
     await job;
     return buf;
@@ -733,21 +736,5 @@ export class GgufFile {
     } catch {
       // already closed
     }
-  }
-}
-
-async function readFully(
-  file: Deno.FsFile,
-  offset: number,
-  into: Uint8Array,
-): Promise<void> {
-  await file.seek(offset, Deno.SeekMode.Start);
-  let done = 0;
-  while (done < into.byteLength) {
-    const n = await file.read(into.subarray(done));
-    if (n === null) {
-      throw new Error(`unexpected end of file at ${offset + done}`);
-    }
-    done += n;
   }
 }

@@ -15,6 +15,7 @@
 
 import { FormatError } from "../errors.ts";
 import { type Dtype, isDtype, tensorByteLength } from "./dtype.ts";
+import { readFully } from "../_fs.ts";
 
 export { type Dtype, dtypeBits, dtypeBytes, DTYPES, isDtype } from "./dtype.ts";
 
@@ -540,28 +541,6 @@ export class SafetensorsFile {
         // already closed
       }
     }
-  }
-}
-
-async function readFully(
-  path: string,
-  file: Deno.FsFile,
-  offset: number,
-  into: Uint8Array,
-): Promise<void> {
-  await file.seek(offset, Deno.SeekMode.Start);
-  let done = 0;
-  while (done < into.length) {
-    const n = await file.read(into.subarray(done));
-    if (n === null) {
-      throw new FormatError(
-        path,
-        `unexpected end of file at offset ${
-          offset + done
-        } (wanted ${into.length} bytes at offset ${offset}); was it truncated?`,
-      );
-    }
-    done += n;
   }
 }
 

@@ -7,8 +7,8 @@
  */
 import { FormatError, UnsupportedError } from "../errors.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { createHash } from "node:crypto";
 import { isAbsolute, join, normalize } from "node:path";
+import { sha256File } from "../_fs.ts";
 
 /**
  * The manifest's file name inside a shard directory.
@@ -160,31 +160,6 @@ export interface Manifest {
  */
 export function layerFile(i: number): string {
   return `layers/${String(i).padStart(3, "0")}.safetensors`;
-}
-
-/**
- * Streams a file through SHA-256 (8 MiB at a time) and returns lower-case hex.
- *
- * @example
- * ```ts ignore
- * import { sha256File } from "./shards.ts";
- * console.log(await sha256File("shards/manifest.json"));
- * ```
- */
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash("sha256");
-  const f = await Deno.open(path, { read: true });
-  try {
-    const buf = new Uint8Array(8 << 20);
-    while (true) {
-      const n = await f.read(buf);
-      if (n === null) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    f.close();
-  }
-  return h.digest("hex");
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -14,6 +14,7 @@
  */
 import { dirname, isAbsolute, join, relative } from "node:path";
 import { FormatError } from "../errors.ts";
+import { exists } from "../_fs.ts";
 
 /**
  * The cache directory: `HF_HUB_CACHE`, else `HF_HOME/hub`, else
@@ -166,15 +167,6 @@ const COMMIT = /^[0-9a-f]{40}$/;
  */
 export function isCommitHash(s: string): boolean {
   return COMMIT.test(s);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path); // follows symlinks: a dangling link is "absent"
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

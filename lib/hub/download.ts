@@ -17,7 +17,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import {
   FormatError,
@@ -35,6 +34,7 @@ import {
   repoCachePaths,
 } from "./cache.ts";
 import { isValidRevision, parseRepoId } from "./repo_id.ts";
+import { sha256File } from "../_fs.ts";
 
 /** Progress of one file. */
 export interface DownloadProgress {
@@ -204,22 +204,6 @@ function httpError(repo: string, what: string, res: Response): StrataError {
   return new StrataError(
     `${repo}: ${what}: HTTP ${res.status} ${res.statusText}`,
   );
-}
-
-async function sha256File(path: string): Promise<string> {
-  const h = createHash("sha256");
-  const f = await Deno.open(path, { read: true });
-  try {
-    const buf = new Uint8Array(1 << 20);
-    while (true) {
-      const n = await f.read(buf);
-      if (n === null) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    f.close();
-  }
-  return h.digest("hex");
 }
 
 async function fileSize(path: string): Promise<number> {

@@ -14,6 +14,7 @@
  * @module
  */
 import { BudgetError, UsageError } from "../errors.ts";
+import { formatBytes } from "../_units.ts";
 
 const UNITS: Record<string, number> = {
   "": 1,
@@ -60,26 +61,6 @@ export function parseSize(size: number | string): number {
     );
   }
   return Math.floor(Number(m[1]) * unit);
-}
-
-/**
- * Formats a byte count for humans (binary units).
- *
- * @example
- * ```ts
- * import { formatBytes } from "./plan.ts";
- * console.log(formatBytes(1536 * 1024)); // "1.50 MiB"
- * ```
- */
-export function formatBytes(n: number): string {
-  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(2)} ${u[i]}`;
 }
 
 /** What {@link defaultGpuMemory} looks at. */

@@ -19,6 +19,7 @@ import { downloadSnapshot } from "../hub/download.ts";
 import { parseRepoId } from "../hub/repo_id.ts";
 import { openSource } from "../split/source.ts";
 import { splitModel } from "../split/split.ts";
+import { exists } from "../_fs.ts";
 
 /** Options of {@link resolveModel}. */
 export interface ResolveOptions {
@@ -30,15 +31,6 @@ export interface ResolveOptions {
   tokenizer?: string;
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function homeDir(): string {

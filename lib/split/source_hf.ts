@@ -9,6 +9,7 @@ import { FormatError, UnsupportedError } from "../errors.ts";
 import { SafetensorsFile } from "../format/safetensors.ts";
 import type { ModelSource, SourceTensor } from "./source.ts";
 import { basename, join, normalize, resolve } from "node:path";
+import { exists } from "../_fs.ts";
 
 /**
  * Extra text files copied from a Hugging Face directory when present.
@@ -42,15 +43,6 @@ async function readJson(path: string): Promise<unknown> {
     return JSON.parse(text);
   } catch (e) {
     throw new FormatError(path, `invalid JSON: ${(e as Error).message}`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

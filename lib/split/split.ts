@@ -50,6 +50,8 @@ import type { ModelSource, SourceTensor, TensorData } from "./source.ts";
 import { createHash } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { formatBytes } from "../_units.ts";
+import { hashFile } from "../_fs.ts";
 
 /**
  * Progress of a split, reported after every tensor and skipped file.
@@ -411,28 +413,6 @@ async function emit(t: OutTensor, writer: SafetensorsWriter): Promise<void> {
   await writer.write(scalesName, bytesOf(scales));
 }
 
-/** Streams a file through SHA-256 and fsyncs it; returns the hex digest. */
-async function hashAndSync(
-  path: string,
-): Promise<{ sha256: string; size: number }> {
-  const h = createHash("sha256");
-  const f = await Deno.open(path, { read: true, write: true });
-  let size = 0;
-  try {
-    await f.sync();
-    const buf = new Uint8Array(8 << 20);
-    while (true) {
-      const n = await f.read(buf);
-      if (n === null) break;
-      size += n;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    f.close();
-  }
-  return { sha256: h.digest("hex"), size };
-}
-
 async function syncDir(dir: string): Promise<void> {
   try {
     const f = await Deno.open(dir, { read: true });
@@ -453,7 +433,7 @@ async function writeTextAtomic(
 ): Promise<void> {
   const tmp = path + ".partial";
   await Deno.writeTextFile(tmp, text);
-  if (sync) await hashAndSync(tmp);
+  if (sync) await hashFile(tmp, { sync: true });
   await Deno.rename(tmp, path);
   await syncDir(dirname(path));
 }
@@ -480,28 +460,6 @@ async function freeBytes(dir: string): Promise<number> {
       d = up;
     }
   }
-}
-
-/**
- * Formats a byte count for humans: `1.5 GB`, `12.0 MB`, `512 B`.
- *
- * @example
- * ```ts
- * import { formatBytes } from "./split.ts";
- * console.log(formatBytes(1536 * 1024 * 1024)); // "1.61 GB"
- * ```
- */
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n)) return String(n);
-  if (n < 1000) return `${n} B`;
-  const units = ["kB", "MB", "GB", "TB"];
-  let v = n;
-  let u = -1;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
 }
 
 function envInt(name: string): number | null {
@@ -662,8 +620,8 @@ export async function splitModel(
   if (needed > free) {
     throw new StrataError(
       `${out}: not enough free disk space: the split needs ${
-        formatBytes(needed)
-      }, ${formatBytes(free)} available`,
+        formatBytes(needed, 1000)
+      }, ${formatBytes(free, 1000)} available`,
     );
   }
 
@@ -728,7 +686,7 @@ export async function splitModel(
         throw e;
       }
     }
-    const { sha256, size } = await hashAndSync(partial);
+    const { sha256, size } = await hashFile(partial, { sync: true });
     await Deno.rename(partial, target);
     await syncDir(dirname(target));
     const entry = { path: f.path, size, sha256 };
