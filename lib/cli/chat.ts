@@ -19,6 +19,7 @@ import {
 } from "../text/chat_template.ts";
 import { StreamingDetokenizer } from "../text/detokenizer.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
+import { numberFlag } from "./_args.ts";
 
 const HELP = `Usage: deno run -A cli.ts chat <model> [flags]
 
@@ -265,27 +266,6 @@ export async function runChat(opts: ChatOptions): Promise<ChatResult> {
   }
 }
 
-function num(
-  flag: string,
-  v: string | undefined,
-  int: boolean,
-  min: number,
-): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (
-    v.trim() === "" || !Number.isFinite(n) || (int && !Number.isInteger(n)) ||
-    n < min
-  ) {
-    throw new UsageError(
-      `--${flag} must be ${
-        int ? "an integer" : "a number"
-      } >= ${min}, got '${v}'`,
-    );
-  }
-  return n;
-}
-
 /**
  * Entry point of `strata chat`.
  *
@@ -335,23 +315,24 @@ export async function main(args: string[]): Promise<number> {
   if (!["none", "q8", "q4"].includes(quantize)) {
     throw new UsageError("--quantize must be none, q8 or q4");
   }
-  const temperature = num("temperature", v.temperature, false, 0) ?? 0.7;
+  const temperature = numberFlag("temperature", v.temperature, false, 0) ?? 0.7;
   const generate: ChatGenerateOptions = {
-    maxNewTokens: num("max-new-tokens", v["max-new-tokens"], true, 1) ?? 512,
+    maxNewTokens: numberFlag("max-new-tokens", v["max-new-tokens"], true, 1) ??
+      512,
     temperature,
     doSample: temperature > 0,
-    topK: num("top-k", v["top-k"], true, 0),
-    topP: num("top-p", v["top-p"], false, 0),
-    minP: num("min-p", v["min-p"], false, 0),
-    repetitionPenalty: num(
+    topK: numberFlag("top-k", v["top-k"], true, 0),
+    topP: numberFlag("top-p", v["top-p"], false, 0),
+    minP: numberFlag("min-p", v["min-p"], false, 0),
+    repetitionPenalty: numberFlag(
       "repetition-penalty",
       v["repetition-penalty"],
       false,
       0,
     ),
-    seed: num("seed", v.seed, true, 0),
+    seed: numberFlag("seed", v.seed, true, 0),
   };
-  const maxSeqLen = num("max-seq-len", v["max-seq-len"], true, 1);
+  const maxSeqLen = numberFlag("max-seq-len", v["max-seq-len"], true, 1);
   // Read the override first: a bad file should fail before the model loads.
   const override = v["chat-template"] !== undefined
     ? await loadChatTemplate(v["chat-template"])

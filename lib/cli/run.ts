@@ -10,6 +10,7 @@ import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto_model.ts";
 import { StreamingDetokenizer } from "../text/detokenizer.ts";
 import type { LayerProfile } from "../model/forward.ts";
+import { numberFlag } from "./_args.ts";
 
 const HELP = `Usage: deno run -A cli.ts run <model> [flags]
 
@@ -31,27 +32,6 @@ split into the cache (~/.cache/strata or $STRATA_CACHE) on first use.
   --profile                per-layer read/upload/compute table on stderr (syncs per layer)
   --json                   one JSON object on stdout: prompt_ids, ids, text?, stats
   --help`;
-
-function num(
-  flag: string,
-  v: string | undefined,
-  int: boolean,
-  min: number,
-): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (
-    v.trim() === "" || !Number.isFinite(n) || (int && !Number.isInteger(n)) ||
-    n < min
-  ) {
-    throw new UsageError(
-      `--${flag} must be ${
-        int ? "an integer" : "a number"
-      } >= ${min}, got '${v}'`,
-    );
-  }
-  return n;
-}
 
 /** Formats the per-layer profile table. */
 export function profileTable(
@@ -168,20 +148,21 @@ export async function main(args: string[]): Promise<number> {
       },
     );
   }
-  const maxNewTokens = num("max-new-tokens", v["max-new-tokens"], true, 0) ??
-    128;
-  const temperature = num("temperature", v.temperature, false, 0);
-  const topK = num("top-k", v["top-k"], true, 0);
-  const topP = num("top-p", v["top-p"], false, 0);
-  const minP = num("min-p", v["min-p"], false, 0);
-  const repetitionPenalty = num(
+  const maxNewTokens =
+    numberFlag("max-new-tokens", v["max-new-tokens"], true, 0) ??
+      128;
+  const temperature = numberFlag("temperature", v.temperature, false, 0);
+  const topK = numberFlag("top-k", v["top-k"], true, 0);
+  const topP = numberFlag("top-p", v["top-p"], false, 0);
+  const minP = numberFlag("min-p", v["min-p"], false, 0);
+  const repetitionPenalty = numberFlag(
     "repetition-penalty",
     v["repetition-penalty"],
     false,
     0,
   );
-  const seed = num("seed", v.seed, true, 0);
-  const maxSeqLen = num("max-seq-len", v["max-seq-len"], true, 1);
+  const seed = numberFlag("seed", v.seed, true, 0);
+  const maxSeqLen = numberFlag("max-seq-len", v["max-seq-len"], true, 1);
   const log = (s: string) => console.error(s);
 
   const wall0 = performance.now();
