@@ -8,26 +8,15 @@
  */
 import { UsageError } from "../errors.ts";
 import type { Forward } from "../model/forward.ts";
-import { Sampler } from "./sampler.ts";
+import { Sampler, type SamplerOptions } from "./sampler.ts";
 
-/** Options of generate / stream (AutoModel's public options). */
-export interface GenerateOptions {
+/**
+ * Options of generate / stream (AutoModel's public options): the sampling
+ * options of {@link SamplerOptions} plus the loop's own.
+ */
+export interface GenerateOptions extends SamplerOptions {
   /** New tokens at most (default 128). */
   maxNewTokens?: number;
-  /** Sample (true) or greedy (false). Default: sample when temperature > 0 is given. */
-  doSample?: boolean;
-  /** Softmax temperature; 0 = greedy. */
-  temperature?: number;
-  /** top-k filter (0 = off). */
-  topK?: number;
-  /** top-p (nucleus) filter (1 = off). */
-  topP?: number;
-  /** min-p filter (0 = off). */
-  minP?: number;
-  /** Repetition penalty (1 = off). */
-  repetitionPenalty?: number;
-  /** PRNG seed: same seed, same output. */
-  seed?: number;
   /** Stop strings (text input/output only; needs a tokenizer). */
   stop?: string[];
   /** Stops generation when aborted. */
