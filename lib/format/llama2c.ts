@@ -264,7 +264,7 @@ export function parseLlama2cTokenizer(
   if (vocabSize * 8 > bytes.byteLength - 4) {
     throw new FormatError(
       file,
-      `${bytes.byteLength} bytes cannot hold ${vocabSize} tokens (the model's vocab size)`,
+      `${bytes.byteLength} bytes cannot hold ${vocabSize} tokens (the model's vocab size): the tokenizer of another model?`,
     );
   }
   const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -275,7 +275,9 @@ export function parseLlama2cTokenizer(
     if (p + 8 > bytes.byteLength) {
       throw new FormatError(
         file,
-        `token ${i} at byte ${p} runs past the end of the file`,
+        p === bytes.byteLength
+          ? `holds ${i} tokens but the model's vocab size is ${vocabSize}: the tokenizer of another model?`
+          : `token ${i} at byte ${p} runs past the end of the file`,
       );
     }
     scores[i] = dv.getFloat32(p, true);

@@ -28,7 +28,7 @@
  * @module
  */
 
-import { UsageError } from "../errors.ts";
+import { FormatError, UsageError } from "../errors.ts";
 import {
   parseLlama2cTokenizer,
   readLlama2cCheckpoint,
@@ -80,11 +80,18 @@ export async function openLlama2cSource(
   }
   const ckpt = await readLlama2cCheckpoint(path);
   const h = ckpt.header;
-  const tok = parseLlama2cTokenizer(
-    await Deno.readFile(opts.tokenizer),
-    h.vocabSize,
-    opts.tokenizer,
-  );
+  let tokBytes: Uint8Array;
+  try {
+    tokBytes = await Deno.readFile(opts.tokenizer);
+  } catch (e) {
+    throw new FormatError(
+      opts.tokenizer,
+      e instanceof Deno.errors.NotFound
+        ? "tokenizer file not found"
+        : `cannot read the tokenizer: ${(e as Error).message}`,
+    );
+  }
+  const tok = parseLlama2cTokenizer(tokBytes, h.vocabSize, opts.tokenizer);
   const converted = convertSpm({
     tokens: tok.tokens,
     scores: tok.scores,

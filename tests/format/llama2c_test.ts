@@ -272,6 +272,23 @@ Deno.test("llama2c: tokenizer.bin corruptions are FormatErrors", () => {
   ]);
   badUtf8[badUtf8.length - 1] = 0xff;
   bad(badUtf8, 4, /not valid UTF-8/);
+  // a complete tokenizer with fewer tokens than the model: name the counts
+  bad(good, 6, /holds 4 tokens but the model's vocab size is 6/);
+});
+
+Deno.test("llama2c: a missing tokenizer file is a FormatError naming it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/m.bin`, checkpoint([8, 16, 1, 2, 2, 4, 4]));
+    await assert.rejects(
+      openLlama2cSource(`${dir}/m.bin`, { tokenizer: `${dir}/nope.bin` }),
+      (e: Error) =>
+        e instanceof FormatError &&
+        e.message === `${dir}/nope.bin: tokenizer file not found`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 /** llama2.c run.c `encode` (FORMATS.md §5), on raw pieces (spaces, not ▁). */
