@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto_model.ts";
-import { StreamingDetokenizer } from "../text/detokenizer.ts";
+import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
 import type { LayerProfile } from "../model/forward.ts";
 import { numberFlag } from "./_args.ts";
 
@@ -24,6 +24,7 @@ split into the cache (~/.cache/strata or $STRATA_CACHE) on first use.
   --temperature T          0 = greedy (default); > 0 samples
   --top-k K, --top-p P, --min-p P, --repetition-penalty R
   --seed S                 PRNG seed (reproducible sampling)
+  --stop STR               stop when the text contains STR (not printed); repeatable
   --gpu-memory SIZE        GPU budget, e.g. 2GB, 512MiB (default: see docs/engine.md)
   --max-seq-len N          KV cache positions
   --quantize none|q8|q4    split-time quantization of a checkpoint
@@ -108,6 +109,7 @@ export async function main(args: string[]): Promise<number> {
         "min-p": { type: "string" },
         "repetition-penalty": { type: "string" },
         seed: { type: "string" },
+        stop: { type: "string", multiple: true },
         "gpu-memory": { type: "string" },
         "max-seq-len": { type: "string" },
         quantize: { type: "string" },
@@ -196,8 +198,24 @@ export async function main(args: string[]): Promise<number> {
     const detok = tok
       ? new StreamingDetokenizer(tok, { prefixIds: prompt })
       : null;
+    const stop = (v.stop ?? []).filter((s) => s.length > 0);
+    if (stop.length > 0 && !tok) {
+      throw new UsageError(
+        "run: --stop needs a tokenizer (the model has no tokenizer.json)",
+      );
+    }
+    const stops = stop.length > 0 ? new StopStrings(stop) : null;
     const enc = new TextEncoder();
     const streamText = !v.json && v.prompt !== undefined && detok !== null;
+    // The generated text, as streamed (the first token keeps the space the
+    // prompt gives it; a stop string and what follows are left out).
+    let text = "";
+    const show = async (shown: string) => {
+      text += shown;
+      if (streamText && shown) await Deno.stdout.write(enc.encode(shown));
+    };
+    const emit = (piece: string) =>
+      show(stops ? stops.push(piece).text : piece);
     for await (
       const id of model.stream(prompt, {
         maxNewTokens,
@@ -208,20 +226,22 @@ export async function main(args: string[]): Promise<number> {
         minP,
         repetitionPenalty,
         seed,
+        stop,
       })
     ) {
       ids.push(id);
-      const piece = detok?.push(id) ?? "";
-      if (streamText) await Deno.stdout.write(enc.encode(piece));
-      else if (!v.json) {
+      if (detok) await emit(detok.push(id));
+      if (!streamText && !v.json) {
         await Deno.stdout.write(
           enc.encode(`${ids.length > 1 ? " " : ""}${id}`),
         );
       }
     }
-    const tail = detok?.flush() ?? "";
-    if (streamText) await Deno.stdout.write(enc.encode(tail + "\n"));
-    else if (!v.json) await Deno.stdout.write(enc.encode("\n"));
+    if (detok) {
+      await emit(detok.flush());
+      if (stops) await show(stops.flush());
+    }
+    if (!v.json) await Deno.stdout.write(enc.encode("\n"));
     const s = model.lastStats!;
     const wallS = (performance.now() - wall0) / 1000;
     if (v.profile) {
@@ -242,7 +262,7 @@ export async function main(args: string[]): Promise<number> {
     };
     if (v.json) {
       const obj: Record<string, unknown> = { prompt_ids: prompt, ids };
-      if (tok) obj.text = tok.decode(ids, { skipSpecialTokens: true });
+      if (tok) obj.text = text;
       obj.stats = stats;
       console.log(JSON.stringify(obj));
     } else {
