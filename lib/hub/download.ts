@@ -58,7 +58,11 @@ export interface DownloadOptions {
   cacheDir?: string;
   /** Hub URL (default: HF_ENDPOINT, else https://huggingface.co). */
   endpoint?: string;
-  /** Access token (default: HF_TOKEN); `null` sends none. */
+  /**
+   * Access token (default: HF_TOKEN, HUGGING_FACE_HUB_TOKEN, else the file
+   * HF_TOKEN_PATH or $HF_HOME/token that `huggingface-cli login` writes);
+   * `null` sends none.
+   */
   token?: string | null;
   /** Use only the cache (default: HF_HUB_OFFLINE is 1/true/yes/on). */
   offline?: boolean;
@@ -127,6 +131,53 @@ function defaultProgress(): (p: DownloadProgress) => void {
       );
     }
   };
+}
+
+/**
+ * A token as sent in `Authorization: Bearer …`: surrounding whitespace is
+ * dropped; anything but visible ASCII inside is refused without showing the
+ * token (`Headers` would otherwise throw an error that quotes it).
+ */
+function checkToken(token: string | null, from: string): string | null {
+  if (token === null) return null;
+  const t = token.trim();
+  if (t === "") return null;
+  if (!/^[\x21-\x7e]+$/.test(t)) {
+    throw new UsageError(
+      `${from} contains spaces, control or non-ASCII characters, so it cannot be sent in an HTTP header; check its value (not shown here)`,
+    );
+  }
+  return t;
+}
+
+/**
+ * The token when none is given, as `huggingface_hub` finds it: `HF_TOKEN`,
+ * else `HUGGING_FACE_HUB_TOKEN`, else the file `huggingface-cli login`
+ * writes (`HF_TOKEN_PATH`, else `$HF_HOME/token`, else
+ * `~/.cache/huggingface/token`).
+ */
+async function defaultToken(): Promise<string | null> {
+  for (const name of ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]) {
+    const v = Deno.env.get(name);
+    if (v && v.trim() !== "") return checkToken(v, name);
+  }
+  const env = (k: string) => Deno.env.get(k) || undefined;
+  const path = env("HF_TOKEN_PATH") ?? join(
+    env("HF_HOME") ??
+      join(
+        env("XDG_CACHE_HOME") ??
+          join(env("HOME") ?? env("USERPROFILE") ?? ".", ".cache"),
+        "huggingface",
+      ),
+    "token",
+  );
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return null; // no saved token (or unreadable): anonymous access
+  }
+  return checkToken(text, `the token file ${path}`);
 }
 
 /** An error from the network layer (not an HTTP status). */
@@ -254,10 +305,6 @@ export async function downloadSnapshot(
   const offline = opts.offline ?? envFlag("HF_HUB_OFFLINE");
   const endpoint = opts.endpoint ??
     (Deno.env.get("HF_ENDPOINT") || "https://huggingface.co");
-  const token = opts.token === undefined
-    ? (Deno.env.get("HF_TOKEN") || Deno.env.get("HUGGING_FACE_HUB_TOKEN") ||
-      null)
-    : opts.token;
   const label = `${repoId}@${revision}`;
 
   const fromCache = async (why: string): Promise<string> => {
@@ -268,6 +315,9 @@ export async function downloadSnapshot(
     );
   };
   if (offline) return await fromCache("offline mode (HF_HUB_OFFLINE)");
+  const token = opts.token === undefined
+    ? await defaultToken()
+    : checkToken(opts.token, "the token");
 
   const hub = new Hub(endpoint, token);
   // 1. The listing: commit hash and files.

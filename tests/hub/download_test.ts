@@ -186,6 +186,68 @@ Deno.test("download: complete snapshot in the HF cache layout, token sent to the
   }
 });
 
+Deno.test("download: the token from the login file; a malformed token is refused without being shown", async () => {
+  const hub = new FakeHub({
+    repo: REPO,
+    commit: COMMIT,
+    files: files(),
+    token: "hf_secret_token",
+  });
+  const names = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"];
+  const saved = names.map((n) => Deno.env.get(n));
+  try {
+    for (const n of names) Deno.env.delete(n);
+    await withCache(async (cache) => {
+      // `huggingface-cli login` writes the token with a final newline.
+      const tokenFile = join(cache, "token");
+      await Deno.writeTextFile(tokenFile, "hf_secret_token\n");
+      Deno.env.set("HF_TOKEN_PATH", tokenFile);
+      await downloadSnapshot(REPO, {
+        cacheDir: join(cache, "hub"),
+        endpoint: hub.endpoint,
+        onProgress: quiet,
+      });
+      assert.ok(hub.log.length > 0);
+      for (const r of hub.log) {
+        if (!r.path.startsWith("/cdn/")) {
+          assert.equal(r.authorization, "Bearer hf_secret_token", r.path);
+        }
+      }
+      // A token with a newline or NUL inside: refused before any request,
+      // and the message does not quote it.
+      const before = hub.log.length;
+      const refused = (e: unknown) =>
+        e instanceof UsageError && /HF_TOKEN|token/.test(e.message) &&
+        !e.message.includes("hf_sec");
+      Deno.env.set("HF_TOKEN", "hf_sec\nret_token");
+      await assert.rejects(
+        downloadSnapshot(REPO, {
+          cacheDir: join(cache, "hub2"),
+          endpoint: hub.endpoint,
+          onProgress: quiet,
+        }),
+        refused,
+      );
+      await assert.rejects(
+        downloadSnapshot(REPO, {
+          cacheDir: join(cache, "hub2"),
+          endpoint: hub.endpoint,
+          token: "hf_sec\u0000ret",
+          onProgress: quiet,
+        }),
+        refused,
+      );
+      assert.equal(hub.log.length, before);
+    });
+  } finally {
+    names.forEach((n, i) => {
+      if (saved[i] === undefined) Deno.env.delete(n);
+      else Deno.env.set(n, saved[i]!);
+    });
+    await hub.stop();
+  }
+});
+
 Deno.test("download: the connection drops midway; the retry resumes with Range and the bytes are identical", async () => {
   const fs = files();
   const big = "model-00001-of-00002.safetensors";
