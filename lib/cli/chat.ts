@@ -11,7 +11,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { StrataError, UsageError } from "../errors.ts";
+import { join } from "node:path";
+import { FormatError, StrataError, UsageError } from "../errors.ts";
 import {
   type ChatMessage,
   loadChatTemplate,
@@ -87,6 +88,8 @@ export interface ChatOptions {
   modelName: string;
   /** The Jinja chat template. */
   template: string;
+  /** Where the template came from when not the model (`--chat-template FILE`), for messages. */
+  templateSource?: string;
   /** System prompt. */
   system?: string;
   /** Generation options of each reply. */
@@ -211,7 +214,7 @@ export async function runChat(opts: ChatOptions): Promise<ChatResult> {
           messages,
           addGenerationPrompt: true,
           specialTokens: tok.specialTokens,
-          source: `${opts.modelName}: chat template`,
+          source: opts.templateSource ?? `${opts.modelName}: chat template`,
         });
         // The template writes BOS itself where the model wants it.
         ids = tok.encode(text, { addSpecialTokens: false });
@@ -264,6 +267,32 @@ export async function runChat(opts: ChatOptions): Promise<ChatResult> {
   } finally {
     unsubscribe();
   }
+}
+
+/**
+ * Whether the shard directory's tokenizer has a default chat template (read
+ * from tokenizer_config.json as {@linkcode Tokenizer} does), or null when
+ * there is no tokenizer.json.
+ */
+async function templatePresence(dir: string): Promise<boolean | null> {
+  try {
+    await Deno.stat(join(dir, "tokenizer.json"));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  const path = join(dir, "tokenizer_config.json");
+  let cfg: unknown;
+  try {
+    cfg = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw new FormatError(path, `cannot read: ${(e as Error).message}`);
+  }
+  const ct = (cfg as { chat_template?: unknown } | null)?.chat_template;
+  if (typeof ct === "string") return true;
+  return Array.isArray(ct) &&
+    ct.some((e) => e?.name === "default" && typeof e?.template === "string");
 }
 
 /**
@@ -338,13 +367,33 @@ export async function main(args: string[]): Promise<number> {
     ? await loadChatTemplate(v["chat-template"])
     : undefined;
 
+  const log = (s: string) => console.error(s);
+  // Split (or download) first, and check that there is a tokenizer and a
+  // template before the model goes to the GPU.
+  const { resolveModel } = await import("../model/resolve.ts");
+  const dir = await resolveModel(modelName, {
+    quantize: quantize as "none" | "q8" | "q4",
+    tokenizer: v.tokenizer,
+    log,
+  });
+  const has = await templatePresence(dir);
+  if (has === null) {
+    throw new UsageError(
+      `${modelName}: no tokenizer.json; chat needs a tokenizer`,
+    );
+  }
+  if (!has && override === undefined) {
+    throw new UsageError(
+      `${modelName}: no chat template; pass --chat-template FILE`,
+    );
+  }
+
   const { AutoModel } = await import("../model/auto_model.ts");
-  const model = await AutoModel.fromPretrained(modelName, {
+  const model = await AutoModel.fromPretrained(dir, {
     compression: quantize === "q4" ? "4bit" : quantize === "q8" ? "8bit" : null,
     gpuMemory: v["gpu-memory"],
     maxSeqLen,
-    tokenizer: v.tokenizer,
-    log: (s: string) => console.error(s),
+    log,
   });
   try {
     const template = override ?? model.tokenizer?.chatTemplate ?? null;
@@ -366,6 +415,7 @@ export async function main(args: string[]): Promise<number> {
       model,
       modelName,
       template,
+      templateSource: v["chat-template"],
       system: v.system,
       generate,
       input: Deno.stdin.readable,

@@ -158,7 +158,7 @@ export function renderChatTemplate(
   } catch (e) {
     throw new FormatError(
       source,
-      `cannot parse the Jinja template: ${(e as Error).message}`,
+      `cannot parse the Jinja template: ${oneLine((e as Error).message)}`,
       {
         cause: e,
       },
@@ -197,9 +197,13 @@ export function renderChatTemplate(
     if (e instanceof TemplateRaise) {
       throw new UsageError(`${source}: ${e.message}`, { cause: e });
     }
-    throw new FormatError(source, `cannot render: ${(e as Error).message}`, {
-      cause: e,
-    });
+    throw new FormatError(
+      source,
+      `cannot render: ${oneLine((e as Error).message)}`,
+      {
+        cause: e,
+      },
+    );
   }
 }
 
@@ -232,19 +236,40 @@ export async function loadChatTemplate(path: string): Promise<string> {
     } catch (e) {
       throw new FormatError(path, `invalid JSON: ${(e as Error).message}`);
     }
-    if (typeof v === "string") return v;
+    if (typeof v === "string") return checkTemplateSyntax(v, path);
     const ct = (v as { chat_template?: unknown })?.chat_template;
-    if (typeof ct === "string") return ct;
+    if (typeof ct === "string") return checkTemplateSyntax(ct, path);
     if (Array.isArray(ct)) {
       const d = ct.find((e) => e?.name === "default");
-      if (typeof d?.template === "string") return d.template;
+      if (typeof d?.template === "string") {
+        return checkTemplateSyntax(d.template, path);
+      }
     }
     throw new FormatError(path, "has no chat_template string");
   }
   if (text.trim() === "") {
     throw new FormatError(path, "the chat template is empty");
   }
-  return text;
+  return checkTemplateSyntax(text, path);
+}
+
+/** Parses `template` once so a syntax error is reported when it is loaded. */
+function checkTemplateSyntax(template: string, path: string): string {
+  try {
+    new Template(template);
+  } catch (e) {
+    throw new FormatError(
+      path,
+      `cannot parse the Jinja template: ${oneLine((e as Error).message)}`,
+      { cause: e },
+    );
+  }
+  return template;
+}
+
+/** Error text of a library on one line (the CLI prints one line per error). */
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, " ").trim();
 }
 
 /** Options of {@linkcode applyChatTemplate}. */

@@ -229,3 +229,58 @@ Deno.test("chat: flags", async () => {
     /chat template file not found/,
   );
 });
+
+Deno.test("chat: a template error names the --chat-template file", async () => {
+  let out = "";
+  await runChat({
+    model: new FakeModel(["a"]),
+    modelName: "m",
+    template: "{{ raise_exception('no') }}",
+    templateSource: "t.jinja",
+    input: input(["hi"]),
+    write: (s) => {
+      out += s;
+    },
+    interrupts: fakeInterrupts().source,
+  });
+  assert.match(out, /error: t\.jinja: no/);
+});
+
+const STORIES = new URL(
+  "../../../shared/models/gguf/stories260K.gguf",
+  import.meta.url,
+).pathname;
+const haveStories = await Deno.stat(STORIES).then(() => true, () => false);
+if (!haveStories) {
+  console.log(`chat_test: skipped a test, ${STORIES} is absent`);
+}
+
+Deno.test({
+  name:
+    "chat: a model without a chat template fails with one line, before the GPU",
+  ignore: !haveStories,
+  async fn() {
+    const cache = await Deno.makeTempDir({ prefix: "strata-chat-" });
+    const saved = Deno.env.get("STRATA_CACHE");
+    Deno.env.set("STRATA_CACHE", cache);
+    const logged: string[] = [];
+    const error = console.error;
+    console.error = (...a: unknown[]) => logged.push(a.join(" "));
+    try {
+      await assert.rejects(
+        main([STORIES]),
+        (e: Error) =>
+          e instanceof UsageError &&
+          e.message ===
+            `${STORIES}: no chat template; pass --chat-template FILE`,
+      );
+      // nothing was planned on a GPU (the plan line comes from loading)
+      assert.ok(!logged.some((l) => l.startsWith("plan:")), logged.join("\n"));
+    } finally {
+      console.error = error;
+      if (saved === undefined) Deno.env.delete("STRATA_CACHE");
+      else Deno.env.set("STRATA_CACHE", saved);
+      await Deno.remove(cache, { recursive: true });
+    }
+  },
+});

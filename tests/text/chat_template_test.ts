@@ -264,6 +264,20 @@ Deno.test("applyChatTemplate: tokenizer specials, override, no-template error, n
     await Deno.writeTextFile(`${dir}/e.json`, JSON.stringify({ other: 1 }));
     await assert.rejects(loadChatTemplate(`${dir}/e.json`), FormatError);
     await assert.rejects(loadChatTemplate(`${dir}/missing.jinja`), UsageError);
+    // A syntax error is reported on load, on one line, naming the file.
+    await Deno.writeTextFile(`${dir}/bad.jinja`, "{% for m in messages %}{{");
+    await assert.rejects(
+      loadChatTemplate(`${dir}/bad.jinja`),
+      (e: Error) =>
+        e instanceof FormatError &&
+        e.message.startsWith(`${dir}/bad.jinja: cannot parse the Jinja`) &&
+        !e.message.includes("\n"),
+    );
+    await Deno.writeTextFile(
+      `${dir}/bad.json`,
+      JSON.stringify({ chat_template: "{% if %}" }),
+    );
+    await assert.rejects(loadChatTemplate(`${dir}/bad.json`), FormatError);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
