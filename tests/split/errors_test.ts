@@ -250,7 +250,7 @@ Deno.test("split: bad usage and missing paths give one-line errors", async () =>
       [["info", join(dir, "nope")], /no such file or directory/],
       [
         ["split", join(dir, "m"), "--out", join(dir, "m", "config.json")],
-        /--out .*config\.json: cannot create the shard directory/,
+        /--out .*config\.json exists and is not a directory/,
       ],
     ];
     const results = await Promise.all(cases.map(([a]) => runCli(a)));
@@ -288,6 +288,88 @@ Deno.test("split: not enough disk space says how much is needed", async () => {
       if (e.isFile && e.name.endsWith(".safetensors")) n++;
     }
     assert.equal(n, 0);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("split: --out must be new, empty, a shard directory or an unfinished split", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const m = await makeTinyModel(join(dir, "m"), {
+      arch: "llama",
+      dtype: "F32",
+    });
+    const other = await makeTinyModel(join(dir, "other"), {
+      arch: "qwen3",
+      dtype: "F16",
+    });
+    const before = await Deno.readTextFile(join(other.dir, "config.json"));
+    // Another model's directory (or the source itself): refused, untouched.
+    for (const out of [other.dir, m.dir]) {
+      const r = await runCli(["split", m.dir, "--out", out]);
+      assert.equal(r.code, 1, r.stderr);
+      const lines = r.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(
+        lines[0],
+        /^strata: error: --out .* is a directory that is neither empty nor a Strata shard directory \(it holds [\w.]+\)/,
+      );
+      await assert.rejects(Deno.stat(join(out, "embed.safetensors")));
+      await assert.rejects(Deno.stat(join(out, "layers")));
+    }
+    assert.equal(
+      await Deno.readTextFile(join(other.dir, "config.json")),
+      before,
+    );
+    // An existing empty directory is fine.
+    const empty = join(dir, "empty");
+    await Deno.mkdir(empty);
+    const ok = await runCli(["split", m.dir, "--out", empty]);
+    assert.equal(ok.code, 0, ok.stderr);
+    // An output path that cannot be created: one line naming it.
+    if (Deno.build.os === "linux") {
+      const r = await runCli(["split", m.dir, "--out", "/proc/strata-out"]);
+      assert.equal(r.code, 1);
+      const lines = r.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(
+        lines[0],
+        /^strata: error: --out \/proc\/strata-out: cannot create the shard directory/,
+      );
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("info and split name an unfinished split as such", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const m = await makeTinyModel(join(dir, "m"), {
+      arch: "llama",
+      dtype: "F16",
+    });
+    const out = join(dir, "out");
+    const r = await runCli(["split", m.dir, "--out", out], {
+      STRATA_SPLIT_FAIL_AFTER: "5",
+    });
+    assert.equal(r.code, 1, r.stderr);
+    for (
+      const args of [
+        ["info", out],
+        ["split", out, "--out", join(dir, "again")],
+      ]
+    ) {
+      const r2 = await runCli(args);
+      assert.equal(r2.code, 1, r2.stderr);
+      const lines = r2.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, r2.stderr);
+      assert.match(
+        lines[0],
+        /out: an unfinished Strata split \(no manifest\.json yet\): run the same split command again/,
+      );
+    }
   } finally {
     await cleanup();
   }
