@@ -4,7 +4,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { UsageError } from "../errors.ts";
+import { FormatError, UsageError } from "../errors.ts";
+import { ShardDir } from "../format/shards.ts";
+import { resolve } from "node:path";
 import { openSource } from "../split/source.ts";
 import { splitModel, type SplitProgress } from "../split/split.ts";
 import { formatBytes } from "../_units.ts";
@@ -133,11 +135,31 @@ export async function main(args: string[]): Promise<number> {
       `split: --quantize must be none, q8 or q4 (got ${quantize})`,
     );
   }
-  const source = await openSource(positionals[0], {
-    tokenizer: values.tokenizer,
-  });
+  let source;
+  try {
+    source = await openSource(positionals[0], {
+      tokenizer: values.tokenizer,
+    });
+  } catch (e) {
+    // Re-running a finished `--delete-original` split: the weights are gone
+    // by design, the shards are what is left to check.
+    if (
+      e instanceof FormatError &&
+      await alreadySplit(positionals[0], values.out, quantize)
+    ) return 0;
+    throw e;
+  }
   const progress = new ProgressLine();
   let last: SplitProgress | null = null;
+  // Ctrl-C: say what is left and how to go on (finished files are kept).
+  const onInterrupt = () => {
+    progress.end();
+    console.error(
+      `split: interrupted; finished files in ${values.out} are kept (no manifest.json yet): run the same command again to resume`,
+    );
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
   try {
     const manifest = await splitModel(source, {
       out: values.out,
@@ -186,7 +208,29 @@ export async function main(args: string[]): Promise<number> {
     }
     return 0;
   } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
     progress.end();
     source.close();
   }
+}
+
+/**
+ * True (after verifying every shard and saying so) when `out` is a finished
+ * shard directory made from `sourcePath` with the same `--quantize`.
+ */
+async function alreadySplit(
+  sourcePath: string,
+  out: string,
+  quantize: string,
+): Promise<boolean> {
+  if (!(await ShardDir.isShardDir(out))) return false;
+  const shards = await ShardDir.open(out);
+  const m = shards.manifest;
+  if (resolve(m.source.path) !== resolve(sourcePath)) return false;
+  if (m.quantization !== quantize) return false;
+  await shards.verify();
+  console.error(
+    `split: ${out} is already complete (${m.files.length} files verified); nothing to do (the source weights are gone, as after --delete-original)`,
+  );
+  return true;
 }

@@ -6,6 +6,7 @@
  */
 import { FormatError, UnsupportedError, UsageError } from "../errors.ts";
 import { basename, dirname, extname, join } from "node:path";
+import { PROGRESS_FILE } from "./split.ts";
 
 /**
  * Element types a source tensor may have.
@@ -155,6 +156,12 @@ export async function openSource(
     if (await statOrNull(join(path, "manifest.json"))) {
       throw new UsageError(
         `${path}: is already a Strata shard directory (manifest.json); it needs no split`,
+      );
+    }
+    if (await statOrNull(join(path, PROGRESS_FILE))) {
+      throw new FormatError(
+        path,
+        "an unfinished Strata split (no manifest.json yet): run the same split command again to finish it",
       );
     }
     if (!(await statOrNull(join(path, "config.json")))) {

@@ -132,6 +132,28 @@ Deno.test("split --delete-original: sources survive failures, go after success",
         "tokenizer_config.json",
       ],
     );
+    // Running the same command again: the weights are gone, the shards are
+    // verified and nothing is left to do.
+    const again = await runCli([
+      "split",
+      src,
+      "--out",
+      out,
+      "--delete-original",
+    ]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /is already complete \(8 files verified\)/);
+    // ...but another --quantize needs the weights.
+    const other = await runCli([
+      "split",
+      src,
+      "--out",
+      out,
+      "--quantize",
+      "q8",
+    ]);
+    assert.equal(other.code, 1);
+    assert.match(other.stderr, /no model\.safetensors/);
     // The shards are complete and verified.
     const info = await runCli(["info", out, "--verify"]);
     assert.equal(info.code, 0, info.stderr);
@@ -171,7 +193,7 @@ Deno.test("info --verify detects a corrupted shard", async () => {
   }
 });
 
-Deno.test("split killed from outside after its first layer file appears, then re-run", async () => {
+Deno.test("split killed (SIGKILL), then interrupted (SIGINT) midway, then re-run", async () => {
   const [dir, cleanup] = await tempDir();
   try {
     // ~150 MB of F32 weights: long enough to be killed midway.
@@ -216,6 +238,40 @@ Deno.test("split killed from outside after its first layer file appears, then re
       "SIGKILL",
       "the split finished before it could be killed",
     );
+    await assert.rejects(Deno.stat(join(out, "manifest.json")));
+    // Again, interrupted (Ctrl-C) once the next layer file appears.
+    const child2 = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../../cli.ts", import.meta.url).pathname,
+        "split",
+        m.dir,
+        "--out",
+        out,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const second = join(out, "layers/002.safetensors");
+    const t1 = Date.now();
+    while (Date.now() - t1 < 60_000) {
+      try {
+        await Deno.stat(second);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    }
+    child2.kill("SIGINT");
+    const o2 = await child2.output();
+    const err2 = new TextDecoder().decode(o2.stderr);
+    assert.equal(o2.code, 130, err2);
+    assert.match(
+      err2,
+      /split: interrupted; finished files in .* are kept \(no manifest\.json yet\): run the same command again to resume/,
+    );
+    assert.doesNotMatch(err2, /\n\s+at /);
     await assert.rejects(Deno.stat(join(out, "manifest.json")));
     const r = await runCli(["split", m.dir, "--out", out]);
     assert.equal(r.code, 0, r.stderr);
