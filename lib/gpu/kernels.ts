@@ -77,7 +77,16 @@ export class Kernels {
   static async create(gpu: Gpu): Promise<Kernels> {
     let ops: OpsModule | null = null;
     try {
-      ops = (await import("./_ops.ts")) as unknown as OpsModule;
+      const m = await import("./_ops.ts");
+      ops = {
+        rmsnorm: m.rmsnorm,
+        rope: m.rope,
+        attention: m.attention,
+        siluMul: m.siluMul,
+        add: m.add,
+        embed: m.embed,
+        topk: m.topk,
+      };
     } catch {
       ops = null; // lib/gpu/_ops.ts not present: only matmul is available
     }

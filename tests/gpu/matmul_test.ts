@@ -25,6 +25,7 @@ import { type Gpu, requestGpu } from "../../lib/gpu/device.ts";
 import { KernelContext } from "../../lib/gpu/_context.ts";
 import {
   type GpuWeight,
+  Kernels,
   planWeightParts,
   uploadWeight,
   weightRowBytes,
@@ -343,5 +344,44 @@ gpuTest(
         );
       }
     }
+  },
+);
+
+gpuTest(
+  "Kernels façade: matmul then the ops' add in one pass, Params uploaded once by submit()",
+  async (g) => {
+    const k = await Kernels.create(g);
+    const r = rng(11);
+    const N = 40, K = 64;
+    const p = pack("q8", N, K, r);
+    const w = uploadWeight(g, {
+      dtype: "q8",
+      rows: N,
+      cols: K,
+      data: p.data,
+      scales: p.scales,
+    });
+    const x = randn(K, r);
+    const y = randn(N, r);
+    const xRef = upload(g, x);
+    const yRef = upload(g, y);
+    const mid = scratch(g, N * 4);
+    const out = scratch(g, N * 4);
+    k.reset();
+    const enc = g.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    k.matmul(pass, { x: xRef, w, out: mid, T: 1 });
+    k.add(pass, { x: mid, y: yRef, out, n: N });
+    pass.end();
+    k.submit([enc.finish()]);
+    const got = await readF32(g, out, N);
+    const want = matmulRef({ x, w: p.ref, bias: y, T: 1, N, K });
+    for (let n = 0; n < N; n++) {
+      assert.ok(
+        Math.abs(got[n] - want[n]) < 1e-4,
+        `row ${n}: ${got[n]} vs ${want[n]}`,
+      );
+    }
+    assert.equal(k.ctx.arena.count, 2); // one Params slice per dispatch
   },
 );
