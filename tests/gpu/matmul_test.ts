@@ -385,3 +385,22 @@ gpuTest(
     assert.equal(k.ctx.arena.count, 2); // one Params slice per dispatch
   },
 );
+
+Deno.test("requestGpu: no adapter → GpuError saying how to get one", async () => {
+  const gpuApi = (globalThis.navigator as Navigator).gpu;
+  if (!gpuApi) return;
+  const original = gpuApi.requestAdapter;
+  // deno-lint-ignore no-explicit-any
+  (gpuApi as any).requestAdapter = () => Promise.resolve(null);
+  try {
+    await assert.rejects(
+      () => requestGpu(),
+      (e: Error) =>
+        e.name === "GpuError" && /mesa-vulkan-drivers/.test(e.message) &&
+        /GPU driver/.test(e.message),
+    );
+  } finally {
+    // deno-lint-ignore no-explicit-any
+    (gpuApi as any).requestAdapter = original;
+  }
+});
