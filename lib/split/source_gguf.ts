@@ -28,6 +28,21 @@ import type { ModelSource, SourceTensor, TensorData } from "./source.ts";
 
 const SUPPORTED_ARCHS = new Set(["llama", "qwen2", "qwen3"]);
 
+/** Token texts llama.cpp always treats as end of generation. */
+const EOG_TEXTS = new Set([
+  "<|eot_id|>",
+  "<|im_end|>",
+  "<|end|>",
+  "<|return|>",
+  "<|call|>",
+  "<end_of_turn>",
+  "<|endoftext|>",
+  "<|eom_id|>",
+  "<EOT>",
+  "_<EOT>",
+  "<｜end▁of▁sentence｜>",
+]);
+
 /**
  * The tokenizer of a GGUF file as Hugging Face files. Works for any
  * architecture (vocab-only files included).
@@ -82,9 +97,17 @@ export function ggufTokenizer(g: GgufFile): ConvertedTokenizer {
     return Number.isInteger(v) && v >= 0 && v < n ? v : null; // out of range: ignored (llama.cpp warns)
   };
   const chatTemplate = g.getString("tokenizer.chat_template") ?? null;
+  // End of generation as llama.cpp decides it (llama-vocab.cpp, "maintain a
+  // list of tokens that cause end-of-generation"): EOS, EOT, EOM, and any
+  // token spelled like a known end-of-turn marker. Many GGUF files name only
+  // EOS (e.g. Llama 3 files with eos <|end_of_text|> and no eot_token_id),
+  // and a chat would otherwise run past <|eot_id|> / <end_of_turn>.
   const extraEosIds = [id("eot"), id("eom")].filter((x): x is number =>
     typeof x === "number"
   );
+  tokens.forEach((t, i) => {
+    if (EOG_TEXTS.has(t) && !extraEosIds.includes(i)) extraEosIds.push(i);
+  });
   const addBos = g.getBool("tokenizer.ggml.add_bos_token");
   const addEos = g.getBool("tokenizer.ggml.add_eos_token");
   if (model === "llama") {

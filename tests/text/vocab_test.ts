@@ -135,6 +135,19 @@ Deno.test({
     assert.equal(phi3.tokenizerConfig.eos_token, "<|endoftext|>");
     assert.equal(phi3.tokenizerConfig.add_bos_token, true);
     assert.match(String(phi3.tokenizerConfig.chat_template), /<\|assistant\|>/);
+    // Phi-3 ends a turn with <|end|>, which the file does not name as EOS or
+    // EOT: generation stops on it as in llama.cpp (a token spelled like an
+    // end-of-turn marker), besides the EOS <|endoftext|>.
+    const phiTokens =
+      (phi3.tokenizer.model as { vocab: Record<string, number> })
+        .vocab;
+    const phiEnd = phiTokens["<|end|>"] ??
+      (phi3.tokenizer.added_tokens as { id: number; content: string }[])
+        .find((t) => t.content === "<|end|>")!.id;
+    assert.deepEqual(
+      phi3.generationConfig.eos_token_id,
+      [32000, phiEnd],
+    );
     const gpt2 = await load("ggml-vocab-gpt-2.gguf");
     assert.equal(gpt2.tokenizerConfig.add_bos_token, false);
     assert.equal(gpt2.tokenizerConfig.eos_token, "<|endoftext|>");
