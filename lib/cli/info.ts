@@ -23,7 +23,9 @@ Describes a model: architecture, parameter count, dtype and quantization,
 number of layers and bytes per layer, the main dimensions and the tokenizer.
 
 <model> is a Strata shard directory (output of 'split'), a Hugging Face
-checkpoint directory, a .gguf file or a llama2.c .bin checkpoint.
+checkpoint directory, a .gguf file, a llama2.c .bin checkpoint, or a Hugging
+Face repo id org/name[@revision] (taken from the Hugging Face cache, or
+downloaded into it as 'run' does; HF_HUB_OFFLINE=1 uses only the cache).
 
 Flags:
   --json              print one JSON object on stdout instead of text
@@ -222,6 +224,15 @@ function count(n: number): string {
   return String(n);
 }
 
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The human-readable lines `info` prints.
  *
@@ -325,7 +336,18 @@ export async function main(args: string[]): Promise<number> {
       `info: expected one model path (got ${positionals.length}); see 'info --help'`,
     );
   }
-  const info = await modelInfo(positionals[0], {
+  let path = positionals[0];
+  if (!(await pathExists(path)) && !path.startsWith(".")) {
+    const { parseRepoId } = await import("../hub/repo_id.ts");
+    if (parseRepoId(path) !== null) {
+      const { downloadSnapshot } = await import("../hub/download.ts");
+      console.error(
+        `fetching ${path} from the Hugging Face Hub (or its cache) …`,
+      );
+      path = await downloadSnapshot(path);
+    }
+  }
+  const info = await modelInfo(path, {
     verify: values.verify,
     tokenizer: values.tokenizer,
   });

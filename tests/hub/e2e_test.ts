@@ -108,3 +108,63 @@ Deno.test({
     }
   },
 });
+
+Deno.test("info org/name: from the fake hub into the HF cache, then offline from it", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "strata-hub-info-" });
+  const src = join(tmp, "src");
+  await makeTinyModel(src, { arch: "qwen3", dtype: "F16" });
+  const files: FakeFile[] = [];
+  for await (const e of Deno.readDir(src)) {
+    if (!e.isFile) continue;
+    files.push({
+      name: e.name,
+      data: await Deno.readFile(join(src, e.name)),
+      lfs: e.name.endsWith(".safetensors"),
+    });
+  }
+  const hub = new FakeHub({
+    repo: "tiny-org/tiny-qwen",
+    commit: "0123456789abcdef0123456789abcdef89abcdef",
+    files,
+  });
+  const info = async (model: string, env: Record<string, string>) => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(ROOT, "cli.ts"), "info", model, "--json"],
+      env: { HF_HUB_CACHE: join(tmp, "hub"), ...env },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return {
+      code: r.code,
+      stdout: new TextDecoder().decode(r.stdout),
+      stderr: new TextDecoder().decode(r.stderr),
+    };
+  };
+  try {
+    const local = await info(src, {});
+    assert.equal(local.code, 0, local.stderr);
+    const want = JSON.parse(local.stdout);
+    const remote = await info("tiny-org/tiny-qwen", {
+      HF_ENDPOINT: hub.endpoint,
+    });
+    assert.equal(remote.code, 0, remote.stderr);
+    const got = JSON.parse(remote.stdout);
+    assert.equal(got.architecture, "qwen3");
+    assert.deepEqual(got.config, want.config);
+    assert.deepEqual(got.tokenizer, want.tokenizer);
+    await hub.stop();
+    const offline = await info("tiny-org/tiny-qwen", { HF_HUB_OFFLINE: "1" });
+    assert.equal(offline.code, 0, offline.stderr);
+    assert.deepEqual(JSON.parse(offline.stdout).config, want.config);
+    // Never downloaded: one line, non-zero exit.
+    const missing = await info("tiny-org/other", { HF_HUB_OFFLINE: "1" });
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /^strata: error: tiny-org\/other@main: offline mode .* no complete snapshot/m,
+    );
+  } finally {
+    await hub.stop().catch(() => {});
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
