@@ -13,6 +13,7 @@ import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto_model.ts";
 import { formatBytes } from "../_units.ts";
 import { profileTable } from "./run.ts";
+import { formatInfo, modelInfo } from "./info.ts";
 import { makeTinyModel } from "../testing/tiny_model.ts";
 
 const HELP =
@@ -91,6 +92,23 @@ export async function main(args: string[]): Promise<number> {
     });
     const p = probe.plan;
     await probe.dispose();
+    const files: string[] = [];
+    for await (const e of Deno.readDir(shards)) {
+      if (!e.isDirectory) {
+        files.push(e.name);
+        continue;
+      }
+      let n = 0;
+      for await (const _ of Deno.readDir(join(shards, e.name))) n++;
+      files.push(`${e.name}/ (${n} files)`);
+    }
+    console.log(
+      `   the shard directory (docs/format.md) holds ${
+        files.sort().join(", ")
+      }; 'info' says:`,
+    );
+    const info = await modelInfo(shards, {});
+    console.log(formatInfo(info).map((l) => `     ${l}`).join("\n"));
     const layer = p.residentBytes / p.resident.length;
     const budget = Math.floor(
       p.kvBytes + p.headBytes + p.activationBytes + 5 * layer + 64,
@@ -152,6 +170,11 @@ export async function main(args: string[]): Promise<number> {
       await model.dispose();
     }
     void log;
+    console.log(
+      v.keep
+        ? `\nThe model and its shards are in ${root}; try:\n  deno run -A cli.ts info ${shards}\n  deno run -A cli.ts run ${shards} --prompt "Once upon a time" --max-new-tokens 16`
+        : "\nDone. The files were in a temporary directory, now removed; keep them with --keep DIR.",
+    );
     return 0;
   } finally {
     if (!v.keep) await Deno.remove(root, { recursive: true }).catch(() => {});
