@@ -51,7 +51,7 @@ import { createHash } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { formatBytes } from "../_units.ts";
-import { hashFile } from "../_fs.ts";
+import { exists, hashFile } from "../_fs.ts";
 
 /**
  * Progress of a split, reported after every tensor and skipped file.
@@ -614,6 +614,7 @@ export async function splitModel(
   }
 
   await checkOutDir(out);
+  const createdOut = !(await exists(out));
   try {
     await Deno.mkdir(join(out, "layers"), { recursive: true });
   } catch (e) {
@@ -666,6 +667,8 @@ export async function splitModel(
   ) + 64 * 1024;
   const free = await freeBytes(out);
   if (needed > free) {
+    // Leave nothing behind that this run created.
+    if (createdOut) await Deno.remove(out, { recursive: true });
     throw new StrataError(
       `${out}: not enough free disk space: the split needs ${
         formatBytes(needed, 1000)
