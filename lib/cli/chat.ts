@@ -270,9 +270,9 @@ export async function runChat(opts: ChatOptions): Promise<ChatResult> {
 }
 
 /**
- * Whether the shard directory's tokenizer has a default chat template (read
- * from tokenizer_config.json as {@linkcode Tokenizer} does), or null when
- * there is no tokenizer.json.
+ * Whether the shard directory's tokenizer has a default chat template
+ * (chat_template.jinja, or in tokenizer_config.json, as {@linkcode Tokenizer}
+ * reads them), or null when there is no tokenizer.json.
  */
 async function templatePresence(dir: string): Promise<boolean | null> {
   try {
@@ -280,6 +280,13 @@ async function templatePresence(dir: string): Promise<boolean | null> {
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
     throw e;
+  }
+  try {
+    if ((await Deno.readTextFile(join(dir, "chat_template.jinja"))).trim()) {
+      return true;
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   const path = join(dir, "tokenizer_config.json");
   let cfg: unknown;

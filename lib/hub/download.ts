@@ -79,6 +79,7 @@ const WANTED = new Set([
   "tokenizer.json",
   "tokenizer_config.json",
   "special_tokens_map.json",
+  "chat_template.jinja",
   "model.safetensors.index.json",
 ]);
 const wanted = (base: string) =>

@@ -234,7 +234,8 @@ export class Tokenizer {
 
   /**
    * Loads `tokenizer.json` from `dir`, with `tokenizer_config.json`,
-   * `generation_config.json` and `config.json` when present.
+   * `generation_config.json` and `config.json` when present; a
+   * `chat_template.jinja` file, when present, is the chat template.
    * Throws {@linkcode FormatError} when tokenizer.json is missing or bad.
    *
    * @example
@@ -259,7 +260,13 @@ export class Tokenizer {
       throw new FormatError(path, `cannot read: ${(e as Error).message}`);
     }
     const json = parseJson(path, text);
-    const config = await readOptionalJson(join(dir, "tokenizer_config.json"));
+    let config = await readOptionalJson(join(dir, "tokenizer_config.json"));
+    // transformers ≥ 4.50 saves the template as chat_template.jinja (and no
+    // longer in tokenizer_config.json); when present it is the template.
+    const jinja = await readOptionalText(join(dir, "chat_template.jinja"));
+    if (jinja !== undefined && jinja.trim() !== "") {
+      config = { ...(config ?? {}), chat_template: jinja };
+    }
     const generationConfig = await readOptionalJson(
       join(dir, "generation_config.json"),
     );
@@ -405,17 +412,20 @@ function parseJson(path: string, text: string): Record<string, unknown> {
   return v;
 }
 
-async function readOptionalJson(
-  path: string,
-): Promise<Record<string, unknown> | undefined> {
-  let text: string;
+async function readOptionalText(path: string): Promise<string | undefined> {
   try {
-    text = await Deno.readTextFile(path);
+    return await Deno.readTextFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw new FormatError(path, `cannot read: ${(e as Error).message}`);
   }
-  return parseJson(path, text);
+}
+
+async function readOptionalJson(
+  path: string,
+): Promise<Record<string, unknown> | undefined> {
+  const text = await readOptionalText(path);
+  return text === undefined ? undefined : parseJson(path, text);
 }
 
 /** What `info` prints about a model's tokenizer. */

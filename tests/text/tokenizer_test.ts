@@ -223,6 +223,43 @@ Deno.test("chat_template list form: default picked, named ones exposed", () => {
   );
 });
 
+Deno.test("chat_template.jinja next to tokenizer.json is the chat template", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(qwenJson));
+    await Deno.writeTextFile(
+      `${dir}/tokenizer_config.json`,
+      JSON.stringify({ ...qwenConfig, chat_template: undefined }),
+    );
+    assert.equal((await Tokenizer.fromDir(dir)).chatTemplate, null);
+    assert.match(
+      (await describeTokenizer(dir))!.lines.join("\n"),
+      /chat template: none/,
+    );
+    // transformers >= 4.50 writes the template to its own file
+    await Deno.writeTextFile(
+      `${dir}/chat_template.jinja`,
+      "J{{ messages[0].content }}",
+    );
+    assert.equal(
+      (await Tokenizer.fromDir(dir)).chatTemplate,
+      "J{{ messages[0].content }}",
+    );
+    assert.equal((await describeTokenizer(dir))!.chatTemplate, true);
+    // and it wins over tokenizer_config.json's, as in transformers
+    await Deno.writeTextFile(
+      `${dir}/tokenizer_config.json`,
+      JSON.stringify({ ...qwenConfig, chat_template: "C" }),
+    );
+    assert.equal(
+      (await Tokenizer.fromDir(dir)).chatTemplate,
+      "J{{ messages[0].content }}",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("missing or bad tokenizer files give a FormatError naming the file", async () => {
   const dir = await Deno.makeTempDir();
   try {
