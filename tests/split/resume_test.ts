@@ -193,6 +193,40 @@ Deno.test("info --verify detects a corrupted shard", async () => {
   }
 });
 
+/** Runs the CLI, sends `signal` as soon as `path` exists, returns how it ended. */
+async function stopWhenPresent(
+  args: string[],
+  path: string,
+  signal: Deno.Signal,
+): Promise<{ code: number; signal: string | null; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../../cli.ts", import.meta.url).pathname,
+      ...args,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const t0 = Date.now();
+  while (Date.now() - t0 < 60_000) {
+    try {
+      await Deno.stat(path);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+  child.kill(signal);
+  const o = await child.output();
+  return {
+    code: o.code,
+    signal: o.signal,
+    stderr: new TextDecoder().decode(o.stderr),
+  };
+}
+
 Deno.test("split killed (SIGKILL), then interrupted (SIGINT) midway, then re-run", async () => {
   const [dir, cleanup] = await tempDir();
   try {
@@ -208,70 +242,30 @@ Deno.test("split killed (SIGKILL), then interrupted (SIGINT) midway, then re-run
       headDim: 64,
     });
     const out = join(dir, "out");
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../../cli.ts", import.meta.url).pathname,
-        "split",
-        m.dir,
-        "--out",
-        out,
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const first = join(out, "layers/000.safetensors");
-    const t0 = Date.now();
-    while (Date.now() - t0 < 60_000) {
-      try {
-        await Deno.stat(first);
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 2));
-      }
-    }
-    child.kill("SIGKILL");
-    const status = await child.status;
+    const args = ["split", m.dir, "--out", out];
+    const killed = await stopWhenPresent(
+      args,
+      join(out, "layers/000.safetensors"),
+      "SIGKILL",
+    );
     assert.equal(
-      status.signal,
+      killed.signal,
       "SIGKILL",
       "the split finished before it could be killed",
     );
     await assert.rejects(Deno.stat(join(out, "manifest.json")));
-    // Again, interrupted (Ctrl-C) once the next layer file appears.
-    const child2 = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../../cli.ts", import.meta.url).pathname,
-        "split",
-        m.dir,
-        "--out",
-        out,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const second = join(out, "layers/002.safetensors");
-    const t1 = Date.now();
-    while (Date.now() - t1 < 60_000) {
-      try {
-        await Deno.stat(second);
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 2));
-      }
-    }
-    child2.kill("SIGINT");
-    const o2 = await child2.output();
-    const err2 = new TextDecoder().decode(o2.stderr);
-    assert.equal(o2.code, 130, err2);
+    // Again, interrupted (Ctrl-C) once a later layer file appears.
+    const stopped = await stopWhenPresent(
+      args,
+      join(out, "layers/002.safetensors"),
+      "SIGINT",
+    );
+    assert.equal(stopped.code, 130, stopped.stderr);
     assert.match(
-      err2,
+      stopped.stderr,
       /split: interrupted; finished files in .* are kept \(no manifest\.json yet\): run the same command again to resume/,
     );
-    assert.doesNotMatch(err2, /\n\s+at /);
+    assert.doesNotMatch(stopped.stderr, /\n\s+at /);
     await assert.rejects(Deno.stat(join(out, "manifest.json")));
     const r = await runCli(["split", m.dir, "--out", out]);
     assert.equal(r.code, 0, r.stderr);
