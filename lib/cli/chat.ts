@@ -375,6 +375,9 @@ export async function main(args: string[]): Promise<number> {
     : undefined;
 
   const log = (s: string) => console.error(s);
+  if (v.tokenizer !== undefined && !/\.bin$/i.test(modelName)) {
+    log("note: --tokenizer is only for llama2.c .bin checkpoints; ignored");
+  }
   // Split (or download) first, and check that there is a tokenizer and a
   // template before the model goes to the GPU.
   const { resolveModel } = await import("../model/resolve.ts");

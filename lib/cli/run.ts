@@ -166,6 +166,9 @@ export async function main(args: string[]): Promise<number> {
   const seed = numberFlag("seed", v.seed, true, 0);
   const maxSeqLen = numberFlag("max-seq-len", v["max-seq-len"], true, 1);
   const log = (s: string) => console.error(s);
+  if (v.tokenizer !== undefined && !/\.bin$/i.test(parsed.positionals[0])) {
+    log("note: --tokenizer is only for llama2.c .bin checkpoints; ignored");
+  }
 
   const wall0 = performance.now();
   const model = await AutoModel.fromPretrained(parsed.positionals[0], {

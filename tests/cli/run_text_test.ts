@@ -54,8 +54,10 @@ if (have) {
           "--max-new-tokens",
           "12",
         ];
-        const streamed = await run(flags, cache);
+        // --tokenizer means nothing for a GGUF: a note says it is ignored
+        const streamed = await run([...flags, "--tokenizer", "x.bin"], cache);
         assert.equal(streamed.code, 0, streamed.stderr);
+        assert.match(streamed.stderr, /note: --tokenizer .* ignored/);
         const json = await run([...flags, "--json"], cache);
         assert.equal(json.code, 0, json.stderr);
         const obj = JSON.parse(json.stdout);
