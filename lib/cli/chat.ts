@@ -244,7 +244,10 @@ export async function runChat(opts: ChatOptions): Promise<ChatResult> {
           // e.g. the conversation no longer fits the context: keep the REPL.
           messages.pop();
           current = null;
-          await opts.write(`\nerror: ${e.message}\n` + prompt);
+          const hint = /does not fit/.test(e.message)
+            ? " (/reset starts a new conversation; --max-seq-len sets the context)"
+            : "";
+          await opts.write(`\nerror: ${e.message}${hint}\n` + prompt);
           continue;
         }
       } finally {

@@ -190,6 +190,10 @@ Deno.test("chat: Ctrl-C at the prompt explains how to leave; errors keep the REP
     interrupts: ints.source,
   });
   assert.match(out, /error: the conversation \(9999 tokens\) does not fit/);
+  assert.match(
+    out,
+    /does not fit max-seq-len 512 \(\/reset starts a new conversation/,
+  );
   assert.match(out, /unknown command \/bogus/);
   assert.match(out, /type \/exit or press Ctrl-D to leave/);
   assert.match(out, /\/reset +forget the conversation/);
