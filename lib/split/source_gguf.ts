@@ -27,6 +27,7 @@ import { convertGpt2 } from "../text/convert_gpt2.ts";
 import type { ModelSource, SourceTensor, TensorData } from "./source.ts";
 
 const SUPPORTED_ARCHS = new Set(["llama", "qwen2", "qwen3"]);
+const SUPPORTED_TYPES = "F32, F16, BF16, Q8_0 and Q4_0";
 
 /** Token texts llama.cpp always treats as end of generation. */
 const EOG_TEXTS = new Set([
@@ -204,7 +205,12 @@ export function ggufConfig(
     throw new FormatError(g.path, "no general.architecture");
   }
   if (!SUPPORTED_ARCHS.has(arch)) {
-    throw new UnsupportedError(g.path, `unsupported architecture ${arch}`);
+    throw new UnsupportedError(
+      g.path,
+      `unsupported architecture ${arch} (Strata runs GGUF files of ${
+        [...SUPPORTED_ARCHS].join(", ")
+      })`,
+    );
   }
   const num = (key: string, dflt?: number): number => {
     const e = g.get(`${arch}.${key}`);
@@ -582,7 +588,7 @@ function makeTensor(
   }
   throw new UnsupportedError(
     g.path,
-    `unsupported tensor type ${type} (tensor ${t.name})`,
+    `unsupported tensor type ${type} (tensor ${t.name}); Strata reads GGUF tensors in ${SUPPORTED_TYPES}: use a Q8_0, Q4_0 or F16 file, or the Hugging Face checkpoint`,
   );
 }
 

@@ -603,7 +603,8 @@ Deno.test("gguf: unsupported architecture and tensor type give UnsupportedError"
       openGgufSource(path),
       (e: Error) =>
         e instanceof UnsupportedError &&
-        /unsupported architecture falcon/.test(e.message),
+        /unsupported architecture falcon \(Strata runs GGUF files of llama, qwen2, qwen3\)$/
+          .test(e.message),
     );
   });
   const q4k = writeGguf(
@@ -622,7 +623,9 @@ Deno.test("gguf: unsupported architecture and tensor type give UnsupportedError"
       openGgufSource(path),
       (e: Error) =>
         e instanceof UnsupportedError &&
-        /unsupported tensor type Q4_K/.test(e.message),
+        /unsupported tensor type Q4_K .*: use a Q8_0, Q4_0 or F16 file/.test(
+          e.message,
+        ),
     );
   });
 });
