@@ -265,9 +265,10 @@ export async function benchKernels(
   const measure = async (
     record: (pass: GPUComputePassEncoder) => void,
   ): Promise<number> => {
-    const first = await time(record, 1); // compiles the pipeline, touches the weight pages
+    await time(record, 1); // compiles the pipeline, touches the weight pages
     // Deno resolves onSubmittedWorkDone on a ~10 ms poll: size rounds so that it is noise.
-    const probe = first > 50 ? first : await time(record, 4);
+    const once = await time(record, 1);
+    const probe = once > 50 ? once : await time(record, 4);
     const reps = Math.max(
       1,
       Math.min(400, Math.round(roundMs / Math.max(probe, 0.02))),
