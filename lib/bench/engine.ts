@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import { requestGpu } from "../gpu/device.ts";
@@ -21,6 +20,7 @@ import { gpuUploadTarget, LayerReader } from "../io/reader.ts";
 import { formatBytes } from "../_units.ts";
 import { makeTinyModel } from "../testing/tiny_model.ts";
 import { exists } from "../_fs.ts";
+import { parseCommand } from "../cli/_args.ts";
 
 const HELP =
   `Usage: deno run -A cli.ts bench [--engine] [--tokens N] [--resident N] [--dir DIR]
@@ -47,23 +47,18 @@ const PROMPT = [1, 72, 101, 108, 108, 111];
  * ```
  */
 export async function runEngineBench(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        engine: { type: "boolean" },
-        tokens: { type: "string" },
-        resident: { type: "string" },
-        dir: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`bench: ${(e as Error).message}`);
-  }
+  const parsed = parseCommand({
+    command: "bench",
+    args,
+    positionals: false,
+    options: {
+      engine: { type: "boolean" },
+      tokens: { type: "string" },
+      resident: { type: "string" },
+      dir: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
   const v = parsed.values;
   if (v.help) {
     console.log(HELP);

@@ -10,7 +10,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { FormatError, StrataError, UsageError } from "../errors.ts";
 import {
@@ -20,7 +19,7 @@ import {
 } from "../text/chat_template.ts";
 import { StreamingDetokenizer } from "../text/detokenizer.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
-import { numberFlag } from "./_args.ts";
+import { numberFlag, parseCommand } from "./_args.ts";
 
 const HELP = `Usage: deno run -A cli.ts chat <model> [flags]
 
@@ -315,32 +314,26 @@ async function templatePresence(dir: string): Promise<boolean | null> {
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        system: { type: "string" },
-        "chat-template": { type: "string" },
-        "max-new-tokens": { type: "string" },
-        temperature: { type: "string" },
-        "top-k": { type: "string" },
-        "top-p": { type: "string" },
-        "min-p": { type: "string" },
-        "repetition-penalty": { type: "string" },
-        seed: { type: "string" },
-        "gpu-memory": { type: "string" },
-        "max-seq-len": { type: "string" },
-        quantize: { type: "string" },
-        tokenizer: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`chat: ${(e as Error).message}`);
-  }
+  const parsed = parseCommand({
+    command: "chat",
+    args,
+    options: {
+      system: { type: "string" },
+      "chat-template": { type: "string" },
+      "max-new-tokens": { type: "string" },
+      temperature: { type: "string" },
+      "top-k": { type: "string" },
+      "top-p": { type: "string" },
+      "min-p": { type: "string" },
+      "repetition-penalty": { type: "string" },
+      seed: { type: "string" },
+      "gpu-memory": { type: "string" },
+      "max-seq-len": { type: "string" },
+      quantize: { type: "string" },
+      tokenizer: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
   const v = parsed.values;
   if (v.help) {
     console.log(HELP);
@@ -354,24 +347,30 @@ export async function main(args: string[]): Promise<number> {
   if (!["none", "q8", "q4"].includes(quantize)) {
     throw new UsageError("--quantize must be none, q8 or q4");
   }
-  const temperature = numberFlag("temperature", v.temperature, false, 0) ?? 0.7;
+  const temperature =
+    numberFlag("temperature", v.temperature, { int: false, min: 0 }) ?? 0.7;
   const generate: ChatGenerateOptions = {
-    maxNewTokens: numberFlag("max-new-tokens", v["max-new-tokens"], true, 1) ??
+    maxNewTokens: numberFlag("max-new-tokens", v["max-new-tokens"], {
+      int: true,
+      min: 1,
+    }) ??
       512,
     temperature,
     doSample: temperature > 0,
-    topK: numberFlag("top-k", v["top-k"], true, 0),
-    topP: numberFlag("top-p", v["top-p"], false, 0),
-    minP: numberFlag("min-p", v["min-p"], false, 0),
+    topK: numberFlag("top-k", v["top-k"], { int: true, min: 0 }),
+    topP: numberFlag("top-p", v["top-p"], { int: false, min: 0 }),
+    minP: numberFlag("min-p", v["min-p"], { int: false, min: 0 }),
     repetitionPenalty: numberFlag(
       "repetition-penalty",
       v["repetition-penalty"],
-      false,
-      0,
+      { int: false, min: 0 },
     ),
-    seed: numberFlag("seed", v.seed, true, 0),
+    seed: numberFlag("seed", v.seed, { int: true, min: 0 }),
   };
-  const maxSeqLen = numberFlag("max-seq-len", v["max-seq-len"], true, 1);
+  const maxSeqLen = numberFlag("max-seq-len", v["max-seq-len"], {
+    int: true,
+    min: 1,
+  });
   // Read the override first: a bad file should fail before the model loads.
   const override = v["chat-template"] !== undefined
     ? await loadChatTemplate(v["chat-template"])

@@ -7,7 +7,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto_model.ts";
@@ -15,6 +14,7 @@ import { formatBytes } from "../_units.ts";
 import { profileTable } from "./run.ts";
 import { formatInfo, modelInfo } from "./info.ts";
 import { makeTinyModel } from "../testing/tiny_model.ts";
+import { parseCommand } from "./_args.ts";
 
 const HELP =
   `Usage: deno run -A cli.ts demo [--layers N] [--max-new-tokens N] [--keep DIR]
@@ -38,22 +38,17 @@ a ring of 3 slots; prints the plan, the generated ids and text, and the profile.
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        layers: { type: "string" },
-        "max-new-tokens": { type: "string" },
-        keep: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`demo: ${(e as Error).message}`);
-  }
+  const parsed = parseCommand({
+    command: "demo",
+    args,
+    positionals: false,
+    options: {
+      layers: { type: "string" },
+      "max-new-tokens": { type: "string" },
+      keep: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
   const v = parsed.values;
   if (v.help) {
     console.log(HELP);

@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 import { SafetensorsFile } from "../format/safetensors.ts";
 import { ShardDir } from "../format/shards.ts";
@@ -16,6 +15,7 @@ import {
 } from "../text/tokenizer.ts";
 import { join } from "node:path";
 import { formatBytes } from "../_units.ts";
+import { parseCommand } from "./_args.ts";
 
 const HELP = `Usage: deno run -A cli.ts info <model> [flags]
 
@@ -310,22 +310,16 @@ export function formatInfo(i: ModelInfo): string[] {
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        json: { type: "boolean" },
-        verify: { type: "boolean" },
-        tokenizer: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`info: ${(e as Error).message}`);
-  }
+  const parsed = parseCommand({
+    command: "info",
+    args,
+    options: {
+      json: { type: "boolean" },
+      verify: { type: "boolean" },
+      tokenizer: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
   const { values, positionals } = parsed;
   if (values.help) {
     console.log(HELP);

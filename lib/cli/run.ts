@@ -5,12 +5,11 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto_model.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
 import type { LayerProfile } from "../model/forward.ts";
-import { numberFlag } from "./_args.ts";
+import { numberFlag, parseCommand } from "./_args.ts";
 
 const HELP = `Usage: deno run -A cli.ts run <model> [flags]
 
@@ -93,36 +92,30 @@ export function profileTable(
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        prompt: { type: "string" },
-        "prompt-ids": { type: "string" },
-        "max-new-tokens": { type: "string" },
-        temperature: { type: "string" },
-        "top-k": { type: "string" },
-        "top-p": { type: "string" },
-        "min-p": { type: "string" },
-        "repetition-penalty": { type: "string" },
-        seed: { type: "string" },
-        stop: { type: "string", multiple: true },
-        "gpu-memory": { type: "string" },
-        "max-seq-len": { type: "string" },
-        quantize: { type: "string" },
-        tokenizer: { type: "string" },
-        "no-prefetch": { type: "boolean" },
-        profile: { type: "boolean" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`run: ${(e as Error).message}`);
-  }
+  const parsed = parseCommand({
+    command: "run",
+    args,
+    options: {
+      prompt: { type: "string" },
+      "prompt-ids": { type: "string" },
+      "max-new-tokens": { type: "string" },
+      temperature: { type: "string" },
+      "top-k": { type: "string" },
+      "top-p": { type: "string" },
+      "min-p": { type: "string" },
+      "repetition-penalty": { type: "string" },
+      seed: { type: "string" },
+      stop: { type: "string", multiple: true },
+      "gpu-memory": { type: "string" },
+      "max-seq-len": { type: "string" },
+      quantize: { type: "string" },
+      tokenizer: { type: "string" },
+      "no-prefetch": { type: "boolean" },
+      profile: { type: "boolean" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
   const v = parsed.values;
   if (v.help) {
     console.log(HELP);
@@ -151,20 +144,25 @@ export async function main(args: string[]): Promise<number> {
     );
   }
   const maxNewTokens =
-    numberFlag("max-new-tokens", v["max-new-tokens"], true, 0) ??
+    numberFlag("max-new-tokens", v["max-new-tokens"], { int: true, min: 0 }) ??
       128;
-  const temperature = numberFlag("temperature", v.temperature, false, 0);
-  const topK = numberFlag("top-k", v["top-k"], true, 0);
-  const topP = numberFlag("top-p", v["top-p"], false, 0);
-  const minP = numberFlag("min-p", v["min-p"], false, 0);
+  const temperature = numberFlag("temperature", v.temperature, {
+    int: false,
+    min: 0,
+  });
+  const topK = numberFlag("top-k", v["top-k"], { int: true, min: 0 });
+  const topP = numberFlag("top-p", v["top-p"], { int: false, min: 0 });
+  const minP = numberFlag("min-p", v["min-p"], { int: false, min: 0 });
   const repetitionPenalty = numberFlag(
     "repetition-penalty",
     v["repetition-penalty"],
-    false,
-    0,
+    { int: false, min: 0 },
   );
-  const seed = numberFlag("seed", v.seed, true, 0);
-  const maxSeqLen = numberFlag("max-seq-len", v["max-seq-len"], true, 1);
+  const seed = numberFlag("seed", v.seed, { int: true, min: 0 });
+  const maxSeqLen = numberFlag("max-seq-len", v["max-seq-len"], {
+    int: true,
+    min: 1,
+  });
   const log = (s: string) => console.error(s);
   if (v.tokenizer !== undefined && !/\.bin$/i.test(parsed.positionals[0])) {
     log("note: --tokenizer is only for llama2.c .bin checkpoints; ignored");

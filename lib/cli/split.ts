@@ -3,13 +3,13 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { FormatError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { resolve } from "node:path";
 import { openSource } from "../split/source.ts";
 import { splitModel, type SplitProgress } from "../split/split.ts";
 import { formatBytes } from "../_units.ts";
+import { parseCommand } from "./_args.ts";
 
 const HELP = `Usage: deno run -A cli.ts split <source> --out <dir> [flags]
 
@@ -99,25 +99,19 @@ class ProgressLine {
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        out: { type: "string", short: "o" },
-        quantize: { type: "string", short: "q" },
-        "quantize-embedding": { type: "boolean" },
-        tokenizer: { type: "string" },
-        "delete-original": { type: "boolean" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`split: ${(e as Error).message}`);
-  }
+  const parsed = parseCommand({
+    command: "split",
+    args,
+    options: {
+      out: { type: "string", short: "o" },
+      quantize: { type: "string", short: "q" },
+      "quantize-embedding": { type: "boolean" },
+      tokenizer: { type: "string" },
+      "delete-original": { type: "boolean" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
   const { values, positionals } = parsed;
   if (values.help) {
     console.log(HELP);
