@@ -5,7 +5,7 @@
  */
 import { FormatError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { openSource } from "../split/source.ts";
 import { splitModel, type SplitProgress } from "../split/split.ts";
 import { formatBytes } from "../_units.ts";
@@ -148,8 +148,16 @@ export async function main(args: string[]): Promise<number> {
   // Ctrl-C: say what is left and how to go on (finished files are kept).
   const onInterrupt = () => {
     progress.end();
+    let complete = false;
+    try {
+      complete = Deno.statSync(join(values.out!, "manifest.json")).isFile;
+    } catch {
+      // not written yet
+    }
     console.error(
-      `split: interrupted; finished files in ${values.out} are kept (no manifest.json yet): run the same command again to resume`,
+      complete
+        ? `split: interrupted; ${values.out} is complete (manifest.json written)`
+        : `split: interrupted; finished files in ${values.out} are kept (no manifest.json yet): run the same command again to resume`,
     );
     Deno.exit(130);
   };
