@@ -207,13 +207,27 @@ export async function main(args: string[]): Promise<number> {
     }
     const stops = stop.length > 0 ? new StopStrings(stop) : null;
     const enc = new TextEncoder();
+    // stdout closed by the reader (`run ... | head`): stop quietly, like a
+    // Unix tool killed by SIGPIPE, instead of an "internal error".
+    let closed = false;
+    const out = async (s: string) => {
+      if (closed || s === "") return;
+      const b = enc.encode(s);
+      try {
+        let off = 0;
+        while (off < b.length) off += await Deno.stdout.write(b.subarray(off));
+      } catch (e) {
+        if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+        closed = true;
+      }
+    };
     const streamText = !v.json && v.prompt !== undefined && detok !== null;
     // The generated text, as streamed (the first token keeps the space the
     // prompt gives it; a stop string and what follows are left out).
     let text = "";
     const show = async (shown: string) => {
       text += shown;
-      if (streamText && shown) await Deno.stdout.write(enc.encode(shown));
+      if (streamText) await out(shown);
     };
     const emit = (piece: string) =>
       show(stops ? stops.push(piece).text : piece);
@@ -233,16 +247,16 @@ export async function main(args: string[]): Promise<number> {
       ids.push(id);
       if (detok) await emit(detok.push(id));
       if (!streamText && !v.json) {
-        await Deno.stdout.write(
-          enc.encode(`${ids.length > 1 ? " " : ""}${id}`),
-        );
+        await out(`${ids.length > 1 ? " " : ""}${id}`);
       }
+      if (closed) break;
     }
+    if (closed) return 0;
     if (detok) {
       await emit(detok.flush());
       if (stops) await show(stops.flush());
     }
-    if (!v.json) await Deno.stdout.write(enc.encode("\n"));
+    if (!v.json) await out("\n");
     const s = model.lastStats!;
     const wallS = (performance.now() - wall0) / 1000;
     if (v.profile) {
@@ -265,7 +279,7 @@ export async function main(args: string[]): Promise<number> {
       const obj: Record<string, unknown> = { prompt_ids: prompt, ids };
       if (tok) obj.text = text;
       obj.stats = stats;
-      console.log(JSON.stringify(obj));
+      await out(JSON.stringify(obj) + "\n");
     } else {
       log(
         `${ids.length} tokens (${s.stopReason}); prefill ${

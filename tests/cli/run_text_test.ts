@@ -86,6 +86,27 @@ if (have) {
           (await run([...stopFlags, "--json"], cache)).stdout,
         );
         assert.equal(sj.text, cont.slice(0, at + 1));
+
+        // `run ... | head`: the reader goes away; run stops quietly
+        const child = new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", CLI, "run", GGUF, ...flags.slice(0, 4)],
+          env: {
+            XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
+            STRATA_CACHE: cache,
+          },
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const reader = child.stdout.getReader();
+        const first = await reader.read();
+        assert.ok(!first.done && first.value.length > 0);
+        await reader.cancel();
+        const [status, err] = await Promise.all([
+          child.status,
+          new Response(child.stderr).text(),
+        ]);
+        assert.equal(status.code, 0, err);
+        assert.doesNotMatch(err, /error/);
       } finally {
         await Deno.remove(cache, { recursive: true });
       }
