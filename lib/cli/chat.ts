@@ -71,6 +71,8 @@ export interface ChatModel {
     input: number[],
     opts: ChatGenerateOptions & { signal?: AbortSignal },
   ): AsyncIterable<number>;
+  /** Why the last reply ended (AutoModel has it): "context" is reported. */
+  readonly lastStats?: { stopReason: string } | null;
 }
 
 /** Where Ctrl-C comes from: `subscribe` returns an unsubscribe function. */
@@ -258,6 +260,10 @@ export async function runChat(opts: ChatOptions): Promise<ChatResult> {
       if (controller.signal.aborted) {
         result.interrupted++;
         await opts.write(" [stopped]");
+      } else if (opts.model.lastStats?.stopReason === "context") {
+        await opts.write(
+          " [the context is full: /reset starts a new conversation; --max-seq-len sets the context]",
+        );
       }
       // The reply (even a stopped one) stays, so the roles keep alternating.
       messages.push({ role: "assistant", content: detok.text.trim() });

@@ -32,6 +32,8 @@ class FakeModel implements ChatModel {
   /** Called after each yielded token with its index (to fire a fake Ctrl-C). */
   onToken: (i: number) => void = () => {};
   failNext = false;
+  /** Set to "context" to act like a reply cut by a full KV cache. */
+  lastStats: { stopReason: string } | null = null;
   constructor(public replies: string[]) {}
   async *stream(
     input: number[],
@@ -232,6 +234,23 @@ Deno.test("chat: flags", async () => {
     main(["m", "--chat-template", "/nonexistent/t.jinja"]),
     /chat template file not found/,
   );
+});
+
+Deno.test("chat: a reply cut by a full context says so", async () => {
+  const model = new FakeModel(["cut"]);
+  model.lastStats = { stopReason: "context" };
+  let out = "";
+  await runChat({
+    model,
+    modelName: "m",
+    template: "{{ messages[-1].content }}",
+    input: input(["hi"]),
+    write: (s) => {
+      out += s;
+    },
+    interrupts: fakeInterrupts().source,
+  });
+  assert.match(out, /cut \[the context is full: \/reset starts a new/);
 });
 
 Deno.test("chat: a template error names the --chat-template file", async () => {
