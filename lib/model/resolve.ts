@@ -44,18 +44,57 @@ function homeDir(): string {
  * ```ts ignore
  * import { cacheDirFor } from "./resolve.ts";
  * console.log(cacheDirFor("/models/llama", "q4")); // ~/.cache/strata/llama-1a2b3c4d-q4
+ * // with a fingerprint of the source files, a changed source gets a new directory:
+ * console.log(cacheDirFor("/models/llama", "q4", "1234:1700000000000"));
  * ```
  */
-export function cacheDirFor(source: string, quantize: string): string {
+export function cacheDirFor(
+  source: string,
+  quantize: string,
+  fingerprint = "",
+): string {
   const root = Deno.env.get("STRATA_CACHE") ??
     join(homeDir(), ".cache", "strata");
   const abs = resolve(source);
-  const hash = createHash("sha256").update(abs).digest("hex").slice(0, 8);
+  const hash = createHash("sha256").update(abs).update("\0").update(
+    fingerprint,
+  ).digest("hex").slice(0, 8);
   const name = basename(abs).replace(/\.(gguf|bin)$/, "").replace(
     /[^A-Za-z0-9._-]/g,
     "_",
   );
   return join(root, `${name}-${hash}-${quantize}`);
+}
+
+/**
+ * Size and modification time of every file a split reads (the checkpoint,
+ * or the top-level files of a checkpoint directory, and the tokenizer), so
+ * that a source replaced at the same path, or another `--tokenizer`, gets a
+ * fresh cache directory instead of a stale split.
+ */
+async function sourceFingerprint(
+  source: string,
+  tokenizer: string | undefined,
+): Promise<string> {
+  const paths: string[] = [];
+  const st = await Deno.stat(source);
+  if (st.isDirectory) {
+    for await (const e of Deno.readDir(source)) {
+      if (e.isFile || e.isSymlink) paths.push(join(source, e.name));
+    }
+    paths.sort();
+  } else paths.push(source);
+  if (tokenizer !== undefined) paths.push(resolve(tokenizer));
+  const parts: string[] = [];
+  for (const p of paths) {
+    try {
+      const s = await Deno.stat(p);
+      parts.push(`${basename(p)}:${s.size}:${s.mtime?.getTime() ?? 0}`);
+    } catch {
+      parts.push(`${basename(p)}:missing`);
+    }
+  }
+  return parts.join("|");
 }
 
 /**
@@ -101,7 +140,12 @@ export async function resolveModel(
     );
     source = await downloadSnapshot(pathOrId);
   }
-  const out = opts.layerShardsSavingPath ?? cacheDirFor(source, quantize);
+  const out = opts.layerShardsSavingPath ??
+    cacheDirFor(
+      source,
+      quantize,
+      await sourceFingerprint(source, opts.tokenizer),
+    );
   if (await ShardDir.isShardDir(out)) return out;
   opts.log?.(`splitting ${source} into ${out} (quantize ${quantize}) …`);
   const src = await openSource(source, { tokenizer: opts.tokenizer });

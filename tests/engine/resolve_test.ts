@@ -23,8 +23,9 @@ Deno.test("resolve: shard dir as is; HF dir split once into the cache, then reus
       quantize: "q8",
       log: (s) => lines.push(s),
     });
-    assert.equal(dir, cacheDirFor(hf, "q8"));
     assert.ok(dir.startsWith(cache));
+    assert.match(dir, /-[0-9a-f]{8}-q8$/);
+    assert.notEqual(dir, cacheDirFor(hf, "q8"), "the key holds a fingerprint");
     assert.ok(lines.some((l) => l.startsWith("splitting")));
     const manifest = JSON.parse(
       await Deno.readTextFile(join(dir, "manifest.json")),
@@ -57,4 +58,31 @@ Deno.test("resolve: shard dir as is; HF dir split once into the cache, then reus
     () => resolveModel("/no/such/dir"),
     /no such file or directory/,
   );
+});
+
+Deno.test("resolve: a source replaced at the same path is split again, not served stale", async () => {
+  const v = VARIANTS[0];
+  const { hf } = await tinyShards(v.name, v);
+  const copy = join(await tempRoot(), "resolve-stale-src");
+  await Deno.mkdir(copy, { recursive: true });
+  for await (const e of Deno.readDir(hf)) {
+    if (e.isFile) await Deno.copyFile(join(hf, e.name), join(copy, e.name));
+  }
+  const cache = join(await tempRoot(), "resolve-stale-cache");
+  const old = Deno.env.get("STRATA_CACHE");
+  Deno.env.set("STRATA_CACHE", cache);
+  try {
+    const first = await resolveModel(copy);
+    assert.equal(await resolveModel(copy), first, "unchanged source: reused");
+    // the same path now holds a different file (a new modification time)
+    const cfg = join(copy, "config.json");
+    await Deno.utime(cfg, new Date(), new Date(Date.now() + 60_000));
+    const lines: string[] = [];
+    const second = await resolveModel(copy, { log: (l) => lines.push(l) });
+    assert.notEqual(second, first);
+    assert.ok(lines.some((l) => l.startsWith("splitting")));
+  } finally {
+    if (old === undefined) Deno.env.delete("STRATA_CACHE");
+    else Deno.env.set("STRATA_CACHE", old);
+  }
 });
