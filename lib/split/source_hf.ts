@@ -29,16 +29,43 @@ export const HF_TEXT_FILES: readonly string[] = [
 
 const FLOAT_DTYPES = new Set(["F32", "F16", "BF16"]);
 
-async function readJson(path: string): Promise<unknown> {
-  let text: string;
+/**
+ * A whole text file; a FormatError naming it when it is missing, not a
+ * regular file (a directory, a FIFO) or unreadable.
+ */
+async function readText(path: string): Promise<string> {
+  let st: Deno.FileInfo;
   try {
-    text = await Deno.readTextFile(path);
+    st = await Deno.stat(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new FormatError(path, "no such file");
+      throw new FormatError(
+        path,
+        (await isBrokenLink(path))
+          ? "is a broken symbolic link (an incomplete download?)"
+          : "no such file",
+      );
     }
     throw new FormatError(path, `cannot read: ${(e as Error).message}`);
   }
+  if (!st.isFile) throw new FormatError(path, "not a regular file");
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    throw new FormatError(path, `cannot read: ${(e as Error).message}`);
+  }
+}
+
+async function isBrokenLink(path: string): Promise<boolean> {
+  try {
+    return (await Deno.lstat(path)).isSymlink;
+  } catch {
+    return false;
+  }
+}
+
+async function readJson(path: string): Promise<unknown> {
+  const text = await readText(path);
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -73,8 +100,8 @@ export async function openHfSource(dir: string): Promise<ModelSource> {
   const files: Record<string, string> = {};
   for (const name of HF_TEXT_FILES) {
     const p = join(dir, name);
-    if (await exists(p)) {
-      const text = await Deno.readTextFile(p);
+    if (await exists(p) || await isBrokenLink(p)) {
+      const text = await readText(p);
       if (name !== "config.json") {
         try {
           JSON.parse(text);
@@ -138,6 +165,14 @@ export async function openHfSource(dir: string): Promise<ModelSource> {
     } else if (await exists(singlePath)) {
       shardNames = ["model.safetensors"];
     } else {
+      for (const p of [indexPath, singlePath]) {
+        if (await isBrokenLink(p)) {
+          throw new FormatError(
+            p,
+            "is a broken symbolic link (an incomplete download?)",
+          );
+        }
+      }
       const torch = await exists(join(dir, "pytorch_model.bin")) ||
         await exists(join(dir, "pytorch_model.bin.index.json"));
       throw new FormatError(

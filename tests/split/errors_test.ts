@@ -188,6 +188,44 @@ const CASES: Case[] = [
     },
     expect: [/no model\.safetensors or model\.safetensors\.index\.json/],
   },
+  {
+    name: "tokenizer.json is a directory",
+    corrupt: async (d) => {
+      await Deno.remove(join(d, "tokenizer.json"));
+      await Deno.mkdir(join(d, "tokenizer.json"));
+    },
+    expect: [/tokenizer\.json: not a regular file/],
+  },
+  {
+    name: "config.json is a directory",
+    corrupt: async (d) => {
+      await Deno.remove(join(d, "config.json"));
+      await Deno.mkdir(join(d, "config.json"));
+    },
+    expect: [/config\.json: not a regular file/],
+  },
+  // symbolic links and FIFOs: POSIX only
+  ...(Deno.build.os === "windows" ? [] : <Case[]> [
+    {
+      name: "model.safetensors is a broken symbolic link",
+      corrupt: async (d) => {
+        await Deno.remove(join(d, ST));
+        await Deno.symlink(join(d, "blobs", "absent"), join(d, ST));
+      },
+      expect: [/model\.safetensors: is a broken symbolic link/],
+    },
+    {
+      name: "tokenizer_config.json is a FIFO (reading it would block)",
+      corrupt: async (d) => {
+        await Deno.remove(join(d, "tokenizer_config.json"));
+        const r = await new Deno.Command("mkfifo", {
+          args: [join(d, "tokenizer_config.json")],
+        }).output();
+        if (!r.success) throw new Error("mkfifo failed");
+      },
+      expect: [/tokenizer_config\.json: not a regular file/],
+    },
+  ]),
 ];
 
 Deno.test("split: corrupted and truncated inputs give one-line errors", async () => {
