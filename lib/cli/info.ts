@@ -15,6 +15,7 @@ import {
 } from "../text/tokenizer.ts";
 import { join } from "node:path";
 import { formatBytes } from "../_units.ts";
+import { exists } from "../_fs.ts";
 import { parseCommand } from "./_args.ts";
 
 const HELP = `Usage: deno run -A cli.ts info <model> [flags]
@@ -224,15 +225,6 @@ function count(n: number): string {
   return String(n);
 }
 
-async function pathExists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The human-readable lines `info` prints.
  *
@@ -331,7 +323,7 @@ export async function main(args: string[]): Promise<number> {
     );
   }
   let path = positionals[0];
-  if (!(await pathExists(path)) && !path.startsWith(".")) {
+  if (!(await exists(path)) && !path.startsWith(".")) {
     const { parseRepoId } = await import("../hub/repo_id.ts");
     if (parseRepoId(path) !== null) {
       const { downloadSnapshot } = await import("../hub/download.ts");
