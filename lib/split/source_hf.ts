@@ -25,6 +25,7 @@ export const HF_TEXT_FILES: readonly string[] = [
   "tokenizer.json",
   "tokenizer_config.json",
   "generation_config.json",
+  "chat_template.jinja",
 ];
 
 const FLOAT_DTYPES = new Set(["F32", "F16", "BF16"]);
@@ -102,7 +103,7 @@ export async function openHfSource(dir: string): Promise<ModelSource> {
     const p = join(dir, name);
     if (await exists(p) || await isBrokenLink(p)) {
       const text = await readText(p);
-      if (name !== "config.json") {
+      if (name !== "config.json" && name.endsWith(".json")) {
         try {
           JSON.parse(text);
         } catch (e) {

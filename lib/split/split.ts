@@ -47,6 +47,7 @@ import { toFloat32 } from "../quant/half.ts";
 import { dequantizeQ8, quantizeQ8 } from "../quant/q8.ts";
 import { dequantizeQ4, quantizeQ4 } from "../quant/q4.ts";
 import type { ModelSource, SourceTensor, TensorData } from "./source.ts";
+import { HF_TEXT_FILES } from "./source_hf.ts";
 import { createHash } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
@@ -267,13 +268,7 @@ function plan(
   const projKind: OutKind = quantize === "none" ? "raw" : quantize;
 
   const files: OutFile[] = [];
-  const textNames = [
-    "config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "generation_config.json",
-  ];
-  for (const name of textNames) {
+  for (const name of HF_TEXT_FILES) {
     let text = source.files[name];
     if (name === "config.json" && text === undefined) {
       text = JSON.stringify(source.config, null, 2) + "\n";

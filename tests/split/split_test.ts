@@ -232,3 +232,32 @@ Deno.test("split into a directory holding a different split is refused", async (
     await cleanup();
   }
 });
+
+Deno.test("split copies chat_template.jinja, and the shard dir's tokenizer uses it", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const model = await makeTinyModel(join(dir, "hf"), tinyVariants()[0]);
+    // transformers >= 4.50 saves the template beside tokenizer_config.json
+    const template = "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n" +
+      "{% endfor %}";
+    await Deno.writeTextFile(join(model.dir, "chat_template.jinja"), template);
+    const out = join(dir, "shards");
+    const src = await openSource(model.dir);
+    try {
+      await splitModel(src, { out });
+    } finally {
+      src.close();
+    }
+    assert.equal(
+      await Deno.readTextFile(join(out, "chat_template.jinja")),
+      template,
+    );
+    const manifest = (await ShardDir.open(out)).manifest;
+    assert.ok(manifest.files.some((f) => f.path === "chat_template.jinja"));
+    const { Tokenizer } = await import("../../lib/text/tokenizer.ts");
+    const tok = await Tokenizer.fromDir(out);
+    assert.equal(tok.chatTemplate, template);
+  } finally {
+    await cleanup();
+  }
+});
