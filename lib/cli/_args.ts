@@ -102,3 +102,146 @@ export function parseCommand<O extends FlagSpec>(
     );
   }
 }
+
+/**
+ * The flags `run` and `chat` share: how the model is loaded (budget, KV
+ * cache, split-time quantization, llama2.c tokenizer) and how tokens are
+ * sampled. Spread it into a subcommand's own flags.
+ *
+ * @example
+ * ```ts
+ * import { MODEL_FLAGS, parseCommand } from "./_args.ts";
+ * const { values } = parseCommand({
+ *   command: "run",
+ *   args: ["m", "--top-k", "40"],
+ *   options: { ...MODEL_FLAGS, json: { type: "boolean" } },
+ * });
+ * console.log(values["top-k"]); // "40"
+ * ```
+ */
+export const MODEL_FLAGS = {
+  "max-new-tokens": { type: "string" },
+  temperature: { type: "string" },
+  "top-k": { type: "string" },
+  "top-p": { type: "string" },
+  "min-p": { type: "string" },
+  "repetition-penalty": { type: "string" },
+  seed: { type: "string" },
+  "gpu-memory": { type: "string" },
+  "max-seq-len": { type: "string" },
+  quantize: { type: "string" },
+  tokenizer: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies FlagSpec;
+
+/** The raw values of {@link MODEL_FLAGS} after parsing. */
+export type ModelFlagValues = {
+  [K in Exclude<keyof typeof MODEL_FLAGS, "help">]?: string;
+};
+
+/**
+ * Checks `--quantize` (none, q8 or q4; default none) and returns it with the
+ * matching `AutoModel.fromPretrained` compression.
+ *
+ * @throws {UsageError} for any other value.
+ * @example
+ * ```ts
+ * import { quantizeFlag } from "./_args.ts";
+ * console.log(quantizeFlag("q4")); // { quantize: "q4", compression: "4bit" }
+ * ```
+ */
+export function quantizeFlag(v: string | undefined): {
+  quantize: "none" | "q8" | "q4";
+  compression: "4bit" | "8bit" | null;
+} {
+  const quantize = v ?? "none";
+  if (quantize !== "none" && quantize !== "q8" && quantize !== "q4") {
+    throw new UsageError("--quantize must be none, q8 or q4");
+  }
+  return {
+    quantize,
+    compression: quantize === "q4" ? "4bit" : quantize === "q8" ? "8bit" : null,
+  };
+}
+
+/** The numbers {@link samplingFlags} parses (undefined = not given, unless defaulted). */
+export interface SamplingFlags {
+  /** `--max-new-tokens` (defaulted). */
+  maxNewTokens: number;
+  /** `--temperature` (defaulted when a default is given). */
+  temperature: number | undefined;
+  /** `--top-k`. */
+  topK: number | undefined;
+  /** `--top-p`. */
+  topP: number | undefined;
+  /** `--min-p`. */
+  minP: number | undefined;
+  /** `--repetition-penalty`. */
+  repetitionPenalty: number | undefined;
+  /** `--seed`. */
+  seed: number | undefined;
+  /** `--max-seq-len`. */
+  maxSeqLen: number | undefined;
+}
+
+/**
+ * Parses the numeric flags of {@link MODEL_FLAGS}, in this order:
+ * `--max-new-tokens` (an integer ≥ `rule.minNewTokens`, default
+ * `rule.maxNewTokens`), `--temperature` (≥ 0, default `rule.temperature`),
+ * `--top-k`, `--top-p`, `--min-p`, `--repetition-penalty`, `--seed`
+ * (integers / numbers ≥ 0) and `--max-seq-len` (an integer ≥ 1).
+ *
+ * @throws {UsageError} naming the first bad flag.
+ * @example
+ * ```ts
+ * import { samplingFlags } from "./_args.ts";
+ * const s = samplingFlags({ "top-k": "40" }, { maxNewTokens: 128, minNewTokens: 0 });
+ * console.log(s.topK, s.maxNewTokens, s.temperature); // 40 128 undefined
+ * ```
+ */
+export function samplingFlags(
+  v: ModelFlagValues,
+  rule: { maxNewTokens: number; minNewTokens: number; temperature?: number },
+): SamplingFlags {
+  const real = { int: false, min: 0 }, count = { int: true, min: 0 };
+  return {
+    maxNewTokens: numberFlag("max-new-tokens", v["max-new-tokens"], {
+      int: true,
+      min: rule.minNewTokens,
+    }) ?? rule.maxNewTokens,
+    temperature: numberFlag("temperature", v.temperature, real) ??
+      rule.temperature,
+    topK: numberFlag("top-k", v["top-k"], count),
+    topP: numberFlag("top-p", v["top-p"], real),
+    minP: numberFlag("min-p", v["min-p"], real),
+    repetitionPenalty: numberFlag(
+      "repetition-penalty",
+      v["repetition-penalty"],
+      real,
+    ),
+    seed: numberFlag("seed", v.seed, count),
+    maxSeqLen: numberFlag("max-seq-len", v["max-seq-len"], {
+      int: true,
+      min: 1,
+    }),
+  };
+}
+
+/**
+ * Logs that `--tokenizer` is ignored unless the model is a llama2.c `.bin`.
+ *
+ * @example
+ * ```ts
+ * import { noteIgnoredTokenizer } from "./_args.ts";
+ * noteIgnoredTokenizer("shards/tiny", "tok512.bin", console.error); // prints the note
+ * ```
+ */
+export function noteIgnoredTokenizer(
+  model: string,
+  tokenizer: string | undefined,
+  log: (s: string) => void,
+): void {
+  if (tokenizer !== undefined && !/\.bin$/i.test(model)) {
+    log("note: --tokenizer is only for llama2.c .bin checkpoints; ignored");
+  }
+}

@@ -19,7 +19,13 @@ import {
 } from "../text/chat_template.ts";
 import { StreamingDetokenizer } from "../text/detokenizer.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
-import { numberFlag, parseCommand } from "./_args.ts";
+import {
+  MODEL_FLAGS,
+  noteIgnoredTokenizer,
+  parseCommand,
+  quantizeFlag,
+  samplingFlags,
+} from "./_args.ts";
 
 const HELP = `Usage: deno run -A cli.ts chat <model> [flags]
 
@@ -326,18 +332,7 @@ export async function main(args: string[]): Promise<number> {
     options: {
       system: { type: "string" },
       "chat-template": { type: "string" },
-      "max-new-tokens": { type: "string" },
-      temperature: { type: "string" },
-      "top-k": { type: "string" },
-      "top-p": { type: "string" },
-      "min-p": { type: "string" },
-      "repetition-penalty": { type: "string" },
-      seed: { type: "string" },
-      "gpu-memory": { type: "string" },
-      "max-seq-len": { type: "string" },
-      quantize: { type: "string" },
-      tokenizer: { type: "string" },
-      help: { type: "boolean", short: "h" },
+      ...MODEL_FLAGS,
     },
   });
   const v = parsed.values;
@@ -349,48 +344,35 @@ export async function main(args: string[]): Promise<number> {
     throw new UsageError("chat: give exactly one <model> (see chat --help)");
   }
   const modelName = parsed.positionals[0];
-  const quantize = v.quantize ?? "none";
-  if (!["none", "q8", "q4"].includes(quantize)) {
-    throw new UsageError("--quantize must be none, q8 or q4");
-  }
-  const temperature =
-    numberFlag("temperature", v.temperature, { int: false, min: 0 }) ?? 0.7;
+  const { quantize, compression } = quantizeFlag(v.quantize);
+  const { maxSeqLen, ...sampling } = samplingFlags(v, {
+    maxNewTokens: 512,
+    minNewTokens: 1,
+    temperature: 0.7,
+  });
+  const temperature = sampling.temperature!;
   const generate: ChatGenerateOptions = {
-    maxNewTokens: numberFlag("max-new-tokens", v["max-new-tokens"], {
-      int: true,
-      min: 1,
-    }) ??
-      512,
+    maxNewTokens: sampling.maxNewTokens,
     temperature,
     doSample: temperature > 0,
-    topK: numberFlag("top-k", v["top-k"], { int: true, min: 0 }),
-    topP: numberFlag("top-p", v["top-p"], { int: false, min: 0 }),
-    minP: numberFlag("min-p", v["min-p"], { int: false, min: 0 }),
-    repetitionPenalty: numberFlag(
-      "repetition-penalty",
-      v["repetition-penalty"],
-      { int: false, min: 0 },
-    ),
-    seed: numberFlag("seed", v.seed, { int: true, min: 0 }),
+    topK: sampling.topK,
+    topP: sampling.topP,
+    minP: sampling.minP,
+    repetitionPenalty: sampling.repetitionPenalty,
+    seed: sampling.seed,
   };
-  const maxSeqLen = numberFlag("max-seq-len", v["max-seq-len"], {
-    int: true,
-    min: 1,
-  });
   // Read the override first: a bad file should fail before the model loads.
   const override = v["chat-template"] !== undefined
     ? await loadChatTemplate(v["chat-template"])
     : undefined;
 
   const log = (s: string) => console.error(s);
-  if (v.tokenizer !== undefined && !/\.bin$/i.test(modelName)) {
-    log("note: --tokenizer is only for llama2.c .bin checkpoints; ignored");
-  }
+  noteIgnoredTokenizer(modelName, v.tokenizer, log);
   // Split (or download) first, and check that there is a tokenizer and a
   // template before the model goes to the GPU.
   const { resolveModel } = await import("../model/resolve.ts");
   const dir = await resolveModel(modelName, {
-    quantize: quantize as "none" | "q8" | "q4",
+    quantize,
     tokenizer: v.tokenizer,
     log,
   });
@@ -408,7 +390,7 @@ export async function main(args: string[]): Promise<number> {
 
   const { AutoModel } = await import("../model/auto_model.ts");
   const model = await AutoModel.fromPretrained(dir, {
-    compression: quantize === "q4" ? "4bit" : quantize === "q8" ? "8bit" : null,
+    compression,
     gpuMemory: v["gpu-memory"],
     maxSeqLen,
     log,

@@ -9,7 +9,13 @@ import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto_model.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
 import type { LayerProfile } from "../model/forward.ts";
-import { numberFlag, parseCommand } from "./_args.ts";
+import {
+  MODEL_FLAGS,
+  noteIgnoredTokenizer,
+  parseCommand,
+  quantizeFlag,
+  samplingFlags,
+} from "./_args.ts";
 
 const HELP = `Usage: deno run -A cli.ts run <model> [flags]
 
@@ -98,22 +104,11 @@ export async function main(args: string[]): Promise<number> {
     options: {
       prompt: { type: "string" },
       "prompt-ids": { type: "string" },
-      "max-new-tokens": { type: "string" },
-      temperature: { type: "string" },
-      "top-k": { type: "string" },
-      "top-p": { type: "string" },
-      "min-p": { type: "string" },
-      "repetition-penalty": { type: "string" },
-      seed: { type: "string" },
       stop: { type: "string", multiple: true },
-      "gpu-memory": { type: "string" },
-      "max-seq-len": { type: "string" },
-      quantize: { type: "string" },
-      tokenizer: { type: "string" },
       "no-prefetch": { type: "boolean" },
       profile: { type: "boolean" },
       json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
+      ...MODEL_FLAGS,
     },
   });
   const v = parsed.values;
@@ -127,10 +122,7 @@ export async function main(args: string[]): Promise<number> {
   if (v.prompt !== undefined && v["prompt-ids"] !== undefined) {
     throw new UsageError("run: give --prompt or --prompt-ids, not both");
   }
-  const quantize = v.quantize ?? "none";
-  if (!["none", "q8", "q4"].includes(quantize)) {
-    throw new UsageError(`--quantize must be none, q8 or q4`);
-  }
+  const { compression } = quantizeFlag(v.quantize);
   let promptIds: number[] | undefined;
   if (v["prompt-ids"] !== undefined) {
     promptIds = v["prompt-ids"].split(",").filter((s) => s.trim() !== "").map(
@@ -143,34 +135,22 @@ export async function main(args: string[]): Promise<number> {
       },
     );
   }
-  const maxNewTokens =
-    numberFlag("max-new-tokens", v["max-new-tokens"], { int: true, min: 0 }) ??
-      128;
-  const temperature = numberFlag("temperature", v.temperature, {
-    int: false,
-    min: 0,
-  });
-  const topK = numberFlag("top-k", v["top-k"], { int: true, min: 0 });
-  const topP = numberFlag("top-p", v["top-p"], { int: false, min: 0 });
-  const minP = numberFlag("min-p", v["min-p"], { int: false, min: 0 });
-  const repetitionPenalty = numberFlag(
-    "repetition-penalty",
-    v["repetition-penalty"],
-    { int: false, min: 0 },
-  );
-  const seed = numberFlag("seed", v.seed, { int: true, min: 0 });
-  const maxSeqLen = numberFlag("max-seq-len", v["max-seq-len"], {
-    int: true,
-    min: 1,
-  });
+  const {
+    maxNewTokens,
+    temperature,
+    topK,
+    topP,
+    minP,
+    repetitionPenalty,
+    seed,
+    maxSeqLen,
+  } = samplingFlags(v, { maxNewTokens: 128, minNewTokens: 0 });
   const log = (s: string) => console.error(s);
-  if (v.tokenizer !== undefined && !/\.bin$/i.test(parsed.positionals[0])) {
-    log("note: --tokenizer is only for llama2.c .bin checkpoints; ignored");
-  }
+  noteIgnoredTokenizer(parsed.positionals[0], v.tokenizer, log);
 
   const wall0 = performance.now();
   const model = await AutoModel.fromPretrained(parsed.positionals[0], {
-    compression: quantize === "q4" ? "4bit" : quantize === "q8" ? "8bit" : null,
+    compression,
     gpuMemory: v["gpu-memory"],
     maxSeqLen,
     profiling: v.profile ?? false,
