@@ -244,7 +244,11 @@ export class LayerReader<B> {
   /**
    * Reads the first streamed layers into a scratch image and uploads them
    * into slot 0 (no compute has been recorded yet, so the slot is free),
-   * timing both: the I/O rates the plan's floor is computed from.
+   * timing both: the I/O rates the plan's floor is computed from. The upload
+   * is timed as the profile's upload column is: the time in `writeBuffer` on
+   * the JS thread. The queue's copy out of wgpu's staging memory runs later,
+   * with the compute, and the queue wait (≈ 10 ms of latency per call on
+   * lavapipe, whatever the size) is not counted.
    */
   async #probe(): Promise<void> {
     // up to 3 streamed layers, twice: the first round warms the host image and
@@ -265,18 +269,22 @@ export class LayerReader<B> {
         uploadS += (performance.now() - t1) / 1000;
         bytes += layout.bytes;
       }
-      const w0 = performance.now();
       await this.#o.target.wait();
-      uploadS += (performance.now() - w0) / 1000;
     }
     this.probeRates = {
       readBytesPerS: bytes / Math.max(1e-6, readS),
       uploadBytesPerS: bytes / Math.max(1e-6, uploadS),
+      layers: layers.length,
     };
   }
 
-  /** Read and upload rates measured on one streamed layer at creation (`probe: true`). */
-  probeRates: { readBytesPerS: number; uploadBytesPerS: number } | null = null;
+  /**
+   * Read and `writeBuffer` rates measured on the first (up to 3) streamed
+   * layers at creation (`probe: true`), and how many layers were timed.
+   */
+  probeRates:
+    | { readBytesPerS: number; uploadBytesPerS: number; layers: number }
+    | null = null;
 
   /** Measured writeBuffer rate while uploading resident layers (bytes/s), or null. */
   get residentUploadRate(): number | null {

@@ -483,20 +483,24 @@ export class Forward {
       const rates = reader.probeRates;
       if (rates) {
         const b = plan.bytesStreamedPerToken;
+        const S = plan.streamed.length;
         const readMs = b / rates.readBytesPerS * 1000,
           upMs = b / rates.uploadBytesPerS * 1000;
+        const f = (ms: number) => ms < 10 ? ms.toFixed(2) : ms.toFixed(1);
+        // per layer and per token, timed like the --profile table's read and
+        // upload columns (upload = time in writeBuffer on the JS thread)
         o.log?.(
-          `streaming floor: read ${
+          `streaming floor (timed on the first ${rates.layers} streamed layer(s), like the profile's read and upload columns): read ${
             (rates.readBytesPerS / 1e9).toFixed(2)
-          } GB/s, upload ${
+          } GB/s = ${f(readMs / S)} ms/layer, upload (writeBuffer) ${
             (rates.uploadBytesPerS / 1e9).toFixed(2)
-          } GB/s (measured on the first streamed layers) → ${
-            readMs.toFixed(1)
-          } ms read + ${upMs.toFixed(1)} ms upload per token; ≥ ${
-            Math.max(readMs, upMs).toFixed(1)
+          } GB/s = ${f(upMs / S)} ms/layer → ${f(readMs)} ms read + ${
+            f(upMs)
+          } ms upload per token for ${S} streamed layer(s); ≥ ${
+            f(Math.max(readMs, upMs))
           } ms/token (${
             (1000 / Math.max(readMs, upMs)).toFixed(1)
-          } tokens/s) if they overlap fully`,
+          } tokens/s) if they overlap fully with each other and the compute`,
         );
       }
       const fwd = new Forward({
