@@ -20,6 +20,8 @@
 import type { SafetensorsFile } from "../format/safetensors.ts";
 import { StrataError } from "../errors.ts";
 import { readImage, type TensorLayout } from "./_layout.ts";
+import { decodeFloats } from "./_decode.ts";
+import { mapFile, type MappedFile } from "./_mmap.ts";
 
 /** Reads in flight at once (two keep the disk busy without starving the next layer). */
 const READ_CONCURRENCY = 2;
@@ -110,6 +112,12 @@ export interface LayerReaderOptions<B> {
   chunkBytes?: number;
   /** Time one streamed layer's read and upload at creation ({@link LayerReader.probeRates}). */
   probe?: boolean;
+  /**
+   * Memory-map the streamed layers' files where possible (see `_mmap.ts`)
+   * and upload straight from the mapping: no read into a host image, one
+   * copy less per streamed byte (default false).
+   */
+  mmap?: boolean;
 }
 
 /** What {@link LayerReader.acquire} returns. */
@@ -173,6 +181,11 @@ export class LayerReader<B> {
   #residentBuf = new Map<number, B>();
   #slots: B[] = [];
   #images: Uint8Array[] = [];
+  /** Mapped streamed layers: the file's bytes and the layer's decoded vectors. */
+  #mapped = new Map<
+    number,
+    { file: MappedFile; vectors: { offset: number; bytes: Uint8Array }[] }
+  >();
   #loads = new Map<number, Load>();
   #readChains: Promise<void>[] = Array.from(
     { length: READ_CONCURRENCY },
@@ -226,12 +239,15 @@ export class LayerReader<B> {
       for (let s = 0; s < o.slots; s++) {
         r.#slots.push(o.target.create(o.slotBytes, `slot.${s}`));
       }
+      if (o.mmap) r.#mapStreamed();
       // read-ahead images: 2 per slot, but at most ~1 GiB of host memory (≥ 2)
       const byMemory = Math.max(
         2,
         Math.floor(2 ** 30 / Math.max(1, o.slotBytes)),
       );
-      const h = r.#prefetch
+      const h = r.#mapped.size === o.streamed.length
+        ? 0 // every streamed layer uploads from its mapping
+        : r.#prefetch
         ? Math.max(1, o.hostImages ?? Math.min(2 * o.slots, byMemory))
         : 1;
       for (let k = 0; k < h; k++) r.#images.push(new Uint8Array(o.slotBytes));
@@ -254,16 +270,20 @@ export class LayerReader<B> {
     // up to 3 streamed layers, twice: the first round warms the host image and
     // wgpu's staging memory; the second is timed (one queue wait per round)
     const layers = this.#o.streamed.slice(0, 3);
-    const image = new Uint8Array(this.#o.slotBytes);
+    const image = new Uint8Array(
+      layers.every((l) => this.#mapped.has(l)) ? 0 : this.#o.slotBytes,
+    );
     let readS = 0, uploadS = 0, bytes = 0;
     for (let round = 0; round < 2; round++) {
       readS = uploadS = bytes = 0;
       for (const layer of layers) {
         const layout = this.#o.layouts[layer];
         const t0 = performance.now();
-        await readImage(this.#o.files[layer], layout, image);
+        if (!this.#mapped.has(layer)) {
+          await readImage(this.#o.files[layer], layout, image);
+        }
         const t1 = performance.now();
-        this.#write(this.#slots[0], image, layout.bytes);
+        this.#uploadLayer(layer, this.#slots[0], image);
         this.#o.target.flush?.();
         readS += (t1 - t0) / 1000;
         uploadS += (performance.now() - t1) / 1000;
@@ -271,19 +291,28 @@ export class LayerReader<B> {
       }
       await this.#o.target.wait();
     }
+    const mapped = layers.every((l) => this.#mapped.has(l));
     this.probeRates = {
-      readBytesPerS: bytes / Math.max(1e-6, readS),
+      readBytesPerS: mapped ? Infinity : bytes / Math.max(1e-6, readS),
       uploadBytesPerS: bytes / Math.max(1e-6, uploadS),
       layers: layers.length,
+      mapped,
     };
   }
 
   /**
    * Read and `writeBuffer` rates measured on the first (up to 3) streamed
    * layers at creation (`probe: true`), and how many layers were timed.
+   * When those layers are memory-mapped (`mapped`), nothing is read
+   * (`readBytesPerS` is Infinity) and the upload copies from the page cache.
    */
   probeRates:
-    | { readBytesPerS: number; uploadBytesPerS: number; layers: number }
+    | {
+      readBytesPerS: number;
+      uploadBytesPerS: number;
+      layers: number;
+      mapped: boolean;
+    }
     | null = null;
 
   /** Measured writeBuffer rate while uploading resident layers (bytes/s), or null. */
@@ -310,11 +339,68 @@ export class LayerReader<B> {
     };
   }
 
-  #write(buf: B, image: Uint8Array, bytes = image.byteLength): void {
+  #write(buf: B, image: Uint8Array, bytes = image.byteLength, at = 0): void {
     for (let off = 0; off < bytes; off += this.#chunk) {
       const n = Math.min(this.#chunk, bytes - off);
-      this.#o.target.write(buf, off, image.subarray(off, off + n));
+      this.#o.target.write(buf, at + off, image.subarray(off, off + n));
     }
+  }
+
+  /** Maps the streamed layers' files and decodes their vectors once. */
+  #mapStreamed(): void {
+    for (const layer of this.#o.streamed) {
+      const f = this.#o.files[layer];
+      const layout = this.#o.layouts[layer];
+      if (layout.segments.length !== 1) continue;
+      const file = mapFile(f.path, f.size);
+      if (!file) continue;
+      const vectors: { offset: number; bytes: Uint8Array }[] = [];
+      for (const e of layout.entries.values()) {
+        if (e.kind !== "vector") continue;
+        const v = decodeFloats(
+          file.bytes.subarray(e.fileOffset, e.fileOffset + e.fileLength),
+          e.srcDtype,
+        );
+        vectors.push({
+          offset: e.offset,
+          bytes: new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
+        });
+      }
+      this.#mapped.set(layer, { file, vectors });
+    }
+  }
+
+  /**
+   * Uploads streamed layer `layer` into `slot`: from its mapping (the file's
+   * byte ranges straight into their places, then the decoded vectors) or
+   * from the host image it was read into.
+   */
+  #uploadLayer(layer: number, slot: B, image: Uint8Array): void {
+    const layout = this.#o.layouts[layer];
+    const m = this.#mapped.get(layer);
+    if (!m) {
+      this.#write(slot, image, layout.bytes);
+      return;
+    }
+    for (const e of layout.entries.values()) {
+      if (e.kind !== "matrix") continue;
+      for (const c of e.copies) {
+        // writeBuffer sizes are multiples of 4: the body from the mapping,
+        // a 1-3 byte tail through a zero-padded copy
+        const body = c.length & ~3;
+        const src = m.file.bytes.subarray(
+          c.fileOffset,
+          c.fileOffset + c.length,
+        );
+        this.#write(slot, src, body, c.imageOffset);
+        if (body < c.length) {
+          const tail = new Uint8Array(4);
+          tail.set(src.subarray(body));
+          this.#o.target.write(slot, c.imageOffset + body, tail);
+        }
+      }
+    }
+    for (const v of m.vectors) this.#o.target.write(slot, v.offset, v.bytes);
   }
 
   #layerOf(n: number): number {
@@ -324,7 +410,8 @@ export class LayerReader<B> {
   /** Starts reads for loads whose host image is free (prefetch mode: up to H ahead). */
   #startReads(): void {
     if (this.#closed || !this.#prefetch) return;
-    const H = this.#images.length;
+    // mapped layers need no host image: their loads run up to a ring ahead
+    const H = this.#images.length || this.#slots.length;
     // host image n % H is free once load n - H has been uploaded (uploads happen in order)
     while (this.#nextRead < this.#uploadedUpTo() + H) {
       this.#beginRead(this.#nextRead++);
@@ -341,7 +428,10 @@ export class LayerReader<B> {
   #beginRead(n: number): Load {
     const layer = this.#layerOf(n);
     const layout = this.#o.layouts[layer];
-    const image = this.#images[n % this.#images.length];
+    const mapped = this.#mapped.has(layer);
+    const image = mapped
+      ? new Uint8Array(0)
+      : this.#images[n % this.#images.length];
     const load: Load = {
       n,
       layer,
@@ -353,6 +443,11 @@ export class LayerReader<B> {
       readWaitMs: 0,
       uploadMs: 0,
     };
+    this.#loads.set(n, load);
+    if (mapped) {
+      load.readDone = true; // nothing to read: the upload copies from the mapping
+      return load;
+    }
     // at most READ_CONCURRENCY reads in flight, started in order: the layer
     // needed first arrives first instead of sharing the disk and the CPU with
     // every layer behind it
@@ -365,14 +460,17 @@ export class LayerReader<B> {
       load.readMs = performance.now() - t0;
     });
     this.#readChains[lane] = load.read.catch(() => {}); // errors surface in acquire
-    this.#loads.set(n, load);
     return load;
   }
 
   #upload(load: Load): void {
     const t0 = performance.now();
     const bytes = this.#o.layouts[load.layer].bytes;
-    this.#write(this.#slots[load.n % this.#slots.length], load.image, bytes);
+    this.#uploadLayer(
+      load.layer,
+      this.#slots[load.n % this.#slots.length],
+      load.image,
+    );
     load.uploaded = true;
     load.uploadMs = performance.now() - t0;
     this.stats.bytesStreamed += bytes;
@@ -478,5 +576,7 @@ export class LayerReader<B> {
     this.#residentBuf.clear();
     this.#slots = [];
     this.#loads.clear();
+    for (const m of this.#mapped.values()) m.file.unmap();
+    this.#mapped.clear();
   }
 }

@@ -479,6 +479,7 @@ export class Forward {
         slotBytes: plan.slotBytes,
         prefetch: o.prefetch !== false,
         probe: o.log !== undefined,
+        mmap: true, // where FFI is allowed: upload straight from the page cache
       });
       const rates = reader.probeRates;
       if (rates) {
@@ -489,10 +490,13 @@ export class Forward {
         const f = (ms: number) => ms < 10 ? ms.toFixed(2) : ms.toFixed(1);
         // per layer and per token, timed like the --profile table's read and
         // upload columns (upload = time in writeBuffer on the JS thread)
+        const read = rates.mapped
+          ? "no read (the layer files are memory-mapped; the upload copies from the page cache)"
+          : `read ${(rates.readBytesPerS / 1e9).toFixed(2)} GB/s = ${
+            f(readMs / S)
+          } ms/layer`;
         o.log?.(
-          `streaming floor (timed on the first ${rates.layers} streamed layer(s), like the profile's read and upload columns): read ${
-            (rates.readBytesPerS / 1e9).toFixed(2)
-          } GB/s = ${f(readMs / S)} ms/layer, upload (writeBuffer) ${
+          `streaming floor (timed on the first ${rates.layers} streamed layer(s), like the profile's read and upload columns): ${read}, upload (writeBuffer) ${
             (rates.uploadBytesPerS / 1e9).toFixed(2)
           } GB/s = ${f(upMs / S)} ms/layer → ${f(readMs)} ms read + ${
             f(upMs)

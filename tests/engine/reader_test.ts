@@ -19,6 +19,7 @@ import {
   type TensorLayout,
 } from "../../lib/io/_layout.ts";
 import { LayerReader, type UploadTarget } from "../../lib/io/reader.ts";
+import { canMap } from "../../lib/io/_mmap.ts";
 import { parseSize, planResidency } from "../../lib/io/plan.ts";
 import { BudgetError, UsageError } from "../../lib/errors.ts";
 
@@ -130,8 +131,13 @@ Deno.test("reader: layout splits matrices into parts and decodes vectors to f32"
   }
 });
 
-for (const prefetch of [true, false]) {
-  Deno.test(`reader: ring order, contents and slot safety across passes (prefetch ${prefetch})`, async () => {
+for (
+  const [prefetch, mmap] of [[true, false], [false, false], [true, true], [
+    false,
+    true,
+  ]]
+) {
+  Deno.test(`reader: ring order, contents and slot safety across passes (prefetch ${prefetch}, mmap ${mmap})`, async () => {
     const s = await setup(6);
     const log: string[] = [];
     const { target, waits } = fakeTarget(log);
@@ -146,6 +152,7 @@ for (const prefetch of [true, false]) {
       slots,
       slotBytes,
       prefetch,
+      mmap,
     });
     try {
       // which load each slot holds, and whether that load's compute was released
@@ -199,6 +206,10 @@ for (const prefetch of [true, false]) {
         );
       } else assert.equal(waits(), 0, "prefetch mode never waits for the GPU");
       assert.ok(reader.stats.bytesStreamed >= 15 * s.layouts[1].bytes);
+      if (mmap && canMap()) {
+        // uploaded straight from the mappings: nothing was read
+        assert.equal(reader.stats.readS, 0);
+      }
     } finally {
       await reader.destroy();
       await s.cleanup();

@@ -1,0 +1,115 @@
+/**
+ * Read-only memory maps of whole shard files, through libc's `mmap` (Deno
+ * FFI), so that a streamed layer is uploaded with `queue.writeBuffer`
+ * straight from the page cache: no read into a host image first, which on a
+ * machine whose "GPU" shares the CPU (lavapipe) saves one copy of every
+ * streamed byte per token. Used only where this process may use FFI (`-A` or
+ * `--allow-ffi`) on Linux or macOS, and not when `STRATA_NO_MMAP` is set;
+ * otherwise {@link mapFile} returns null and the reader reads the file.
+ *
+ * A mapped file must not be truncated while it is mapped (the process would
+ * get SIGBUS); shard files are written once, and the engine checks each
+ * file's size against its header when it opens it.
+ *
+ * @module
+ */
+
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  mmap: {
+    parameters: ["pointer", "usize", "i32", "i32", "i32", "isize"],
+    result: "pointer",
+  },
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
+
+let usable: boolean | undefined;
+
+/** Whether files can be mapped in this process (FFI granted, Linux/macOS, no STRATA_NO_MMAP). */
+export function canMap(): boolean {
+  if (usable !== undefined) return usable;
+  usable = false;
+  try {
+    if (Deno.build.os !== "linux" && Deno.build.os !== "darwin") return false;
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+      return false;
+    }
+    if (
+      Deno.permissions.querySync({ name: "env", variable: "STRATA_NO_MMAP" })
+          .state === "granted" && Deno.env.get("STRATA_NO_MMAP")
+    ) {
+      return false;
+    }
+    withLibc(() => {});
+    usable = true;
+  } catch {
+    usable = false;
+  }
+  return usable;
+}
+
+/** Opens libc for the duration of `fn` (closed again so no resource stays open). */
+function withLibc<T>(fn: (lib: Libc) => T): T {
+  const lib = Deno.dlopen(
+    Deno.build.os === "darwin" ? "libSystem.B.dylib" : "libc.so.6",
+    SYMBOLS,
+  );
+  try {
+    return fn(lib);
+  } finally {
+    lib.close();
+  }
+}
+
+/** A whole file mapped read-only. */
+export interface MappedFile {
+  /** The file's bytes (read-only memory: never write into it). */
+  bytes: Uint8Array;
+  /** Unmaps it; `bytes` must not be used afterwards. */
+  unmap(): void;
+}
+
+/**
+ * Maps the first `size` bytes of `path` read-only, or returns null when
+ * mapping is not available or fails (the caller then reads the file).
+ */
+export function mapFile(path: string, size: number): MappedFile | null {
+  if (size <= 0 || !canMap()) return null;
+  try {
+    return withLibc((lib) => {
+      const fd = lib.symbols.open(
+        new TextEncoder().encode(path + "\0"),
+        0, // O_RDONLY
+      );
+      if (fd < 0) return null;
+      let p: Deno.PointerValue;
+      try {
+        // PROT_READ = 1, MAP_PRIVATE = 2 (Linux and macOS)
+        p = lib.symbols.mmap(null, BigInt(size), 1, 2, fd, 0n);
+      } finally {
+        lib.symbols.close(fd);
+      }
+      if (p === null || Deno.UnsafePointer.value(p) === 0xffffffffffffffffn) {
+        return null; // MAP_FAILED
+      }
+      const ptr = p;
+      const bytes = new Uint8Array(
+        Deno.UnsafePointerView.getArrayBuffer(ptr, size),
+      );
+      let mapped = true;
+      return {
+        bytes,
+        unmap() {
+          if (!mapped) return;
+          mapped = false;
+          withLibc((l) => l.symbols.munmap(ptr, BigInt(size)));
+        },
+      };
+    });
+  } catch {
+    return null;
+  }
+}
