@@ -17,6 +17,7 @@ import { SafetensorsFile } from "../format/safetensors.ts";
 import { layerTensors } from "../model/architectures.ts";
 import { layoutOf, readImage, type TensorLayout } from "../io/_layout.ts";
 import { gpuUploadTarget, LayerReader } from "../io/reader.ts";
+import { canMap } from "../io/_mmap.ts";
 import { formatBytes } from "../_units.ts";
 import { makeTinyModel } from "../testing/tiny_model.ts";
 import { exists } from "../_fs.ts";
@@ -159,16 +160,23 @@ export async function runEngineBench(args: string[]): Promise<number> {
     );
   }
   const slotBytes = Math.max(...streamedLayers.map((i) => layouts[i].bytes));
-  const reader = await LayerReader.create({
-    target: gpuUploadTarget(gpu.device),
-    files,
-    layouts,
-    resident: [],
-    streamed: streamedLayers,
-    slots: 3,
-    slotBytes,
-  });
-  const ioPass = async () => {
+  // the ring as the engine uses it: reading the files (STRATA_NO_MMAP or no
+  // FFI) or uploading straight from their memory maps (see lib/io/_mmap.ts)
+  const mapped = canMap();
+  const makeReader = (mmap: boolean) =>
+    LayerReader.create({
+      target: gpuUploadTarget(gpu.device),
+      files,
+      layouts,
+      resident: [],
+      streamed: streamedLayers,
+      slots: 3,
+      slotBytes,
+      mmap,
+    });
+  const readers = [await makeReader(false)];
+  if (mapped) readers.push(await makeReader(true));
+  const ioPass = async (reader: LayerReader<GPUBuffer>) => {
     for (const i of streamedLayers) {
       await reader.acquire(i);
       gpu.device.queue.submit([]); // as the engine does per layer: flushes the pending writes
@@ -200,16 +208,20 @@ export async function runEngineBench(args: string[]): Promise<number> {
   for (const m of [all, on, off]) {
     await m.generate(PROMPT, { maxNewTokens: 2, temperature: 0 }); // warm-up
   }
-  await ioPass();
-  let ioS = Infinity;
+  for (const reader of readers) await ioPass(reader);
+  const ioAlone = readers.map(() => Infinity); // [read path, mapped path]
   for (let r = 0; r < ROUNDS; r++) {
     await measure("all", all);
     await measure("on", on);
     await measure("off", off);
-    const a = performance.now();
-    await ioPass();
-    ioS = Math.min(ioS, (performance.now() - a) / 1000);
+    for (let k = 0; k < readers.length; k++) {
+      const a = performance.now();
+      await ioPass(readers[k]);
+      ioAlone[k] = Math.min(ioAlone[k], (performance.now() - a) / 1000);
+    }
   }
+  // the floor of the path the engine took
+  const ioS = ioAlone[mapped ? 1 : 0];
   const computeS = best.all!.perToken;
   const allIds = best.all!.ids;
   const planLine =
@@ -227,7 +239,7 @@ export async function runEngineBench(args: string[]): Promise<number> {
     wait: b.stats.forward.readWaitS / b.stats.forward.passes,
   });
   const results = { on: res(best.on!), off: res(best.off!) };
-  await reader.destroy();
+  for (const reader of readers) await reader.destroy();
   await all.dispose();
   await on.dispose();
   await off.dispose();
@@ -286,10 +298,17 @@ export async function runEngineBench(args: string[]): Promise<number> {
     } tokens/s` +
       `  → prefetch speed-up ${(rOff.perToken / rOn.perToken).toFixed(2)}x`,
   );
+  if (mapped) {
+    console.log(
+      `floor, upload alone from the memory-mapped files (ring, no compute; what the engine does here): ${
+        ms(ioAlone[1])
+      }/token`,
+    );
+  }
   console.log(
-    `floor, read+upload alone (ring, no compute): ${ms(ioS)}/token for ${
-      formatBytes(streamedBytes)
-    }` +
+    `floor, read+upload alone (ring reading the files, no compute${
+      mapped ? "; the engine's path with STRATA_NO_MMAP=1" : ""
+    }): ${ms(ioAlone[0])}/token for ${formatBytes(streamedBytes)}` +
       `  (read alone ${ms(readS)} = ${
         (streamedBytes / readS / 1e9).toFixed(2)
       } GB/s, writeBuffer alone ${ms(uploadS)} = ${
