@@ -22,7 +22,11 @@ const SYMBOLS = {
     result: "pointer",
   },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
 } as const;
+
+/** `MADV_WILLNEED` (the same value on Linux and macOS). */
+const MADV_WILLNEED = 3;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
 
@@ -68,6 +72,13 @@ function withLibc<T>(fn: (lib: Libc) => T): T {
 export interface MappedFile {
   /** The file's bytes (read-only memory: never write into it). */
   bytes: Uint8Array;
+  /**
+   * Asks the kernel to start reading the whole file into the page cache in
+   * the background (`madvise(MADV_WILLNEED)`), so that a layer prefetched
+   * from a cold disk is not paged in by faults on the JS thread during its
+   * upload. Returns whether the advice was accepted.
+   */
+  willNeed(): boolean;
   /** Unmaps it; `bytes` must not be used afterwards. */
   unmap(): void;
 }
@@ -102,6 +113,12 @@ export function mapFile(path: string, size: number): MappedFile | null {
       let mapped = true;
       return {
         bytes,
+        willNeed() {
+          if (!mapped) return false;
+          return withLibc((l) =>
+            l.symbols.madvise(ptr, BigInt(size), MADV_WILLNEED) === 0
+          );
+        },
         unmap() {
           if (!mapped) return;
           mapped = false;

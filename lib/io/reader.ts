@@ -445,7 +445,11 @@ export class LayerReader<B> {
     };
     this.#loads.set(n, load);
     if (mapped) {
-      load.readDone = true; // nothing to read: the upload copies from the mapping
+      // nothing to read: the upload copies from the mapping; from a cold disk
+      // the kernel reads the file ahead meanwhile instead of faulting it in
+      // page by page on the JS thread during the upload
+      this.#mapped.get(layer)!.file.willNeed();
+      load.readDone = true;
       return load;
     }
     // at most READ_CONCURRENCY reads in flight, started in order: the layer
