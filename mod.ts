@@ -12,7 +12,7 @@
  * import { AutoModel } from "jsr:@strata/strata";
  * const model = await AutoModel.fromPretrained("path/to/model", { gpuMemory: "2GB" });
  * const ids = await model.generate("Once upon a time", { maxNewTokens: 32 });
- * console.log(model.tokenizer.decode(ids));
+ * console.log(model.tokenizer?.decode(ids)); // tokenizer is null for a model without one
  * await model.dispose();
  * ```
  *
