@@ -22,30 +22,32 @@ import type {
 import type { BufferRef } from "./pipelines.ts";
 import { packParams } from "./pipelines.ts";
 import matvecF32 from "../../kernels/matvec_f32.wgsl" with { type: "text" };
-import matvecF16 from "../../kernels/matvec_f16.wgsl" with { type: "text" };
-import matvecBf16 from "../../kernels/matvec_bf16.wgsl" with { type: "text" };
+import matvecHalf from "../../kernels/matvec_half.wgsl" with { type: "text" };
+import decodeF16 from "../../kernels/_decode_f16.wgsl" with { type: "text" };
+import decodeBf16 from "../../kernels/_decode_bf16.wgsl" with { type: "text" };
 import matvecQ8 from "../../kernels/matvec_q8.wgsl" with { type: "text" };
 import matvecQ4 from "../../kernels/matvec_q4.wgsl" with { type: "text" };
 import matmulF32 from "../../kernels/matmul_f32.wgsl" with { type: "text" };
-import matmulF16 from "../../kernels/matmul_f16.wgsl" with { type: "text" };
-import matmulBf16 from "../../kernels/matmul_bf16.wgsl" with { type: "text" };
+import matmulHalf from "../../kernels/matmul_half.wgsl" with { type: "text" };
 import matmulQ8 from "../../kernels/matmul_q8.wgsl" with { type: "text" };
 import matmulQ4 from "../../kernels/matmul_q4.wgsl" with { type: "text" };
 import matmulGeneric from "../../kernels/matmul_generic.wgsl" with {
   type: "text",
 };
 
+// f16 and bf16 share one kernel body each; only the decode of 8 packed
+// values (lo/hi) differs, prepended from its own file.
 const MATVEC: Record<WeightDtype, string> = {
   f32: matvecF32,
-  f16: matvecF16,
-  bf16: matvecBf16,
+  f16: decodeF16 + matvecHalf,
+  bf16: decodeBf16 + matvecHalf,
   q8: matvecQ8,
   q4: matvecQ4,
 };
 const MATMUL: Record<WeightDtype, string> = {
   f32: matmulF32,
-  f16: matmulF16,
-  bf16: matmulBf16,
+  f16: decodeF16 + matmulHalf,
+  bf16: decodeBf16 + matmulHalf,
   q8: matmulQ8,
   q4: matmulQ4,
 };

@@ -1,5 +1,6 @@
-// Matmul (prefill and small batches), f16 weights: out[t, row_off + r] = dot(x[t, :], W[r, :]) (+ bias) for one
-// row part. W: f16 [n, k] row-major, k % 8 == 0, as vec4<u32> (integer decode + multiply by 2^112: no shader-f16 needed). x: f32 [T, k] as vec4<f32>.
+// Matmul (prefill and small batches), f16 or bf16 weights: out[t, row_off + r] = dot(x[t, :], W[r, :]) (+ bias) for
+// one row part. W: [n, k] row-major, k % 8 == 0, as vec4<u32>, decoded by lo()/hi() from the dtype's decode file
+// (_decode_f16.wgsl or _decode_bf16.wgsl), which lib/gpu/_matmul.ts prepends to this body. x: f32 [T, k] as vec4<f32>.
 // Each invocation computes an 8-row x 8-token register tile: per step it loads (and decodes) the 8 rows' weights once
 // and the 8 tokens' x once, then does 64 vec4 multiply-adds, so each loaded word feeds 8 products (on lavapipe every
 // storage load is a per-lane scalar loop; accumulators that spill go to the stack, which is far cheaper).
@@ -11,12 +12,6 @@ struct Params { n: u32, k: u32, t: u32, row_off: u32, out_stride: u32, has_bias:
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
-fn h4(h: vec4<u32>) -> vec4<f32> {
-  return bitcast<vec4<f32>>(((h & vec4<u32>(0x7fffu)) << vec4<u32>(13u)) | ((h & vec4<u32>(0x8000u)) << vec4<u32>(16u)))
-    * 5.192296858534828e33;
-}
-fn lo(v: vec4<u32>) -> vec4<f32> { return h4(vec4<u32>(v.x, v.x >> 16u, v.y, v.y >> 16u)); }
-fn hi(v: vec4<u32>) -> vec4<f32> { return h4(vec4<u32>(v.z, v.z >> 16u, v.w, v.w >> 16u)); }
 override WG: u32 = 16;
 
 @compute @workgroup_size(WG)

@@ -1,5 +1,6 @@
-// Matvec, bf16 weights: out[t, row_off + r] = dot(x[t, :], W[r, :]) (+ bias[row_off + r]) for one row part.
-// W: bf16 [n, k] row-major, k % 8 == 0, bound as vec4<u32> (8 values; f32 bits = bf16 << 16).
+// Matvec, f16 or bf16 weights: out[t, row_off + r] = dot(x[t, :], W[r, :]) (+ bias[row_off + r]) for one row part.
+// W: [n, k] row-major, k % 8 == 0, bound as vec4<u32> (8 values), decoded by lo()/hi() from the dtype's decode file
+// (_decode_f16.wgsl or _decode_bf16.wgsl), which lib/gpu/_matmul.ts prepends to this body.
 // x: f32 [T, k] bound as vec4<f32>; token t = workgroup_id.z; row groups fold over workgroup_id.x/y.
 // Each invocation computes RI = 8 consecutive rows: each x chunk is loaded once and reused by the 8 rows (on lavapipe
 // every storage load is a per-lane scalar loop, so loads per weight byte bound the speed); vec4 accumulators per row;
@@ -12,12 +13,6 @@ struct Params { n: u32, k: u32, t: u32, row_off: u32, out_stride: u32, has_bias:
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 override WG: u32 = 16;
-fn lo(v: vec4<u32>) -> vec4<f32> {
-  return bitcast<vec4<f32>>(vec4<u32>(v.x << 16u, v.x & 0xffff0000u, v.y << 16u, v.y & 0xffff0000u));
-}
-fn hi(v: vec4<u32>) -> vec4<f32> {
-  return bitcast<vec4<f32>>(vec4<u32>(v.z << 16u, v.z & 0xffff0000u, v.w << 16u, v.w & 0xffff0000u));
-}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let r = ((wid.x + wid.y * nwg.x) * WG + lid) * 8u;
