@@ -20,19 +20,19 @@
  */
 
 // The model: load, generate, stream.
-export * from "./lib/model/auto_model.ts";
+export * from "./lib/engine/auto_model.ts";
 export type {
   GenerateOptions,
   GenerationStats,
-} from "./lib/generate/generate.ts";
+} from "./lib/engine/generate.ts";
 export type {
   Architecture,
   ModelConfig,
   RopeScaling,
 } from "./lib/model/config.ts";
 export { normalizeConfig } from "./lib/model/config.ts";
-export { Sampler } from "./lib/generate/sampler.ts";
-export type { Candidates, SamplerOptions } from "./lib/generate/sampler.ts";
+export { Sampler } from "./lib/engine/sampler.ts";
+export type { Candidates, SamplerOptions } from "./lib/engine/sampler.ts";
 
 // Text: tokenizer, streaming detokenizer, chat templates.
 export * from "./lib/text/tokenizer.ts";
@@ -40,10 +40,10 @@ export * from "./lib/text/detokenizer.ts";
 export * from "./lib/text/chat_template.ts";
 
 // Files: sources, the splitter, the shard directory, safetensors.
-export { openSource } from "./lib/split/source.ts";
+export { openSource } from "./lib/split/open_source.ts";
+export type { OpenSourceOptions } from "./lib/split/open_source.ts";
 export type {
   ModelSource,
-  OpenSourceOptions,
   SourceDtype,
   SourceTensor,
   TensorData,

@@ -11,13 +11,13 @@
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import { requestGpu } from "../gpu/device.ts";
-import { AutoModel } from "../model/auto_model.ts";
+import { AutoModel } from "../engine/auto_model.ts";
 import { ShardDir } from "../format/shards.ts";
 import { SafetensorsFile } from "../format/safetensors.ts";
 import { layerTensors } from "../model/architectures.ts";
-import { layoutOf, readImage, type TensorLayout } from "../io/_layout.ts";
-import { gpuUploadTarget, LayerReader } from "../io/reader.ts";
-import { canMap } from "../io/_mmap.ts";
+import { layoutOf, readImage, type TensorLayout } from "../engine/_layout.ts";
+import { gpuUploadTarget, LayerReader } from "../engine/reader.ts";
+import { canMap } from "../engine/_mmap.ts";
 import { formatBytes } from "../_units.ts";
 import { makeTinyModel } from "../testing/tiny_model.ts";
 import { exists } from "../_fs.ts";

@@ -370,7 +370,7 @@ export async function main(args: string[]): Promise<number> {
   noteIgnoredTokenizer(modelName, v.tokenizer, log);
   // Split (or download) first, and check that there is a tokenizer and a
   // template before the model goes to the GPU.
-  const { resolveModel } = await import("../model/resolve.ts");
+  const { resolveModel } = await import("../engine/resolve.ts");
   const dir = await resolveModel(modelName, {
     quantize,
     tokenizer: v.tokenizer,
@@ -388,7 +388,7 @@ export async function main(args: string[]): Promise<number> {
     );
   }
 
-  const { AutoModel } = await import("../model/auto_model.ts");
+  const { AutoModel } = await import("../engine/auto_model.ts");
   const model = await AutoModel.fromPretrained(dir, {
     compression,
     gpuMemory: v["gpu-memory"],

@@ -9,7 +9,7 @@
  */
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
-import { AutoModel } from "../model/auto_model.ts";
+import { AutoModel } from "../engine/auto_model.ts";
 import { formatBytes } from "../_units.ts";
 import { profileTable } from "./run.ts";
 import { formatInfo, modelInfo } from "./info.ts";

@@ -8,7 +8,7 @@ import { SafetensorsFile } from "../format/safetensors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { type ModelConfig, normalizeConfig } from "../model/config.ts";
 import { layerIndexOf } from "../model/architectures.ts";
-import { openSource } from "../split/source.ts";
+import { openSource } from "../split/open_source.ts";
 import {
   describeTokenizer,
   type TokenizerDescription,

@@ -6,9 +6,9 @@
  * @module
  */
 import { UsageError } from "../errors.ts";
-import { AutoModel } from "../model/auto_model.ts";
+import { AutoModel } from "../engine/auto_model.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
-import type { LayerProfile } from "../model/forward.ts";
+import type { LayerProfile } from "../engine/forward.ts";
 import {
   MODEL_FLAGS,
   noteIgnoredTokenizer,

@@ -6,7 +6,7 @@
 import { FormatError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { join, resolve } from "node:path";
-import { openSource } from "../split/source.ts";
+import { openSource } from "../split/open_source.ts";
 import { splitModel, type SplitProgress } from "../split/split.ts";
 import { formatBytes } from "../_units.ts";
 import { parseCommand } from "./_args.ts";

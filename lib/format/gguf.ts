@@ -12,15 +12,13 @@
  * (`ne0` = row length), so the row-major shape is the dims reversed.
  *
  * {@link openGgufSource} (the model source for `split`/`run`) lives in
- * `lib/split/source_gguf.ts` and is re-exported here.
+ * `lib/split/source_gguf.ts`.
  *
  * @module
  */
 
 import { FormatError, UnsupportedError } from "../errors.ts";
 import { readFully } from "../_fs.ts";
-
-export { openGgufSource } from "../split/source_gguf.ts";
 
 /** GGUF metadata value type ids (`gguf_type`). */
 export const GGUF_VALUE_TYPES = {

@@ -17,14 +17,12 @@
  * BOS/EOS as `"\n<s>\n"` / `"\n</s>\n"`.
  *
  * {@link openLlama2cSource} (the model source) lives in
- * `lib/split/source_llama2c.ts` and is re-exported here.
+ * `lib/split/source_llama2c.ts`.
  *
  * @module
  */
 
 import { FormatError } from "../errors.ts";
-
-export { openLlama2cSource } from "../split/source_llama2c.ts";
 
 /** The llama2.c checkpoint header. */
 export interface Llama2cHeader {

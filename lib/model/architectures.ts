@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Architecture, ModelConfig } from "./config.ts";
+import type { Architecture, ModelConfig } from "./model_config.ts";
 
 /** Where a bias comes from: always present, never present, or `attention_bias` in config.json. */
 export type BiasRule = boolean | "attention_bias";

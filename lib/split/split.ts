@@ -46,7 +46,12 @@ import { globalTensors, layerTensors } from "../model/architectures.ts";
 import { toFloat32 } from "../quant/half.ts";
 import { dequantizeQ8, quantizeQ8 } from "../quant/q8.ts";
 import { dequantizeQ4, quantizeQ4 } from "../quant/q4.ts";
-import type { ModelSource, SourceTensor, TensorData } from "./source.ts";
+import {
+  type ModelSource,
+  PROGRESS_FILE,
+  type SourceTensor,
+  type TensorData,
+} from "./source.ts";
 import { HF_TEXT_FILES } from "./source_hf.ts";
 import { createHash } from "node:crypto";
 import { statfs } from "node:fs/promises";
@@ -98,16 +103,6 @@ export interface SplitOptions {
   onProgress?: (p: SplitProgress) => void;
 }
 
-/**
- * Name of the progress record inside the output directory.
- *
- * @example
- * ```ts
- * import { PROGRESS_FILE } from "./split.ts";
- * console.log(PROGRESS_FILE); // ".strata-split.json"
- * ```
- */
-export const PROGRESS_FILE = ".strata-split.json";
 const BLOCK = 32;
 
 type OutKind = "raw" | "q8" | "q4";
@@ -554,7 +549,7 @@ function configLabel(source: ModelSource): string {
  * @throws {StrataError} when the disk lacks space (the message says how much is needed).
  * @example
  * ```ts ignore
- * import { openSource } from "./source.ts";
+ * import { openSource } from "./open_source.ts";
  * import { splitModel } from "./split.ts";
  * const src = await openSource("models/tiny-llama");
  * try {

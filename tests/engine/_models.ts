@@ -11,7 +11,7 @@ import {
   type TinyModelOptions,
   tinyVariants,
 } from "../../lib/testing/tiny_model.ts";
-import { openSource } from "../../lib/split/source.ts";
+import { openSource } from "../../lib/split/open_source.ts";
 import { splitModel } from "../../lib/split/split.ts";
 
 let root: string | null = null;

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gpu, gpuTest } from "../_gpu.ts";
 import { loadReferenceModel, referenceGreedy } from "../reference/forward.ts";
-import { AutoModel } from "../../lib/model/auto_model.ts";
+import { AutoModel } from "../../lib/engine/auto_model.ts";
 import { PROMPT, tempRoot, tinyShards, VARIANTS } from "./_models.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { gpu, gpuTest } from "../_gpu.ts";
-import { AutoModel } from "../../lib/model/auto_model.ts";
+import { AutoModel } from "../../lib/engine/auto_model.ts";
 import {
   loadReferenceModel,
   referenceForward,

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { canMap, mapFile } from "../../lib/io/_mmap.ts";
+import { canMap, mapFile } from "../../lib/engine/_mmap.ts";
 
 Deno.test({
   name:

@@ -13,11 +13,11 @@
  */
 import assert from "node:assert/strict";
 import { gpu, gpuTest } from "../_gpu.ts";
-import { AutoModel } from "../../lib/model/auto_model.ts";
+import { AutoModel } from "../../lib/engine/auto_model.ts";
 import { loadReferenceModel, referenceForward } from "../reference/forward.ts";
 import { PROMPT, tempRoot, tinyShards, VARIANTS } from "./_models.ts";
 import { join } from "node:path";
-import { openSource } from "../../lib/split/source.ts";
+import { openSource } from "../../lib/split/open_source.ts";
 import { splitModel } from "../../lib/split/split.ts";
 
 function maxAbs(a: ArrayLike<number>): number {

@@ -17,10 +17,10 @@ import {
   layoutOf,
   readImage,
   type TensorLayout,
-} from "../../lib/io/_layout.ts";
-import { LayerReader, type UploadTarget } from "../../lib/io/reader.ts";
-import { canMap } from "../../lib/io/_mmap.ts";
-import { parseSize, planResidency } from "../../lib/io/plan.ts";
+} from "../../lib/engine/_layout.ts";
+import { LayerReader, type UploadTarget } from "../../lib/engine/reader.ts";
+import { canMap } from "../../lib/engine/_mmap.ts";
+import { parseSize, planResidency } from "../../lib/engine/plan.ts";
 import { BudgetError, UsageError } from "../../lib/errors.ts";
 
 interface FakeBuf {

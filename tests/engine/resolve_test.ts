@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cacheDirFor, resolveModel } from "../../lib/model/resolve.ts";
+import { cacheDirFor, resolveModel } from "../../lib/engine/resolve.ts";
 import { FormatError } from "../../lib/errors.ts";
 import { tempRoot, tinyShards, VARIANTS } from "./_models.ts";
 

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gpu, gpuTest } from "../_gpu.ts";
-import { AutoModel } from "../../lib/model/auto_model.ts";
+import { AutoModel } from "../../lib/engine/auto_model.ts";
 import { StreamingDetokenizer } from "../../lib/text/detokenizer.ts";
 import { tempRoot } from "./_models.ts";
 

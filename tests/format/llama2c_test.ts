@@ -8,10 +8,10 @@ import { FormatError, UsageError } from "../../lib/errors.ts";
 import { GgufFile } from "../../lib/format/gguf.ts";
 import {
   llama2cLayout,
-  openLlama2cSource,
   parseLlama2cTokenizer,
   readLlama2cCheckpoint,
 } from "../../lib/format/llama2c.ts";
+import { openLlama2cSource } from "../../lib/split/source_llama2c.ts";
 import { normalizeConfig } from "../../lib/model/config.ts";
 import { unpermuteRows } from "../../lib/split/source_gguf.ts";
 import { argmax, ReferenceModel } from "../reference/forward.ts";

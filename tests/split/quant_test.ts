@@ -13,7 +13,7 @@ import {
   type TinyDtype,
   type TinyModelOptions,
 } from "../../lib/testing/tiny_model.ts";
-import { openSource } from "../../lib/split/source.ts";
+import { openSource } from "../../lib/split/open_source.ts";
 import { splitModel } from "../../lib/split/split.ts";
 import { listFiles, runCli, sha256, tempDir } from "./_helpers.ts";
 

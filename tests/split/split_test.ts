@@ -13,7 +13,7 @@ import {
   type TinyModel,
   tinyVariants,
 } from "../../lib/testing/tiny_model.ts";
-import { openSource } from "../../lib/split/source.ts";
+import { openSource } from "../../lib/split/open_source.ts";
 import { splitModel } from "../../lib/split/split.ts";
 import { ShardDir } from "../../lib/format/shards.ts";
 import { SafetensorsFile } from "../../lib/format/safetensors.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { makeTinyModel } from "../../lib/testing/tiny_model.ts";
-import { openSource } from "../../lib/split/source.ts";
+import { openSource } from "../../lib/split/open_source.ts";
 import { splitModel } from "../../lib/split/split.ts";
 import { globalTensors, layerTensors } from "../../lib/model/architectures.ts";
 import {

@@ -17,7 +17,7 @@ import { FormatError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { downloadSnapshot } from "../hub/download.ts";
 import { parseRepoId } from "../hub/repo_id.ts";
-import { openSource } from "../split/source.ts";
+import { openSource } from "../split/open_source.ts";
 import { splitModel } from "../split/split.ts";
 import { exists } from "../_fs.ts";
 

@@ -3,7 +3,7 @@ import {
   type Candidates,
   MAX_CANDIDATES,
   Sampler,
-} from "../../lib/generate/sampler.ts";
+} from "../../lib/engine/sampler.ts";
 import { UsageError } from "../../lib/errors.ts";
 
 /** Candidates from logits; ids are given or 0..n-1. */

@@ -26,24 +26,20 @@ import {
   architectureOf,
   type LayerRole,
   layerTensors,
-} from "./architectures.ts";
-import { type ModelConfig, rotaryDim } from "./config.ts";
-import { ropeInvFreq } from "./rope.ts";
+} from "../model/architectures.ts";
+import { type ModelConfig, rotaryDim } from "../model/config.ts";
+import { ropeInvFreq } from "../model/rope.ts";
 import {
   bindLayout,
   layoutOf,
   quantInfo,
   readImage,
   type TensorLayout,
-} from "../io/_layout.ts";
-import { decodeFloats, decodeQuantRow } from "../io/_decode.ts";
-import {
-  gpuUploadTarget,
-  LayerReader,
-  type ReaderStats,
-} from "../io/reader.ts";
-import { describePlan, planResidency, type ResidencyPlan } from "../io/plan.ts";
-import { kvBytesPerLayer, KvCache } from "../runtime/kv_cache.ts";
+} from "./_layout.ts";
+import { decodeFloats, decodeQuantRow } from "./_decode.ts";
+import { gpuUploadTarget, LayerReader, type ReaderStats } from "./reader.ts";
+import { describePlan, planResidency, type ResidencyPlan } from "./plan.ts";
+import { kvBytesPerLayer, KvCache } from "./kv_cache.ts";
 
 /** The shard directory as the forward pass sees it (lib/format/shards.ts ShardDir satisfies it). */
 export interface ShardSet {

@@ -10,9 +10,9 @@ import { StrataError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { type Gpu, requestGpu } from "../gpu/device.ts";
 import { Kernels } from "../gpu/kernels.ts";
-import { defaultGpuMemory, parseSize } from "../io/plan.ts";
+import { defaultGpuMemory, parseSize } from "./plan.ts";
 import { formatBytes } from "../_units.ts";
-import { defaultMaxSeqLen } from "../runtime/kv_cache.ts";
+import { defaultMaxSeqLen } from "./kv_cache.ts";
 import { Tokenizer } from "../text/tokenizer.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
 import { applyChatTemplate } from "../text/chat_template.ts";
@@ -20,15 +20,19 @@ import {
   generateIds,
   type GenerateOptions,
   type GenerationStats,
-} from "../generate/generate.ts";
-import type { ModelConfig } from "./config.ts";
+} from "./generate.ts";
+import type { ModelConfig } from "../model/config.ts";
 import { Forward, type ForwardStats } from "./forward.ts";
-import type { ResidencyPlan } from "../io/plan.ts";
+import type { ResidencyPlan } from "./plan.ts";
 import { resolveModel } from "./resolve.ts";
 
-export type { GenerateOptions, GenerationStats } from "../generate/generate.ts";
-export type { Architecture, ModelConfig, RopeScaling } from "./config.ts";
-export type { ResidencyPlan } from "../io/plan.ts";
+export type { GenerateOptions, GenerationStats } from "./generate.ts";
+export type {
+  Architecture,
+  ModelConfig,
+  RopeScaling,
+} from "../model/config.ts";
+export type { ResidencyPlan } from "./plan.ts";
 export type { ForwardStats, LayerProfile } from "./forward.ts";
 export type { Gpu, GpuLimits } from "../gpu/device.ts";
 export type {

@@ -7,7 +7,7 @@
  * @module
  */
 import { UsageError } from "../errors.ts";
-import type { Forward } from "../model/forward.ts";
+import type { Forward } from "./forward.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
 
 /**
