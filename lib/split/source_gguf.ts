@@ -6,8 +6,10 @@
  * - Architectures: `llama` (also Mistral-style files, which llama.cpp writes
  *   as `llama`), `qwen2`, `qwen3`. Others: UnsupportedError.
  * - Tensor types: F32, F16, BF16 as raw bytes; Q8_0 and Q4_0 repacked into
- *   Strata's q8/q4 (data rows + f16 scales) without dequantizing. Others:
- *   UnsupportedError.
+ *   Strata's q8/q4 (data rows + f16 scales) without dequantizing. Q4_1, Q5_0,
+ *   Q5_1, IQ4_NL and the K-quants Q2_K..Q6_K are decoded on the CPU to F32
+ *   (exactly ggml's `to_float`) until the GPU kernels read them packed.
+ *   Others (IQ2/IQ3/IQ1 types, TQ, ...): UnsupportedError.
  * - Layout: dims reversed (GGUF `[in, out]` = HF `[out, in]`, no transpose).
  *   For `llama` only, llama.cpp's convert permuted the rows of q_proj/k_proj
  *   so RoPE rotates adjacent pairs (2i, 2i+1); we undo it (FORMATS.md §2.7):
@@ -22,12 +24,14 @@
 
 import { FormatError, UnsupportedError } from "../errors.ts";
 import { GgufFile, type GgufTensorInfo } from "../format/gguf.ts";
+import { dequantizeGgml, isGgmlBlockType } from "../quant/ggml_blocks.ts";
 import { type ConvertedTokenizer, convertSpm } from "../text/convert_spm.ts";
 import { convertGpt2 } from "../text/convert_gpt2.ts";
 import type { ModelSource, SourceTensor, TensorData } from "./source.ts";
 
 const SUPPORTED_ARCHS = new Set(["llama", "qwen2", "qwen3"]);
-const SUPPORTED_TYPES = "F32, F16, BF16, Q8_0 and Q4_0";
+const SUPPORTED_TYPES =
+  "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_NL";
 
 /** Token texts llama.cpp always treats as end of generation. */
 const EOG_TEXTS = new Set([
@@ -586,9 +590,28 @@ function makeTensor(
       },
     };
   }
+  if (isGgmlBlockType(type)) {
+    // decoded to F32 rows on the CPU, then the rows permuted like F32 ones
+    return {
+      name: hfName,
+      dtype: "F32",
+      shape,
+      byteLength: rows * cols * 4,
+      read: async (): Promise<TensorData> => {
+        const x = dequantizeGgml(type, await g.read(t.name), rows * cols);
+        const bytes = new Uint8Array(x.buffer);
+        return {
+          dtype: "F32",
+          bytes: permuteHeads === null
+            ? bytes
+            : unpermuteRows(bytes, cols * 4, permuteHeads),
+        };
+      },
+    };
+  }
   throw new UnsupportedError(
     g.path,
-    `unsupported tensor type ${type} (tensor ${t.name}); Strata reads GGUF tensors in ${SUPPORTED_TYPES}: use a Q8_0, Q4_0 or F16 file, or the Hugging Face checkpoint`,
+    `unsupported tensor type ${type} (tensor ${t.name}); Strata reads GGUF tensors in ${SUPPORTED_TYPES}: requantize the file to one of them (llama-quantize ... Q4_K_M), or use the Hugging Face checkpoint`,
   );
 }
 

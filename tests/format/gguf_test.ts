@@ -608,25 +608,24 @@ Deno.test("gguf: unsupported architecture and tensor type give UnsupportedError"
           .test(e.message),
     );
   });
-  const q4k = writeGguf(
+  const iq2 = writeGguf(
     llamaKvs("llama", { dim: 256, heads: 1, kv: 1, ff: 32, layers: 1 }),
     [
       {
         name: "blk.0.ffn_up.weight",
         dims: [256, 1],
-        type: 12,
-        data: new Uint8Array(144),
+        type: 17, // IQ2_XS
+        data: new Uint8Array(74),
       },
     ],
   );
-  await withTemp(q4k, async (path) => {
+  await withTemp(iq2, async (path) => {
     await assert.rejects(
       openGgufSource(path),
       (e: Error) =>
-        e instanceof UnsupportedError &&
-        /unsupported tensor type Q4_K .*: use a Q8_0, Q4_0 or F16 file/.test(
-          e.message,
-        ),
+        e instanceof UnsupportedError && !e.message.includes("\n") &&
+        /unsupported tensor type IQ2_XS \(tensor blk\.0\.ffn_up\.weight\); Strata reads GGUF tensors in .*Q4_K.*: requantize the file to one of them/
+          .test(e.message),
     );
   });
 });
