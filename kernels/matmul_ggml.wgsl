@@ -1,6 +1,6 @@
 // Matmul (prefill), GGUF block weights kept exactly as in the file: out[t, row_off + r] = dot(x[t, :], W[r, :])
 // (+ bias) for T tokens and one row part. W as in matvec_ggml.wgsl (the type's _ggml_<type>.wgsl snippet, after
-// _ggml_common.wgsl, gives QK, QB and dq8). x: f32 [T, k] as vec4<f32>. Each invocation computes a 4 x 4 register tile
+// _ggml_common.wgsl, gives QK, QB, Blk, blk and dq8). x: f32 [T, k] as vec4<f32>. Each invocation computes a 4 x 4 register tile
 // (4 rows from workgroup_id.x/y, 4 tokens from workgroup_id.z): each decoded group of 8 weights serves 4 tokens, each
 // x load 4 rows. Rows and tokens past n and T are clamped for loads and not stored. Binding order: inputs, output,
 // params.
@@ -26,12 +26,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var acc: array<vec4<f32>, 16>; // acc[4 * row + token]
   for (var b = 0u; b < nb; b++) {
     let bo = b * QB;
+    var hs: array<Blk, 4>;
+    for (var i = 0u; i < 4u; i++) { hs[i] = blk(rows[i] + bo); }
     for (var g = 0u; g < QK / 8u; g++) {
       let xo = (b * QK + 8u * g) / 4u;
       var xl: array<vec4<f32>, 8>;
       for (var t = 0u; t < 4u; t++) { xl[2u * t] = x[xs[t] + xo]; xl[2u * t + 1u] = x[xs[t] + xo + 1u]; }
       for (var i = 0u; i < 4u; i++) {
-        let v = dq8(rows[i] + bo, g);
+        let v = dq8(hs[i], rows[i] + bo, g);
         for (var t = 0u; t < 4u; t++) { acc[4u * i + t] += v[0] * xl[2u * t] + v[1] * xl[2u * t + 1u]; }
       }
     }

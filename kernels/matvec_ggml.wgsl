@@ -1,7 +1,7 @@
 // Matvec, GGUF block weights kept exactly as in the file: out[t, row_off + r] = dot(x[t, :], W[r, :]) (+ bias) for one
 // row part. W: [n, k] as k / QK blocks of QB bytes per row, bound as array<u32>; the type's decode snippet
-// (_ggml_<type>.wgsl, after _ggml_common.wgsl; lib/gpu prepends both) gives QK, QB and dq8(block byte offset, g) =
-// elements 8g..8g+7 of a block, decoded in registers. k % QK == 0. x: f32 [T, k] as vec4<f32>; token t =
+// (_ggml_<type>.wgsl, after _ggml_common.wgsl; lib/gpu prepends both) gives QK, QB, blk(o) (a block's header, read
+// once per block and row) and dq8(header, o, g) = elements 8g..8g+7 of the block, decoded in registers. k % QK == 0. x: f32 [T, k] as vec4<f32>; token t =
 // workgroup_id.z; row groups fold over workgroup_id.x/y. Each invocation computes RI = 4 consecutive rows, sharing each
 // x load. Rows past n are clamped for loads and not stored. Binding order: inputs, output, params.
 struct Params { n: u32, k: u32, t: u32, row_off: u32, out_stride: u32, has_bias: u32, nb: u32, pad: u32 }
@@ -25,13 +25,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let b3 = min(r + 3u, last) * rb; var a3 = vec4<f32>(0.0);
   for (var b = 0u; b < nb; b++) {
     let bo = b * QB;
+    let o0 = b0 + bo; let h0 = blk(o0);
+    let o1 = b1 + bo; let h1 = blk(o1);
+    let o2 = b2 + bo; let h2 = blk(o2);
+    let o3 = b3 + bo; let h3 = blk(o3);
     for (var g = 0u; g < QK / 8u; g++) {
       let xo = xb + (b * QK + 8u * g) / 4u;
       let x0 = x[xo]; let x1 = x[xo + 1u];
-      { let v = dq8(b0 + bo, g); a0 += v[0] * x0 + v[1] * x1; }
-      { let v = dq8(b1 + bo, g); a1 += v[0] * x0 + v[1] * x1; }
-      { let v = dq8(b2 + bo, g); a2 += v[0] * x0 + v[1] * x1; }
-      { let v = dq8(b3 + bo, g); a3 += v[0] * x0 + v[1] * x1; }
+      { let v = dq8(h0, o0, g); a0 += v[0] * x0 + v[1] * x1; }
+      { let v = dq8(h1, o1, g); a1 += v[0] * x0 + v[1] * x1; }
+      { let v = dq8(h2, o2, g); a2 += v[0] * x0 + v[1] * x1; }
+      { let v = dq8(h3, o3, g); a3 += v[0] * x0 + v[1] * x1; }
     }
   }
   let ob = wid.z * p.out_stride + p.row_off + r;
