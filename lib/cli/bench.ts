@@ -6,9 +6,10 @@
  */
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
+import type { GgmlBlockType } from "../quant/ggml_blocks.ts";
 
 const HELP =
-  `Usage: deno run -A cli.ts bench --kernels [--json] [--dtypes f32,f16,bf16,q8,q4] [--quick]
+  `Usage: deno run -A cli.ts bench --kernels [--json] [--dtypes f32,f16,bf16,q8,q4,Q4_K,...] [--quick]
        deno run -A cli.ts bench [engine flags]   (see: bench --engine --help)
 
 Kernel benchmark (--kernels): measures on the current WebGPU adapter the
@@ -19,7 +20,9 @@ roofline. Progress goes to stderr.
 
   --json          print only {"adapter", "copy_gbps", "kernels": [{"name", "dtype",
                   "shape", "gbps", "ratio", ...}]} on stdout
-  --dtypes LIST   weight dtypes to measure (default all)
+  --dtypes LIST   weight dtypes to measure (default the five shard dtypes and
+                  every GGUF block type: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 IQ4_NL
+                  Q2_K Q3_K Q4_K Q5_K Q6_K, read as stored in the file)
   --quick         one shape (4096x4096), prefill T = 32, fewer rounds`;
 
 /**
@@ -60,14 +63,24 @@ export async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const all = ["f32", "f16", "bf16", "q8", "q4"] as const;
-  type D = typeof all[number];
-  const dtypes =
-    (values.dtypes?.split(",").map((s) => s.trim()) ?? [...all]) as D[];
-  for (const d of dtypes) {
-    if (!all.includes(d)) {
+  const shard = ["f32", "f16", "bf16", "q8", "q4"] as const;
+  type D = typeof shard[number];
+  const { GGML_BLOCKS, isGgmlBlockType } = await import(
+    "../quant/ggml_blocks.ts"
+  );
+  const ggmlAll = Object.keys(GGML_BLOCKS).filter(isGgmlBlockType);
+  const asked = values.dtypes?.split(",").map((s) => s.trim()) ??
+    [...shard, ...ggmlAll];
+  const dtypes: D[] = [];
+  const ggml: GgmlBlockType[] = [];
+  for (const d of asked) {
+    if ((shard as readonly string[]).includes(d)) dtypes.push(d as D);
+    else if (isGgmlBlockType(d)) ggml.push(d);
+    else {
       throw new UsageError(
-        `bench: unknown dtype '${d}' (expected ${all.join(", ")})`,
+        `bench: unknown dtype '${d}' (expected ${
+          [...shard, ...ggmlAll].join(", ")
+        })`,
       );
     }
   }
@@ -77,6 +90,7 @@ export async function main(args: string[]): Promise<number> {
   console.error(`bench: ${gpu.adapter.description || "WebGPU adapter"}`);
   const report = await benchKernels(gpu, {
     dtypes,
+    ggml,
     shapes: values.quick ? [[4096, 4096]] : undefined,
     prefillT: values.quick ? 32 : 128,
     rounds: values.quick ? 2 : 5,
