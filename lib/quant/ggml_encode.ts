@@ -1,14 +1,14 @@
 /**
  * Encoders for the ggml block types of ./ggml_blocks.ts, written from the byte
- * layouts in docs/format.md (not from ggml's quantizer): they produce valid
- * blocks with a plain, non-iterative choice of scales, good enough for tests
- * and for quantizing a checkpoint, but not bit-identical to llama.cpp.
+ * layouts in docs/format.md (not from ggml's quantizer): valid blocks with a
+ * simple choice of scales whose error is close to llama.cpp's reference
+ * quantizer (docs/format.md §6.3), but not bit-identical to it.
  *
  * Choices: symmetric types (Q4_0, Q5_0, Q8_0, Q3_K, Q6_K, IQ4_NL) scale the
  * element of largest magnitude onto the most negative code; asymmetric types
  * (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K) map [min(0, lo), hi] onto the codes (the
- * K-quants store the min as a positive offset, so lo is clamped to <= 0).
- * K-quant sub-block scales are quantized against a super-block scale `d =
+ * K-quants store the min as a positive offset, so lo is clamped to <= 0,
+ * then refit (scale, min) by least squares). K-quant sub-block scales are quantized against a super-block scale `d =
  * max / code_max` (f16), and the elements are then rounded against the
  * scales as stored, so rounding of the scales does not add bias.
  *
@@ -169,17 +169,65 @@ function kAsymScales(
     const l0 = Math.min(0, lo);
     scale[g] = (Math.max(hi, l0) - l0) / top;
     min[g] = -l0;
+    refineAsym(x, xo + g * size, size, top, scale, min, g);
   }
   const smax = (1 << scaleBits) - 1;
   const [db, d] = h16(Math.max(...scale) / smax);
   const [mb, dmin] = h16(Math.max(...min) / smax);
   const sc = new Uint8Array(groups), mn = new Uint8Array(groups);
   for (let g = 0; g < groups; g++) {
-    // round the scale up so the largest element still fits after rounding
-    sc[g] = d === 0 ? 0 : clamp(Math.ceil(scale[g] / d - 1e-6), 0, smax);
+    sc[g] = code(scale[g], d, 0, smax);
     mn[g] = code(min[g], dmin, 0, smax);
   }
   return { db, d, mb, dmin, sc, mn };
+}
+
+/**
+ * Least-squares refinement of one sub-block's (scale, min): with the codes
+ * fixed, x ≈ scale·q − min is a linear fit; refit, re-round the codes, and
+ * keep the pair with the least squared error (3 rounds). The min stays >= 0.
+ */
+function refineAsym(
+  x: Float32Array,
+  o: number,
+  n: number,
+  top: number,
+  scale: Float64Array,
+  min: Float64Array,
+  g: number,
+): void {
+  const sse = (s: number, m: number) => {
+    let e = 0;
+    for (let i = 0; i < n; i++) {
+      e += (code(x[o + i] + m, s, 0, top) * s - m - x[o + i]) ** 2;
+    }
+    return e;
+  };
+  let best = sse(scale[g], min[g]);
+  let s = scale[g], m = min[g];
+  for (let round = 0; round < 3 && s > 0; round++) {
+    let sq = 0, sqq = 0, sx = 0, sqx = 0;
+    for (let i = 0; i < n; i++) {
+      const q = code(x[o + i] + m, s, 0, top);
+      sq += q;
+      sqq += q * q;
+      sx += x[o + i];
+      sqx += q * x[o + i];
+    }
+    const det = n * sqq - sq * sq;
+    if (det <= 0) break;
+    const ns = (n * sqx - sq * sx) / det;
+    const nm = Math.max(0, (ns * sq - sx) / n);
+    if (!(ns > 0)) break;
+    const e = sse(ns, nm);
+    s = ns;
+    m = nm;
+    if (e < best) {
+      best = e;
+      scale[g] = ns;
+      min[g] = nm;
+    }
+  }
 }
 
 /** Writes the 8 six-bit scales and mins of a Q4_K/Q5_K super-block at `s`. */
