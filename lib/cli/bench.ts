@@ -4,11 +4,13 @@
  *
  * @module
  */
+import { type EncodingName, ENCODINGS } from "../quant/encoding.ts";
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 
-const HELP =
-  `Usage: deno run -A cli.ts bench --kernels [--json] [--dtypes f32,f16,bf16,q8,q4] [--quick]
+const HELP = `Usage: deno run -A cli.ts bench --kernels [--json] [--dtypes ${
+  [...ENCODINGS.keys()].join(",")
+}] [--quick]
        deno run -A cli.ts bench [engine flags]   (see: bench --engine --help)
 
 Kernel benchmark (--kernels): measures on the current WebGPU adapter the
@@ -60,10 +62,9 @@ export async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const all = ["f32", "f16", "bf16", "q8", "q4"] as const;
-  type D = typeof all[number];
-  const dtypes =
-    (values.dtypes?.split(",").map((s) => s.trim()) ?? [...all]) as D[];
+  const all: string[] = [...ENCODINGS.keys()];
+  const dtypes = (values.dtypes?.split(",").map((s) => s.trim()) ??
+    all) as EncodingName[];
   for (const d of dtypes) {
     if (!all.includes(d)) {
       throw new UsageError(

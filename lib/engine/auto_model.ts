@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { isPacked, PACKED } from "../quant/encoding.ts";
 import { StrataError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { type Gpu, requestGpu } from "../gpu/device.ts";
@@ -43,7 +44,7 @@ export type {
 
 /** Options of {@link AutoModel.fromPretrained}. */
 export interface FromPretrainedOptions {
-  /** Split-time quantization: "4bit" (q4), "8bit" (q8) or null (source precision). */
+  /** Split-time quantization: "4bit", "8bit" (the packed encodings with that `compression`) or null (source precision). */
   compression?: "4bit" | "8bit" | null;
   /** GPU memory budget: bytes or "2GB", "512MiB" (default: see defaultGpuMemory in lib/io/plan.ts). */
   gpuMemory?: number | string;
@@ -120,13 +121,14 @@ export class AutoModel {
     opts: FromPretrainedOptions = {},
   ): Promise<AutoModel> {
     const c = opts.compression ?? null;
-    if (c !== null && c !== "4bit" && c !== "8bit") {
+    const packed = PACKED.find((e) => e.compression === c);
+    if (c !== null && !packed) {
       throw new UsageError(
         `compression must be "4bit", "8bit" or null (got ${c})`,
       );
     }
     const dir = await resolveModel(pathOrId, {
-      quantize: c === "4bit" ? "q4" : c === "8bit" ? "q8" : "none",
+      quantize: packed && isPacked(packed.name) ? packed.name : "none",
       layerShardsSavingPath: opts.layerShardsSavingPath,
       tokenizer: opts.tokenizer,
       log: opts.log,

@@ -11,7 +11,8 @@
  * @module
  */
 import type { Gpu } from "./device.ts";
-import { KernelContext, type WeightDtype } from "./_context.ts";
+import { KernelContext } from "./_context.ts";
+import { type EncodingName, ENCODINGS } from "../quant/encoding.ts";
 import { destroyWeight, uploadWeight, weightRowBytes } from "./kernels.ts";
 import { matmul, planMatmul } from "./_matmul.ts";
 import type { BufferRef } from "./pipelines.ts";
@@ -21,7 +22,7 @@ export interface KernelBenchEntry {
   /** Kernel file name (without .wgsl). */
   name: string;
   /** Weight dtype. */
-  dtype: WeightDtype;
+  dtype: EncodingName;
   /** `"<rows>x<cols>"`, plus `" T=<tokens>"` for prefill. */
   shape: string;
   /** Weight bytes read per second (GB/s, 1e9). */
@@ -52,8 +53,8 @@ export interface KernelBenchReport {
 
 /** Options of {@link benchKernels}. */
 export interface KernelBenchOptions {
-  /** Weight dtypes to measure (default all five). */
-  dtypes?: WeightDtype[];
+  /** Weight dtypes to measure (default: every encoding). */
+  dtypes?: EncodingName[];
   /** [rows, cols] of the matvec shapes (default 4096×4096 and 11008×4096). */
   shapes?: [number, number][];
   /** Prefill tokens (default 128); 0 skips prefill. */
@@ -151,7 +152,7 @@ export async function copyBandwidth(
 
 /** A deterministic byte pattern for a weight of `dtype` with sane values (no NaN/denormals). */
 function weightBytes(
-  dtype: WeightDtype,
+  dtype: EncodingName,
   rows: number,
   cols: number,
 ): { data: Uint8Array; scales?: Uint16Array } {
@@ -214,7 +215,7 @@ export async function benchKernels(
   gpu: Gpu,
   opts: KernelBenchOptions = {},
 ): Promise<KernelBenchReport> {
-  const dtypes = opts.dtypes ?? ["f32", "f16", "bf16", "q8", "q4"];
+  const dtypes = opts.dtypes ?? [...ENCODINGS.keys()];
   const shapes = opts.shapes ?? [[4096, 4096], [11008, 4096]];
   const prefillT = opts.prefillT ?? 128;
   const rounds = opts.rounds ?? 5;
@@ -281,7 +282,8 @@ export async function benchKernels(
     return best;
   };
 
-  const configs: { dtype: WeightDtype; N: number; K: number; T: number }[] = [];
+  const configs: { dtype: EncodingName; N: number; K: number; T: number }[] =
+    [];
   for (const dtype of dtypes) {
     for (const [N, K] of shapes) configs.push({ dtype, N, K, T: 1 });
   }
