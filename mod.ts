@@ -63,6 +63,12 @@ export {
 } from "./lib/format/safetensors.ts";
 export type { TensorDecl, TensorInfo } from "./lib/format/safetensors.ts";
 export type { Dtype } from "./lib/format/dtype.ts";
+export { encoding, ENCODINGS } from "./lib/quant/encoding.ts";
+export type {
+  Encoding,
+  EncodingName,
+  PackedWeight,
+} from "./lib/quant/encoding.ts";
 export { dequantizeQ8, quantizeQ8 } from "./lib/quant/q8.ts";
 export { dequantizeQ4, quantizeQ4 } from "./lib/quant/q4.ts";
 

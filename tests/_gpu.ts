@@ -6,7 +6,6 @@
  * @module
  */
 import { type Gpu, requestGpu } from "../lib/gpu/device.ts";
-import { readBack } from "../lib/gpu/pool.ts";
 import type { BufferRef } from "../lib/gpu/pipelines.ts";
 
 async function acquire(): Promise<Gpu | null> {
@@ -78,4 +77,31 @@ export async function readU32(
   n: number,
 ): Promise<Uint32Array> {
   return new Uint32Array(await readBack(g.device, { ...r, size: n * 4 }));
+}
+
+/**
+ * Reads `src` back to the CPU (one copy + one mapAsync).
+ *
+ * @example
+ * ```ts ignore
+ * const logits = new Float32Array(await readBack(device, outRef));
+ * ```
+ */
+export async function readBack(
+  device: GPUDevice,
+  src: BufferRef,
+): Promise<ArrayBuffer> {
+  const size = Math.ceil(src.size / 4) * 4;
+  const staging = device.createBuffer({
+    size,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const enc = device.createCommandEncoder();
+  enc.copyBufferToBuffer(src.buffer, src.offset, staging, 0, size);
+  device.queue.submit([enc.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = staging.getMappedRange().slice(0, src.size);
+  staging.unmap();
+  staging.destroy();
+  return out;
 }

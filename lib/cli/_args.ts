@@ -3,6 +3,11 @@
  *
  * @module
  */
+import {
+  encoding,
+  parseQuantization,
+  type Quantization,
+} from "../quant/encoding.ts";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "../errors.ts";
 
@@ -140,27 +145,26 @@ export type ModelFlagValues = {
 };
 
 /**
- * Checks `--quantize` (none, q8 or q4; default none) and returns it with the
- * matching `AutoModel.fromPretrained` compression.
+ * Checks `--quantize` ("none" or a packed encoding of lib/quant/encoding.ts;
+ * default none) and returns it with the matching `AutoModel.fromPretrained`
+ * compression.
  *
  * @throws {UsageError} for any other value.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { quantizeFlag } from "./_args.ts";
- * console.log(quantizeFlag("q4")); // { quantize: "q4", compression: "4bit" }
+ * assert.deepEqual(quantizeFlag(undefined), { quantize: "none", compression: null });
  * ```
  */
 export function quantizeFlag(v: string | undefined): {
-  quantize: "none" | "q8" | "q4";
+  quantize: Quantization;
   compression: "4bit" | "8bit" | null;
 } {
-  const quantize = v ?? "none";
-  if (quantize !== "none" && quantize !== "q8" && quantize !== "q4") {
-    throw new UsageError("--quantize must be none, q8 or q4");
-  }
+  const quantize = parseQuantization(v, "--quantize");
   return {
     quantize,
-    compression: quantize === "q4" ? "4bit" : quantize === "q8" ? "8bit" : null,
+    compression: quantize === "none" ? null : encoding(quantize).compression,
   };
 }
 

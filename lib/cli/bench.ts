@@ -4,12 +4,13 @@
  *
  * @module
  */
+import { type EncodingName, ENCODINGS } from "../quant/encoding.ts";
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
-import type { GgmlBlockType } from "../quant/ggml_blocks.ts";
 
-const HELP =
-  `Usage: deno run -A cli.ts bench --kernels [--json] [--dtypes f32,f16,bf16,q8,q4,Q4_K,...] [--quick]
+const HELP = `Usage: deno run -A cli.ts bench --kernels [--json] [--dtypes ${
+  [...ENCODINGS.keys()].join(",")
+}] [--quick]
        deno run -A cli.ts bench [engine flags]   (see: bench --engine --help)
 
 Kernel benchmark (--kernels): measures on the current WebGPU adapter the
@@ -20,9 +21,7 @@ roofline. Progress goes to stderr.
 
   --json          print only {"adapter", "copy_gbps", "kernels": [{"name", "dtype",
                   "shape", "gbps", "ratio", ...}]} on stdout
-  --dtypes LIST   weight dtypes to measure (default the five shard dtypes and
-                  every GGUF block type: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 IQ4_NL
-                  Q2_K Q3_K Q4_K Q5_K Q6_K, read as stored in the file)
+  --dtypes LIST   weight dtypes to measure (default all)
   --quick         one shape (4096x4096), prefill T = 32, fewer rounds`;
 
 /**
@@ -63,24 +62,13 @@ export async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const shard = ["f32", "f16", "bf16", "q8", "q4"] as const;
-  type D = typeof shard[number];
-  const { GGML_BLOCKS, isGgmlBlockType } = await import(
-    "../quant/ggml_blocks.ts"
-  );
-  const ggmlAll = Object.keys(GGML_BLOCKS).filter(isGgmlBlockType);
-  const asked = values.dtypes?.split(",").map((s) => s.trim()) ??
-    [...shard, ...ggmlAll];
-  const dtypes: D[] = [];
-  const ggml: GgmlBlockType[] = [];
-  for (const d of asked) {
-    if ((shard as readonly string[]).includes(d)) dtypes.push(d as D);
-    else if (isGgmlBlockType(d)) ggml.push(d);
-    else {
+  const all: string[] = [...ENCODINGS.keys()];
+  const dtypes = (values.dtypes?.split(",").map((s) => s.trim()) ??
+    all) as EncodingName[];
+  for (const d of dtypes) {
+    if (!all.includes(d)) {
       throw new UsageError(
-        `bench: unknown dtype '${d}' (expected ${
-          [...shard, ...ggmlAll].join(", ")
-        })`,
+        `bench: unknown dtype '${d}' (expected ${all.join(", ")})`,
       );
     }
   }
@@ -90,7 +78,6 @@ export async function main(args: string[]): Promise<number> {
   console.error(`bench: ${gpu.adapter.description || "WebGPU adapter"}`);
   const report = await benchKernels(gpu, {
     dtypes,
-    ggml,
     shapes: values.quick ? [[4096, 4096]] : undefined,
     prefillT: values.quick ? 32 : 128,
     rounds: values.quick ? 2 : 5,

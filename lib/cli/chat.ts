@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { quantizationChoices } from "../quant/encoding.ts";
 import { join } from "node:path";
 import { FormatError, StrataError, UsageError } from "../errors.ts";
 import {
@@ -41,7 +42,9 @@ a llama2.c .bin (with --tokenizer), or org/name[@revision].
   --seed S                 PRNG seed
   --gpu-memory SIZE        GPU budget, e.g. 2GB, 512MiB
   --max-seq-len N          KV cache positions (the conversation must fit)
-  --quantize none|q8|q4    split-time quantization of a checkpoint
+  ${
+  `--quantize ${quantizationChoices()}`.padEnd(24)
+} split-time quantization of a checkpoint
   --tokenizer FILE         llama2.c tokenizer for .bin checkpoints
   --help
 

@@ -56,7 +56,7 @@ export interface ModelInfo {
   architecture: string;
   /** Number of weights (quantized tensors counted unpacked; tied embedding once). */
   parameters: number;
-  /** Storage types present, e.g. ["BF16"] or ["F16", "q8"]. */
+  /** Storage types present: safetensors dtypes and packed encodings, e.g. ["BF16"]. */
   dtypes: string[];
   /** Split-time quantization ("none" for checkpoints). */
   quantization: string;

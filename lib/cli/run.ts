@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { quantizationChoices } from "../quant/encoding.ts";
 import { UsageError } from "../errors.ts";
 import { AutoModel } from "../engine/auto_model.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
@@ -32,7 +33,9 @@ split into the cache (~/.cache/strata or $STRATA_CACHE) on first use.
   --stop STR               stop when the text contains STR (not printed); repeatable
   --gpu-memory SIZE        GPU budget, e.g. 2GB, 512MiB (default: see docs/engine.md)
   --max-seq-len N          KV cache positions
-  --quantize none|q8|q4    split-time quantization of a checkpoint
+  ${
+  `--quantize ${quantizationChoices()}`.padEnd(24)
+} split-time quantization of a checkpoint
   --tokenizer FILE         llama2.c tokenizer (tok512.bin) for .bin checkpoints
   --no-prefetch            serial read → upload → compute (AirLLM style)
   --profile                per-layer read/upload/compute table on stderr (syncs per layer)

@@ -3,6 +3,12 @@
  *
  * @module
  */
+import {
+  EMBEDDING_PACKING,
+  PACKED,
+  parseQuantization,
+  quantizationChoices,
+} from "../quant/encoding.ts";
 import { FormatError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { join, resolve } from "node:path";
@@ -10,6 +16,16 @@ import { openSource } from "../split/open_source.ts";
 import { splitModel, type SplitProgress } from "../split/split.ts";
 import { formatBytes } from "../_units.ts";
 import { parseCommand } from "./_args.ts";
+
+const GGUF_TYPES = PACKED.flatMap((e) => e.gguf ? [e.gguf.type] : []).join(
+  ", ",
+);
+const QUANTIZE = quantizationChoices();
+const PACKINGS = PACKED.map((e) =>
+  `                            ${e.name}: ${e.description}`
+)
+  .join("\n");
+const SMALLEST = PACKED[PACKED.length - 1].name;
 
 const HELP = `Usage: deno run -A cli.ts split <source> --out <dir> [flags]
 
@@ -23,16 +39,17 @@ where it stopped when run again with the same arguments.
   a Hugging Face checkpoint directory  config.json + model.safetensors, or
                                        model-*.safetensors + model.safetensors.index.json
                                        (F32, F16 or BF16)
-  a GGUF file                          model.gguf (F32, F16, BF16, Q8_0, Q4_0)
+  a GGUF file                          model.gguf (F32, F16, BF16, ${GGUF_TYPES})
   a llama2.c checkpoint                model.bin, with --tokenizer tok.bin
 
 Flags:
   --out DIR               shard directory to write (required; created if needed)
-  --quantize none|q8|q4   pack the 2-D projection weights (q/k/v/o, gate/up/down,
-                          lm_head) as q8 (int8) or q4 (4-bit), blocks of 32 with
-                          an f16 scale each; norms, biases and the embedding keep
-                          the source precision (default: none)
-  --quantize-embedding    also store the token embedding as q8
+  --quantize ${QUANTIZE}
+                          pack the 2-D projection weights (q/k/v/o, gate/up/down,
+                          lm_head); norms, biases and the embedding keep the
+                          source precision (default: none):
+${PACKINGS}
+  --quantize-embedding    also store the token embedding as ${EMBEDDING_PACKING}
   --tokenizer FILE        llama2.c tokenizer file for a .bin checkpoint
                           (default: tokenizer.bin next to it)
   --delete-original       delete the source weight files, only after every shard
@@ -42,7 +59,7 @@ Flags:
 
 Examples:
   deno run -A cli.ts split ./Llama-3.2-1B --out ./llama-1b-shards
-  deno run -A cli.ts split ./Qwen3-0.6B --out ./qwen3-q4 --quantize q4
+  deno run -A cli.ts split ./Qwen3-0.6B --out ./qwen3-${SMALLEST} --quantize ${SMALLEST}
   deno run -A cli.ts split stories260K.bin --tokenizer tok512.bin --out ./stories`;
 
 function seconds(s: number): string {
@@ -95,7 +112,7 @@ class ProgressLine {
  * @example
  * ```ts ignore
  * import { main } from "./split.ts";
- * await main(["models/tiny", "--out", "shards/tiny", "--quantize", "q8"]);
+ * await main(["models/tiny", "--out", "shards/tiny", "--quantize", "none"]);
  * ```
  */
 export async function main(args: string[]): Promise<number> {
@@ -123,12 +140,7 @@ export async function main(args: string[]): Promise<number> {
     );
   }
   if (!values.out) throw new UsageError("split: --out <dir> is required");
-  const quantize = values.quantize ?? "none";
-  if (quantize !== "none" && quantize !== "q8" && quantize !== "q4") {
-    throw new UsageError(
-      `split: --quantize must be none, q8 or q4 (got ${quantize})`,
-    );
-  }
+  const quantize = parseQuantization(values.quantize, "split: --quantize");
   let source;
   try {
     source = await openSource(positionals[0], {

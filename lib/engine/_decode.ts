@@ -1,7 +1,7 @@
 /**
- * Host-side decoding of raw little-endian tensor bytes to f32 (norm weights,
- * biases and embedding rows), including q8/q4 rows (Strata layout, see
- * docs/format.md: blocks of 32, one f16 scale per block).
+ * Host-side decoding of raw little-endian float tensor bytes to f32 (norm
+ * weights, biases and float embedding rows; packed rows decode through their
+ * encoding, lib/quant/encoding.ts).
  *
  * @module
  */
@@ -39,35 +39,4 @@ export function decodeFloats(
     for (let i = 0; i < n; i++) out[i] = halfToF32(dv.getUint16(2 * i, true));
   }
   return out;
-}
-
-/**
- * Decodes one quantized row: `data` is the row's packed bytes (q8: nb*32
- * int8; q4: nb*16 bytes, low nibble = element j, high = j+16), `scales` its
- * nb f16 scales (raw bytes); writes `cols` floats into `out`.
- */
-export function decodeQuantRow(
-  type: "q8" | "q4",
-  data: Uint8Array,
-  scales: Uint8Array,
-  cols: number,
-  out: Float32Array,
-): void {
-  const nb = Math.ceil(cols / 32);
-  const sv = new DataView(scales.buffer, scales.byteOffset, scales.byteLength);
-  for (let b = 0; b < nb; b++) {
-    const d = halfToF32(sv.getUint16(2 * b, true));
-    for (let j = 0; j < 32; j++) {
-      const c = b * 32 + j;
-      if (c >= cols) break;
-      let q: number;
-      if (type === "q8") {
-        q = (data[c] << 24) >> 24;
-      } else {
-        const byte = data[b * 16 + (j & 15)];
-        q = (j < 16 ? byte & 15 : byte >> 4) - 8;
-      }
-      out[c] = d * q;
-    }
-  }
 }

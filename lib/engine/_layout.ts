@@ -5,16 +5,24 @@
  * buffer, so a layer is read tensor by tensor into the image and uploaded
  * with a few large `queue.writeBuffer` calls.
  *
- * - 2-D weights keep the shard bytes (f32/f16/bf16 row-major, or q8/q4 data +
- *   f16 scales), split into row parts within one storage binding.
+ * - 2-D weights keep the shard bytes (float row-major, or a packed encoding's
+ *   data + f16 scales; lib/quant/encoding.ts), split into row parts within
+ *   one storage binding.
  * - 1-D tensors (norm weights, biases) are decoded to f32 on the host.
  *
  * @module
  */
 import type { SafetensorsFile, TensorInfo } from "../format/safetensors.ts";
 import { FormatError, UnsupportedError } from "../errors.ts";
-import type { BufferRef, GpuWeight, WeightDtype } from "../gpu/kernels.ts";
-import { planWeightParts, weightRowBytes } from "../gpu/kernels.ts";
+import type { BufferRef, GpuWeight } from "../gpu/kernels.ts";
+import { planWeightParts } from "../gpu/kernels.ts";
+import {
+  encoding,
+  type EncodingName,
+  floatEncoding,
+  isPacked,
+  type PackedName,
+} from "../quant/encoding.ts";
 import { decodeFloats } from "./_decode.ts";
 
 const ALIGN = 256;
@@ -36,7 +44,7 @@ export interface CopyRange {
 export interface MatrixEntry {
   kind: "matrix";
   name: string;
-  dtype: WeightDtype;
+  dtype: EncodingName;
   rows: number;
   cols: number;
   parts: {
@@ -84,9 +92,9 @@ export interface TensorLayout {
 /** Quantization metadata of a shard file: name → {type, shape}. */
 export function quantInfo(
   f: SafetensorsFile,
-): Map<string, { type: "q8" | "q4"; shape: [number, number] }> {
+): Map<string, { type: PackedName; shape: [number, number] }> {
   const raw = f.metadata["strata.quant"];
-  const out = new Map<string, { type: "q8" | "q4"; shape: [number, number] }>();
+  const out = new Map<string, { type: PackedName; shape: [number, number] }>();
   if (!raw) return out;
   let json: Record<string, { type: string; shape: number[] }>;
   try {
@@ -99,12 +107,15 @@ export function quantInfo(
   }
   for (const [name, q] of Object.entries(json)) {
     if (
-      (q.type !== "q8" && q.type !== "q4") || !Array.isArray(q.shape) ||
+      !isPacked(q.type) || !Array.isArray(q.shape) ||
       q.shape.length !== 2
     ) {
       throw new FormatError(f.path, `bad strata.quant entry for ${name}`);
     }
-    out.set(name, { type: q.type, shape: [q.shape[0], q.shape[1]] });
+    out.set(name, {
+      type: q.type as PackedName,
+      shape: [q.shape[0], q.shape[1]],
+    });
   }
   return out;
 }
@@ -150,24 +161,24 @@ export function layoutOf(
     if (!t) continue;
     const q = quant.get(name);
     if (q || t.shape.length === 2) {
-      let dtype: WeightDtype;
+      let dtype: EncodingName;
       let rows: number, cols: number;
       let scalesInfo: TensorInfo | undefined;
       if (q) {
         dtype = q.type;
         [rows, cols] = q.shape;
         scalesInfo = f.tensors.get(`${name}.scales`);
-        if (!scalesInfo) {
+        if (!scalesInfo && encoding(q.type).scales === "tensor") {
           throw new FormatError(
             f.path,
             `quantized tensor ${name} has no ${name}.scales`,
           );
         }
       } else {
-        dtype = floatDtype(t, f.path).toLowerCase() as WeightDtype;
+        dtype = floatEncoding(floatDtype(t, f.path))!.name;
         [rows, cols] = t.shape;
       }
-      const [rb, sb] = weightRowBytes(dtype, cols);
+      const [rb, sb] = encoding(dtype).rowBytes(cols);
       if (
         rb * rows !== t.byteLength ||
         (scalesInfo && sb * rows !== scalesInfo.byteLength)

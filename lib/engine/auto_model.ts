@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { isPacked, PACKED, type Quantization } from "../quant/encoding.ts";
 import { StrataError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { type Gpu, requestGpu } from "../gpu/device.ts";
@@ -43,8 +44,10 @@ export type {
 
 /** Options of {@link AutoModel.fromPretrained}. */
 export interface FromPretrainedOptions {
-  /** Split-time quantization: "4bit" (q4), "8bit" (q8) or null (source precision). */
+  /** Split-time quantization: "4bit", "8bit" (the packed encodings with that `compression`) or null (source precision). */
   compression?: "4bit" | "8bit" | null;
+  /** Split-time quantization by encoding name (`q4k`, `q6k`, ...; see lib/quant/encoding.ts); overrides `compression`. */
+  quantize?: Quantization;
   /** GPU memory budget: bytes or "2GB", "512MiB" (default: see defaultGpuMemory in lib/io/plan.ts). */
   gpuMemory?: number | string;
   /** KV cache positions (default min(max_position_embeddings, 4096), lowered to fit the budget). */
@@ -120,13 +123,17 @@ export class AutoModel {
     opts: FromPretrainedOptions = {},
   ): Promise<AutoModel> {
     const c = opts.compression ?? null;
-    if (c !== null && c !== "4bit" && c !== "8bit") {
+    const packed = c === null
+      ? undefined
+      : PACKED.find((e) => e.compression === c);
+    if (c !== null && !packed) {
       throw new UsageError(
         `compression must be "4bit", "8bit" or null (got ${c})`,
       );
     }
     const dir = await resolveModel(pathOrId, {
-      quantize: c === "4bit" ? "q4" : c === "8bit" ? "q8" : "none",
+      quantize: opts.quantize ??
+        (packed && isPacked(packed.name) ? packed.name : "none"),
       layerShardsSavingPath: opts.layerShardsSavingPath,
       tokenizer: opts.tokenizer,
       log: opts.log,

@@ -36,7 +36,8 @@ import {
   readImage,
   type TensorLayout,
 } from "./_layout.ts";
-import { decodeFloats, decodeQuantRow } from "./_decode.ts";
+import { decodeFloats } from "./_decode.ts";
+import { decodeRow, type Encoding, encoding } from "../quant/encoding.ts";
 import { gpuUploadTarget, LayerReader, type ReaderStats } from "./reader.ts";
 import { describePlan, planResidency, type ResidencyPlan } from "./plan.ts";
 import { kvBytesPerLayer, KvCache } from "./kv_cache.ts";
@@ -129,13 +130,13 @@ type Weights = Map<string, GpuWeight | BufferRef>;
 
 const STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
 
-/** Embedding rows on demand from embed.safetensors (F32/F16/BF16 or q8/q4). */
+/** Embedding rows on demand from embed.safetensors (F32/F16/BF16 or a packed encoding). */
 class EmbeddingTable {
   readonly #f: SafetensorsFile;
   readonly #offset: number;
   readonly #rowBytes: number;
   readonly #quant: {
-    type: "q8" | "q4";
+    enc: Encoding;
     scalesOffset: number;
     scalesRow: number;
   } | null;
@@ -151,11 +152,12 @@ class EmbeddingTable {
     this.vocab = cfg.vocabSize;
     this.#offset = t.offset;
     this.#dtype = "F32";
-    const nb = Math.ceil(this.dim / 32);
     if (q) {
-      const s = f.info(`${name}.scales`);
-      this.#quant = { type: q.type, scalesOffset: s.offset, scalesRow: nb * 2 };
-      this.#rowBytes = q.type === "q8" ? nb * 32 : nb * 16;
+      const enc = encoding(q.type);
+      const s = enc.scales === "tensor" ? f.info(`${name}.scales`) : null;
+      const [rb, sb] = enc.rowBytes(this.dim);
+      this.#quant = { enc, scalesOffset: s?.offset ?? 0, scalesRow: sb };
+      this.#rowBytes = rb;
     } else {
       if (t.dtype !== "F32" && t.dtype !== "F16" && t.dtype !== "BF16") {
         throw new FormatError(f.path, `embedding ${name} has dtype ${t.dtype}`);
@@ -182,11 +184,13 @@ class EmbeddingTable {
       );
       const out = x.subarray(t * this.dim, (t + 1) * this.dim);
       if (this.#quant) {
-        const sc = await this.#f.readRange(
-          this.#quant.scalesOffset + id * this.#quant.scalesRow,
-          new Uint8Array(this.#quant.scalesRow),
-        );
-        decodeQuantRow(this.#quant.type, raw, sc, this.dim, out);
+        const sc = this.#quant.scalesRow > 0 // inline scales: none to read
+          ? await this.#f.readRange(
+            this.#quant.scalesOffset + id * this.#quant.scalesRow,
+            new Uint8Array(this.#quant.scalesRow),
+          )
+          : undefined;
+        decodeRow(this.#quant.enc, raw, sc, out);
       } else {
         out.set(decodeFloats(raw, this.#dtype));
       }

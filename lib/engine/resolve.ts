@@ -11,9 +11,10 @@
  *
  * @module
  */
+import { parseQuantization, type Quantization } from "../quant/encoding.ts";
 import { basename, join, resolve } from "node:path";
 import { createHash } from "node:crypto";
-import { FormatError, UsageError } from "../errors.ts";
+import { FormatError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { downloadSnapshot } from "../hub/download.ts";
 import { parseRepoId } from "../hub/repo_id.ts";
@@ -24,7 +25,7 @@ import { exists } from "../_fs.ts";
 /** Options of {@link resolveModel}. */
 export interface ResolveOptions {
   /** Split-time quantization (default "none"). */
-  quantize?: "none" | "q8" | "q4";
+  quantize?: Quantization;
   /** Where to write the shards (overrides the cache directory). */
   layerShardsSavingPath?: string;
   /** llama2.c tokenizer file for `.bin` checkpoints. */
@@ -43,9 +44,9 @@ function homeDir(): string {
  * @example
  * ```ts ignore
  * import { cacheDirFor } from "./resolve.ts";
- * console.log(cacheDirFor("/models/llama", "q4")); // ~/.cache/strata/llama-1a2b3c4d-q4
+ * console.log(cacheDirFor("/models/llama", "none")); // ~/.cache/strata/llama-1a2b3c4d-none
  * // with a fingerprint of the source files, a changed source gets a new directory:
- * console.log(cacheDirFor("/models/llama", "q4", "1234:1700000000000"));
+ * console.log(cacheDirFor("/models/llama", "none", "1234:1700000000000"));
  * ```
  */
 export function cacheDirFor(
@@ -105,17 +106,14 @@ async function sourceFingerprint(
  * @example
  * ```ts ignore
  * import { resolveModel } from "./resolve.ts";
- * const dir = await resolveModel("models/tiny-llama", { quantize: "q8" });
+ * const dir = await resolveModel("models/tiny-llama", { quantize: "none" });
  * ```
  */
 export async function resolveModel(
   pathOrId: string,
   opts: ResolveOptions = {},
 ): Promise<string> {
-  const quantize = opts.quantize ?? "none";
-  if (!["none", "q8", "q4"].includes(quantize)) {
-    throw new UsageError(`quantize must be none, q8 or q4 (got ${quantize})`);
-  }
+  const quantize = parseQuantization(opts.quantize);
   if (await ShardDir.isShardDir(pathOrId)) {
     if (opts.quantize && opts.quantize !== "none") {
       const sd = await ShardDir.open(pathOrId);

@@ -5,6 +5,13 @@
  *
  * @module
  */
+import {
+  encoding,
+  isPacked,
+  type PackedName,
+  type Quantization as EncQuantization,
+  quantizationChoices,
+} from "../quant/encoding.ts";
 import { FormatError, UnsupportedError } from "../errors.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { isAbsolute, join, normalize } from "node:path";
@@ -62,16 +69,18 @@ export const EMBED_FILE = "embed.safetensors";
 export const HEAD_FILE = "head.safetensors";
 
 /**
- * Split-time quantization of the 2-D projection weights.
+ * Split-time quantization of the 2-D projection weights: "none" or a packed
+ * encoding (lib/quant/encoding.ts).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { Quantization } from "./shards.ts";
- * const q: Quantization = "q8";
- * console.log(q);
+ * const q: Quantization = "none";
+ * assert.equal(q, "none");
  * ```
  */
-export type Quantization = "none" | "q8" | "q4";
+export type Quantization = EncQuantization;
 
 /**
  * Layout of one quantized tensor (also in the file's `__metadata__`).
@@ -79,16 +88,18 @@ export type Quantization = "none" | "q8" | "q4";
  * @example
  * ```ts
  * import type { QuantLayout } from "./shards.ts";
- * const l: QuantLayout = { type: "q4", shape: [64, 48], block: 32 };
- * console.log(Math.ceil(l.shape[1] / l.block)); // 2 blocks per row
+ * import assert from "node:assert/strict";
+ * import { PACKED } from "../quant/encoding.ts";
+ * const l: QuantLayout = { type: PACKED[0].name, shape: [64, 48], block: 32 };
+ * assert.equal(Math.ceil(l.shape[1] / l.block), 2); // 2 blocks per row
  * ```
  */
 export interface QuantLayout {
   /** Packing (see docs/format.md). */
-  type: "q8" | "q4";
+  type: PackedName;
   /** Logical [rows, cols] before packing. */
   shape: [number, number];
-  /** Elements per block along a row: always 32. */
+  /** Elements per block along a row (the encoding's blockElems: 32, or 256 for the K-quants). */
   block: number;
 }
 
@@ -218,8 +229,11 @@ export function parseManifest(v: unknown, file: string): Manifest {
   ) {
     throw new FormatError(file, "config is not a normalized model config");
   }
-  if (!["none", "q8", "q4"].includes(v.quantization as string)) {
-    throw new FormatError(file, "quantization must be none, q8 or q4");
+  if (v.quantization !== "none" && !isPacked(v.quantization)) {
+    throw new FormatError(
+      file,
+      `quantization must be ${quantizationChoices(", ", " or ")}`,
+    );
   }
   const quant: Record<string, QuantLayout> = {};
   if (v.quant !== undefined) {
@@ -228,10 +242,10 @@ export function parseManifest(v: unknown, file: string): Manifest {
     }
     for (const [name, q] of Object.entries(v.quant)) {
       if (
-        !isRecord(q) || (q.type !== "q8" && q.type !== "q4") ||
+        !isRecord(q) || !isPacked(q.type) ||
         !Array.isArray(q.shape) || q.shape.length !== 2 ||
         !q.shape.every((d) => Number.isInteger(d) && d >= 0) ||
-        q.block !== 32
+        q.block !== encoding(q.type).blockElems
       ) {
         throw new FormatError(
           file,
@@ -239,9 +253,9 @@ export function parseManifest(v: unknown, file: string): Manifest {
         );
       }
       quant[name] = {
-        type: q.type,
+        type: q.type as PackedName,
         shape: [q.shape[0], q.shape[1]],
-        block: 32,
+        block: q.block as number,
       };
     }
   }

@@ -22,6 +22,7 @@
  * @module
  */
 import type { Gpu } from "./device.ts";
+import type { EncodingName } from "../quant/encoding.ts";
 import {
   type BufferRef,
   type OverrideConstants,
@@ -31,8 +32,13 @@ import {
 
 export type { BufferRef } from "./pipelines.ts";
 
-/** Weight storage types the matmul kernels read. */
-export type WeightDtype = "f32" | "f16" | "bf16" | "q8" | "q4";
+/**
+ * Weight storage types the matmul kernels read: the encodings of
+ * lib/quant/encoding.ts.
+ *
+ * @deprecated Use {@link EncodingName}.
+ */
+export type WeightDtype = EncodingName;
 
 /** One row range of a weight, within maxStorageBufferBindingSize. */
 export interface GpuWeightPart {
@@ -42,14 +48,14 @@ export interface GpuWeightPart {
   rows: number;
   /** Row-major data of rows rowStart..rowStart+rows-1 (shard-file bytes). */
   data: BufferRef;
-  /** q8/q4 only: f16 scales [rows, nb]. */
+  /** Encodings with a scales tensor: f16 scales [rows, nb]. */
   scales?: BufferRef;
 }
 
 /** A 2-D weight W [rows = N, cols = K] on the GPU, exactly the shard bytes. */
 export interface GpuWeight {
   /** Storage type. */
-  dtype: WeightDtype;
+  dtype: EncodingName;
   /** N (output features). */
   rows: number;
   /** K (input features). */
@@ -154,18 +160,6 @@ export interface AddArgs {
   n: number;
 }
 
-/** Arguments of `Kernels.embed`: out[t] = table[ids[t]] as f32. */
-export interface EmbedArgs {
-  /** Embedding table [vocab, dim]. */
-  table: GpuWeight;
-  /** u32 [T] token ids. */
-  ids: BufferRef;
-  /** f32 [T, dim]. */
-  out: BufferRef;
-  /** Tokens. */
-  T: number;
-}
-
 /** Arguments of `Kernels.topk`: k (f32 value, u32 index) pairs, descending. */
 export interface TopkArgs {
   /** f32 [V]. */
@@ -192,7 +186,6 @@ export interface OpsModule {
   attention: Launcher<AttentionArgs>;
   siluMul: Launcher<SiluMulArgs>;
   add: Launcher<AddArgs>;
-  embed: Launcher<EmbedArgs>;
   topk: Launcher<TopkArgs>;
 }
 

@@ -13,18 +13,13 @@
  * @module
  */
 import { GpuError } from "../errors.ts";
-import type {
-  GpuWeight,
-  KernelContext,
-  MatmulArgs,
-  WeightDtype,
-} from "./_context.ts";
+import { encoding } from "../quant/encoding.ts";
+import type { GpuWeight, KernelContext, MatmulArgs } from "./_context.ts";
 import type { BufferRef } from "./pipelines.ts";
 import { packParams } from "./pipelines.ts";
+import { section } from "./_wgsl.ts";
 import matvecF32 from "../../kernels/matvec_f32.wgsl" with { type: "text" };
 import matvecHalf from "../../kernels/matvec_half.wgsl" with { type: "text" };
-import decodeF16 from "../../kernels/_decode_f16.wgsl" with { type: "text" };
-import decodeBf16 from "../../kernels/_decode_bf16.wgsl" with { type: "text" };
 import matvecQ8 from "../../kernels/matvec_q8.wgsl" with { type: "text" };
 import matvecQ4 from "../../kernels/matvec_q4.wgsl" with { type: "text" };
 import matmulF32 from "../../kernels/matmul_f32.wgsl" with { type: "text" };
@@ -34,36 +29,21 @@ import matmulQ4 from "../../kernels/matmul_q4.wgsl" with { type: "text" };
 import matmulGeneric from "../../kernels/matmul_generic.wgsl" with {
   type: "text",
 };
+import matvecGgml from "../../kernels/matvec_ggml.wgsl" with { type: "text" };
+import matmulGgml from "../../kernels/matmul_ggml.wgsl" with { type: "text" };
 
-// f16 and bf16 share one kernel body each; only the decode of 8 packed
-// values (lo/hi) differs, prepended from its own file.
-const MATVEC: Record<WeightDtype, string> = {
-  f32: matvecF32,
-  f16: decodeF16 + matvecHalf,
-  bf16: decodeBf16 + matvecHalf,
-  q8: matvecQ8,
-  q4: matvecQ4,
-};
-const MATMUL: Record<WeightDtype, string> = {
-  f32: matmulF32,
-  f16: decodeF16 + matmulHalf,
-  bf16: decodeBf16 + matmulHalf,
-  q8: matmulQ8,
-  q4: matmulQ4,
-};
-const ALIGN: Record<WeightDtype, number> = {
-  f32: 4,
-  f16: 8,
-  bf16: 8,
-  q8: 32,
-  q4: 32,
-};
-const DT: Record<WeightDtype, number> = {
-  f32: 0,
-  f16: 1,
-  bf16: 2,
-  q8: 3,
-  q4: 4,
+/** Kernel bodies by name (an encoding's `gpu.matvec.body` / `gpu.matmul.body`). */
+const BODIES: Record<string, string> = {
+  matvec_f32: matvecF32,
+  matvec_half: matvecHalf,
+  matvec_q8: matvecQ8,
+  matvec_q4: matvecQ4,
+  matmul_f32: matmulF32,
+  matmul_half: matmulHalf,
+  matmul_q8: matmulQ8,
+  matmul_q4: matmulQ4,
+  matvec_ggml: matvecGgml,
+  matmul_ggml: matmulGgml,
 };
 
 /** Which kernel {@link matmul} uses, and its workgroup size. */
@@ -78,34 +58,8 @@ export interface MatmulPlan {
   wg: number;
 }
 
-/** Workgroup sizes; tuned on lavapipe (see lib/gpu/bench.ts). */
-export const MATMUL_WG: {
-  matvec: Record<WeightDtype, number>;
-  matmul: number;
-  generic: number;
-} = {
-  matvec: { f32: 16, f16: 16, bf16: 16, q8: 8, q4: 8 },
-  matmul: 16,
-  generic: 64,
-};
-
-/** Register tile (rows = tokens) of each matmul_<dtype> invocation (fixed in the WGSL). */
-const MATMUL_TILE: Record<WeightDtype, number> = {
-  f32: 8,
-  f16: 8,
-  bf16: 8,
-  q8: 4,
-  q4: 4,
-};
-
-/** Rows each matvec invocation computes (fixed in the WGSL). */
-const MATVEC_ROWS: Record<WeightDtype, number> = {
-  f32: 8,
-  f16: 8,
-  bf16: 8,
-  q8: 8,
-  q4: 16,
-};
+/** Workgroup size of `matmul_generic` (the fast kernels' sizes are in each encoding's `gpu`). */
+const GENERIC_WG = 64;
 
 /**
  * The kernel {@link matmul} picks for `dtype`, K = `cols` and T tokens.
@@ -118,32 +72,43 @@ const MATVEC_ROWS: Record<WeightDtype, number> = {
  * ```
  */
 export function planMatmul(
-  dtype: WeightDtype,
+  dtype: string,
   cols: number,
   T: number,
 ): MatmulPlan {
-  if (cols % ALIGN[dtype] !== 0) {
+  const g = encoding(dtype).gpu;
+  if (cols % g.align !== 0) {
     return {
       kernel: "matmul_generic",
       rowsPerInvocation: 1,
       tokensPerInvocation: 1,
-      wg: MATMUL_WG.generic,
+      wg: GENERIC_WG,
     };
   }
   if (T === 1) {
     return {
       kernel: `matvec_${dtype}`,
-      rowsPerInvocation: MATVEC_ROWS[dtype],
+      rowsPerInvocation: g.matvec.rows,
       tokensPerInvocation: 1,
-      wg: MATMUL_WG.matvec[dtype],
+      wg: g.matvec.wg,
     };
   }
   return {
     kernel: `matmul_${dtype}`,
-    rowsPerInvocation: MATMUL_TILE[dtype],
-    tokensPerInvocation: MATMUL_TILE[dtype],
-    wg: MATMUL_WG.matmul,
+    rowsPerInvocation: g.matmul.tile,
+    tokensPerInvocation: g.matmul.tile,
+    wg: g.matmul.wg,
   };
+}
+
+/** The WGSL of the kernel `plan` names for encoding `dtype`: decode snippet + body. */
+function kernelCode(dtype: string, plan: MatmulPlan): string {
+  const e = encoding(dtype);
+  if (plan.kernel === "matmul_generic") {
+    return matmulGeneric + section(e.wgsl, "scalar");
+  }
+  const body = plan.tokensPerInvocation === 1 ? e.gpu.matvec : e.gpu.matmul;
+  return section(e.wgsl, "block") + BODIES[body.body];
 }
 
 function zeros(ctx: KernelContext): BufferRef {
@@ -208,7 +173,7 @@ function check(w: GpuWeight, a: MatmulArgs): void {
       );
     }
     next += p.rows;
-    if ((w.dtype === "q8" || w.dtype === "q4") && !p.scales) {
+    if (encoding(w.dtype).scales === "tensor" && !p.scales) {
       throw new GpuError(`matmul: ${w.dtype} part without scales`);
     }
   }
@@ -236,18 +201,16 @@ export function matmul(
   check(w, a);
   const K = w.cols;
   const plan = planMatmul(w.dtype, K, a.T);
-  const quant = w.dtype === "q8" || w.dtype === "q4";
-  const nb = Math.ceil(K / 32);
-  const code = plan.kernel === "matmul_generic"
-    ? matmulGeneric
-    : plan.tokensPerInvocation === 1
-    ? MATVEC[w.dtype]
-    : MATMUL[w.dtype];
-  const constants: Record<string, number> = { WG: plan.wg };
-  if (plan.kernel === "matmul_generic") constants.DT = DT[w.dtype];
-  const pipeline = ctx.pipeline(plan.kernel, code, constants);
-  const bias = a.bias ?? zeros(ctx);
+  const enc = encoding(w.dtype);
+  const quant = enc.scales === "tensor";
+  const nb = Math.ceil(K / Math.max(enc.blockElems, 1));
   const generic = plan.kernel === "matmul_generic";
+  // the generic body's code depends on the encoding: one cache entry each
+  const name = generic ? `${plan.kernel}.${w.dtype}` : plan.kernel;
+  const pipeline = ctx.pipeline(name, kernelCode(w.dtype, plan), {
+    WG: plan.wg,
+  });
+  const bias = a.bias ?? zeros(ctx);
   for (const part of w.parts) {
     const params = ctx.params(
       packParams(

@@ -1,6 +1,6 @@
 /**
  * Launchers of the non-matmul kernels (RMSNorm, RoPE, attention, SiLU·up,
- * add, embedding gather, top-k). Each is `(ctx, pass, args) => void` and
+ * add, top-k). Each is `(ctx, pass, args) => void` and
  * records its dispatches into `pass`; `Kernels` (kernels.ts) delegates to them.
  *
  * Conventions shared by every launcher:
@@ -20,7 +20,6 @@ import { GpuError, UnsupportedError, UsageError } from "../errors.ts";
 import type {
   AddArgs,
   AttentionArgs,
-  EmbedArgs,
   KernelContext,
   RmsnormArgs,
   RopeArgs,
@@ -48,10 +47,6 @@ import siluMulInplaceSrc from "../../kernels/silu_mul_inplace.wgsl" with {
 };
 import addSrc from "../../kernels/add.wgsl" with { type: "text" };
 import addInplaceSrc from "../../kernels/add_inplace.wgsl" with {
-  type: "text",
-};
-import embedSrc from "../../kernels/embed.wgsl" with { type: "text" };
-import embedQuantSrc from "../../kernels/embed_quant.wgsl" with {
   type: "text",
 };
 import topkSrc from "../../kernels/topk.wgsl" with { type: "text" };
@@ -96,15 +91,6 @@ function checkCount(op: string, name: string, v: number, min = 1): void {
   if (!Number.isInteger(v) || v < min) {
     throw new UsageError(
       `${FILE}: ${op}: ${name} = ${v} is not an integer ≥ ${min}`,
-    );
-  }
-}
-
-function checkZ(ctx: KernelContext, op: string, T: number): void {
-  const max = ctx.gpu.limits.maxComputeWorkgroupsPerDimension;
-  if (T > max) {
-    throw new UsageError(
-      `${FILE}: ${op}: T = ${T} exceeds ${max} tokens per dispatch; split the batch`,
     );
   }
 }
@@ -508,67 +494,6 @@ export function add(
   noOverlap("add", out, { x, y });
   const p = ctx.pipeline("add", addSrc, { WG });
   ctx.dispatch(pass, p, [x, y, out, params], groups);
-}
-
-/**
- * Embedding gather: out[t] = table[ids[t]] decoded to f32, for an f32, f16,
- * bf16, q8 or q4 table (shard bytes, possibly in several row parts). ids are
- * u32 [T] and must be < table.rows (an out-of-range id leaves its row
- * unwritten).
- *
- * @example
- * ```ts ignore
- * embed(ctx, pass, { table, ids, out, T });
- * ```
- */
-export function embed(
-  ctx: KernelContext,
-  pass: GPUComputePassEncoder,
-  a: EmbedArgs,
-): void {
-  checkCount("embed", "T", a.T);
-  checkZ(ctx, "embed", a.T);
-  const { table } = a;
-  const cols = table.cols;
-  const ids = take(a.ids, a.T * 4, "embed ids");
-  const out = take(a.out, a.T * cols * 4, "embed out");
-  noOverlap("embed", out, { ids });
-  const WG = 256;
-  const groups = Math.ceil(cols / WG);
-  for (const part of table.parts) {
-    if (table.dtype === "q8" || table.dtype === "q4") {
-      if (!part.scales) {
-        throw new GpuError(
-          `${FILE}: embed: ${table.dtype} table part at row ${part.rowStart} has no scales`,
-        );
-      }
-      const nb = Math.ceil(cols / 32);
-      const p = ctx.pipeline("embed_quant", embedQuantSrc, {
-        WG,
-        QBITS: table.dtype === "q8" ? 8 : 4,
-      });
-      const params = ctx.params(
-        packParams("uuuu", cols, part.rowStart, part.rows, nb),
-      );
-      ctx.dispatch(
-        pass,
-        p,
-        [part.data, part.scales, ids, out, params],
-        groups,
-        a.T,
-      );
-    } else {
-      const dtype = { f32: 0, f16: 1, bf16: 2 }[table.dtype];
-      if (dtype === undefined) {
-        throw new UnsupportedError(FILE, `embed: table dtype ${table.dtype}`);
-      }
-      const p = ctx.pipeline("embed", embedSrc, { WG, DTYPE: dtype });
-      const params = ctx.params(
-        packParams("uuuu", cols, part.rowStart, part.rows, 0),
-      );
-      ctx.dispatch(pass, p, [part.data, ids, out, params], groups, a.T);
-    }
-  }
 }
 
 /** The largest k {@link topk} supports. */

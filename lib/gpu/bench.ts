@@ -11,26 +11,18 @@
  * @module
  */
 import type { Gpu } from "./device.ts";
-import { KernelContext, type WeightDtype } from "./_context.ts";
+import { KernelContext } from "./_context.ts";
+import { type EncodingName, ENCODINGS } from "../quant/encoding.ts";
 import { destroyWeight, uploadWeight, weightRowBytes } from "./kernels.ts";
 import { matmul, planMatmul } from "./_matmul.ts";
 import type { BufferRef } from "./pipelines.ts";
-import {
-  destroyGgmlWeight,
-  ggmlRowBytes,
-  matmulGgml,
-  planMatmulGgml,
-  uploadGgmlWeight,
-} from "./_matmul_ggml.ts";
-import type { GgmlBlockType } from "../quant/ggml_blocks.ts";
-import { quantizeGgml } from "../quant/ggml_encode.ts";
 
 /** One measured kernel configuration. */
 export interface KernelBenchEntry {
   /** Kernel file name (without .wgsl). */
   name: string;
-  /** Weight dtype (a shard dtype, or a GGUF block type such as `Q4_K`). */
-  dtype: WeightDtype | GgmlBlockType;
+  /** Weight dtype. */
+  dtype: EncodingName;
   /** `"<rows>x<cols>"`, plus `" T=<tokens>"` for prefill. */
   shape: string;
   /** Weight bytes read per second (GB/s, 1e9). */
@@ -61,10 +53,8 @@ export interface KernelBenchReport {
 
 /** Options of {@link benchKernels}. */
 export interface KernelBenchOptions {
-  /** Weight dtypes to measure (default all five). */
-  dtypes?: WeightDtype[];
-  /** GGUF block types to measure, kept as in the file (default none). */
-  ggml?: GgmlBlockType[];
+  /** Weight dtypes to measure (default: every encoding). */
+  dtypes?: EncodingName[];
   /** [rows, cols] of the matvec shapes (default 4096×4096 and 11008×4096). */
   shapes?: [number, number][];
   /** Prefill tokens (default 128); 0 skips prefill. */
@@ -162,7 +152,7 @@ export async function copyBandwidth(
 
 /** A deterministic byte pattern for a weight of `dtype` with sane values (no NaN/denormals). */
 function weightBytes(
-  dtype: WeightDtype,
+  dtype: EncodingName,
   rows: number,
   cols: number,
 ): { data: Uint8Array; scales?: Uint16Array } {
@@ -195,31 +185,6 @@ function weightBytes(
   return { data, scales };
 }
 
-/**
- * GGUF blocks of `type` for a `[rows, cols]` weight: 16 distinct rows encoded
- * from pseudo-random values in [-0.05, 0.05), repeated (encoding every row in
- * TypeScript would take longer than the measurement).
- */
-function ggmlBytes(
-  type: GgmlBlockType,
-  rows: number,
-  cols: number,
-): Uint8Array {
-  const rb = ggmlRowBytes(type, cols);
-  const distinct = Math.min(rows, 16);
-  const src = new Float32Array(distinct * cols);
-  for (let i = 0, h = 0x51ed27; i < src.length; i++) {
-    h = Math.imul(h ^ (h >>> 13), 0x5bd1e995) ^ (i * 0x9e3779b9);
-    src[i] = ((h >>> 8) / 2 ** 24 - 0.5) * 0.1;
-  }
-  const tile = quantizeGgml(type, src);
-  const data = new Uint8Array(rb * rows);
-  for (let o = 0; o < data.length; o += tile.length) {
-    data.set(tile.subarray(0, Math.min(tile.length, data.length - o)), o);
-  }
-  return data;
-}
-
 function storage(gpu: Gpu, bytes: number, fill?: Float32Array): BufferRef {
   const size = Math.max(256, Math.ceil(bytes / 256) * 256);
   const buffer = gpu.device.createBuffer({
@@ -250,7 +215,7 @@ export async function benchKernels(
   gpu: Gpu,
   opts: KernelBenchOptions = {},
 ): Promise<KernelBenchReport> {
-  const dtypes = opts.dtypes ?? ["f32", "f16", "bf16", "q8", "q4"];
+  const dtypes = opts.dtypes ?? [...ENCODINGS.keys()];
   const shapes = opts.shapes ?? [[4096, 4096], [11008, 4096]];
   const prefillT = opts.prefillT ?? 128;
   const rounds = opts.rounds ?? 5;
@@ -317,51 +282,35 @@ export async function benchKernels(
     return best;
   };
 
-  type Dt = WeightDtype | GgmlBlockType;
-  const configs: { dtype: Dt; N: number; K: number; T: number }[] = [];
-  const all: Dt[] = [...dtypes, ...(opts.ggml ?? [])];
-  for (const dtype of all) {
+  const configs: { dtype: EncodingName; N: number; K: number; T: number }[] =
+    [];
+  for (const dtype of dtypes) {
     for (const [N, K] of shapes) configs.push({ dtype, N, K, T: 1 });
   }
   if (prefillT > 0) {
-    for (const dtype of all) {
+    for (const dtype of dtypes) {
       configs.push({ dtype, N: 4096, K: 4096, T: prefillT });
     }
   }
-  const isShard = (d: Dt): d is WeightDtype =>
-    dtypes.includes(d as WeightDtype);
 
   for (const c of configs) {
-    let weightBytesTotal: number, ms: number, name: string;
-    if (isShard(c.dtype)) {
-      const dtype = c.dtype;
-      const bytes = weightBytes(dtype, c.N, c.K);
-      const w = uploadWeight(gpu, {
-        dtype,
-        rows: c.N,
-        cols: c.K,
-        ...bytes,
-        label: `bench-${dtype}`,
-      });
-      weightBytesTotal = bytes.data.byteLength +
-        (bytes.scales?.byteLength ?? 0);
-      ms = await measure((pass) => matmul(ctx, pass, { x, w, out, T: c.T }));
-      destroyWeight(w);
-      name = planMatmul(dtype, c.K, c.T).kernel;
-    } else {
-      const type = c.dtype;
-      const bytes = ggmlBytes(type, c.N, c.K);
-      const w = uploadGgmlWeight(gpu, { type, rows: c.N, cols: c.K, bytes });
-      weightBytesTotal = bytes.byteLength;
-      ms = await measure((pass) =>
-        matmulGgml(ctx, pass, { x, w, out, T: c.T })
-      );
-      destroyGgmlWeight(w);
-      name = planMatmulGgml(c.T);
-    }
+    const bytes = weightBytes(c.dtype, c.N, c.K);
+    const w = uploadWeight(gpu, {
+      dtype: c.dtype,
+      rows: c.N,
+      cols: c.K,
+      ...bytes,
+      label: `bench-${c.dtype}`,
+    });
+    const weightBytesTotal = bytes.data.byteLength +
+      (bytes.scales?.byteLength ?? 0);
+    const ms = await measure((pass) =>
+      matmul(ctx, pass, { x, w, out, T: c.T })
+    );
+    destroyWeight(w);
     const gbps = weightBytesTotal / (ms / 1000) / 1e9;
     const entry: KernelBenchEntry = {
-      name,
+      name: planMatmul(c.dtype, c.K, c.T).kernel,
       dtype: c.dtype,
       shape: `${c.N}x${c.K}${c.T > 1 ? ` T=${c.T}` : ""}`,
       gbps: round(gbps),
@@ -371,9 +320,9 @@ export async function benchKernels(
     };
     kernels.push(entry);
     log(
-      `  ${entry.name.padEnd(14)} ${entry.dtype.padEnd(7)}${
-        entry.shape.padEnd(16)
-      } ${entry.gbps.toFixed(2).padStart(7)} GB/s  ` +
+      `  ${entry.name.padEnd(14)} ${entry.shape.padEnd(16)} ${
+        entry.gbps.toFixed(2).padStart(7)
+      } GB/s  ` +
         `${entry.ratio.toFixed(2)} of copy  ${entry.gflops.toFixed(1)} GFLOP/s`,
     );
   }

@@ -14,7 +14,6 @@ import type { Gpu } from "./device.ts";
 import {
   type AddArgs,
   type AttentionArgs,
-  type EmbedArgs,
   type GpuWeight,
   type GpuWeightPart,
   KernelContext,
@@ -24,15 +23,14 @@ import {
   type RopeArgs,
   type SiluMulArgs,
   type TopkArgs,
-  type WeightDtype,
 } from "./_context.ts";
 import { matmul } from "./_matmul.ts";
+import { encoding, type EncodingName } from "../quant/encoding.ts";
 import type { BufferRef } from "./pipelines.ts";
 
 export type {
   AddArgs,
   AttentionArgs,
-  EmbedArgs,
   GpuWeight,
   GpuWeightPart,
   MatmulArgs,
@@ -43,6 +41,7 @@ export type {
   WeightDtype,
 } from "./_context.ts";
 export { KernelContext } from "./_context.ts";
+export type { EncodingName } from "../quant/encoding.ts";
 export type { BufferRef } from "./pipelines.ts";
 
 /**
@@ -84,7 +83,6 @@ export class Kernels {
         attention: m.attention,
         siluMul: m.siluMul,
         add: m.add,
-        embed: m.embed,
         topk: m.topk,
       };
     } catch {
@@ -152,47 +150,41 @@ export class Kernels {
     this.#op("add")(this.ctx, pass, a);
   }
 
-  /** Embedding row gather. */
-  embed(pass: GPUComputePassEncoder, a: EmbedArgs): void {
-    this.#op("embed")(this.ctx, pass, a);
-  }
-
   /** Top-k (value, index) pairs of the logits. */
   topk(pass: GPUComputePassEncoder, a: TopkArgs): void {
     this.#op("topk")(this.ctx, pass, a);
   }
 }
 
-/** Bytes of one row of a weight of `dtype` with `cols` columns: [data, scales]. */
+/**
+ * Bytes of one row of a weight of `dtype` with `cols` columns: [data, scales]
+ * (the encoding's `rowBytes`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { weightRowBytes } from "./kernels.ts";
+ * assert.deepEqual(weightRowBytes("f32", 3), [12, 0]);
+ * ```
+ */
 export function weightRowBytes(
-  dtype: WeightDtype,
+  dtype: EncodingName,
   cols: number,
 ): [number, number] {
-  const nb = Math.ceil(cols / 32);
-  switch (dtype) {
-    case "f32":
-      return [cols * 4, 0];
-    case "f16":
-    case "bf16":
-      return [cols * 2, 0];
-    case "q8":
-      return [nb * 32, nb * 2];
-    case "q4":
-      return [nb * 16, nb * 2];
-  }
+  return encoding(dtype).rowBytes(cols);
 }
 
 /** Input of {@link uploadWeight}. */
 export interface UploadWeightOptions {
   /** Storage type. */
-  dtype: WeightDtype;
+  dtype: EncodingName;
   /** N. */
   rows: number;
   /** K. */
   cols: number;
   /** Row-major bytes exactly as in the shard file. */
   data: Uint8Array | Int8Array | Uint16Array | Float32Array;
-  /** q8/q4: f16 scales [rows, nb]. */
+  /** Encodings with a scales tensor: f16 scales [rows, nb]. */
   scales?: Uint8Array | Uint16Array;
   /** Largest part in bytes (default and cap: maxStorageBufferBindingSize). */
   maxPartBytes?: number;
@@ -233,7 +225,7 @@ function createFilled(
  * ```
  */
 export function planWeightParts(
-  dtype: WeightDtype,
+  dtype: EncodingName,
   rows: number,
   cols: number,
   maxBytes: number,
@@ -258,7 +250,7 @@ export function planWeightParts(
  * @example
  * ```ts ignore
  * import { uploadWeight } from "./kernels.ts";
- * const w = uploadWeight(gpu, { dtype: "q4", rows: 64, cols: 100, data: q.data, scales: q.scales });
+ * const w = uploadWeight(gpu, { dtype: "bf16", rows: 64, cols: 100, data });
  * console.log(w.parts.length); // 1
  * ```
  */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { FloatDtype, PackedName } from "../quant/encoding.ts";
 
 /**
  * Name of the progress record inside the output directory.
@@ -26,11 +27,12 @@ export const PROGRESS_FILE = ".strata-split.json";
  * console.log(d);
  * ```
  */
-export type SourceDtype = "F32" | "F16" | "BF16" | "q8" | "q4";
+export type SourceDtype = FloatDtype | PackedName;
 
 /**
- * The bytes of one source tensor: raw little-endian floats, or Strata's q8/q4
- * packing (see docs/format.md) for sources that are already quantized.
+ * The bytes of one source tensor: raw little-endian floats, or a packed
+ * encoding's data and scales (lib/quant/encoding.ts, docs/format.md) for
+ * sources that are already quantized.
  *
  * @example
  * ```ts
@@ -40,16 +42,12 @@ export type SourceDtype = "F32" | "F16" | "BF16" | "q8" | "q4";
  * ```
  */
 export type TensorData =
-  | { dtype: "F32" | "F16" | "BF16"; bytes: Uint8Array }
+  | { dtype: FloatDtype; bytes: Uint8Array }
   | {
-    dtype: "q8";
-    data: Int8Array;
-    scales: Uint16Array;
-    shape: [number, number];
-  }
-  | {
-    dtype: "q4";
-    data: Uint8Array;
+    dtype: PackedName;
+    /** The data tensor's bytes (the 8-bit packing: int8 values). */
+    data: Uint8Array | Int8Array;
+    /** f16 bits [rows, nb] (empty for an encoding without a scales tensor). */
     scales: Uint16Array;
     shape: [number, number];
   };
@@ -72,7 +70,7 @@ export interface SourceTensor {
   name: string;
   /** Element type in the source. */
   dtype: SourceDtype;
-  /** Logical row-major shape (for q8/q4: the unpacked [rows, cols]). */
+  /** Logical row-major shape (packed encodings: the unpacked [rows, cols]). */
   shape: number[];
   /** Bytes the tensor occupies in the source. */
   byteLength: number;

@@ -5,11 +5,12 @@
  *
  * - Architectures: `llama` (also Mistral-style files, which llama.cpp writes
  *   as `llama`), `qwen2`, `qwen3`. Others: UnsupportedError.
- * - Tensor types: F32, F16, BF16 as raw bytes; Q8_0 and Q4_0 repacked into
- *   Strata's q8/q4 (data rows + f16 scales) without dequantizing. Q4_1, Q5_0,
- *   Q5_1, IQ4_NL and the K-quants Q2_K..Q6_K are decoded on the CPU to F32
- *   (exactly ggml's `to_float`) until the GPU kernels read them packed.
- *   Others (IQ2/IQ3/IQ1 types, TQ, ...): UnsupportedError.
+ * - Tensor types: F32, F16, BF16 as raw bytes; the GGUF types an encoding
+ *   names in its `gguf` field (lib/quant/encoding.ts) repacked into it
+ *   without dequantizing. Others: UnsupportedError.
+ *   Q8_0 and Q4_0 become q8 and q4 (scales moved to their own tensor);
+ *   Q4_1, Q5_0, Q5_1, IQ4_NL and Q2_K..Q6_K are kept exactly as in the file
+ *   (lib/quant/ggml_encodings.ts).
  * - Layout: dims reversed (GGUF `[in, out]` = HF `[out, in]`, no transpose).
  *   For `llama` only, llama.cpp's convert permuted the rows of q_proj/k_proj
  *   so RoPE rotates adjacent pairs (2i, 2i+1); we undo it (FORMATS.md §2.7):
@@ -24,14 +25,16 @@
 
 import { FormatError, UnsupportedError } from "../errors.ts";
 import { GgufFile, type GgufTensorInfo } from "../format/gguf.ts";
-import { dequantizeGgml, isGgmlBlockType } from "../quant/ggml_blocks.ts";
 import { type ConvertedTokenizer, convertSpm } from "../text/convert_spm.ts";
 import { convertGpt2 } from "../text/convert_gpt2.ts";
 import type { ModelSource, SourceTensor, TensorData } from "./source.ts";
+import { ENCODINGS, ggufEncoding, isPacked } from "../quant/encoding.ts";
 
 const SUPPORTED_ARCHS = new Set(["llama", "qwen2", "qwen3"]);
-const SUPPORTED_TYPES =
-  "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_NL";
+const PACKED_GGUF = [...ENCODINGS.values()].flatMap((e) =>
+  e.gguf ? [e.gguf.type] : []
+);
+const SUPPORTED_TYPES = `F32, F16, BF16, ${PACKED_GGUF.join(", ")}`;
 
 /** Token texts llama.cpp always treats as end of generation. */
 const EOG_TEXTS = new Set([
@@ -508,38 +511,6 @@ export function unpermuteRows(
   return out;
 }
 
-/**
- * Repacks GGUF Q8_0 / Q4_0 rows into Strata q8 / q4 (data + f16 scales), no
- * dequantization: a Q8_0 block is f16 d + 32 i8, a Q4_0 block f16 d + 16
- * bytes with the same nibble placement as ours.
- *
- * @example
- * ```ts
- * import { repackBlocks } from "./source_gguf.ts";
- * const block = new Uint8Array(34); block[0] = 0x00; block[1] = 0x3c; block[2] = 5; // d = 1.0, q[0] = 5
- * const r = repackBlocks(block, "Q8_0", 1, 32);
- * console.log(r.scales[0].toString(16), r.data[0]); // "3c00" 5
- * ```
- */
-export function repackBlocks(
-  bytes: Uint8Array,
-  type: "Q8_0" | "Q4_0",
-  rows: number,
-  cols: number,
-): { data: Uint8Array; scales: Uint16Array } {
-  const nb = cols / 32;
-  const qBytes = type === "Q8_0" ? 32 : 16;
-  const blockBytes = qBytes + 2;
-  const data = new Uint8Array(rows * nb * qBytes);
-  const scales = new Uint16Array(rows * nb);
-  for (let b = 0; b < rows * nb; b++) {
-    const src = b * blockBytes;
-    scales[b] = bytes[src] | (bytes[src + 1] << 8);
-    data.set(bytes.subarray(src + 2, src + blockBytes), b * qBytes);
-  }
-  return { data, scales };
-}
-
 function makeTensor(
   g: GgufFile,
   t: GgufTensorInfo,
@@ -569,42 +540,23 @@ function makeTensor(
       }),
     };
   }
-  if (type === "Q8_0" || type === "Q4_0") {
-    const nb = cols / 32;
-    const q8 = type === "Q8_0";
+  const enc = ggufEncoding(type);
+  if (enc?.gguf && isPacked(enc.name)) {
+    const [rb, sb] = enc.rowBytes(cols);
+    const dtype = enc.name;
+    const repack = enc.gguf.repack;
     return {
       name: hfName,
-      dtype: q8 ? "q8" : "q4",
+      dtype,
       shape: [rows, cols],
-      byteLength: rows * nb * (q8 ? 32 : 16) + rows * nb * 2,
+      byteLength: rows * (rb + sb),
       read: async (): Promise<TensorData> => {
-        const { data, scales } = repackBlocks(await load(), type, rows, cols);
-        return q8
-          ? {
-            dtype: "q8",
-            data: new Int8Array(data.buffer),
-            scales,
-            shape: [rows, cols],
-          }
-          : { dtype: "q4", data, scales, shape: [rows, cols] };
-      },
-    };
-  }
-  if (isGgmlBlockType(type)) {
-    // decoded to F32 rows on the CPU, then the rows permuted like F32 ones
-    return {
-      name: hfName,
-      dtype: "F32",
-      shape,
-      byteLength: rows * cols * 4,
-      read: async (): Promise<TensorData> => {
-        const x = dequantizeGgml(type, await g.read(t.name), rows * cols);
-        const bytes = new Uint8Array(x.buffer);
+        const { data, scales } = repack(await load(), rows, cols);
         return {
-          dtype: "F32",
-          bytes: permuteHeads === null
-            ? bytes
-            : unpermuteRows(bytes, cols * 4, permuteHeads),
+          dtype,
+          data,
+          scales: scales ?? new Uint16Array(0),
+          shape: [rows, cols],
         };
       },
     };

@@ -44,8 +44,14 @@ import {
 import { type ModelConfig, normalizeConfig } from "../model/config.ts";
 import { globalTensors, layerTensors } from "../model/architectures.ts";
 import { toFloat32 } from "../quant/half.ts";
-import { dequantizeQ8, quantizeQ8 } from "../quant/q8.ts";
-import { dequantizeQ4, quantizeQ4 } from "../quant/q4.ts";
+import {
+  EMBEDDING_PACKING,
+  encoding,
+  isPacked,
+  type PackedName,
+  parseQuantization,
+  storedShapes,
+} from "../quant/encoding.ts";
 import {
   type ModelSource,
   PROGRESS_FILE,
@@ -86,7 +92,7 @@ export interface SplitProgress {
  * @example
  * ```ts
  * import type { SplitOptions } from "./split.ts";
- * const o: SplitOptions = { out: "shards/tiny", quantize: "q4", quantizeEmbedding: true };
+ * const o: SplitOptions = { out: "shards/tiny", quantize: "none", quantizeEmbedding: true };
  * console.log(o.quantize);
  * ```
  */
@@ -95,7 +101,7 @@ export interface SplitOptions {
   out: string;
   /** Quantize the 2-D projection weights (default "none"). */
   quantize?: Quantization;
-  /** Also store the token embedding as q8. */
+  /** Also store the token embedding packed (as `EMBEDDING_PACKING`, lib/quant/encoding.ts). */
   quantizeEmbedding?: boolean;
   /** Delete the source files once every shard is written and verified. */
   deleteOriginal?: boolean;
@@ -103,9 +109,7 @@ export interface SplitOptions {
   onProgress?: (p: SplitProgress) => void;
 }
 
-const BLOCK = 32;
-
-type OutKind = "raw" | "q8" | "q4";
+type OutKind = "raw" | PackedName;
 
 interface OutTensor {
   src: SourceTensor;
@@ -141,13 +145,11 @@ function shapeStr(s: number[]): string {
   return `[${s.join(", ")}]`;
 }
 
-/** What a tensor becomes: its raw bytes, or q8/q4 data + scales. */
+/** What a tensor becomes: its raw bytes, or a packed encoding's data + scales. */
 function outTensor(src: SourceTensor, want: OutKind): OutTensor {
   let kind: OutKind = want;
-  // Already-quantized sources keep their packing unless asked for another.
-  if (want === "raw" && (src.dtype === "q8" || src.dtype === "q4")) {
-    kind = src.dtype;
-  }
+  // Already-packed sources keep their packing unless asked for another.
+  if (want === "raw" && isPacked(src.dtype)) kind = src.dtype;
   if (kind === "raw") {
     return {
       src,
@@ -169,21 +171,13 @@ function outTensor(src: SourceTensor, want: OutKind): OutTensor {
     );
   }
   const [rows, cols] = src.shape;
-  const nb = Math.ceil(cols / BLOCK);
-  const width = kind === "q8" ? nb * BLOCK : nb * (BLOCK / 2);
-  return {
-    src,
-    kind,
-    decls: [
-      {
-        name: src.name,
-        dtype: kind === "q8" ? "I8" : "U8",
-        shape: [rows, width],
-      },
-      { name: `${src.name}.scales`, dtype: "F16", shape: [rows, nb] },
-    ],
-    bytes: rows * width + rows * nb * 2,
-  };
+  const shapes = storedShapes(encoding(kind), rows, cols);
+  const decls: TensorDecl[] = [{ name: src.name, ...shapes.data }];
+  if (shapes.scales) {
+    decls.push({ name: `${src.name}.scales`, ...shapes.scales });
+  }
+  const [rb, sb] = encoding(kind).rowBytes(cols);
+  return { src, kind, decls, bytes: rows * (rb + sb) };
 }
 
 function headerEstimate(
@@ -210,7 +204,7 @@ function tensorFile(path: string, tensors: OutTensor[]): OutFile {
       quant[t.src.name] = {
         type: t.kind,
         shape: [t.src.shape[0], t.src.shape[1]],
-        block: BLOCK,
+        block: encoding(t.kind).blockElems,
       };
     }
   }
@@ -280,7 +274,10 @@ function plan(
   const globals = new Map(globalTensors(cfg).map((g) => [g.role, g]));
   const emb = globals.get("embed")!;
   files.push(tensorFile(EMBED_FILE, [
-    outTensor(take(emb.name, emb.shape), quantizeEmbedding ? "q8" : "raw"),
+    outTensor(
+      take(emb.name, emb.shape),
+      quantizeEmbedding ? EMBEDDING_PACKING : "raw",
+    ),
   ]));
   for (let i = 0; i < cfg.numLayers; i++) {
     const ts = layerTensors(cfg, i).map((lt) =>
@@ -351,7 +348,7 @@ async function emit(t: OutTensor, writer: SafetensorsWriter): Promise<void> {
   const where = t.src.file ?? t.src.name;
   const [dataName, scalesName] = [t.decls[0].name, t.decls[1]?.name];
   if (t.kind === "raw") {
-    if (d.dtype === "q8" || d.dtype === "q4") {
+    if ("data" in d) {
       throw new FormatError(
         where,
         `tensor ${t.src.name}: unexpected packed data`,
@@ -361,21 +358,22 @@ async function emit(t: OutTensor, writer: SafetensorsWriter): Promise<void> {
     return;
   }
   const [rows, cols] = t.src.shape;
-  if (d.dtype === t.kind) {
-    await writer.write(dataName, bytesOf(d.data));
-    await writer.write(scalesName, bytesOf(d.scales));
-    return;
-  }
-  const quantize = t.kind === "q8" ? quantizeQ8 : quantizeQ4;
-  if (d.dtype === "q8" || d.dtype === "q4") {
-    // Repacking another packing: rare (GGUF), done whole.
-    const w = d.dtype === "q8"
-      ? dequantizeQ8(d, rows, cols)
-      : dequantizeQ4(d, rows, cols);
-    const q = quantize(w, rows, cols);
+  const enc = encoding(t.kind);
+  const writePacked = async (
+    q: { data: ArrayBufferView; scales?: Uint16Array },
+  ) => {
     await writer.write(dataName, bytesOf(q.data));
-    await writer.write(scalesName, bytesOf(q.scales));
-    return;
+    if (scalesName) await writer.write(scalesName, bytesOf(q.scales!));
+  };
+  if (d.dtype === t.kind) return await writePacked(d);
+  if ("data" in d) {
+    // Repacking another packing: rare (GGUF), done whole.
+    const w = encoding(d.dtype).decode(
+      { data: bytesOf(d.data), scales: d.scales },
+      rows,
+      cols,
+    );
+    return await writePacked(enc.encode(w, rows, cols));
   }
   const elBytes = d.dtype === "F32" ? 4 : 2;
   if (d.bytes.length !== rows * cols * elBytes) {
@@ -386,7 +384,7 @@ async function emit(t: OutTensor, writer: SafetensorsWriter): Promise<void> {
       }`,
     );
   }
-  const nb = Math.ceil(cols / BLOCK);
+  const nb = Math.ceil(cols / enc.blockElems);
   const scales = new Uint16Array(rows * nb);
   const chunk = envInt("STRATA_SPLIT_CHUNK_BYTES") ?? CHUNK_F32_BYTES;
   const step = Math.max(1, Math.floor(chunk / (4 * Math.max(cols, 1))));
@@ -396,11 +394,11 @@ async function emit(t: OutTensor, writer: SafetensorsWriter): Promise<void> {
       d.bytes.subarray(r0 * cols * elBytes, r1 * cols * elBytes),
       d.dtype,
     );
-    const q = quantize(w, r1 - r0, cols);
-    scales.set(q.scales, r0 * nb);
+    const q = enc.encode(w, r1 - r0, cols);
+    if (q.scales) scales.set(q.scales, r0 * nb);
     await writer.write(dataName, bytesOf(q.data));
   }
-  await writer.write(scalesName, bytesOf(scales));
+  if (scalesName) await writer.write(scalesName, bytesOf(scales));
 }
 
 async function syncDir(dir: string): Promise<void> {
@@ -553,7 +551,7 @@ function configLabel(source: ModelSource): string {
  * import { splitModel } from "./split.ts";
  * const src = await openSource("models/tiny-llama");
  * try {
- *   const m = await splitModel(src, { out: "shards/tiny-llama", quantize: "q8" });
+ *   const m = await splitModel(src, { out: "shards/tiny-llama", quantize: "none" });
  *   console.log(m.layers.length);
  * } finally {
  *   src.close();
@@ -564,10 +562,7 @@ export async function splitModel(
   source: ModelSource,
   opts: SplitOptions,
 ): Promise<Manifest> {
-  const quantize = opts.quantize ?? "none";
-  if (!["none", "q8", "q4"].includes(quantize)) {
-    throw new UsageError(`--quantize must be none, q8 or q4 (got ${quantize})`);
-  }
+  const quantize = parseQuantization(opts.quantize, "--quantize");
   const quantizeEmbedding = opts.quantizeEmbedding ?? false;
   const out = opts.out;
   const cfg = normalizeConfig(source.config, configLabel(source));
@@ -770,7 +765,7 @@ export async function splitModel(
   return manifest;
 }
 
-/** "none" unless every quantized projection agrees on one packing. */
+/** "none" unless projections are packed; the fewest bits per weight when they are mixed. */
 function effectiveQuantization(
   requested: Quantization,
   quant: Record<string, QuantLayout>,
@@ -782,7 +777,11 @@ function effectiveQuantization(
       .map(([, q]) => q.type),
   );
   if (types.size === 0) return "none";
-  return types.has("q4") ? "q4" : "q8";
+  const bits = (n: PackedName) => {
+    const e = encoding(n);
+    return (e.blockBytes + e.scaleBytes) / e.blockElems;
+  };
+  return [...types].reduce((a, b) => bits(b) < bits(a) ? b : a);
 }
 
 async function deleteSources(source: ModelSource, out: string): Promise<void> {

@@ -12,6 +12,7 @@ import { openGgufSource } from "../../lib/split/source_gguf.ts";
 import { openLlama2cSource } from "../../lib/split/source_llama2c.ts";
 import { normalizeConfig } from "../../lib/model/config.ts";
 import { ropeInvFreq } from "../../lib/model/rope.ts";
+import { encoding } from "../../lib/quant/encoding.ts";
 import { quantizeQ4 } from "../../lib/quant/q4.ts";
 import { quantizeQ8 } from "../../lib/quant/q8.ts";
 import type { ModelSource, TensorData } from "../../lib/split/source.ts";
@@ -206,14 +207,30 @@ async function withTemp<T>(
 }
 
 function floats(t: TensorData): Float64Array {
-  if (t.dtype === "q8" || t.dtype === "q4") {
+  if ("data" in t && t.dtype !== "q8" && t.dtype !== "q4") {
+    // GGUF blocks kept as in the file: the CPU decoder (tests/quant/ggml_blocks_test.ts)
+    return Float64Array.from(
+      encoding(t.dtype).decode(
+        {
+          data: new Uint8Array(
+            t.data.buffer,
+            t.data.byteOffset,
+            t.data.byteLength,
+          ),
+        },
+        t.shape[0],
+        t.shape[1],
+      ),
+    );
+  }
+  if ("data" in t) {
     const scales = Float64Array.from(
       t.scales,
       (h) =>
         refDecode(new Uint8Array(new Uint16Array([h]).buffer), "F16", "s")[0],
     );
     return refDequant(
-      t.dtype,
+      t.dtype as "q8" | "q4",
       new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
       scales,
       t.shape[0],

@@ -1,13 +1,15 @@
 /**
- * The GGUF block kernels (kernels/matvec_ggml.wgsl, matmul_ggml.wgsl with each
- * type's kernels/_ggml_<type>.wgsl decode snippet) against a float64
- * reference: out = x · Wᵀ (+ bias) over the weights as the CPU decoder gives
- * them. For tensors quantized by llama.cpp (tests/fixtures/gguf_llamacpp) the
- * decoder's output is first checked against ggml's own (sha256 recorded when
- * the fixtures were made), so the reference is ggml's dequantization. Every
- * type also runs on blocks from our encoder with a row count that is not a
- * multiple of the 4 rows an invocation computes, a bias, and the weight in two
- * row parts (two dispatches). Run on the default device and with
+ * The GGUF block encodings on the GPU (kernels/matvec_ggml.wgsl,
+ * matmul_ggml.wgsl with each type's kernels/_ggml_<type>.wgsl snippet, and
+ * matmul_generic with the snippet's weight_at), through the registry's
+ * uploadWeight and matmul, against a float64 reference: out = x · Wᵀ + bias
+ * over the weights as the CPU decoder gives them. For tensors quantized by
+ * llama.cpp (tests/fixtures/gguf_llamacpp) the decoder's output is first
+ * checked against ggml's own (sha256 recorded when the fixtures were made), so
+ * the reference is ggml's dequantization. Every type also runs on blocks from
+ * our encoder: 7 rows (not a multiple of the 4 an invocation computes) and
+ * 5 rows of 300 (zero-padded blocks, matmul_generic); T = 1 and 5; the weight
+ * in two parts. Tolerance 1e-5·Σ|x·w|. Run on the default device and with
  * `requestGpu({ f16: false })`.
  */
 import assert from "node:assert/strict";
@@ -21,15 +23,20 @@ import {
 import { quantizeGgml } from "../../lib/quant/ggml_encode.ts";
 import { GgufFile } from "../../lib/format/gguf.ts";
 import { KernelContext } from "../../lib/gpu/_context.ts";
-import {
-  destroyGgmlWeight,
-  type GgmlGpuWeight,
-  ggmlRowBytes,
-  matmulGgml,
-  uploadGgmlWeight,
-} from "../../lib/gpu/_matmul_ggml.ts";
+import { matmul, planMatmul } from "../../lib/gpu/_matmul.ts";
+import { destroyWeight, uploadWeight } from "../../lib/gpu/kernels.ts";
+import { GGML_ENCODING_NAMES } from "../../lib/quant/ggml_encodings.ts";
+import { encoding } from "../../lib/quant/encoding.ts";
 
-const TYPES = Object.keys(GGML_BLOCKS) as GgmlBlockType[];
+/** The registry encoding of a GGUF type (Q8_0 / Q4_0 have none: they repack into q8 / q4). */
+const encodingOf = (t: GgmlBlockType) =>
+  GGML_ENCODING_NAMES[t as keyof typeof GGML_ENCODING_NAMES];
+const ggmlRowBytes = (t: GgmlBlockType, k: number) =>
+  Math.ceil(k / GGML_BLOCKS[t].elems) * GGML_BLOCKS[t].bytes;
+
+const TYPES = (Object.keys(GGML_BLOCKS) as GgmlBlockType[]).filter((t) =>
+  t !== "Q8_0" && t !== "Q4_0"
+);
 const FIXTURES = new URL("../fixtures/gguf_llamacpp/", import.meta.url)
   .pathname;
 
@@ -52,7 +59,7 @@ interface Case {
   k: number;
 }
 
-/** Runs matmulGgml (weight in two row parts) and returns out [T, N]. */
+/** Runs the registry's matmul on the weight in two parts and returns out [T, N]. */
 async function runKernel(
   g: Gpu,
   type: GgmlBlockType,
@@ -62,41 +69,28 @@ async function runKernel(
   bias: Float32Array,
 ): Promise<Float32Array> {
   const ctx = new KernelContext(g);
-  // two parts: rows 0..split-1 and split..n-1, each its own buffer
-  const split = Math.ceil(c.n / 2);
   const rb = ggmlRowBytes(type, c.k);
-  const lo = uploadGgmlWeight(g, {
-    type,
-    rows: split,
-    cols: c.k,
-    bytes: c.bytes.subarray(0, split * rb),
-  });
-  const hi = uploadGgmlWeight(g, {
-    type,
-    rows: c.n - split,
-    cols: c.k,
-    bytes: c.bytes.subarray(split * rb),
-  });
-  const w: GgmlGpuWeight = {
-    type,
+  const w = uploadWeight(g, {
+    dtype: encodingOf(type),
     rows: c.n,
     cols: c.k,
-    parts: [lo.parts[0], { ...hi.parts[0], rowStart: split }],
-  };
+    data: c.bytes,
+    maxPartBytes: Math.ceil(c.n / 2) * rb, // two parts: two dispatches
+  });
+  assert.equal(w.parts.length, 2);
   const xb = upload(g, x);
   const bb = upload(g, bias);
   const ob = scratch(g, t * c.n * 4);
   ctx.reset();
   const enc = g.device.createCommandEncoder();
   const pass = enc.beginComputePass();
-  matmulGgml(ctx, pass, { x: xb, w, bias: bb, out: ob, T: t });
+  matmul(ctx, pass, { x: xb, w, bias: bb, out: ob, T: t });
   pass.end();
   ctx.flush();
   g.device.queue.submit([enc.finish()]);
   const res = await readF32(g, ob, t * c.n);
   for (const b of [xb, bb, ob]) b.buffer.destroy();
-  destroyGgmlWeight(lo);
-  destroyGgmlWeight(hi);
+  destroyWeight(w);
   return res;
 }
 
@@ -140,9 +134,21 @@ async function cases(type: GgmlBlockType): Promise<Case[]> {
     n,
     k,
   }];
+  // rows of 300: zero-padded to whole blocks, read by matmul_generic's weight_at
+  const enc = encoding(encodingOf(type));
+  const src300 = Float32Array.from({ length: 5 * 300 }, () => r());
+  const p300 = enc.encode(src300, 5, 300);
+  assert.equal(planMatmul(enc.name, 300, 1).kernel, "matmul_generic");
+  out.push({
+    what: "our encoder, 5 x 300 (padded)",
+    bytes: p300.data,
+    w: enc.decode(p300, 5, 300),
+    n: 5,
+    k: 300,
+  });
   // the first llama.cpp-quantized tensor of this type, checked against ggml's decode
   for await (const e of Deno.readDir(FIXTURES)) {
-    if (!e.name.endsWith(".gguf") || out.length > 1) continue;
+    if (!e.name.endsWith(".gguf") || out.length > 2) continue;
     const fx = JSON.parse(
       await Deno.readTextFile(FIXTURES + e.name.replace(".gguf", ".json")),
     );
@@ -177,9 +183,7 @@ for (const type of TYPES) {
     `ggml kernels: ${type} matvec and matmul match the float64 reference`,
     async (g) => {
       const cs = await cases(type);
-      if (type !== "Q4_0") {
-        assert.equal(cs.length, 2, `${type}: a llama.cpp tensor`);
-      }
+      assert.equal(cs.length, 3, `${type}: a llama.cpp tensor`);
       const g32 = await requestGpu({ f16: false });
       try {
         for (const dev of [g, g32]) {

@@ -113,6 +113,8 @@ function pack(
         ref: dequantQ4Ref(q.data, q.scales, N, K),
       };
     }
+    default: // the GGUF block encodings: tests/gpu/ggml_kernels_test.ts
+      throw new Error(`pack: ${dtype} is tested in ggml_kernels_test.ts`);
   }
 }
 

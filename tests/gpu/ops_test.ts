@@ -9,22 +9,19 @@
  *   rounded to f32 as in Hugging Face's f32 rotary embedding); at positions
  *   ≥ 65537 against that f32-rounded angle: 2e-5·max(1, pos / 65536);
  * - attention 2e-5 + 1e-4·|ref| (softmax in f32, inputs O(1));
- * - embed: f32/f16/bf16 exact, q8/q4 1e-6·|ref| (one f32 product);
  * - topk: exact (values and indices), against a sort of the same f32 logits.
  */
 import assert from "node:assert/strict";
-import { gpu as sharedGpu, gpuTest } from "../_gpu.ts";
+import { gpu as sharedGpu, gpuTest, readBack } from "../_gpu.ts";
 import { type Gpu, requestGpu } from "../../lib/gpu/device.ts";
-import { type GpuWeight, KernelContext } from "../../lib/gpu/_context.ts";
+import { KernelContext } from "../../lib/gpu/_context.ts";
 import type { BufferRef } from "../../lib/gpu/pipelines.ts";
-import { readBack } from "../../lib/gpu/pool.ts";
 import * as ops from "../../lib/gpu/_ops.ts";
 import { rmsnormRef } from "../reference/rmsnorm.ts";
 import { ropeRef } from "../reference/rope.ts";
 import { attentionRef } from "../reference/attention.ts";
 import { addRef, siluMulRef } from "../reference/activation.ts";
 import { topkRef } from "../reference/topk.ts";
-import { embedRef, type EmbedTable } from "../reference/embed.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { Kernels } from "../../lib/gpu/kernels.ts";
 import type { OpsModule } from "../../lib/gpu/_context.ts";
@@ -456,99 +453,6 @@ opTest(
   },
 );
 
-/** Random f16 bits of a normal number with exponent in [e0, e1]. */
-function randHalf(r: () => number, e0: number, e1: number): number {
-  const e = e0 + Math.floor(r() * (e1 - e0 + 1));
-  return (r() < 0.5 ? 0x8000 : 0) | (e << 10) | Math.floor(r() * 1024);
-}
-
-opTest(
-  "embed f32/f16/bf16/q8/q4 (cols 100 and 37, two parts, one at a buffer offset)",
-  async (g, ctx) => {
-    const r = rng(7);
-    const rows = 37, split = 20;
-    for (
-      const [cols, dtype] of [100, 37].flatMap((c) =>
-        (["f32", "f16", "bf16", "q8", "q4"] as const).map((d) =>
-          [c, d] as const
-        )
-      )
-    ) {
-      const nb = Math.ceil(cols / 32);
-      let table: EmbedTable;
-      if (dtype === "f32") {
-        table = {
-          dtype,
-          rows,
-          cols,
-          bytes: new Uint8Array(randF32(r, rows * cols, 5).buffer),
-        };
-      } else if (dtype === "f16" || dtype === "bf16") {
-        const h = new Uint16Array(rows * cols).map(() =>
-          dtype === "f16"
-            ? randHalf(r, 1, 30)
-            : (r() < 0.5 ? 0x8000 : 0) | ((100 + Math.floor(r() * 50)) << 7) |
-              Math.floor(r() * 128)
-        );
-        table = { dtype, rows, cols, bytes: new Uint8Array(h.buffer) };
-      } else {
-        const per = dtype === "q8" ? 32 : 16;
-        const data = new Uint8Array(rows * nb * per).map(() =>
-          Math.floor(r() * 256)
-        );
-        const scales = new Uint16Array(rows * nb).map(() => randHalf(r, 5, 16));
-        table = { dtype, rows, cols, data, scales };
-      }
-      // part 0 in its own buffer, part 1 at a 512-byte offset of another one
-      const rowBytes = (t: EmbedTable) =>
-        t.dtype === "q8"
-          ? nb * 32
-          : t.dtype === "q4"
-          ? nb * 16
-          : cols * (t.dtype === "f32" ? 4 : 2);
-      const bytesOf = (t: EmbedTable) => "bytes" in t ? t.bytes : t.data;
-      const rb = rowBytes(table), all = bytesOf(table);
-      const partData = (a: number, b: number) => all.slice(a * rb, b * rb);
-      const partScales = (a: number, b: number) =>
-        "scales" in table ? table.scales.slice(a * nb, b * nb) : undefined;
-      const parts: GpuWeight["parts"] = [];
-      for (const [a, b, off] of [[0, split, 0], [split, rows, 512]]) {
-        const d = partData(a, b);
-        const buf = buffer(g, off + d.byteLength);
-        const data = put(g, buf, off, d);
-        const s = partScales(a, b);
-        parts.push({
-          rowStart: a,
-          rows: b - a,
-          data: { ...data, size: Math.ceil(d.byteLength / 4) * 4 },
-          scales: s ? upload(g, s) : undefined,
-        });
-      }
-      const weight: GpuWeight = { dtype, rows, cols, parts };
-      for (const ids of [[5], [36, 0, 19, 20, 20, 7, 31, 2, 36]]) {
-        const want = embedRef(table, ids);
-        const out = nanBuffer(g, ids.length * cols * 4);
-        await run(g, ctx, (p) =>
-          ops.embed(ctx, p, {
-            table: weight,
-            ids: upload(g, new Uint32Array(ids)),
-            out,
-            T: ids.length,
-          }));
-        const tol = dtype === "q8" || dtype === "q4"
-          ? { atol: 0, rtol: 1e-6 }
-          : { atol: 0, rtol: 0 };
-        assertClose(
-          await readF32(g, out, want.length),
-          want,
-          tol,
-          `embed ${dtype} cols ${cols} ids ${ids}`,
-        );
-      }
-    }
-  },
-);
-
 async function runTopk(
   g: Gpu,
   ctx: KernelContext,
@@ -713,7 +617,7 @@ gpuTest("ops: argument errors", (g) => {
 });
 
 gpuTest(
-  "ops: through the Kernels façade (embed → rmsnorm → add → topk, one submit)",
+  "ops: through the Kernels façade (rmsnorm → add → topk, one submit)",
   async (g) => {
     const k = await Kernels.create(g);
     const r = rng(10);
@@ -722,24 +626,16 @@ gpuTest(
     const ids = [3, 49, 3];
     const weight = randF32(r, dim);
     const T = ids.length;
-    const tableRef = upload(g, table);
-    const emb = nanBuffer(g, T * dim * 4),
+    const x = ids.flatMap((id) =>
+      Array.from(table.subarray(id * dim, (id + 1) * dim))
+    );
+    // the engine gathers embedding rows on the CPU
+    const emb = upload(g, new Float32Array(x)),
       normed = nanBuffer(g, T * dim * 4),
       out = nanBuffer(g, 8 * 5);
     k.reset();
     const enc = g.device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    k.embed(pass, {
-      table: {
-        dtype: "f32",
-        rows,
-        cols: dim,
-        parts: [{ rowStart: 0, rows, data: tableRef }],
-      },
-      ids: upload(g, new Uint32Array(ids)),
-      out: emb,
-      T,
-    });
     k.rmsnorm(pass, {
       x: emb,
       weight: upload(g, weight),
@@ -752,12 +648,9 @@ gpuTest(
     k.topk(pass, { logits: normed, out, V: T * dim, k: 5 });
     pass.end();
     k.submit([enc.finish()]);
-    const x = ids.flatMap((id) =>
-      Array.from(table.subarray(id * dim, (id + 1) * dim))
-    );
     const want = addRef(rmsnormRef({ x, weight, rows: T, dim, eps: 1e-5 }), x);
     const got = await readF32(g, normed, T * dim);
-    assertClose(got, want, { atol: 1e-5, rtol: 1e-5 }, "embed → rmsnorm → add");
+    assertClose(got, want, { atol: 1e-5, rtol: 1e-5 }, "rmsnorm → add");
     const raw = await readBack(g.device, {
       buffer: out.buffer,
       offset: 0,

@@ -25,6 +25,7 @@ import { f32ToF16 } from "../../lib/quant/half.ts";
 import { openGgufSource } from "../../lib/split/source_gguf.ts";
 import { normalizeConfig } from "../../lib/model/config.ts";
 import { UsageError } from "../../lib/errors.ts";
+import { encoding } from "../../lib/quant/encoding.ts";
 import {
   argmax,
   refDecode,
@@ -113,16 +114,33 @@ for (const [path, fx] of [...shared, ...local]) {
       cfg = normalizeConfig(src.config, path);
       for (const t of src.tensors) {
         const d = await t.read();
-        if (d.dtype === "q8" || d.dtype === "q4") {
-          // GGUF Q8_0 / Q4_0 are repacked, not decoded, by the source
+        if ("bytes" in d) w.set(t.name, refDecode(d.bytes, d.dtype, t.name));
+        else {
           const data = new Uint8Array(
             d.data.buffer,
             d.data.byteOffset,
             d.data.length,
           );
-          const sc = refDecode(new Uint8Array(d.scales.buffer), "F16", t.name);
-          w.set(t.name, refDequant(d.dtype, data, sc, d.shape[0], d.shape[1]));
-        } else w.set(t.name, refDecode(d.bytes, d.dtype, t.name));
+          if (d.dtype === "q8" || d.dtype === "q4") {
+            // GGUF Q8_0 / Q4_0 repacked into q8 / q4: the reference's own decoder
+            const sc = refDecode(
+              new Uint8Array(d.scales.buffer),
+              "F16",
+              t.name,
+            );
+            w.set(
+              t.name,
+              refDequant(d.dtype, data, sc, d.shape[0], d.shape[1]),
+            );
+          } else {
+            // kept as in the file: our CPU decoder (bit-exact with ggml, tested above)
+            assert.equal(d.scales.length, 0);
+            w.set(
+              t.name,
+              encoding(d.dtype).decode({ data }, d.shape[0], d.shape[1]),
+            );
+          }
+        }
       }
     } finally {
       src.close();

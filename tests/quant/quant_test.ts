@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../../lib/errors.ts";
 import { f16ToF32 } from "../../lib/quant/half.ts";
-import { QK, quantShapes } from "../../lib/quant/layout.ts";
+import { QK } from "../../lib/quant/layout.ts";
+import { encoding, storedShapes } from "../../lib/quant/encoding.ts";
 import { dequantizeQ4, quantizeQ4 } from "../../lib/quant/q4.ts";
 import { dequantizeQ8, quantizeQ8 } from "../../lib/quant/q8.ts";
 
@@ -34,9 +35,9 @@ Deno.test("q8 round trip: |x − x̂| ≤ d/2 per block (+ f16 scale rounding), 
     const w = matrix(rows, cols, rows * 1000 + cols);
     const q = quantizeQ8(w, rows, cols);
     const nb = Math.ceil(cols / 32);
-    const shapes = quantShapes("q8", rows, cols);
+    const shapes = storedShapes(encoding("q8"), rows, cols);
     assert.deepEqual(shapes.data.shape, [rows, nb * 32]);
-    assert.deepEqual(shapes.scales.shape, [rows, nb]);
+    assert.deepEqual(shapes.scales?.shape, [rows, nb]);
     assert.equal(q.data.length, rows * nb * 32);
     assert.equal(q.scales.length, rows * nb);
     const back = dequantizeQ8(q, rows, cols);
@@ -99,7 +100,7 @@ Deno.test("q4 round trip: |x − x̂| ≤ |d|/2 (≤ |d| where the +8 side clamp
     const w = matrix(rows, cols, rows * 7 + cols);
     const q = quantizeQ4(w, rows, cols);
     const nb = Math.ceil(cols / 32);
-    const shapes = quantShapes("q4", rows, cols);
+    const shapes = storedShapes(encoding("q4"), rows, cols);
     assert.deepEqual(shapes.data.shape, [rows, nb * 16]);
     assert.equal(shapes.data.dtype, "U8");
     assert.equal(q.data.length, rows * nb * 16);
@@ -195,7 +196,7 @@ Deno.test("quantizers reject mismatched sizes", () => {
       ),
     UsageError,
   );
-  assert.throws(() => quantShapes("q8", 1, 0), UsageError);
+  assert.throws(() => storedShapes(encoding("q8"), 1, 0), UsageError);
 });
 
 Deno.test("speed: 11008 x 4096 quantizes in seconds", () => {
