@@ -13,6 +13,7 @@ import {
 } from "../../lib/testing/tiny_model.ts";
 import { openSource } from "../../lib/split/open_source.ts";
 import { splitModel } from "../../lib/split/split.ts";
+import type { Quantization } from "../../lib/quant/encoding.ts";
 
 let root: string | null = null;
 const made = new Map<string, Promise<{ hf: string; shards: string }>>();
@@ -35,7 +36,7 @@ export async function tempRoot(): Promise<string> {
 export function tinyShards(
   name: string,
   opts: TinyModelOptions,
-  quantize: "none" | "q8" | "q4" = "none",
+  quantize: Quantization = "none",
 ): Promise<{ hf: string; shards: string }> {
   const key = `${name}:${quantize}`;
   let p = made.get(key);

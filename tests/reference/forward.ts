@@ -14,6 +14,7 @@
 
 import { type ModelConfig, normalizeConfig } from "../../lib/model/config.ts";
 import { SafetensorsFile } from "../../lib/format/safetensors.ts";
+import { encoding } from "../../lib/quant/encoding.ts";
 
 /** A weight matrix or vector, row-major, in nn.Linear layout [out, in]. */
 export type RefTensor = Float32Array | Float64Array;
@@ -417,7 +418,7 @@ async function loadSafetensors(
   try {
     const quant: Record<
       string,
-      { type: "q8" | "q4"; shape: [number, number] }
+      { type: string; shape: [number, number] }
     > = JSON.parse(
       f.metadata["strata.quant"] ?? "{}",
     );
@@ -427,7 +428,15 @@ async function loadSafetensors(
       }
       const bytes = await f.read(name);
       const q = quant[name];
-      if (q) {
+      if (q && q.type !== "q8" && q.type !== "q4") {
+        // GGUF block encodings (q4k, q6k, ...: scales inline) decode with
+        // lib/quant/ggml_blocks.ts, which tests/quant/ggml_blocks_test.ts
+        // proves bit-identical to ggml's own dequantizer on llama.cpp's bytes
+        into.set(
+          name,
+          encoding(q.type).decode({ data: bytes }, q.shape[0], q.shape[1]),
+        );
+      } else if (q) {
         const scales = refDecode(
           await f.read(name + ".scales"),
           "F16",
@@ -435,7 +444,13 @@ async function loadSafetensors(
         );
         into.set(
           name,
-          refDequant(q.type, bytes, scales, q.shape[0], q.shape[1]),
+          refDequant(
+            q.type as "q8" | "q4",
+            bytes,
+            scales,
+            q.shape[0],
+            q.shape[1],
+          ),
         );
       } else {
         into.set(name, refDecode(bytes, info.dtype, `${path}: ${name}`));
