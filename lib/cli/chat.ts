@@ -394,6 +394,7 @@ export async function main(args: string[]): Promise<number> {
   const { AutoModel } = await import("../engine/auto_model.ts");
   const model = await AutoModel.fromPretrained(dir, {
     compression,
+    quantize,
     gpuMemory: v["gpu-memory"],
     maxSeqLen,
     log,

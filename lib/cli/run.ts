@@ -125,7 +125,7 @@ export async function main(args: string[]): Promise<number> {
   if (v.prompt !== undefined && v["prompt-ids"] !== undefined) {
     throw new UsageError("run: give --prompt or --prompt-ids, not both");
   }
-  const { compression } = quantizeFlag(v.quantize);
+  const { quantize, compression } = quantizeFlag(v.quantize);
   let promptIds: number[] | undefined;
   if (v["prompt-ids"] !== undefined) {
     promptIds = v["prompt-ids"].split(",").filter((s) => s.trim() !== "").map(
@@ -154,6 +154,7 @@ export async function main(args: string[]): Promise<number> {
   const wall0 = performance.now();
   const model = await AutoModel.fromPretrained(parsed.positionals[0], {
     compression,
+    quantize,
     gpuMemory: v["gpu-memory"],
     maxSeqLen,
     profiling: v.profile ?? false,
