@@ -12,7 +12,7 @@
  */
 import type { Gpu } from "./device.ts";
 import { KernelContext } from "./_context.ts";
-import { type EncodingName, ENCODINGS } from "../quant/encoding.ts";
+import { encoding, type EncodingName, ENCODINGS } from "../quant/encoding.ts";
 import { destroyWeight, uploadWeight, weightRowBytes } from "./kernels.ts";
 import { matmul, planMatmul } from "./_matmul.ts";
 import type { BufferRef } from "./pipelines.ts";
@@ -158,7 +158,7 @@ function weightBytes(
 ): { data: Uint8Array; scales?: Uint16Array } {
   const [rb, sb] = weightRowBytes(dtype, cols);
   const data = new Uint8Array(rb * rows);
-  const tile = new Uint8Array(Math.min(data.length, MIB));
+  let tile: Uint8Array = new Uint8Array(Math.min(data.length, MIB));
   let s = 0x9e3779b9;
   const next = (): number => {
     s ^= s << 13;
@@ -173,6 +173,15 @@ function weightBytes(
     const h = new Uint16Array(tile.buffer);
     const base = dtype === "f16" ? 0x2000 : 0x3c00; // ~2^-7 magnitudes, random sign and mantissa
     for (let i = 0; i < h.length; i++) h[i] = base | (next() & 0x83ff);
+  } else if (encoding(dtype).scales === "inline") {
+    // scales inside the blocks (GGUF types): random bytes would hold NaN or
+    // subnormal scales, so encode 16 pseudo-random rows and repeat them
+    const n = Math.min(rows, 16);
+    const src = new Float32Array(n * cols);
+    for (let i = 0; i < src.length; i++) {
+      src[i] = (next() / 2 ** 32 - 0.5) * 0.1;
+    }
+    tile = encoding(dtype).encode(src, n, cols).data;
   } else {
     for (let i = 0; i < tile.length; i++) tile[i] = next() & 0xff;
   }
