@@ -89,8 +89,7 @@ export type Quantization = EncQuantization;
  * ```ts
  * import type { QuantLayout } from "./shards.ts";
  * import assert from "node:assert/strict";
- * import { PACKED } from "../quant/encoding.ts";
- * const l: QuantLayout = { type: PACKED[0].name, shape: [64, 48], block: 32 };
+ * const l: QuantLayout = { type: "q8", shape: [64, 48], block: 32 };
  * assert.equal(Math.ceil(l.shape[1] / l.block), 2); // 2 blocks per row
  * ```
  */

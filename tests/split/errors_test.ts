@@ -281,7 +281,7 @@ Deno.test("split: bad usage and missing paths give one-line errors", async () =>
       [["split", dir], /--out <dir> is required/],
       [
         ["split", dir, "--out", join(dir, "o"), "--quantize", "q3"],
-        /--quantize must be none, q8 or q4/,
+        /--quantize must be none, q8, q4, .*q4k, q5k or q6k \(got q3\)$/,
       ],
       [["split", dir, "--out", join(dir, "o"), "--bogus"], /bogus/],
       [["split", dir, "--out", join(dir, "o")], /no config\.json/],
