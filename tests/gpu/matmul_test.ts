@@ -1,5 +1,5 @@
 /**
- * Matmul / matvec kernels (lib/gpu/_matmul.ts) against the float64 reference
+ * Matmul / matvec kernels (lib/gpu/ops/matmul.ts) against the float64 reference
  * in tests/reference/matmul.ts on seeded random data, for every weight dtype,
  * T = 1 (matvec), B = 3 (small batch) and T = 37 (prefill), odd shapes (K = 37,
  * 100: the generic kernel where K is not a multiple of the vector width; K =
@@ -30,7 +30,7 @@ import {
   uploadWeight,
   weightRowBytes,
 } from "../../lib/gpu/kernels.ts";
-import { matmul, planMatmul } from "../../lib/gpu/_matmul.ts";
+import { matmul, planMatmul } from "../../lib/gpu/ops/matmul.ts";
 import type { WeightDtype } from "../../lib/gpu/_context.ts";
 import { f32ToF16 } from "../../lib/quant/half.ts";
 import { quantizeQ8 } from "../../lib/quant/q8.ts";

@@ -1,45 +1,73 @@
 /**
- * Matmul / matvec launchers: out [T, N] = x [T, K] · Wᵀ (+ bias) for weights
- * in f32, f16, bf16, q8 and q4 (the shard layouts), dequantized in registers.
+ * `matmul` (kernels/matvec_*.wgsl, matmul_*.wgsl): out [T, N] = x [T, K] · Wᵀ
+ * (+ bias) for a weight in any encoding of lib/quant/encoding.ts, decoded in
+ * registers.
  *
- * Kernel choice per call:
- * - K aligned to the kernel's vector width (f32: 4, f16/bf16: 8, q8/q4: 32):
- *   T = 1 → `matvec_<dtype>` (8 or 16 rows per invocation sharing each x load);
- *   T > 1 → `matmul_<dtype>` (8 × 8 register tiles for f32/f16/bf16, 4 × 4 for q8/q4:
- *   each weight load serves 8 or 4 tokens).
+ * Kernel choice per call, from the encoding's `gpu` record:
+ * - K a multiple of `gpu.align`: T = 1 → its `gpu.matvec` body
+ *   (`matvec_dense` for plain floats, `matvec_blocks` for block-scaled
+ *   encodings; `rows` rows per invocation sharing each x load); T > 1 → its
+ *   `gpu.matmul` body (a `tile` × `tile` register tile of rows × tokens).
  * - otherwise → `matmul_generic` (scalar, any K).
- * One dispatch per weight part (row range), each writing its own output columns.
+ *
+ * The kernel is the encoding's decode section (`kernels/_decode_<name>.wgsl`)
+ * + the shared snippets + the body with its tile counts expanded
+ * (lib/gpu/_wgsl.ts). One dispatch per weight part (row range), each writing
+ * its own output columns.
  *
  * @module
  */
-import { GpuError } from "../errors.ts";
-import { encoding } from "../quant/encoding.ts";
-import type { GpuWeight, KernelContext, MatmulArgs } from "./_context.ts";
-import type { BufferRef } from "./pipelines.ts";
-import { packParams } from "./pipelines.ts";
-import { section } from "./_wgsl.ts";
-import matvecF32 from "../../kernels/matvec_f32.wgsl" with { type: "text" };
-import matvecHalf from "../../kernels/matvec_half.wgsl" with { type: "text" };
-import matvecQ8 from "../../kernels/matvec_q8.wgsl" with { type: "text" };
-import matvecQ4 from "../../kernels/matvec_q4.wgsl" with { type: "text" };
-import matmulF32 from "../../kernels/matmul_f32.wgsl" with { type: "text" };
-import matmulHalf from "../../kernels/matmul_half.wgsl" with { type: "text" };
-import matmulQ8 from "../../kernels/matmul_q8.wgsl" with { type: "text" };
-import matmulQ4 from "../../kernels/matmul_q4.wgsl" with { type: "text" };
-import matmulGeneric from "../../kernels/matmul_generic.wgsl" with {
+import { GpuError } from "../../errors.ts";
+import { encoding } from "../../quant/encoding.ts";
+import type { GpuWeight, KernelContext } from "../_context.ts";
+import type { BufferRef } from "../pipelines.ts";
+import {
+  type Binding,
+  expand,
+  fields,
+  type KernelSpec,
+  packFields,
+  section,
+} from "../_wgsl.ts";
+import { pipeline } from "./_shared.ts";
+import matvecDense from "../../../kernels/matvec_dense.wgsl" with {
   type: "text",
 };
+import matvecBlocks from "../../../kernels/matvec_blocks.wgsl" with {
+  type: "text",
+};
+import matmulDense from "../../../kernels/matmul_dense.wgsl" with {
+  type: "text",
+};
+import matmulBlocks from "../../../kernels/matmul_blocks.wgsl" with {
+  type: "text",
+};
+import matmulGeneric from "../../../kernels/matmul_generic.wgsl" with {
+  type: "text",
+};
+import scales from "../../../kernels/_scales.wgsl" with { type: "text" };
+import weights from "../../../kernels/_weights.wgsl" with { type: "text" };
+
+/** Arguments of `Kernels.matmul`: out [T, N] = x [T, K] · Wᵀ (+ bias). */
+export interface MatmulArgs {
+  /** f32 [T, K]. */
+  x: BufferRef;
+  /** Weight [N, K]. */
+  w: GpuWeight;
+  /** Optional f32 [N] added to every output row. */
+  bias?: BufferRef;
+  /** f32 [T, N]. */
+  out: BufferRef;
+  /** Tokens (rows of x). T = 1 uses the matvec kernels. */
+  T: number;
+}
 
 /** Kernel bodies by name (an encoding's `gpu.matvec.body` / `gpu.matmul.body`). */
 const BODIES: Record<string, string> = {
-  matvec_f32: matvecF32,
-  matvec_half: matvecHalf,
-  matvec_q8: matvecQ8,
-  matvec_q4: matvecQ4,
-  matmul_f32: matmulF32,
-  matmul_half: matmulHalf,
-  matmul_q8: matmulQ8,
-  matmul_q4: matmulQ4,
+  matvec_dense: matvecDense,
+  matvec_blocks: matvecBlocks,
+  matmul_dense: matmulDense,
+  matmul_blocks: matmulBlocks,
 };
 
 /** Which kernel {@link matmul} uses, and its workgroup size. */
@@ -57,14 +85,17 @@ export interface MatmulPlan {
 /** Workgroup size of `matmul_generic` (the fast kernels' sizes are in each encoding's `gpu`). */
 const GENERIC_WG = 64;
 
+const PARAMS = fields("n k t rowOff outStride hasBias nb");
+
 /**
  * The kernel {@link matmul} picks for `dtype`, K = `cols` and T tokens.
  *
  * @example
  * ```ts
- * import { planMatmul } from "./_matmul.ts";
- * console.log(planMatmul("q4", 4096, 1).kernel); // "matvec_q4"
- * console.log(planMatmul("q4", 100, 1).kernel); // "matmul_generic"
+ * import assert from "node:assert/strict";
+ * import { planMatmul } from "./matmul.ts";
+ * assert.equal(planMatmul("bf16", 4096, 1).kernel, "matvec_bf16");
+ * assert.equal(planMatmul("bf16", 100, 1).kernel, "matmul_generic");
  * ```
  */
 export function planMatmul(
@@ -97,14 +128,47 @@ export function planMatmul(
   };
 }
 
-/** The WGSL of the kernel `plan` names for encoding `dtype`: decode snippet + body. */
-function kernelCode(dtype: string, plan: MatmulPlan): string {
+/**
+ * The kernel `plan` names for encoding `dtype`: its bindings (w, the scales
+ * where the encoding has a scales tensor or for the generic body, x, bias;
+ * out), the encoding's decode section, the shared snippets and the body with
+ * its tile counts expanded.
+ */
+function kernelSpec(dtype: string, plan: MatmulPlan): KernelSpec {
   const e = encoding(dtype);
-  if (plan.kernel === "matmul_generic") {
-    return matmulGeneric + section(e.wgsl, "scalar");
+  const generic = plan.kernel === "matmul_generic";
+  const scaled = e.scales === "tensor";
+  const inputs: Binding[] = [
+    { name: "w", type: generic ? "u32" : "vec4<u32>", access: "read" },
+    ...(scaled || generic
+      ? [{ name: "sc", type: "u32", access: "read" } as const]
+      : []),
+    { name: "x", type: generic ? "f32" : "vec4<f32>", access: "read" },
+    { name: "bias", type: "f32", access: "read" },
+  ];
+  let body: string;
+  if (generic) {
+    body = section(e.wgsl, "scalar") + matmulGeneric;
+  } else {
+    const k = plan.tokensPerInvocation === 1 ? e.gpu.matvec : e.gpu.matmul;
+    const src = BODIES[k.body];
+    if (!src) {
+      throw new GpuError(`encoding ${e.name}: no kernel body ${k.body}`);
+    }
+    body = section(e.wgsl, "block") + expand(src, {
+      r: plan.rowsPerInvocation,
+      ROWS: plan.rowsPerInvocation,
+      t: plan.tokensPerInvocation,
+      TOKENS: plan.tokensPerInvocation,
+      j: e.blockElems > 1 ? e.blockElems / 4 : 2,
+    });
   }
-  const body = plan.tokensPerInvocation === 1 ? e.gpu.matvec : e.gpu.matmul;
-  return section(e.wgsl, "block") + BODIES[body.body];
+  return {
+    inputs,
+    output: { name: "out", type: "f32" },
+    params: PARAMS,
+    body: (scaled ? scales : "") + weights + body,
+  };
 }
 
 function zeros(ctx: KernelContext): BufferRef {
@@ -184,7 +248,7 @@ function check(w: GpuWeight, a: MatmulArgs): void {
  *
  * @example
  * ```ts ignore
- * import { matmul } from "./_matmul.ts";
+ * import { matmul } from "./matmul.ts";
  * matmul(ctx, pass, { x, w, out, T: 1 });
  * ```
  */
@@ -198,31 +262,27 @@ export function matmul(
   const K = w.cols;
   const plan = planMatmul(w.dtype, K, a.T);
   const enc = encoding(w.dtype);
-  const quant = enc.scales === "tensor";
-  const nb = Math.ceil(K / Math.max(enc.blockElems, 1));
   const generic = plan.kernel === "matmul_generic";
+  const withScales = enc.scales === "tensor" || generic;
+  const nb = Math.ceil(K / Math.max(enc.blockElems, 1));
   // the generic body's code depends on the encoding: one cache entry each
   const name = generic ? `${plan.kernel}.${w.dtype}` : plan.kernel;
-  const pipeline = ctx.pipeline(name, kernelCode(w.dtype, plan), {
+  const p = pipeline(ctx, name, () => kernelSpec(w.dtype, plan), {
     WG: plan.wg,
   });
   const bias = a.bias ?? zeros(ctx);
   for (const part of w.parts) {
-    const params = ctx.params(
-      packParams(
-        "uuuuuuuu",
-        part.rows,
-        K,
-        a.T,
-        part.rowStart,
-        w.rows,
-        a.bias ? 1 : 0,
-        nb,
-        0,
-      ),
-    );
+    const params = ctx.params(packFields(PARAMS, {
+      n: part.rows,
+      k: K,
+      t: a.T,
+      rowOff: part.rowStart,
+      outStride: w.rows,
+      hasBias: a.bias ? 1 : 0,
+      nb,
+    }));
     const data = padded(part.data);
-    const refs = quant || generic
+    const refs = withScales
       ? [
         data,
         part.scales ? padded(part.scales) : zeros(ctx),
@@ -235,7 +295,7 @@ export function matmul(
     const groups = Math.ceil(part.rows / plan.rowsPerInvocation / plan.wg);
     ctx.dispatch(
       pass,
-      pipeline,
+      p,
       refs,
       groups,
       Math.ceil(a.T / plan.tokensPerInvocation),
