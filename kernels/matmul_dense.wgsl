@@ -1,6 +1,6 @@
 // Matmul (prefill and small batches), plain float weights (f32, f16, bf16): out[t, rowOff + r] = dot(x[t, :], W[r, :])
-// (+ bias) for one row part. W: [n, k] row-major, k % 8 == 0, bound as vec4<u32>; load8(i) / dec8(v, j) from the
-// encoding's _decode_<name>.wgsl decode group i of 8 values of a row (j = 0, 1: values 4j..4j+3). x: f32 [T, k] as
+// (+ bias) for one row part. W: [n, k] row-major, k % 8 == 0, bound as vec4<u32>; load_unit(i) / dec_unit(v, j) from
+// the encoding's _decode_<name>.wgsl decode word i (J = 16 bytes / value size groups of 4 values, j < J). x: f32 [T, k] as
 // vec4<f32>. Each invocation computes a ROWS x TOKENS register tile (r x t): per step it loads the rows' weights
 // once (per-lane loads, decoded in registers) and each token's x (the same for every lane of the workgroup, so
 // cheap), then does ROWS * TOKENS vec4 multiply-adds. Row groups fold over workgroup_id.x/y, token groups are
@@ -16,16 +16,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let t0 = wid.z * {{TOKENS}}u;
   let tl = params.t - 1u;
   let k4 = params.k / 4u;
-  let k8 = params.k / 8u;
+  let kU = params.k / (4u * {{J}}u);
   let x#tb = min(t0 + #tu, tl) * k4;
-  let b#r = min(r + #ru, last) * k8;
+  let b#r = min(r + #ru, last) * kU;
   var a#r_#t = vec4<f32>(0.0);
-  for (var i = 0u; i < k8; i++) {
-    let v#r = load8(b#r + i);
+  for (var i = 0u; i < kU; i++) {
+    let v#r = load_unit(b#r + i);
     //@each j
     {
-      let w#r = dec8(v#r, #ju);
-      { let xv = x[x#tb + 2u * i + #ju]; {%a#r_#t += w#r * xv;%} }
+      let w#r = dec_unit(v#r, #ju);
+      { let xv = x[x#tb + {{J}}u * i + #ju]; {%a#r_#t += w#r * xv;%} }
     }
     //@end
   }

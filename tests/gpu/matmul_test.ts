@@ -31,7 +31,10 @@ import {
   weightRowBytes,
 } from "../../lib/gpu/kernels.ts";
 import { matmul, planMatmul } from "../../lib/gpu/ops/matmul.ts";
-import type { WeightDtype } from "../../lib/gpu/_context.ts";
+import {
+  type EncodingName as WeightDtype,
+  ENCODINGS,
+} from "../../lib/quant/encoding.ts";
 import { f32ToF16 } from "../../lib/quant/half.ts";
 import { quantizeQ8 } from "../../lib/quant/q8.ts";
 import { quantizeQ4 } from "../../lib/quant/q4.ts";
@@ -189,7 +192,8 @@ async function runCase(
   };
 }
 
-const DTYPES: WeightDtype[] = ["f32", "f16", "bf16", "q8", "q4"];
+// every encoding of the registry (its reference decode: tests/reference/matmul.ts)
+const DTYPES: WeightDtype[] = [...ENCODINGS.keys()];
 const SHAPES: [number, number][] = [[33, 37], [64, 100], [40, 128], [37, 256]];
 
 for (const dtype of DTYPES) {

@@ -160,7 +160,9 @@ function kernelSpec(dtype: string, plan: MatmulPlan): KernelSpec {
       ROWS: plan.rowsPerInvocation,
       t: plan.tokensPerInvocation,
       TOKENS: plan.tokensPerInvocation,
-      j: e.blockElems > 1 ? e.blockElems / 4 : 2,
+      // value groups of 4: per block (block-scaled), per 16-byte word (dense)
+      j: e.blockElems > 1 ? e.blockElems / 4 : 4 / e.blockBytes,
+      J: e.blockElems > 1 ? e.blockElems / 4 : 4 / e.blockBytes,
     });
   }
   return {
