@@ -4,8 +4,7 @@
 // to, blk(o) reading the header of the block at byte o (once per block and row), and dq8(h, o, g) giving elements
 // 8g..8g+7 of that block as two vec4<f32>, decoded in registers.
 // A block starts at any even byte offset (18-, 22-, 34-, 110- and 210-byte blocks leave word alignment), so fields are
-// read through these helpers; f16 fields always sit at even offsets. h2f decodes an f16 with integer ops (exact for
-// normal and subnormal halves; no shader-f16 needed).
+// read through these helpers; f16 fields always sit at even offsets. h2f (from _common.wgsl) decodes an f16 with integer ops.
 fn b8(o: u32) -> u32 { return (w[o >> 2u] >> ((o & 3u) * 8u)) & 0xffu; }
 fn b16(o: u32) -> u32 { return (w[o >> 2u] >> ((o & 2u) * 8u)) & 0xffffu; }
 fn b32(o: u32) -> u32 {
@@ -13,9 +12,6 @@ fn b32(o: u32) -> u32 {
   let a = w[o >> 2u];
   if (s == 0u) { return a; }
   return (a >> s) | (w[(o >> 2u) + 1u] << (32u - s));
-}
-fn h2f(h: u32) -> f32 {
-  return bitcast<f32>(((h & 0x7fffu) << 13u) | ((h & 0x8000u) << 16u)) * 5.192296858534828e33;
 }
 // the 4 bytes of v as lanes
 fn lanes(v: u32) -> vec4<u32> { return vec4<u32>(v, v >> 8u, v >> 16u, v >> 24u) & vec4<u32>(0xffu); }

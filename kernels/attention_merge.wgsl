@@ -7,24 +7,13 @@
 override HD: u32 = 64u;
 const WG: u32 = 64u;
 
-struct Params {
-  rows: u32,
-  nSplit: u32,
-  mlOffset: u32,
-  rowOffset: u32, // t0 * nHeads
-}
-
-@group(0) @binding(0) var<storage, read_write> part: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
 @compute @workgroup_size(WG)
 fn main(
   @builtin(local_invocation_id) lid: vec3u,
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
 ) {
-  let row = wid.x + wid.y * nwg.x;
+  let row = wg_index(wid, nwg);
   if (row >= params.rows) {
     return;
   }

@@ -13,22 +13,6 @@ override HPI: u32 = 4u; // heads per invocation
 const WG: u32 = 64u;
 const PPI: u32 = 4u; // positions per invocation
 
-struct Params {
-  t0: u32, // first token of this chunk
-  pos0: u32,
-  nHeads: u32,
-  nKv: u32,
-  group: u32, // nHeads / nKv
-  qpk: u32, // quads per kv head
-  ctxMax: u32, // row stride of scores (pos0 + last token of the chunk + 1)
-  scale: f32,
-}
-
-@group(0) @binding(0) var<storage, read_write> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> kc: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> scores: array<vec4<f32>>;
-@group(0) @binding(3) var<uniform> params: Params;
-
 @compute @workgroup_size(WG)
 fn main(
   @builtin(local_invocation_id) lid: vec3u,
@@ -37,7 +21,7 @@ fn main(
 ) {
   let nQuads = params.nKv * params.qpk;
   let nBlocks = (params.ctxMax + WG * PPI - 1u) / (WG * PPI);
-  let w = wid.x + wid.y * nwg.x;
+  let w = wg_index(wid, nwg);
   let qd = w / nBlocks;
   let p0 = (w % nBlocks) * WG * PPI + lid.x;
   let t = params.t0 + wid.z;

@@ -13,26 +13,6 @@ override HD: u32 = 64u;
 override HPI: u32 = 4u;
 const NEG: f32 = -3.0e38;
 
-struct Params {
-  t0: u32,
-  pos0: u32,
-  nHeads: u32,
-  nKv: u32,
-  group: u32,
-  qpk: u32,
-  ctxMax: u32,
-  nSplit: u32,
-  splitLen: u32,
-  mlOffset4: u32,
-  _pad0: u32,
-  _pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read_write> scores: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> vc: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(3) var<uniform> params: Params;
-
 fn store(tl: u32, h: u32, s: u32, d4: u32, acc: vec4<f32>, m: f32, l: f32) {
   let n4 = HD / 4u;
   if (d4 >= n4) {
@@ -57,7 +37,7 @@ fn main(
 ) {
   let n4 = HD / 4u;
   let nQuads = params.nKv * params.qpk;
-  let w = wid.x + wid.y * nwg.x;
+  let w = wg_index(wid, nwg);
   let qd = w % nQuads;
   let s = w / nQuads;
   if (s >= params.nSplit) {

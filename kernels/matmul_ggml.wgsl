@@ -1,33 +1,27 @@
-// Matmul (prefill), GGUF block weights kept exactly as in the file: out[t, row_off + r] = dot(x[t, :], W[r, :])
+// Matmul (prefill), GGUF block weights kept exactly as in the file: out[t, rowOff + r] = dot(x[t, :], W[r, :])
 // (+ bias) for T tokens and one row part. W as in matvec_ggml.wgsl (the type's _ggml_<type>.wgsl snippet, after
 // _ggml_common.wgsl, gives QK, QB, Blk, blk and dq8). x: f32 [T, k] as vec4<f32>. Each invocation computes a 4 x 4
 // register tile (4 rows from workgroup_id.x/y, 4 tokens from workgroup_id.z): each decoded group of 8 weights serves
 // 4 tokens, each x load 4 rows; written out by hand (lavapipe spills loops over local arrays). Rows and tokens past n
-// and T are clamped for loads and not stored. Binding order: inputs, output, params.
-struct Params { n: u32, k: u32, t: u32, row_off: u32, out_stride: u32, has_bias: u32, nb: u32, pad: u32 }
-@group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> o: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+// and T are clamped for loads and not stored. Bindings and Params are generated (lib/gpu/_wgsl.ts): w as array<u32>, x, bias; out; params.
 override WG: u32 = 16;
 fn put(i: u32, t: u32, a: vec4<f32>) {
-  if (i < p.n && t < p.t) {
+  if (i < params.n && t < params.t) {
     var v = dot(a, vec4<f32>(1.0));
-    if (p.has_bias != 0u) { v += bias[p.row_off + i]; }
-    o[t * p.out_stride + p.row_off + i] = v;
+    if (params.hasBias != 0u) { v += bias[params.rowOff + i]; }
+    store(t * params.outStride + params.rowOff + i, v);
   }
 }
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let r = ((wid.x + wid.y * nwg.x) * WG + lid) * 4u;
-  if (r >= p.n) { return; }
+  if (r >= params.n) { return; }
   let t0 = wid.z * 4u;
-  let last = p.n - 1u;
-  let tl = p.t - 1u;
-  let nb = p.k / QK;
+  let last = params.n - 1u;
+  let tl = params.t - 1u;
+  let nb = params.k / QK;
   let rb = nb * QB;
-  let k4 = p.k / 4u;
+  let k4 = params.k / 4u;
   let b0 = r * rb;
   let b1 = min(r + 1u, last) * rb;
   let b2 = min(r + 2u, last) * rb;

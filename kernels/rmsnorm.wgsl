@@ -2,21 +2,9 @@
 // x, out: f32 [rows, dim]; weight: f32 [dim]. Also Qwen3's per-head q/k norm (rows = T*nHeads, dim = headDim).
 // One workgroup per row (linear workgroup index wid.x + wid.y * nwg.x); each thread sums the squares of a
 // strided slice in f32, then a shared-memory tree reduction (WG must be a power of two).
-// See rmsnorm_inplace.wgsl for out == x.
+// Written through store(): in place (out == x, e.g. Qwen3 q/k norm), x is the output binding.
 
 override WG: u32 = 256u;
-
-struct Params {
-  rows: u32,
-  dim: u32,
-  eps: f32,
-  _pad: u32,
-}
-
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
 
 var<workgroup> red: array<f32, WG>;
 
@@ -26,7 +14,7 @@ fn main(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
 ) {
-  let row = wid.x + wid.y * nwg.x;
+  let row = wg_index(wid, nwg);
   if (row >= params.rows) {
     return;
   }
@@ -47,6 +35,6 @@ fn main(
   }
   let inv = inverseSqrt(red[0] / f32(dim) + params.eps);
   for (var i = lid.x; i < dim; i += WG) {
-    out[base + i] = x[base + i] * inv * weight[i];
+    store(base + i, x[base + i] * inv * weight[i]);
   }
 }

@@ -7,21 +7,6 @@
 
 override WG: u32 = 64u;
 
-struct Params {
-  total: u32, // T * nHeads * half
-  half: u32,
-  nHeads: u32,
-  headDim: u32,
-  pos0: u32,
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
-}
-
-@group(0) @binding(0) var<storage, read> invFreq: array<f32>;
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
 // theta mod 2*pi into [-pi, pi] (Cody-Waite: 2*pi = 6.28125 + 1.9353071795864769e-3, the first part has
 // 8 significant bits so k * 6.28125 is exact for k < 2^16), so cos/sin stay accurate (~1e-5 rad) for
 // angles up to 2*pi*2^16 (about 411k: any position of today's context lengths, invFreq <= 1).

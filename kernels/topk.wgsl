@@ -13,17 +13,6 @@ override MODE: u32 = 0u;
 const WG: u32 = 64u;
 const NONE: u32 = 0xffffffffu;
 
-struct Params {
-  n: u32, // items
-  lists: u32, // invocations (output lists)
-  _pad0: u32,
-  _pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read_write> src: array<u32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
-@group(0) @binding(2) var<uniform> params: Params;
-
 var<private> hv: array<f32, 64>;
 var<private> hi: array<u32, 64>;
 
@@ -64,7 +53,7 @@ fn main(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
 ) {
-  let j = (wid.x + wid.y * nwg.x) * WG + lid.x;
+  let j = wg_index(wid, nwg) * WG + lid.x;
   let lists = params.lists;
   if (j >= lists) {
     return;

@@ -89,7 +89,12 @@ export type Quantization = EncQuantization;
  * ```ts
  * import type { QuantLayout } from "./shards.ts";
  * import assert from "node:assert/strict";
+<<<<<<< ours
  * const l: QuantLayout = { type: "q8", shape: [64, 48], block: 32 };
+=======
+ * import { EMBEDDING_PACKING } from "../quant/encoding.ts";
+ * const l: QuantLayout = { type: EMBEDDING_PACKING, shape: [64, 48], block: 32 };
+>>>>>>> theirs
  * assert.equal(Math.ceil(l.shape[1] / l.block), 2); // 2 blocks per row
  * ```
  */

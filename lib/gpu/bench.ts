@@ -14,7 +14,7 @@ import type { Gpu } from "./device.ts";
 import { KernelContext } from "./_context.ts";
 import { encoding, type EncodingName, ENCODINGS } from "../quant/encoding.ts";
 import { destroyWeight, uploadWeight, weightRowBytes } from "./kernels.ts";
-import { matmul, planMatmul } from "./_matmul.ts";
+import { matmul, planMatmul } from "./ops/matmul.ts";
 import type { BufferRef } from "./pipelines.ts";
 
 /** One measured kernel configuration. */
@@ -37,14 +37,8 @@ export interface KernelBenchEntry {
 
 /** Result of {@link benchKernels}. */
 export interface KernelBenchReport {
-  /** The adapter measured. */
-  adapter: {
-    description: string;
-    vendor: string;
-    architecture: string;
-    isFallback: boolean;
-    f16: boolean;
-  };
+  /** The adapter measured (and whether shader-f16 is enabled). */
+  adapter: Gpu["adapter"] & { f16: boolean };
   /** copyBufferToBuffer bandwidth (bytes copied per second, GB/s). */
   copy_gbps: number;
   /** Matvec and prefill matmul entries. */

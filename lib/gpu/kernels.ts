@@ -1,8 +1,8 @@
 /**
  * The `Kernels` façade: every op of a decoder layer as a method that records
- * dispatches into a compute pass. Matmul lives in `_matmul.ts` (H-matmul), the
- * other ops in `_ops.ts` (H-ops); both are `(ctx, pass, args) => void`
- * launchers sharing a {@link KernelContext}.
+ * dispatches into a compute pass. Each op's launcher and argument type live
+ * in one file of lib/gpu/ops/ next to its kernel; all are
+ * `(ctx, pass, args) => void` launchers sharing a {@link KernelContext}.
  *
  * Per forward pass: `kernels.reset()`, record into passes, `kernels.submit([...])`
  * (which uploads the pass's Params once, then submits), read results back once.
@@ -12,34 +12,39 @@
 import { GpuError } from "../errors.ts";
 import type { Gpu } from "./device.ts";
 import {
-  type AddArgs,
-  type AttentionArgs,
   type GpuWeight,
   type GpuWeightPart,
   KernelContext,
-  type MatmulArgs,
-  type OpsModule,
-  type RmsnormArgs,
-  type RopeArgs,
-  type SiluMulArgs,
-  type TopkArgs,
 } from "./_context.ts";
-import { matmul } from "./_matmul.ts";
-import { encoding, type EncodingName } from "../quant/encoding.ts";
+import {
+  add,
+  type AddArgs,
+  attention,
+  type AttentionArgs,
+  matmul,
+  type MatmulArgs,
+  rmsnorm,
+  type RmsnormArgs,
+  rope,
+  type RopeArgs,
+  siluMul,
+  type SiluMulArgs,
+  topk,
+  type TopkArgs,
+} from "./ops/mod.ts";
 import type { BufferRef } from "./pipelines.ts";
+import { encoding, type EncodingName } from "../quant/encoding.ts";
 
 export type {
   AddArgs,
   AttentionArgs,
-  GpuWeight,
-  GpuWeightPart,
   MatmulArgs,
   RmsnormArgs,
   RopeArgs,
   SiluMulArgs,
   TopkArgs,
-  WeightDtype,
-} from "./_context.ts";
+} from "./ops/mod.ts";
+export type { GpuWeight, GpuWeightPart, WeightDtype } from "./_context.ts";
 export { KernelContext } from "./_context.ts";
 export type { EncodingName } from "../quant/encoding.ts";
 export type { BufferRef } from "./pipelines.ts";
@@ -65,30 +70,14 @@ export type { BufferRef } from "./pipelines.ts";
 export class Kernels {
   /** Context shared by the launchers (device, pipeline cache, Params arena). */
   readonly ctx: KernelContext;
-  #ops: OpsModule | null;
 
-  private constructor(ctx: KernelContext, ops: OpsModule | null) {
+  private constructor(ctx: KernelContext) {
     this.ctx = ctx;
-    this.#ops = ops;
   }
 
-  /** Creates the façade for `gpu` (loads the op launchers). */
-  static async create(gpu: Gpu): Promise<Kernels> {
-    let ops: OpsModule | null = null;
-    try {
-      const m = await import("./_ops.ts");
-      ops = {
-        rmsnorm: m.rmsnorm,
-        rope: m.rope,
-        attention: m.attention,
-        siluMul: m.siluMul,
-        add: m.add,
-        topk: m.topk,
-      };
-    } catch {
-      ops = null; // lib/gpu/_ops.ts not present: only matmul is available
-    }
-    return new Kernels(new KernelContext(gpu), ops);
+  /** Creates the façade for `gpu`. */
+  static create(gpu: Gpu): Promise<Kernels> {
+    return Promise.resolve(new Kernels(new KernelContext(gpu)));
   }
 
   /** The GPU. */
@@ -112,47 +101,39 @@ export class Kernels {
     this.ctx.device.queue.submit(buffers);
   }
 
-  /** out [T, N] = x [T, K] · Wᵀ (+ bias); T ≤ 16 uses the matvec kernels. */
+  /** out [T, N] = x [T, K] · Wᵀ (+ bias); T = 1 uses the matvec kernels. */
   matmul(pass: GPUComputePassEncoder, a: MatmulArgs): void {
     matmul(this.ctx, pass, a);
   }
 
-  #op<K extends keyof OpsModule>(name: K): OpsModule[K] {
-    const f = this.#ops?.[name];
-    if (!f) {
-      throw new GpuError(`lib/gpu/_ops.ts: kernel '${name}' is not available`);
-    }
-    return f;
-  }
-
   /** RMSNorm of each of `rows` rows of length `dim`. */
   rmsnorm(pass: GPUComputePassEncoder, a: RmsnormArgs): void {
-    this.#op("rmsnorm")(this.ctx, pass, a);
+    rmsnorm(this.ctx, pass, a);
   }
 
   /** Rotate-half RoPE in place. */
   rope(pass: GPUComputePassEncoder, a: RopeArgs): void {
-    this.#op("rope")(this.ctx, pass, a);
+    rope(this.ctx, pass, a);
   }
 
   /** Causal grouped-query attention over the KV cache. */
   attention(pass: GPUComputePassEncoder, a: AttentionArgs): void {
-    this.#op("attention")(this.ctx, pass, a);
+    attention(this.ctx, pass, a);
   }
 
   /** out = silu(gate) · up. */
   siluMul(pass: GPUComputePassEncoder, a: SiluMulArgs): void {
-    this.#op("siluMul")(this.ctx, pass, a);
+    siluMul(this.ctx, pass, a);
   }
 
   /** out = x + y. */
   add(pass: GPUComputePassEncoder, a: AddArgs): void {
-    this.#op("add")(this.ctx, pass, a);
+    add(this.ctx, pass, a);
   }
 
   /** Top-k (value, index) pairs of the logits. */
   topk(pass: GPUComputePassEncoder, a: TopkArgs): void {
-    this.#op("topk")(this.ctx, pass, a);
+    topk(this.ctx, pass, a);
   }
 }
 

@@ -87,7 +87,13 @@ export interface PackedWeight {
   scales?: Uint16Array;
 }
 
-/** The GPU kernels that take an encoding (see lib/gpu/ops/matmul.ts). */
+/**
+ * The GPU kernels that take an encoding (see lib/gpu/ops/matmul.ts): bodies
+ * in `kernels/<body>.wgsl` (`matvec_dense`/`matmul_dense` read the block
+ * section's `load8`/`dec8`, `matvec_blocks`/`matmul_blocks` its
+ * `block_dot`/`load_block`/`dec`), plus `matmul_generic` for any K through
+ * the scalar section's `weight_at`.
+ */
 export interface EncodingKernels {
   /** K must be a multiple of this for the fast kernels; else `matmul_generic`. */
   readonly align: number;
@@ -231,38 +237,58 @@ function floatRecord(
   };
 }
 
-const F32 = floatRecord("f32", "F32", 4, f32Wgsl, {
-  align: 4,
-  matvec: "matvec_f32",
-  matmul: "matmul_f32",
-});
-const F16 = floatRecord("f16", "F16", 2, f16Wgsl, {
-  align: 8,
-  matvec: "matvec_half",
-  matmul: "matmul_half",
-});
-const BF16 = floatRecord("bf16", "BF16", 2, bf16Wgsl, {
-  align: 8,
-  matvec: "matvec_half",
-  matmul: "matmul_half",
-});
+const DENSE = { align: 8, matvec: "matvec_dense", matmul: "matmul_dense" };
+const F32 = floatRecord("f32", "F32", 4, f32Wgsl, DENSE);
+const F16 = floatRecord("f16", "F16", 2, f16Wgsl, DENSE);
+const BF16 = floatRecord("bf16", "BF16", 2, bf16Wgsl, DENSE);
 
-const Q8: Encoding = {
+/** A block-scaled packing: blocks of 32 along a row, one f16 scale each in a `.scales` tensor. */
+function blockRecord(o: {
+  name: PackedName;
+  description: string;
+  blockBytes: number;
+  storage: "I8" | "U8";
+  compression: "8bit" | "4bit";
+  gguf: string;
+  encode: (w: Float32Array, rows: number, cols: number) => PackedWeight;
+  decode: Encoding["decode"];
+  wgsl: string;
+  matvecRows: number;
+}): Encoding {
+  return {
+    name: o.name,
+    description: o.description,
+    blockElems: 32,
+    blockBytes: o.blockBytes,
+    scales: "tensor",
+    scaleBytes: 2,
+    storage: o.storage,
+    float: null,
+    packed: true,
+    compression: o.compression,
+    gguf: {
+      type: o.gguf,
+      repack: (b, rows, cols) => repackScaleFirst(b, rows, cols, o.blockBytes),
+    },
+    rowBytes: blockRowBytes(32, o.blockBytes, 2),
+    encode: o.encode,
+    decode: o.decode,
+    wgsl: o.wgsl,
+    gpu: {
+      align: 32,
+      matvec: { body: "matvec_blocks", rows: o.matvecRows, wg: 8 },
+      matmul: { body: "matmul_blocks", tile: 4, wg: 16 },
+    },
+  };
+}
+
+const Q8 = blockRecord({
   name: "q8",
   description: "int8, blocks of 32 + an f16 scale (8.5 bits per weight)",
-  blockElems: 32,
   blockBytes: 32,
-  scales: "tensor",
-  scaleBytes: 2,
   storage: "I8",
-  float: null,
-  packed: true,
   compression: "8bit",
-  gguf: {
-    type: "Q8_0",
-    repack: (bytes, rows, cols) => repackScaleFirst(bytes, rows, cols, 32),
-  },
-  rowBytes: blockRowBytes(32, 32, 2),
+  gguf: "Q8_0",
   encode: (w, rows, cols) => {
     const q = quantizeQ8(w, rows, cols);
     return { data: new Uint8Array(q.data.buffer), scales: q.scales };
@@ -281,46 +307,26 @@ const Q8: Encoding = {
       cols,
     ),
   wgsl: q8Wgsl,
-  gpu: {
-    align: 32,
-    matvec: { body: "matvec_q8", rows: 8, wg: 8 },
-    matmul: { body: "matmul_q8", tile: 4, wg: 16 },
-  },
-};
+  matvecRows: 8,
+});
 
-const Q4: Encoding = {
+const Q4 = blockRecord({
   name: "q4",
   description: "4-bit, blocks of 32 + an f16 scale (4.5 bits per weight)",
-  blockElems: 32,
   blockBytes: 16,
-  scales: "tensor",
-  scaleBytes: 2,
   storage: "U8",
-  float: null,
-  packed: true,
   compression: "4bit",
-  gguf: {
-    type: "Q4_0",
-    repack: (bytes, rows, cols) => repackScaleFirst(bytes, rows, cols, 16),
-  },
-  rowBytes: blockRowBytes(32, 16, 2),
+  gguf: "Q4_0",
   encode: (w, rows, cols) => quantizeQ4(w, rows, cols),
   decode: (p, rows, cols) =>
     dequantizeQ4(
-      {
-        data: p.data,
-        scales: p.scales ?? new Uint16Array(0),
-      },
+      { data: p.data, scales: p.scales ?? new Uint16Array(0) },
       rows,
       cols,
     ),
   wgsl: q4Wgsl,
-  gpu: {
-    align: 32,
-    matvec: { body: "matvec_q4", rows: 16, wg: 8 },
-    matmul: { body: "matmul_q4", tile: 4, wg: 16 },
-  },
-};
+  matvecRows: 16,
+});
 
 /**
  * The GGUF block types kept as in the file (lib/quant/ggml_encodings.ts):

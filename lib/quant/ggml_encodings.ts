@@ -82,7 +82,7 @@ const SNIPPETS: Record<keyof typeof GGML_ENCODING_NAMES, string> = {
 
 /** Element c of row r, for matmul_generic (rows padded to whole blocks, p.nb blocks each). */
 const WEIGHT_AT = `fn weight_at(r: u32, c: u32) -> f32 {
-  let o = (r * p.nb + c / QK) * QB;
+  let o = (r * params.nb + c / QK) * QB;
   let v = dq8(blk(o), o, (c % QK) / 8u);
   let j = c % 8u;
   return select(v[0][j & 3u], v[1][j & 3u], j >= 4u);

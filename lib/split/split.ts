@@ -59,8 +59,18 @@ import {
   type TensorData,
 } from "./source.ts";
 import { HF_TEXT_FILES } from "./source_hf.ts";
+import {
+  checkOutDir,
+  envInt,
+  freeBytes,
+  type Progress,
+  readProgress,
+  removeIfExists,
+  removeStalePartials,
+  syncDir,
+  writeTextAtomic,
+} from "./_out_dir.ts";
 import { createHash } from "node:crypto";
-import { statfs } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { formatBytes } from "../_units.ts";
 import { exists, hashFile } from "../_fs.ts";
@@ -399,138 +409,6 @@ async function emit(t: OutTensor, writer: SafetensorsWriter): Promise<void> {
     await writer.write(dataName, bytesOf(q.data));
   }
   if (scalesName) await writer.write(scalesName, bytesOf(scales));
-}
-
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const f = await Deno.open(dir, { read: true });
-    try {
-      await f.sync();
-    } finally {
-      f.close();
-    }
-  } catch {
-    // not every platform can fsync a directory
-  }
-}
-
-async function writeTextAtomic(
-  path: string,
-  text: string,
-  sync = true,
-): Promise<void> {
-  const tmp = path + ".partial";
-  await Deno.writeTextFile(tmp, text);
-  if (sync) await hashFile(tmp, { sync: true });
-  await Deno.rename(tmp, path);
-  await syncDir(dirname(path));
-}
-
-async function removeIfExists(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
-
-async function freeBytes(dir: string): Promise<number> {
-  const fake = Deno.env.get("STRATA_SPLIT_FREE_BYTES");
-  if (fake !== undefined) return Number(fake);
-  let d = resolve(dir);
-  while (true) {
-    try {
-      const s = await statfs(d);
-      return Number(s.bavail) * Number(s.bsize);
-    } catch {
-      const up = dirname(d);
-      if (up === d) return Infinity;
-      d = up;
-    }
-  }
-}
-
-function envInt(name: string): number | null {
-  const v = Deno.env.get(name);
-  if (v === undefined || v === "") return null;
-  const n = Number(v);
-  return Number.isInteger(n) && n >= 0 ? n : null;
-}
-
-interface Progress {
-  plan: string;
-  done: Record<string, { size: number; sha256: string }>;
-}
-
-async function readProgress(path: string): Promise<Progress | null> {
-  try {
-    const v = JSON.parse(await Deno.readTextFile(path));
-    if (typeof v?.plan === "string" && typeof v?.done === "object") return v;
-  } catch {
-    // missing or unreadable: start over
-  }
-  return null;
-}
-
-async function removeStalePartials(out: string): Promise<void> {
-  for (const d of [out, join(out, "layers")]) {
-    try {
-      for await (const e of Deno.readDir(d)) {
-        if (e.isFile && e.name.endsWith(".partial")) {
-          await Deno.remove(join(d, e.name));
-        }
-      }
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-  }
-}
-
-/**
- * Refuses an `--out` that is not a directory, or a directory that holds
- * anything but the files of an earlier (unfinished) split: a split writes
- * config.json and tokenizer files, and must never overwrite someone else's.
- */
-async function checkOutDir(out: string): Promise<void> {
-  let st: Deno.FileInfo;
-  try {
-    st = await Deno.stat(out);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return; // created below
-    throw new UsageError(`--out ${out}: ${(e as Error).message}`);
-  }
-  if (!st.isDirectory) {
-    throw new UsageError(`--out ${out} exists and is not a directory`);
-  }
-  if (await isFile(join(out, PROGRESS_FILE))) return; // an unfinished split
-  const stray = await firstStrayEntry(out);
-  if (stray !== null) {
-    throw new UsageError(
-      `--out ${out} is a directory that is neither empty nor a Strata shard directory (it holds ${stray}); choose a new or empty directory`,
-    );
-  }
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
-/** The first entry other than `*.partial` files and an empty-ish `layers/`. */
-async function firstStrayEntry(dir: string): Promise<string | null> {
-  for await (const e of Deno.readDir(dir)) {
-    if (e.isFile && e.name.endsWith(".partial")) continue;
-    if (e.isDirectory && e.name === "layers") {
-      const inner = await firstStrayEntry(join(dir, "layers"));
-      if (inner === null) continue;
-      return `layers/${inner}`;
-    }
-    return e.name;
-  }
-  return null;
 }
 
 function configLabel(source: ModelSource): string {

@@ -23,7 +23,7 @@ import {
 import { quantizeGgml } from "../../lib/quant/ggml_encode.ts";
 import { GgufFile } from "../../lib/format/gguf.ts";
 import { KernelContext } from "../../lib/gpu/_context.ts";
-import { matmul, planMatmul } from "../../lib/gpu/_matmul.ts";
+import { matmul, planMatmul } from "../../lib/gpu/ops/matmul.ts";
 import { destroyWeight, uploadWeight } from "../../lib/gpu/kernels.ts";
 import { GGML_ENCODING_NAMES } from "../../lib/quant/ggml_encodings.ts";
 import { encoding } from "../../lib/quant/encoding.ts";

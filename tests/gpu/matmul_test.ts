@@ -1,5 +1,5 @@
 /**
- * Matmul / matvec kernels (lib/gpu/_matmul.ts) against the float64 reference
+ * Matmul / matvec kernels (lib/gpu/ops/matmul.ts) against the float64 reference
  * in tests/reference/matmul.ts on seeded random data, for every weight dtype,
  * T = 1 (matvec), B = 3 (small batch) and T = 37 (prefill), odd shapes (K = 37,
  * 100: the generic kernel where K is not a multiple of the vector width; K =
@@ -30,8 +30,11 @@ import {
   uploadWeight,
   weightRowBytes,
 } from "../../lib/gpu/kernels.ts";
-import { matmul, planMatmul } from "../../lib/gpu/_matmul.ts";
-import type { WeightDtype } from "../../lib/gpu/_context.ts";
+import { matmul, planMatmul } from "../../lib/gpu/ops/matmul.ts";
+import {
+  type EncodingName as WeightDtype,
+  ENCODINGS,
+} from "../../lib/quant/encoding.ts";
 import { f32ToF16 } from "../../lib/quant/half.ts";
 import { quantizeQ8 } from "../../lib/quant/q8.ts";
 import { quantizeQ4 } from "../../lib/quant/q4.ts";
@@ -191,7 +194,10 @@ async function runCase(
   };
 }
 
-const DTYPES: WeightDtype[] = ["f32", "f16", "bf16", "q8", "q4"];
+// every encoding of the registry (its reference decode: tests/reference/matmul.ts)
+// GGUF block types (scales inline) are proven in ggml_kernels_test.ts
+const DTYPES: WeightDtype[] = [...ENCODINGS.values()]
+  .filter((e) => e.scales !== "inline").map((e) => e.name);
 const SHAPES: [number, number][] = [[33, 37], [64, 100], [40, 128], [37, 256]];
 
 for (const dtype of DTYPES) {

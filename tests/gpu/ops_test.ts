@@ -1,5 +1,5 @@
 /**
- * The non-matmul kernels (lib/gpu/_ops.ts) against the float64 references in
+ * The non-matmul kernels (lib/gpu/ops/*.ts) against the float64 references in
  * tests/reference/ on seeded random data. Every test runs on the shared test
  * GPU and again on a device created with `requestGpu({ f16: false })`.
  *
@@ -16,7 +16,7 @@ import { gpu as sharedGpu, gpuTest, readBack } from "../_gpu.ts";
 import { type Gpu, requestGpu } from "../../lib/gpu/device.ts";
 import { KernelContext } from "../../lib/gpu/_context.ts";
 import type { BufferRef } from "../../lib/gpu/pipelines.ts";
-import * as ops from "../../lib/gpu/_ops.ts";
+import * as ops from "../../lib/gpu/ops/mod.ts";
 import { rmsnormRef } from "../reference/rmsnorm.ts";
 import { ropeRef } from "../reference/rope.ts";
 import { attentionRef } from "../reference/attention.ts";
@@ -24,11 +24,6 @@ import { addRef, siluMulRef } from "../reference/activation.ts";
 import { topkRef } from "../reference/topk.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { Kernels } from "../../lib/gpu/kernels.ts";
-import type { OpsModule } from "../../lib/gpu/_context.ts";
-
-// the launchers have the signatures Kernels delegates to (a compile-time check)
-const _opsModule: OpsModule = ops;
-void _opsModule;
 
 // ---------------------------------------------------------------- helpers
 
