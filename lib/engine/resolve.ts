@@ -41,11 +41,13 @@ function homeDir(): string {
  * The cache directory for a split of `source` with `quantize`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { cacheDirFor } from "./resolve.ts";
- * console.log(cacheDirFor("/models/llama", "q4")); // ~/.cache/strata/llama-1a2b3c4d-q4
+ * const dir = cacheDirFor("/models/llama", "q4"); // ~/.cache/strata/llama-1a2b3c4d-q4
+ * assert.match(dir, /llama-[0-9a-f]{8}-q4$/);
  * // with a fingerprint of the source files, a changed source gets a new directory:
- * console.log(cacheDirFor("/models/llama", "q4", "1234:1700000000000"));
+ * assert.notEqual(cacheDirFor("/models/llama", "q4", "1234:1700000000000"), dir);
  * ```
  */
 export function cacheDirFor(
