@@ -23,6 +23,8 @@ import type { Kernels } from "../gpu/kernels.ts";
 import {
   architectureOf,
   type LayerRole,
+  type LayerStep,
+  layerSteps,
   layerTensors,
 } from "../model/architectures.ts";
 import type { ModelConfig } from "../model/config.ts";
@@ -91,8 +93,9 @@ export interface TopK {
   ids: Uint32Array;
 }
 
-/** A decoder layer's shard: its file, layout and tensor names by role. */
+/** A decoder layer: its steps, and its shard's file, layout and tensor names by role. */
 interface LayerShard {
+  steps: readonly LayerStep[];
   file: SafetensorsFile;
   layout: TensorLayout;
   names: Partial<Record<LayerRole, string>>;
@@ -128,7 +131,7 @@ async function openLayer(
       `decoder layer ${i} needs ${layout.bytes} bytes, more than one GPU buffer may hold (maxBufferSize ${maxBufferSize})`,
     );
   }
-  return { file, layout, names };
+  return { steps: layerSteps(cfg, i), file, layout, names };
 }
 
 /**
@@ -218,14 +221,15 @@ export class Forward {
     const maxT = o.maxT ?? 64;
     const topK = Math.min(o.topK ?? 64, cfg.vocabSize);
     const row = architectureOf(cfg);
-    checkSteps(row.steps, `${o.shards.dir}/config.json`);
 
     const opened: SafetensorsFile[] = [];
     try {
       // --- layouts of every shard file (headers only) ---
       const layers: LayerShard[] = [];
       for (let i = 0; i < cfg.numLayers; i++) {
-        layers.push(await openLayer(o, i, opened));
+        const layer = await openLayer(o, i, opened);
+        checkSteps(layer.steps, `${o.shards.dir}/config.json`);
+        layers.push(layer);
       }
       const headFile = await SafetensorsFile.open(o.shards.headPath());
       opened.push(headFile);
@@ -408,7 +412,6 @@ export class Forward {
     const pos0 = this.kv.length;
     const device = this.#gpu.device;
     const K = this.#k, d = this.#d, L = this.config.numLayers;
-    const steps = architectureOf(this.config).steps;
     const align = device.limits.minStorageBufferOffsetAlignment;
     this.#stats.begin();
 
@@ -419,7 +422,7 @@ export class Forward {
 
     for (let l = 0; l < L; l++) {
       const got = await this.#reader.acquire(l);
-      const { file, names } = this.#layers[l];
+      const { steps, file, names } = this.#layers[l];
       const w = new LayerTensors({
         path: file.path,
         bound: bindLayout(got.layout, got.buffer),

@@ -441,7 +441,31 @@ export function stepTensors(
  */
 export function layerTensors(cfg: ModelConfig, i: number): LayerTensor[] {
   const row = architectureOf(cfg);
-  return row.steps.flatMap((s) => stepTensors(cfg, row, s, i));
+  return layerSteps(cfg, i).flatMap((s) => stepTensors(cfg, row, s, i));
+}
+
+/**
+ * The steps of decoder layer `i`. Every layer of today's families runs its
+ * row's steps; a family whose layers differ (mixture-of-experts models with
+ * dense layers between sparse ones, per `decoder_sparse_step` or
+ * `mlp_only_layers`) chooses here, from the config, and the engine and the
+ * tensor list follow.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { layerSteps } from "./architectures.ts";
+ * import { normalizeConfig } from "./config.ts";
+ * const cfg = normalizeConfig({ model_type: "mistral", hidden_size: 64, intermediate_size: 128,
+ *   num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 100 }, "config.json");
+ * assert.deepEqual(layerSteps(cfg, 1).map((s) => s.step), ["attention", "mlp"]);
+ * ```
+ */
+export function layerSteps(
+  cfg: ModelConfig,
+  _i: number,
+): readonly LayerStep[] {
+  return architectureOf(cfg).steps;
 }
 
 /**
