@@ -7,7 +7,7 @@
  * @module
  */
 import { isPacked, PACKED, type Quantization } from "../quant/encoding.ts";
-import { StrataError, UsageError } from "../errors.ts";
+import { BudgetError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { type Gpu, requestGpu } from "../gpu/device.ts";
 import { Kernels } from "../gpu/kernels.ts";
@@ -88,7 +88,9 @@ export interface ModelStats extends GenerationStats {
  * import { AutoModel } from "./auto_model.ts";
  * const model = await AutoModel.fromPretrained("models/tiny-llama", { gpuMemory: "2GB" });
  * const ids = await model.generate([1, 15, 27], { maxNewTokens: 16, temperature: 0 });
- * for await (const id of model.stream("Once upon a time", { maxNewTokens: 32, seed: 1 })) console.log(id);
+ * assert.ok(ids.length <= 16);
+ * const streamed: number[] = [];
+ * for await (const id of model.stream("Once upon a time", { maxNewTokens: 32, seed: 1 })) streamed.push(id);
  * await model.dispose();
  * ```
  */
@@ -200,7 +202,7 @@ export class AutoModel {
       } catch (e) {
         // the default maxSeqLen is capped by the budget: halve it until the plan fits (≥ 256)
         if (
-          e instanceof StrataError && e.name === "BudgetError" &&
+          e instanceof BudgetError &&
           opts.maxSeqLen === undefined && maxSeqLen > 256
         ) {
           maxSeqLen = Math.max(256, Math.floor(maxSeqLen / 2));

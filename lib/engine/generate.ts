@@ -54,9 +54,11 @@ export interface GenerateIdsOptions extends GenerateOptions {
  * @example
  * ```ts ignore
  * import { generateIds } from "./generate.ts";
+ * const ids: number[] = [];
  * for await (const id of generateIds(forward, [1, 15, 27], { maxNewTokens: 8, temperature: 0 })) {
- *   console.log(id);
+ *   ids.push(id);
  * }
+ * assert.ok(ids.length <= 8);
  * ```
  */
 export async function* generateIds(

@@ -18,8 +18,9 @@ export const DEFAULT_MAX_SEQ_LEN = 4096;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { kvBytesPerLayer } from "./kv_cache.ts";
- * console.log(kvBytesPerLayer({ numKvHeads: 2, headDim: 16 }, 128)); // 32768
+ * assert.equal(kvBytesPerLayer({ numKvHeads: 2, headDim: 16 }, 128), 32768);
  * ```
  */
 export function kvBytesPerLayer(
@@ -34,8 +35,9 @@ export function kvBytesPerLayer(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultMaxSeqLen } from "./kv_cache.ts";
- * console.log(defaultMaxSeqLen({ maxPositionEmbeddings: 131072 })); // 4096
+ * assert.equal(defaultMaxSeqLen({ maxPositionEmbeddings: 131072 }), 4096);
  * ```
  */
 export function defaultMaxSeqLen(

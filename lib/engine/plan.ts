@@ -40,8 +40,9 @@ const UNITS: Record<string, number> = {
  * @throws {UsageError} for anything else.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSize } from "./plan.ts";
- * console.log(parseSize("2GB"), parseSize("512MiB"), parseSize(4096)); // 2000000000 536870912 4096
+ * assert.deepEqual([parseSize("2GB"), parseSize("512MiB"), parseSize(4096)], [2000000000, 536870912, 4096]);
  * ```
  */
 export function parseSize(size: number | string): number {
@@ -85,8 +86,11 @@ export const ASSUMED_GPU_MEMORY: number = 8 * 2 ** 30;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultGpuMemory } from "./plan.ts";
- * console.log(defaultGpuMemory({ isFallback: false, maxBufferSize: 2 ** 31 })); // 6442450944
+ * if (!Deno.env.get("STRATA_GPU_MEMORY")) {
+ *   assert.equal(defaultGpuMemory({ isFallback: false, maxBufferSize: 2 ** 31 }), 6442450944);
+ * }
  * ```
  */
 export function defaultGpuMemory(a: AdapterFacts): number {
@@ -151,10 +155,11 @@ export interface ResidencyPlan {
  * @throws {BudgetError} when even the essentials plus one slot do not fit.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { planResidency } from "./plan.ts";
- * const p = planResidency({ budget: 1000, layerBytes: [200, 200, 200, 200], headBytes: 100,
- *   kvBytesPerLayer: 10, activationBytes: 60, slots: 3 });
- * console.log(p.resident, p.streamed, p.slots); // [ 0 ] [ 1, 2, 3 ] 3
+ * const p = planResidency({ budget: 1000, layerBytes: [200, 200, 200, 200, 200], headBytes: 100,
+ *   kvBytesPerLayer: 10, activationBytes: 50, slots: 3 });
+ * assert.deepEqual([p.resident, p.streamed, p.slots], [[0], [1, 2, 3, 4], 3]);
  * ```
  */
 export function planResidency(input: PlanInput): ResidencyPlan {
@@ -213,10 +218,11 @@ export function planResidency(input: PlanInput): ResidencyPlan {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { describePlan, planResidency } from "./plan.ts";
- * const p = planResidency({ budget: 1000, layerBytes: [200, 200, 200, 200], headBytes: 100,
- *   kvBytesPerLayer: 10, activationBytes: 60, slots: 3 });
- * console.log(describePlan(p, 1e9));
+ * const p = planResidency({ budget: 1000, layerBytes: [200, 200, 200, 200, 200], headBytes: 100,
+ *   kvBytesPerLayer: 10, activationBytes: 50, slots: 3 });
+ * assert.match(describePlan(p, 1e9), /resident layers 0 \(1, 200 B\), streamed layers 1-4 \(4\) through 3 slot/);
  * ```
  */
 export function describePlan(

@@ -42,11 +42,13 @@ function homeDir(): string {
  * The cache directory for a split of `source` with `quantize`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { cacheDirFor } from "./resolve.ts";
- * console.log(cacheDirFor("/models/llama", "none")); // ~/.cache/strata/llama-1a2b3c4d-none
+ * const dir = cacheDirFor("/models/llama", "none"); // ~/.cache/strata/llama-1a2b3c4d-none
+ * assert.match(dir, /llama-[0-9a-f]{8}-none$/);
  * // with a fingerprint of the source files, a changed source gets a new directory:
- * console.log(cacheDirFor("/models/llama", "none", "1234:1700000000000"));
+ * assert.notEqual(cacheDirFor("/models/llama", "none", "1234:1700000000000"), dir);
  * ```
  */
 export function cacheDirFor(

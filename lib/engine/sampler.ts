@@ -109,12 +109,13 @@ function checkNum(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Sampler } from "./sampler.ts";
  * const s = new Sampler({ temperature: 0.8, topP: 0.9, seed: 42 });
  * const id = s.sample({ values: new Float32Array([2, 1, 0.5]), indices: new Uint32Array([7, 3, 9]) });
- * console.log([7, 3, 9].includes(id)); // true
- * console.log(new Sampler({ temperature: 0 }).sample(
- *   { values: new Float32Array([1, 3]), indices: new Uint32Array([4, 5]) })); // 5
+ * assert.ok([7, 3, 9].includes(id));
+ * assert.equal(new Sampler({ temperature: 0 }).sample(
+ *   { values: new Float32Array([1, 3]), indices: new Uint32Array([4, 5]) }), 5);
  * ```
  */
 export class Sampler {

@@ -1,52 +1,148 @@
 /**
  * The architecture table: one row per model family. Everything that differs
- * between llama, mistral, qwen2 and qwen3 is data here (tensor names, which
- * biases exist, per-head q/k norm, defaults), so the forward pass is written
- * once and a new family is a new row, not a fork.
+ * between llama, mistral, qwen2 and qwen3 is data here: the steps of the
+ * decoder layer (which projections are fused, which biases and norms exist,
+ * the RoPE style), the tensor names and the config defaults. The engine runs
+ * a row's steps in order (lib/engine/_steps.ts), so a new family is a new
+ * row, not a fork.
+ *
+ * ## The step vocabulary
+ *
+ * A decoder layer is a list of residual blocks; each step is one block
+ * `x += post(body(norm(x)))`:
+ *
+ * - {@link AttentionStep}: `norm` = the role `attnNorm`; body = q, k, v
+ *   projections (`qkv: "separate"`, or `"fused"`: one `[q; k; v]` matrix
+ *   split by rows), optional biases, optional per-head q/k RMSNorm, RoPE
+ *   (`rope`: `"rotate-half"` pairs (j, j + R/2), `"interleaved"` pairs
+ *   (2j, 2j + 1); the rotated fraction R / headDim is the config's
+ *   `partialRotaryFactor`), causal GQA attention over the KV cache, o_proj
+ *   (+ bias); `postNorm` = the role `attnPostNorm`.
+ * - {@link MlpStep}: `norm` = `mlpNorm`; body = down(silu(gate) · up) with gate
+ *   and up from two matrices (`gateUp: "separate"`) or one `[gate; up]` matrix
+ *   split by rows (`"fused"`); `postNorm` = `mlpPostNorm`.
+ *
+ * Routed experts (a router, top-k experts, an optional gated shared expert)
+ * are one more step kind beside `mlp`, with its own roles and its own runner;
+ * the loop over steps does not change.
  *
  * @module
  */
 
+import { StrataError } from "../errors.ts";
 import type { Architecture, ModelConfig } from "./model_config.ts";
 
 /** Where a bias comes from: always present, never present, or `attention_bias` in config.json. */
 export type BiasRule = boolean | "attention_bias";
 
+/** How RoPE pairs the rotated dimensions of a head: (j, j + R/2) or (2j, 2j + 1). */
+export type RopeStyle = "rotate-half" | "interleaved";
+
+/** Separate projections, or one matrix whose row blocks are the parts in a fixed order. */
+export type Fusion = "separate" | "fused";
+
 /**
- * One row of the architecture table. Tensor names are Hugging Face names; in
- * per-layer names `{i}` stands for the layer index.
+ * The attention block: xb = rmsnorm(x) · attnNorm; q, k, v = xb · Wᵀ (+ b);
+ * optional per-head rmsnorm of q and k; RoPE on q and k; att = softmax(q kᵀ /
+ * √hd) v (causal, GQA); xb = att · Woᵀ (+ bo); optional xb = rmsnorm(xb) ·
+ * attnPostNorm; x += xb.
  */
+export interface AttentionStep {
+  /** The step kind. */
+  readonly step: "attention";
+  /** `q_proj`/`k_proj`/`v_proj`, or one `[q; k; v]` matrix ([(H + 2·KV)·hd, D]). */
+  readonly qkv: Fusion;
+  /** Whether the q/k/v projections carry a bias. */
+  readonly qkvBias: BiasRule;
+  /** Whether the output projection carries a bias. */
+  readonly oBias: BiasRule;
+  /** Per-head RMSNorm of q and k (over hd) before RoPE. */
+  readonly qkNorm: boolean;
+  /** How RoPE pairs dimensions. */
+  readonly rope: RopeStyle;
+  /** RMSNorm of the block's output before the residual add. */
+  readonly postNorm: boolean;
+}
+
+/**
+ * The gated MLP block: xb = rmsnorm(x) · mlpNorm; hb = silu(xb · Wgᵀ) ·
+ * (xb · Wuᵀ); xb = hb · Wdᵀ; optional xb = rmsnorm(xb) · mlpPostNorm; x += xb.
+ */
+export interface MlpStep {
+  /** The step kind. */
+  readonly step: "mlp";
+  /** `gate_proj`/`up_proj`, or one `[gate; up]` matrix ([2F, D], gate rows first). */
+  readonly gateUp: Fusion;
+  /** RMSNorm of the block's output before the residual add. */
+  readonly postNorm: boolean;
+}
+
+/** One step of a decoder layer. */
+export type LayerStep = AttentionStep | MlpStep;
+
+/** The role of a 2-D weight (nn.Linear layout [out, in]) within a decoder layer. */
+export type MatrixRole =
+  | "qProj"
+  | "kProj"
+  | "vProj"
+  | "qkvProj"
+  | "oProj"
+  | "gateProj"
+  | "upProj"
+  | "gateUpProj"
+  | "downProj";
+
+/** The role of a 1-D tensor (norm weight or bias) within a decoder layer. */
+export type VectorRole =
+  | "attnNorm"
+  | "qBias"
+  | "kBias"
+  | "vBias"
+  | "qkvBias"
+  | "oBias"
+  | "qNorm"
+  | "kNorm"
+  | "attnPostNorm"
+  | "mlpNorm"
+  | "mlpPostNorm";
+
+/** The role of a tensor within a decoder layer. */
+export type LayerRole = MatrixRole | VectorRole;
+
+/**
+ * Where the weight of each matrix role and each norm comes from: Hugging Face
+ * tensor name templates, `{i}` = the layer index. A bias is named after its
+ * matrix (`.weight` → `.bias`).
+ */
+export type LayerNames = Readonly<
+  Partial<
+    Record<
+      | MatrixRole
+      | "attnNorm"
+      | "qNorm"
+      | "kNorm"
+      | "attnPostNorm"
+      | "mlpNorm"
+      | "mlpPostNorm",
+      string
+    >
+  >
+>;
+
+/** One row of the architecture table. */
 export interface ArchitectureRow {
   /** The family (Hugging Face `model_type`). */
   readonly architecture: Architecture;
-  /** Per-layer tensor name templates (weights). */
-  readonly layer: {
-    readonly inputNorm: string;
-    readonly qProj: string;
-    readonly kProj: string;
-    readonly vProj: string;
-    readonly oProj: string;
-    readonly qNorm: string;
-    readonly kNorm: string;
-    readonly postAttentionNorm: string;
-    readonly gateProj: string;
-    readonly upProj: string;
-    readonly downProj: string;
-  };
+  /** The decoder layer, block by block. */
+  readonly steps: readonly LayerStep[];
+  /** Per-layer tensor name templates. */
+  readonly names: LayerNames;
   /** Token embedding tensor name. */
   readonly embed: string;
   /** Final RMSNorm tensor name. */
   readonly finalNorm: string;
   /** Output projection tensor name (absent when embeddings are tied). */
   readonly lmHead: string;
-  /** Whether q/k/v projections carry a bias. */
-  readonly qkvBias: BiasRule;
-  /** Whether o_proj carries a bias. */
-  readonly oBias: BiasRule;
-  /** Per-head RMSNorm on q and k before RoPE (Qwen3). */
-  readonly qkNorm: boolean;
-  /** RoPE layout of Q/K: every Hugging Face family uses rotate-half. */
-  readonly ropeStyle: "rotate-half";
   /** Hugging Face config class defaults for fields config.json may omit. */
   readonly defaults: {
     readonly ropeTheta: number;
@@ -58,19 +154,19 @@ export interface ArchitectureRow {
   };
 }
 
-const HF_LAYER = {
-  inputNorm: "model.layers.{i}.input_layernorm.weight",
+const HF_NAMES: LayerNames = {
+  attnNorm: "model.layers.{i}.input_layernorm.weight",
   qProj: "model.layers.{i}.self_attn.q_proj.weight",
   kProj: "model.layers.{i}.self_attn.k_proj.weight",
   vProj: "model.layers.{i}.self_attn.v_proj.weight",
   oProj: "model.layers.{i}.self_attn.o_proj.weight",
   qNorm: "model.layers.{i}.self_attn.q_norm.weight",
   kNorm: "model.layers.{i}.self_attn.k_norm.weight",
-  postAttentionNorm: "model.layers.{i}.post_attention_layernorm.weight",
+  mlpNorm: "model.layers.{i}.post_attention_layernorm.weight",
   gateProj: "model.layers.{i}.mlp.gate_proj.weight",
   upProj: "model.layers.{i}.mlp.up_proj.weight",
   downProj: "model.layers.{i}.mlp.down_proj.weight",
-} as const;
+};
 
 const HF_GLOBAL = {
   embed: "model.embed_tokens.weight",
@@ -78,25 +174,41 @@ const HF_GLOBAL = {
   lmHead: "lm_head.weight",
 } as const;
 
+/** Attention as llama has it: separate q/k/v, rotate-half RoPE, no extra norms. */
+const ATTENTION: AttentionStep = {
+  step: "attention",
+  qkv: "separate",
+  qkvBias: false,
+  oBias: false,
+  qkNorm: false,
+  rope: "rotate-half",
+  postNorm: false,
+};
+
+/** The SwiGLU MLP with separate gate and up projections. */
+const MLP: MlpStep = { step: "mlp", gateUp: "separate", postNorm: false };
+
 /**
- * The table. Defaults are those of the Hugging Face config classes
- * (LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config).
+ * The table. Steps follow each family's Hugging Face modeling code; defaults
+ * are those of its config class (LlamaConfig, MistralConfig, Qwen2Config,
+ * Qwen3Config).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ARCHITECTURES } from "./architectures.ts";
- * console.log(ARCHITECTURES.qwen2.qkvBias); // true
+ * assert.deepEqual(ARCHITECTURES.qwen2.steps.map((s) => s.step), ["attention", "mlp"]);
  * ```
  */
 export const ARCHITECTURES: Readonly<Record<Architecture, ArchitectureRow>> = {
   llama: {
     architecture: "llama",
-    layer: HF_LAYER,
+    steps: [
+      { ...ATTENTION, qkvBias: "attention_bias", oBias: "attention_bias" },
+      MLP,
+    ],
+    names: HF_NAMES,
     ...HF_GLOBAL,
-    qkvBias: "attention_bias",
-    oBias: "attention_bias",
-    qkNorm: false,
-    ropeStyle: "rotate-half",
     defaults: {
       ropeTheta: 10000,
       rmsNormEps: 1e-6,
@@ -107,12 +219,9 @@ export const ARCHITECTURES: Readonly<Record<Architecture, ArchitectureRow>> = {
   },
   mistral: {
     architecture: "mistral",
-    layer: HF_LAYER,
+    steps: [ATTENTION, MLP],
+    names: HF_NAMES,
     ...HF_GLOBAL,
-    qkvBias: false,
-    oBias: false,
-    qkNorm: false,
-    ropeStyle: "rotate-half",
     defaults: {
       ropeTheta: 10000,
       rmsNormEps: 1e-6,
@@ -123,12 +232,9 @@ export const ARCHITECTURES: Readonly<Record<Architecture, ArchitectureRow>> = {
   },
   qwen2: {
     architecture: "qwen2",
-    layer: HF_LAYER,
+    steps: [{ ...ATTENTION, qkvBias: true }, MLP],
+    names: HF_NAMES,
     ...HF_GLOBAL,
-    qkvBias: true,
-    oBias: false,
-    qkNorm: false,
-    ropeStyle: "rotate-half",
     defaults: {
       ropeTheta: 10000,
       rmsNormEps: 1e-6,
@@ -139,12 +245,17 @@ export const ARCHITECTURES: Readonly<Record<Architecture, ArchitectureRow>> = {
   },
   qwen3: {
     architecture: "qwen3",
-    layer: HF_LAYER,
+    steps: [
+      {
+        ...ATTENTION,
+        qkvBias: "attention_bias",
+        oBias: "attention_bias",
+        qkNorm: true,
+      },
+      MLP,
+    ],
+    names: HF_NAMES,
     ...HF_GLOBAL,
-    qkvBias: "attention_bias",
-    oBias: "attention_bias",
-    qkNorm: true,
-    ropeStyle: "rotate-half",
     defaults: {
       ropeTheta: 10000,
       rmsNormEps: 1e-6,
@@ -160,8 +271,10 @@ export const ARCHITECTURES: Readonly<Record<Architecture, ArchitectureRow>> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isArchitecture } from "./architectures.ts";
- * console.log(isArchitecture("qwen3"), isArchitecture("falcon")); // true false
+ * assert.equal(isArchitecture("qwen3"), true);
+ * assert.equal(isArchitecture("falcon"), false);
  * ```
  */
 export function isArchitecture(name: unknown): name is Architecture {
@@ -173,11 +286,13 @@ export function isArchitecture(name: unknown): name is Architecture {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { architectureOf } from "./architectures.ts";
  * import { normalizeConfig } from "./config.ts";
  * const cfg = normalizeConfig({ model_type: "qwen3", hidden_size: 64, intermediate_size: 128,
  *   num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, vocab_size: 100 }, "config.json");
- * console.log(architectureOf(cfg).qkNorm); // true
+ * const attention = architectureOf(cfg).steps[0];
+ * assert.equal(attention.step === "attention" && attention.qkNorm, true);
  * ```
  */
 export function architectureOf(
@@ -186,30 +301,24 @@ export function architectureOf(
   return ARCHITECTURES[cfg.architecture];
 }
 
-function biasPresent(
+/**
+ * Whether a bias that follows `rule` is present for `cfg`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { biasPresent } from "./architectures.ts";
+ * assert.equal(biasPresent("attention_bias", { attentionBias: true }), true);
+ * assert.equal(biasPresent("attention_bias", {}), false);
+ * assert.equal(biasPresent(true, {}), true);
+ * ```
+ */
+export function biasPresent(
   rule: BiasRule,
   cfg: Pick<ModelConfig, "attentionBias">,
 ): boolean {
   return rule === "attention_bias" ? cfg.attentionBias === true : rule;
 }
-
-/** The role of a tensor within a decoder layer. */
-export type LayerRole =
-  | "inputNorm"
-  | "qProj"
-  | "kProj"
-  | "vProj"
-  | "oProj"
-  | "qBias"
-  | "kBias"
-  | "vBias"
-  | "oBias"
-  | "qNorm"
-  | "kNorm"
-  | "postAttentionNorm"
-  | "gateProj"
-  | "upProj"
-  | "downProj";
 
 /** One tensor a decoder layer must have: its role, HF name and shape (nn.Linear layout [out, in]). */
 export interface LayerTensor {
@@ -222,57 +331,141 @@ export interface LayerTensor {
 }
 
 /**
- * Every tensor decoder layer `i` has, in a fixed order, with names and shapes.
+ * The tensors one step of decoder layer `i` reads, in a fixed order.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { ARCHITECTURES, stepTensors } from "./architectures.ts";
+ * import { normalizeConfig } from "./config.ts";
+ * const cfg = normalizeConfig({ model_type: "llama", hidden_size: 64, intermediate_size: 128,
+ *   num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 100 }, "config.json");
+ * // a family with one fused [gate; up] matrix names it in its row
+ * const row = { ...ARCHITECTURES.llama, names: { ...ARCHITECTURES.llama.names,
+ *   gateUpProj: "model.layers.{i}.mlp.gate_up_proj.weight" } };
+ * const mlp = stepTensors(cfg, row, { step: "mlp", gateUp: "fused", postNorm: false }, 0);
+ * assert.deepEqual(mlp.map((t) => [t.role, t.shape]), [
+ *   ["mlpNorm", [64]], ["gateUpProj", [256, 64]], ["downProj", [64, 128]],
+ * ]);
+ * ```
+ */
+export function stepTensors(
+  cfg: ModelConfig,
+  row: ArchitectureRow,
+  s: LayerStep,
+  i: number,
+): LayerTensor[] {
+  const name = (role: keyof LayerNames) => {
+    const t = row.names[role];
+    if (t === undefined) {
+      throw new StrataError(
+        `architecture table: ${row.architecture} has a ${s.step} step that reads ${role} but no name for it`,
+      );
+    }
+    return t.replace("{i}", String(i));
+  };
+  const at = (role: keyof LayerNames, shape: number[]): LayerTensor => ({
+    role,
+    name: name(role),
+    shape,
+  });
+  // a bias is named after its matrix: .weight → .bias
+  const bias = (
+    role: VectorRole,
+    of: MatrixRole,
+    shape: number[],
+  ): LayerTensor => ({
+    role,
+    name: name(of).replace(/\.weight$/, ".bias"),
+    shape,
+  });
+  const d = cfg.hiddenSize, hd = cfg.headDim, f = cfg.intermediateSize;
+  const qDim = cfg.numHeads * hd, kvDim = cfg.numKvHeads * hd;
+  const out: LayerTensor[] = [];
+  switch (s.step) {
+    case "attention": {
+      out.push(at("attnNorm", [d]));
+      if (s.qkv === "fused") out.push(at("qkvProj", [qDim + 2 * kvDim, d]));
+      else {
+        out.push(
+          at("qProj", [qDim, d]),
+          at("kProj", [kvDim, d]),
+          at("vProj", [kvDim, d]),
+        );
+      }
+      out.push(at("oProj", [d, qDim]));
+      if (biasPresent(s.qkvBias, cfg)) {
+        if (s.qkv === "fused") {
+          out.push(bias("qkvBias", "qkvProj", [qDim + 2 * kvDim]));
+        } else {
+          out.push(
+            bias("qBias", "qProj", [qDim]),
+            bias("kBias", "kProj", [kvDim]),
+            bias("vBias", "vProj", [kvDim]),
+          );
+        }
+      }
+      if (biasPresent(s.oBias, cfg)) {
+        out.push(bias("oBias", "oProj", [d]));
+      }
+      if (s.qkNorm) out.push(at("qNorm", [hd]), at("kNorm", [hd]));
+      if (s.postNorm) out.push(at("attnPostNorm", [d]));
+      return out;
+    }
+    case "mlp": {
+      out.push(at("mlpNorm", [d]));
+      if (s.gateUp === "fused") out.push(at("gateUpProj", [2 * f, d]));
+      else out.push(at("gateProj", [f, d]), at("upProj", [f, d]));
+      out.push(at("downProj", [d, f]));
+      if (s.postNorm) out.push(at("mlpPostNorm", [d]));
+      return out;
+    }
+  }
+}
+
+/**
+ * Every tensor decoder layer `i` has, step by step in a fixed order, with
+ * names and shapes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { layerTensors } from "./architectures.ts";
  * import { normalizeConfig } from "./config.ts";
  * const cfg = normalizeConfig({ model_type: "qwen2", hidden_size: 64, intermediate_size: 128,
  *   num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 100 }, "config.json");
  * const t = layerTensors(cfg, 1).find((t) => t.role === "kBias");
- * console.log(t?.name, t?.shape); // "model.layers.1.self_attn.k_proj.bias" [32]
+ * assert.equal(t?.name, "model.layers.1.self_attn.k_proj.bias");
+ * assert.deepEqual(t?.shape, [32]);
  * ```
  */
 export function layerTensors(cfg: ModelConfig, i: number): LayerTensor[] {
   const row = architectureOf(cfg);
-  const n = (t: string) => t.replace("{i}", String(i));
-  const bias = (t: string) => n(t).replace(/\.weight$/, ".bias");
-  const d = cfg.hiddenSize, hd = cfg.headDim;
-  const qDim = cfg.numHeads * hd,
-    kvDim = cfg.numKvHeads * hd,
-    f = cfg.intermediateSize;
-  const L = row.layer;
-  const out: LayerTensor[] = [
-    { role: "inputNorm", name: n(L.inputNorm), shape: [d] },
-    { role: "qProj", name: n(L.qProj), shape: [qDim, d] },
-    { role: "kProj", name: n(L.kProj), shape: [kvDim, d] },
-    { role: "vProj", name: n(L.vProj), shape: [kvDim, d] },
-    { role: "oProj", name: n(L.oProj), shape: [d, qDim] },
-  ];
-  if (biasPresent(row.qkvBias, cfg)) {
-    out.push(
-      { role: "qBias", name: bias(L.qProj), shape: [qDim] },
-      { role: "kBias", name: bias(L.kProj), shape: [kvDim] },
-      { role: "vBias", name: bias(L.vProj), shape: [kvDim] },
-    );
-  }
-  if (biasPresent(row.oBias, cfg)) {
-    out.push({ role: "oBias", name: bias(L.oProj), shape: [d] });
-  }
-  if (row.qkNorm) {
-    out.push(
-      { role: "qNorm", name: n(L.qNorm), shape: [hd] },
-      { role: "kNorm", name: n(L.kNorm), shape: [hd] },
-    );
-  }
-  out.push(
-    { role: "postAttentionNorm", name: n(L.postAttentionNorm), shape: [d] },
-    { role: "gateProj", name: n(L.gateProj), shape: [f, d] },
-    { role: "upProj", name: n(L.upProj), shape: [f, d] },
-    { role: "downProj", name: n(L.downProj), shape: [d, f] },
-  );
-  return out;
+  return layerSteps(cfg, i).flatMap((s) => stepTensors(cfg, row, s, i));
+}
+
+/**
+ * The steps of decoder layer `i`. Every layer of today's families runs its
+ * row's steps; a family whose layers differ (mixture-of-experts models with
+ * dense layers between sparse ones, per `decoder_sparse_step` or
+ * `mlp_only_layers`) chooses here, from the config, and the engine and the
+ * tensor list follow.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { layerSteps } from "./architectures.ts";
+ * import { normalizeConfig } from "./config.ts";
+ * const cfg = normalizeConfig({ model_type: "mistral", hidden_size: 64, intermediate_size: 128,
+ *   num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 100 }, "config.json");
+ * assert.deepEqual(layerSteps(cfg, 1).map((s) => s.step), ["attention", "mlp"]);
+ * ```
+ */
+export function layerSteps(
+  cfg: ModelConfig,
+  _i: number,
+): readonly LayerStep[] {
+  return architectureOf(cfg).steps;
 }
 
 /**
@@ -280,11 +473,12 @@ export function layerTensors(cfg: ModelConfig, i: number): LayerTensor[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { layerTensorNames } from "./architectures.ts";
  * import { normalizeConfig } from "./config.ts";
  * const cfg = normalizeConfig({ model_type: "llama", hidden_size: 64, intermediate_size: 128,
  *   num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 100 }, "config.json");
- * console.log(layerTensorNames(cfg, 0).qProj); // "model.layers.0.self_attn.q_proj.weight"
+ * assert.equal(layerTensorNames(cfg, 0).qProj, "model.layers.0.self_attn.q_proj.weight");
  * ```
  */
 export function layerTensorNames(
@@ -311,11 +505,12 @@ export interface GlobalTensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { globalTensors } from "./architectures.ts";
  * import { normalizeConfig } from "./config.ts";
  * const cfg = normalizeConfig({ model_type: "llama", hidden_size: 64, intermediate_size: 128,
  *   num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 100, tie_word_embeddings: true }, "config.json");
- * console.log(globalTensors(cfg).map((t) => t.role)); // ["embed", "finalNorm"]
+ * assert.deepEqual(globalTensors(cfg).map((t) => t.role), ["embed", "finalNorm"]);
  * ```
  */
 export function globalTensors(cfg: ModelConfig): GlobalTensor[] {
@@ -339,9 +534,10 @@ export function globalTensors(cfg: ModelConfig): GlobalTensor[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { layerIndexOf } from "./architectures.ts";
- * console.log(layerIndexOf("model.layers.12.mlp.up_proj.weight")); // 12
- * console.log(layerIndexOf("model.norm.weight")); // null
+ * assert.equal(layerIndexOf("model.layers.12.mlp.up_proj.weight"), 12);
+ * assert.equal(layerIndexOf("model.norm.weight"), null);
  * ```
  */
 export function layerIndexOf(name: string): number | null {

@@ -117,12 +117,14 @@ function readRopeScaling(r: Reader, raw: unknown): RopeScaling | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normalizeConfig } from "./config.ts";
  * const cfg = normalizeConfig({
  *   model_type: "llama", hidden_size: 64, intermediate_size: 172, num_hidden_layers: 5,
  *   num_attention_heads: 8, num_key_value_heads: 4, vocab_size: 512, rms_norm_eps: 1e-5,
  * }, "config.json");
- * console.log(cfg.headDim, cfg.ropeTheta); // 8 10000
+ * assert.equal(cfg.headDim, 8);
+ * assert.equal(cfg.ropeTheta, 10000);
  * ```
  */
 export function normalizeConfig(hf: unknown, file: string): ModelConfig {
@@ -244,10 +246,11 @@ export function normalizeConfig(hf: unknown, file: string): ModelConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normalizeConfig, rotaryDim } from "./config.ts";
  * const cfg = normalizeConfig({ model_type: "llama", hidden_size: 64, intermediate_size: 128,
  *   num_hidden_layers: 1, num_attention_heads: 4, vocab_size: 10, partial_rotary_factor: 0.5 }, "c.json");
- * console.log(rotaryDim(cfg)); // 8
+ * assert.equal(rotaryDim(cfg), 8);
  * ```
  */
 export function rotaryDim(

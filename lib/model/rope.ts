@@ -44,10 +44,11 @@ function baseInvFreq(base: number, dim: number): Float64Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ropeInvFreq } from "./rope.ts";
  * const f = ropeInvFreq({ headDim: 4, partialRotaryFactor: 1, ropeTheta: 10000,
  *   ropeScaling: null, maxPositionEmbeddings: 2048 });
- * console.log(Array.from(f)); // [1, 0.01]
+ * assert.deepEqual(Array.from(f), [1, 0.01]);
  * ```
  */
 export function ropeInvFreq(cfg: RopeConfig, seqLen?: number): Float64Array {
@@ -95,8 +96,9 @@ export function ropeInvFreq(cfg: RopeConfig, seqLen?: number): Float64Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { attentionScale } from "./rope.ts";
- * console.log(attentionScale({ headDim: 64 })); // 0.125
+ * assert.equal(attentionScale({ headDim: 64 }), 0.125);
  * ```
  */
 export function attentionScale(cfg: Pick<ModelConfig, "headDim">): number {

@@ -129,7 +129,10 @@ Deno.test("normalizeConfig: qwen3 head_dim and qwen2 biases", () => {
   assert.equal(n2.vBias, "model.layers.0.self_attn.v_proj.bias");
   assert.equal(n2.oBias, undefined);
   assert.equal(n2.qNorm, undefined);
-  assert.equal(architectureOf(q2).qkvBias, true);
+  assert.deepEqual(
+    architectureOf(q2).steps.map((s) => s.step === "attention" && s.qkvBias),
+    [true, false],
+  );
 
   const ll = normalizeConfig(base, "c");
   assert.equal(layerTensorNames(ll, 0).qBias, undefined);

@@ -1,7 +1,8 @@
 /**
  * A float64 reference forward pass for the llama family (llama, mistral,
- * qwen2, qwen3), written to be read like llama2.c's `forward()`: plain loops,
- * one buffer per intermediate, shapes in comments. It is the ground truth the
+ * qwen2, qwen3; plus GLM-4's norms after each block when their tensors
+ * exist), written to be read like llama2.c's `forward()`: plain loops, one
+ * buffer per intermediate, shapes in comments. It is the ground truth the
  * GPU engine is tested against, so it shares no code with it: RoPE
  * frequencies are computed here from their definitions, independently of
  * lib/model/rope.ts.
@@ -263,6 +264,10 @@ export class ReferenceModel {
         H * hd,
         this.#opt(p + "self_attn.o_proj.bias"),
       );
+      // GLM-4 (Glm4DecoderLayer): post_self_attn_layernorm on the attention
+      // output, before the residual
+      const pa = this.#opt(p + "post_self_attn_layernorm.weight");
+      if (pa) rmsnorm(o, o, pa, D, eps);
       for (let i = 0; i < D; i++) x[i] += o[i]; // residual
       // ---- MLP: down(silu(gate(x)) * up(x))
       rmsnorm(xb, x, this.#get(p + "post_attention_layernorm.weight"), D, eps);
@@ -270,6 +275,9 @@ export class ReferenceModel {
       matmul(hb2, xb, this.#get(p + "mlp.up_proj.weight"), F, D);
       for (let i = 0; i < F; i++) hb[i] = silu(hb[i]) * hb2[i];
       matmul(down, hb, this.#get(p + "mlp.down_proj.weight"), D, F);
+      // GLM-4: post_mlp_layernorm on the MLP output, before the residual
+      const pm = this.#opt(p + "post_mlp_layernorm.weight");
+      if (pm) rmsnorm(down, down, pm, D, eps);
       for (let i = 0; i < D; i++) x[i] += down[i]; // residual
     }
 

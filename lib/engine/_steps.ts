@@ -1,0 +1,305 @@
+/**
+ * The layer steps: what each step of an architecture row's program
+ * (lib/model/architectures.ts) records into a layer's command buffer, one
+ * `Kernels` call per op, written like llama2.c's `forward()`. Every step is a
+ * residual block `x += post(body(norm(x)))` over the activations of
+ * lib/engine/_run_state.ts.
+ *
+ * @module
+ */
+import { StrataError, UnsupportedError } from "../errors.ts";
+import type { BufferRef, Kernels } from "../gpu/kernels.ts";
+import type {
+  AttentionStep,
+  LayerStep,
+  RopeStyle,
+} from "../model/architectures.ts";
+import type { Activations, Dims } from "./_run_state.ts";
+import {
+  type AttentionWeights,
+  attentionWeights,
+  type HeadWeights,
+  type LayerTensors,
+  type MlpWeights,
+  mlpWeights,
+} from "./_weights.ts";
+
+/**
+ * A command encoder whose compute pass opens on first use and closes for
+ * copies, so consecutive steps share one pass.
+ *
+ * @example
+ * ```ts ignore
+ * const rec = new Recorder(device.createCommandEncoder({ label: "layer.0" }));
+ * kernels.add(rec.pass, { x, y, out: x, n });
+ * rec.copy(k, kCacheRows);
+ * device.queue.submit([rec.finish()]);
+ * ```
+ */
+export class Recorder {
+  readonly #enc: GPUCommandEncoder;
+  #pass: GPUComputePassEncoder | null = null;
+
+  /** Records into `enc`. */
+  constructor(enc: GPUCommandEncoder) {
+    this.#enc = enc;
+  }
+
+  /** The open compute pass (opened if none is). */
+  get pass(): GPUComputePassEncoder {
+    return this.#pass ??= this.#enc.beginComputePass();
+  }
+
+  #end(): void {
+    this.#pass?.end();
+    this.#pass = null;
+  }
+
+  /** Copies `src.size` bytes from `src` to `dst` (between passes). */
+  copy(src: BufferRef, dst: BufferRef): void {
+    this.#end();
+    this.#enc.copyBufferToBuffer(
+      src.buffer,
+      src.offset,
+      dst.buffer,
+      dst.offset,
+      src.size,
+    );
+  }
+
+  /** Ends the pass and the encoder. */
+  finish(): GPUCommandBuffer {
+    this.#end();
+    return this.#enc.finish();
+  }
+}
+
+const ROPE_KERNELS: Readonly<Record<RopeStyle, boolean>> = {
+  "rotate-half": true,
+  interleaved: false, // no kernel yet (GLM)
+};
+
+/**
+ * Refuses a program this engine cannot run (a RoPE style without a kernel),
+ * naming `file`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkSteps } from "./_steps.ts";
+ * import { ARCHITECTURES } from "../model/architectures.ts";
+ * import { StrataError, UnsupportedError } from "../errors.ts";
+ * checkSteps(ARCHITECTURES.llama.steps, "config.json");
+ * const glmLike = [{ ...ARCHITECTURES.llama.steps[0], rope: "interleaved" as const }];
+ * assert.throws(() => checkSteps(glmLike, "config.json"), UnsupportedError);
+ * ```
+ */
+export function checkSteps(steps: readonly LayerStep[], file: string): void {
+  for (const s of steps) {
+    if (s.step === "attention" && !ROPE_KERNELS[s.rope]) {
+      throw new UnsupportedError(
+        file,
+        `RoPE style "${s.rope}" has no kernel yet (only rotate-half)`,
+      );
+    }
+  }
+}
+
+/** What every step of one layer of one pass records with. */
+export interface LayerPass {
+  /** The architecture row's steps. */
+  steps: readonly LayerStep[];
+  /** The kernels. */
+  K: Kernels;
+  /** The encoder. */
+  rec: Recorder;
+  /** The activations sized for T. */
+  a: Activations;
+  /** Model sizes. */
+  d: Dims;
+  /** Tokens in this pass. */
+  T: number;
+  /** Position of the first token. */
+  pos0: number;
+  /** This layer's KV cache [maxSeq, KV*hd] and the byte offset of row pos0. */
+  kv: { k: BufferRef; v: BufferRef; at: number };
+}
+
+/** RoPE of `x` [T, nHeads*hd] at positions pos0.., in the step's style. */
+function rope(p: LayerPass, style: RopeStyle, x: BufferRef, nHeads: number) {
+  const { d } = p;
+  switch (style) {
+    case "rotate-half":
+      // pairs (j, j + R/2) of each head rotated by (pos0 + t) · invFreq[j]
+      p.K.rope(p.rec.pass, {
+        x,
+        T: p.T,
+        nHeads,
+        headDim: d.hd,
+        rotaryDim: d.R,
+        pos0: p.pos0,
+        invFreq: p.a.invFreq,
+      });
+      return;
+    case "interleaved": // refused by checkSteps before any pass
+      throw new StrataError(`RoPE style "${style}" has no kernel`);
+  }
+}
+
+/** x += attention(rmsnorm(x)) (see {@link AttentionStep}). */
+function attention(p: LayerPass, s: AttentionStep, w: AttentionWeights): void {
+  const { K, rec, a, d, T } = p;
+  // xb [T, D] = rmsnorm(x) * w
+  K.rmsnorm(rec.pass, {
+    x: a.x,
+    weight: w.norm,
+    out: a.xb,
+    rows: T,
+    dim: d.D,
+    eps: d.eps,
+  });
+  // q [T, H*hd], k [T, KV*hd], v [T, KV*hd] = xb · Wᵀ (+ bias)
+  K.matmul(rec.pass, { x: a.xb, w: w.wq, bias: w.bq, out: a.q, T });
+  K.matmul(rec.pass, { x: a.xb, w: w.wk, bias: w.bk, out: a.k, T });
+  K.matmul(rec.pass, { x: a.xb, w: w.wv, bias: w.bv, out: a.v, T });
+  if (w.qNorm && w.kNorm) {
+    // per-head rmsnorm of q and k over hd (in place)
+    const norm = (x: BufferRef, weight: BufferRef, heads: number) =>
+      K.rmsnorm(rec.pass, {
+        x,
+        weight,
+        out: x,
+        rows: T * heads,
+        dim: d.hd,
+        eps: d.eps,
+      });
+    norm(a.q, w.qNorm, d.H);
+    norm(a.k, w.kNorm, d.KV);
+  }
+  rope(p, s.rope, a.q, d.H);
+  rope(p, s.rope, a.k, d.KV);
+  // kCache, vCache [maxSeq, KV*hd]: rows pos0..pos0+T-1 = k, v
+  rec.copy(a.k, { buffer: p.kv.k.buffer, offset: p.kv.at, size: a.k.size });
+  rec.copy(a.v, { buffer: p.kv.v.buffer, offset: p.kv.at, size: a.v.size });
+  // att [T, H*hd] = softmax(q kᵀ * scale, causal) v   (GQA: head h reads kv head h / (H/KV))
+  K.attention(rec.pass, {
+    q: a.q,
+    kCache: p.kv.k,
+    vCache: p.kv.v,
+    out: a.att,
+    T,
+    pos0: p.pos0,
+    nHeads: d.H,
+    nKvHeads: d.KV,
+    headDim: d.hd,
+    scale: d.scale,
+  });
+  // xb [T, D] = att · Woᵀ (+ bias)
+  K.matmul(rec.pass, { x: a.att, w: w.wo, bias: w.bo, out: a.xb, T });
+  residual(p, w.postNorm);
+}
+
+/** x += mlp(rmsnorm(x)) (see `MlpStep` in lib/model/architectures.ts). */
+function mlp(p: LayerPass, w: MlpWeights): void {
+  const { K, rec, a, d, T } = p;
+  // xb [T, D] = rmsnorm(x) * w
+  K.rmsnorm(rec.pass, {
+    x: a.x,
+    weight: w.norm,
+    out: a.xb,
+    rows: T,
+    dim: d.D,
+    eps: d.eps,
+  });
+  // hb [T, F] = xb · Wgᵀ, hb2 [T, F] = xb · Wuᵀ, hb = silu(hb) * hb2
+  K.matmul(rec.pass, { x: a.xb, w: w.wGate, out: a.hb, T });
+  K.matmul(rec.pass, { x: a.xb, w: w.wUp, out: a.hb2, T });
+  K.siluMul(rec.pass, { gate: a.hb, up: a.hb2, out: a.hb, n: T * d.F });
+  // xb [T, D] = hb · Wdᵀ
+  K.matmul(rec.pass, { x: a.hb, w: w.wDown, out: a.xb, T });
+  residual(p, w.postNorm);
+}
+
+/** xb = rmsnorm(xb) * post (when the block has one); x += xb. */
+function residual(p: LayerPass, post: BufferRef | undefined): void {
+  const { K, rec, a, d, T } = p;
+  if (post) {
+    K.rmsnorm(rec.pass, {
+      x: a.xb,
+      weight: post,
+      out: a.xb,
+      rows: T,
+      dim: d.D,
+      eps: d.eps,
+    });
+  }
+  K.add(rec.pass, { x: a.x, y: a.xb, out: a.x, n: T * d.D });
+}
+
+/**
+ * Records the steps of one decoder layer, reading its weights by role.
+ *
+ * @example
+ * ```ts ignore
+ * recordLayer({ steps: row.steps, K, rec, a: state.at(T), d, T, pos0, kv }, tensors);
+ * K.submit([rec.finish()]);
+ * ```
+ */
+export function recordLayer(p: LayerPass, t: LayerTensors): void {
+  for (const s of p.steps) {
+    switch (s.step) {
+      case "attention":
+        attention(p, s, attentionWeights(t, s, p.d));
+        break;
+      case "mlp":
+        mlp(p, mlpWeights(t, s, p.d.F));
+        break;
+    }
+  }
+}
+
+/** What the head records with. */
+export interface HeadPass {
+  /** The kernels. */
+  K: Kernels;
+  /** The encoder. */
+  rec: Recorder;
+  /** The activations sized for T. */
+  a: Activations;
+  /** Model sizes. */
+  d: Dims;
+  /** Tokens in this pass. */
+  T: number;
+  /** Final norm and lm_head. */
+  w: HeadWeights;
+  /** Pairs to keep. */
+  topK: number;
+}
+
+/**
+ * The head: xLast [D] = x[T-1]; xb[0] = rmsnorm(xLast); logits [V] = xb[0] ·
+ * Wlmᵀ; topk = the top-k (value, id) pairs of logits, descending.
+ *
+ * @example
+ * ```ts ignore
+ * recordHead({ K, rec, a: state.at(T), d, T, w: head, topK: 64 });
+ * ```
+ */
+export function recordHead(p: HeadPass): void {
+  const { K, rec, a, d, T, w } = p;
+  rec.copy(
+    { buffer: a.x.buffer, offset: (T - 1) * d.D * 4, size: d.D * 4 },
+    a.xLast,
+  );
+  const xn = { ...a.xb, size: d.D * 4 };
+  K.rmsnorm(rec.pass, {
+    x: a.xLast,
+    weight: w.finalNorm,
+    out: xn,
+    rows: 1,
+    dim: d.D,
+    eps: d.eps,
+  });
+  K.matmul(rec.pass, { x: xn, w: w.lmHead, out: a.logits, T: 1 });
+  K.topk(rec.pass, { logits: a.logits, out: a.topk, V: d.V, k: p.topK });
+}
