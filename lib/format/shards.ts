@@ -6,7 +6,7 @@
  * @module
  */
 import { FormatError, UnsupportedError } from "../errors.ts";
-import type { ModelConfig } from "../model/config.ts";
+import { type ModelConfig, validateModelConfig } from "../model/config.ts";
 import { isAbsolute, join, normalize } from "node:path";
 import { sha256File } from "../_fs.ts";
 
@@ -211,13 +211,9 @@ export function parseManifest(v: unknown, file: string): Manifest {
   ) {
     throw new FormatError(file, "source must be {kind, path, description}");
   }
-  const c = v.config;
-  if (
-    !isRecord(c) || typeof c.architecture !== "string" ||
-    !Number.isInteger(c.numLayers) || !Number.isInteger(c.hiddenSize)
-  ) {
-    throw new FormatError(file, "config is not a normalized model config");
-  }
+  // The same rules as config.json: a manifest edited by hand (or corrupted)
+  // must not reach the planner with hiddenSize 2^31 or vocabSize -5.
+  const c = validateModelConfig(v.config, file);
   if (!["none", "q8", "q4"].includes(v.quantization as string)) {
     throw new FormatError(file, "quantization must be none, q8 or q4");
   }
@@ -283,7 +279,7 @@ export function parseManifest(v: unknown, file: string): Manifest {
       path: src.path,
       description: src.description,
     },
-    config: c as unknown as ModelConfig,
+    config: c,
     quantization: v.quantization as Quantization,
     quant,
     embed,
