@@ -132,6 +132,7 @@ export class AutoModel {
       log: opts.log,
     });
     const shards = await ShardDir.open(dir);
+    await shards.checkIntegrity({ log: opts.log }); // before any GPU work
     const cfg = shards.config;
     let tokenizer: Tokenizer | null = null;
     try {

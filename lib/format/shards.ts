@@ -9,6 +9,7 @@ import { FormatError, UnsupportedError } from "../errors.ts";
 import { type ModelConfig, validateModelConfig } from "../model/config.ts";
 import { isAbsolute, join, normalize } from "node:path";
 import { sha256File } from "../_fs.ts";
+import { checkIntegrity, recordVerified } from "./_integrity.ts";
 
 /**
  * The manifest's file name inside a shard directory.
@@ -395,12 +396,41 @@ export class ShardDir {
 
   /**
    * Checks every file listed in the manifest: present, the recorded size and
-   * the recorded SHA-256.
+   * the recorded SHA-256 (every byte is read: `info --verify`). Files that
+   * pass are recorded as verified (see {@link ShardDir.checkIntegrity}).
    *
    * @throws {FormatError} naming the first file that differs.
    */
   async verify(): Promise<void> {
     for (const f of this.manifest.files) await verifyFile(this.dir, f);
+    await recordVerified(this.dir, this.manifest.files);
+  }
+
+  /**
+   * Checks every file before use: present, of the recorded size and, when it
+   * changed since its hash last matched (a sidecar record of size, times and
+   * inode; see docs/format.md), of the recorded SHA-256. Cheap on an
+   * unchanged directory: no file is read.
+   *
+   * @throws {FormatError} naming the file, suggesting to split again.
+   * @example
+   * ```ts ignore
+   * import { ShardDir } from "./shards.ts";
+   * const s = await ShardDir.open("shards/tiny");
+   * await s.checkIntegrity({ log: console.error });
+   * ```
+   */
+  async checkIntegrity(
+    opts: { log?: (line: string) => void } = {},
+  ): Promise<void> {
+    const src = this.manifest.source.path;
+    await checkIntegrity(this.dir, this.manifest.files, {
+      log: opts.log,
+      remedy:
+        `delete ${this.dir} and split the model again (deno run -A cli.ts split ${
+          src === "" ? "<source>" : src
+        } --out ${this.dir})`,
+    });
   }
 }
 
