@@ -7,7 +7,9 @@
  * `.strata-verified.json` in the shard directory, remembers for each file the
  * size, modification time, change time and inode under which its hash was
  * last found equal to the manifest's; a file whose stat still matches is not
- * hashed again. The policy is described in docs/format.md.
+ * hashed again. A file changed less than a second before it was stamped is
+ * not recorded (the change time has one-second resolution), so a write in
+ * that second cannot hide. The policy is described in docs/format.md.
  *
  * @module
  */
@@ -53,6 +55,19 @@ function stampOf(st: Deno.FileInfo, sha256: string): Stamp {
     ino: st.ino ?? 0,
     sha256,
   };
+}
+
+/**
+ * Whether a stamp taken at `at` (ms, read just before the stat) can vouch for
+ * the file later. The change time has one-second resolution here: a write in
+ * the same second as the stamp could leave size, times and inode as they
+ * were, so a file changed less than a second before the stamp is not
+ * recorded (it is hashed again next time, as git treats "racily clean"
+ * files).
+ */
+function safeStamp(s: Stamp, at: number): boolean {
+  const changed = s.ctimeMs > 0 ? s.ctimeMs : s.mtimeMs;
+  return changed + 1000 <= at;
 }
 
 function sameStamp(a: Stamp | undefined, b: Stamp): boolean {
@@ -135,12 +150,13 @@ export async function checkIntegrity(
 ): Promise<void> {
   const record = await readRecord(dir);
   const next: Record<string, Stamp> = {};
-  const todo: { f: IntegrityEntry; st: Deno.FileInfo }[] = [];
+  const todo: { f: IntegrityEntry; st: Deno.FileInfo; at: number }[] = [];
   for (const f of files) {
+    const at = Date.now();
     const st = await statOf(dir, f);
     const stamp = stampOf(st, f.sha256);
-    if (sameStamp(record[f.path], stamp)) next[f.path] = stamp;
-    else todo.push({ f, st });
+    if (sameStamp(record[f.path], stamp)) next[f.path] = record[f.path];
+    else todo.push({ f, st, at });
   }
   if (todo.length === 0) return;
   const bytes = todo.reduce((a, t) => a + t.f.size, 0);
@@ -152,7 +168,7 @@ export async function checkIntegrity(
     );
   }
   try {
-    for (const { f, st } of todo) {
+    for (const { f, st, at } of todo) {
       const p = join(dir, f.path);
       if ((await sha256File(p)) !== f.sha256) {
         throw new FormatError(
@@ -162,7 +178,8 @@ export async function checkIntegrity(
           }`,
         );
       }
-      next[f.path] = stampOf(st, f.sha256);
+      const stamp = stampOf(st, f.sha256);
+      if (safeStamp(stamp, at)) next[f.path] = stamp;
     }
   } finally {
     // What passed stays recorded, also when a later file failed.
@@ -193,8 +210,10 @@ export async function recordVerified(
   const next: Record<string, Stamp> = {};
   for (const f of files) {
     try {
+      const at = Date.now();
       const st = await Deno.stat(join(dir, f.path));
-      if (st.size === f.size) next[f.path] = stampOf(st, f.sha256);
+      const stamp = stampOf(st, f.sha256);
+      if (st.size === f.size && safeStamp(stamp, at)) next[f.path] = stamp;
     } catch {
       // missing: not recorded
     }

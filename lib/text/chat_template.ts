@@ -7,9 +7,14 @@
  *
  * @module
  */
-import { Environment, Interpreter, Template } from "@huggingface/jinja";
+// Pinned here, not through deno.json's import map: a project that imports
+// mod.ts from another directory has its own map (README "From code").
+// deno-lint-ignore no-import-prefix
+import * as jinja from "npm:@huggingface/jinja@0.5.11";
 import { FormatError, UsageError } from "../errors.ts";
 import type { Tokenizer } from "./tokenizer.ts";
+
+const { Environment, Interpreter, Template } = jinja;
 
 /** One chat message. */
 export interface ChatMessage {
@@ -128,9 +133,9 @@ function pyRange(maxItems: number) {
   };
 }
 
-type Statement = Parameters<Interpreter["evaluate"]>[0];
-type Env = Parameters<Interpreter["evaluate"]>[1];
-type Value = ReturnType<Interpreter["evaluate"]>;
+type Statement = Parameters<jinja.Interpreter["evaluate"]>[0];
+type Env = Parameters<jinja.Interpreter["evaluate"]>[1];
+type Value = ReturnType<jinja.Interpreter["evaluate"]>;
 
 /**
  * The Jinja interpreter with a step counter: every evaluated node counts,
@@ -143,7 +148,7 @@ class BoundedInterpreter extends Interpreter {
   #deadline: number;
   #limits: Required<TemplateLimits>;
 
-  constructor(env: Environment, limits: Required<TemplateLimits>) {
+  constructor(env: jinja.Environment, limits: Required<TemplateLimits>) {
     super(env);
     this.#limits = limits;
     this.#deadline = performance.now() + limits.timeMs;
@@ -252,7 +257,7 @@ export function renderChatTemplate(
   args: RenderChatTemplateArgs,
 ): string {
   const source = args.source ?? "chat template";
-  let t: Template;
+  let t: jinja.Template;
   try {
     t = new Template(template);
   } catch (e) {

@@ -6,7 +6,10 @@
  *
  * @module
  */
-import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+// Pinned here, not through deno.json's import map: a project that imports
+// mod.ts from another directory has its own map (README "From code").
+// deno-lint-ignore no-import-prefix
+import { Tokenizer as HfTokenizer } from "npm:@huggingface/tokenizers@0.2.0";
 import { join } from "node:path";
 import { FormatError, StrataError } from "../errors.ts";
 import {
@@ -226,9 +229,15 @@ export class Tokenizer {
     // Nothing reaches the library unchecked: it trusts its input (an id of
     // 1e9 makes it spin, a null template fails on the first encode).
     validateTokenizerJson(tokenizerJson, file);
-    if (!Array.isArray(tokenizerJson.added_tokens)) {
-      tokenizerJson = { ...tokenizerJson, added_tokens: [] };
-    }
+    // Absent components are none (the library wants every key present).
+    tokenizerJson = {
+      normalizer: null,
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: null,
+      ...tokenizerJson,
+      added_tokens: tokenizerJson.added_tokens ?? [],
+    };
     const config = opts.config ?? {};
     let hf: HfTokenizer;
     try {
