@@ -94,7 +94,7 @@ const FULL_DAYS = [
  * end with an error, not a hang or gigabytes of memory.
  */
 export interface TemplateLimits {
-  /** Wall-clock limit in milliseconds. Default 5000. */
+  /** Wall-clock limit in milliseconds. Default 2000 (real templates take a few ms). */
   timeMs?: number;
   /**
    * Longest string (the output included) any step may produce, in
@@ -106,7 +106,7 @@ export interface TemplateLimits {
 }
 
 /** Defaults of {@linkcode TemplateLimits}. */
-const LIMITS = { timeMs: 5000, maxChars: 8 * 2 ** 20, maxItems: 100_000 };
+const LIMITS = { timeMs: 2000, maxChars: 8 * 2 ** 20, maxItems: 100_000 };
 
 /** A template ran past one of its {@linkcode TemplateLimits}. */
 class TemplateOverrun extends Error {}
