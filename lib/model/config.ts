@@ -177,6 +177,11 @@ export function normalizeConfig(hf: unknown, file: string): ModelConfig {
     }
     headDim = hiddenSize / numHeads;
   }
+  if (numHeads * headDim > MAX_DIM) {
+    r.fail(
+      `num_attention_heads ${numHeads} × head_dim ${headDim} is implausibly large (limit ${MAX_DIM})`,
+    );
+  }
   const vocabSize = r.posInt("vocab_size");
   const maxPositionEmbeddings = r.posInt(
     "max_position_embeddings",
