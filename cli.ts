@@ -55,10 +55,12 @@ export async function main(args: string[]): Promise<number> {
   }
   const load = COMMANDS[name];
   if (!load) {
+    const { closestFlag } = await import("./lib/cli/_args.ts");
+    const guess = closestFlag(name, Object.keys(COMMANDS));
     console.error(
-      `strata: unknown command '${name}'. Commands: ${
-        Object.keys(COMMANDS).join(", ")
-      }`,
+      `strata: unknown command '${name}'${
+        guess === null ? "" : ` (did you mean '${guess}'?)`
+      }. Commands: ${Object.keys(COMMANDS).join(", ")}`,
     );
     return 2;
   }

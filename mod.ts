@@ -30,7 +30,7 @@ export type {
   ModelConfig,
   RopeScaling,
 } from "./lib/model/config.ts";
-export { normalizeConfig } from "./lib/model/config.ts";
+export { normalizeConfig, validateModelConfig } from "./lib/model/config.ts";
 export { Sampler } from "./lib/engine/sampler.ts";
 export type { Candidates, SamplerOptions } from "./lib/engine/sampler.ts";
 

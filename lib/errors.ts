@@ -19,9 +19,12 @@
  * ```
  */
 export class StrataError extends Error {
-  /** Creates the error with a one-line message. */
+  /**
+   * Creates the error with a one-line message: line breaks (from a quoted
+   * excerpt of a bad file, a library's message) become spaces.
+   */
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+    super(message.replace(/\s*[\r\n]+\s*/g, " "), options);
     this.name = "StrataError";
   }
 }

@@ -86,7 +86,7 @@ export function parseCommand<O extends FlagSpec>(
 > {
   try {
     return parseArgs({
-      args: spec.args,
+      args: joinNegativeValues(spec.args, spec.options),
       options: spec.options,
       strict: true,
       allowPositionals: spec.positionals ?? true,
@@ -98,14 +98,101 @@ export function parseCommand<O extends FlagSpec>(
   } catch (e) {
     // node's "Unknown option '--x'. To specify a positional argument ..."
     // hint is noise here: keep the first sentence, point at --help.
-    const first = (e as Error).message.replace(
+    const message = (e as Error).message;
+    const first = message.replace(
       /^(Unknown option '[^']*')\. To specify .*$/s,
       "$1",
     );
+    const unknown = /^Unknown option '(-{1,2}[^'=]*)/.exec(message)?.[1];
+    const guess = unknown === undefined
+      ? null
+      : closestFlag(unknown, Object.keys(spec.options));
     throw new UsageError(
-      `${spec.command}: ${first}; see '${spec.command} --help'`,
+      `${spec.command}: ${first}${
+        guess === null ? "" : ` (did you mean --${guess}?)`
+      }; see '${spec.command} --help'`,
     );
   }
+}
+
+/**
+ * node's parseArgs takes `--temperature -1` for two options and calls it
+ * ambiguous: a negative number after a flag that takes a value is that
+ * flag's value (`--temperature=-1`), so its own range check can speak.
+ */
+function joinNegativeValues(args: string[], options: FlagSpec): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const name = a.startsWith("--") && !a.includes("=") ? a.slice(2) : null;
+    const next = args[i + 1];
+    if (
+      name !== null && options[name]?.type === "string" &&
+      next !== undefined && /^-(\d|\.\d|Infinity)/.test(next)
+    ) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/** Edit distance between `a` and `b` (insert, delete, substitute, swap). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from(
+    { length: a.length + 1 },
+    (_, i) =>
+      Array.from(
+        { length: b.length + 1 },
+        (_, j) => i === 0 ? j : j === 0 ? i : 0,
+      ),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(
+        d[i - 1][j] + 1,
+        d[i][j - 1] + 1,
+        d[i - 1][j - 1] + cost,
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * The known flag closest to the unknown `flag` (`--temprature` →
+ * `temperature`), or null when none is close: at most 1 edit for short
+ * names, 2 for longer ones, or a unique flag that starts with it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closestFlag } from "./_args.ts";
+ * assert.equal(closestFlag("--temprature", ["temperature", "top-k"]), "temperature");
+ * assert.equal(closestFlag("--max-new", ["max-new-tokens", "max-seq-len"]), "max-new-tokens");
+ * assert.equal(closestFlag("--zzz", ["temperature"]), null);
+ * ```
+ */
+export function closestFlag(flag: string, known: string[]): string | null {
+  const name = flag.replace(/^-+/, "").toLowerCase();
+  if (name === "") return null;
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const k of known) {
+    const dist = editDistance(name, k);
+    if (dist < bestD) [best, bestD] = [k, dist];
+  }
+  if (best !== null && bestD <= (name.length <= 4 ? 1 : 2)) return best;
+  const prefixed = known.filter((k) => k.startsWith(name));
+  return prefixed.length === 1 ? prefixed[0] : null;
 }
 
 /**

@@ -6,8 +6,11 @@
  * @module
  */
 import { quantizationChoices } from "../quant/encoding.ts";
+import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import { AutoModel } from "../engine/auto_model.ts";
+import { resolveModel } from "../engine/resolve.ts";
+import { exists } from "../_fs.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
 import type { LayerProfile } from "../engine/forward.ts";
 import {
@@ -25,7 +28,8 @@ a llama2.c .bin (with --tokenizer), or org/name[@revision]. Checkpoints are
 split into the cache (~/.cache/strata or $STRATA_CACHE) on first use.
 
   --prompt TEXT            prompt text (needs a tokenizer; '' = BOS only); streams text
-  --prompt-ids 1,2,3       prompt token ids
+  --prompt-ids 1,2,3       prompt token ids; prints the new ids on one line, then
+                           (with a tokenizer) their text
   --max-new-tokens N       tokens to generate (default 128)
   --temperature T          0 = greedy (default); > 0 samples
   --top-k K, --top-p P, --min-p P, --repetition-penalty R
@@ -125,7 +129,7 @@ export async function main(args: string[]): Promise<number> {
   if (v.prompt !== undefined && v["prompt-ids"] !== undefined) {
     throw new UsageError("run: give --prompt or --prompt-ids, not both");
   }
-  const { quantize, compression } = quantizeFlag(v.quantize);
+  const { quantize } = quantizeFlag(v.quantize);
   let promptIds: number[] | undefined;
   if (v["prompt-ids"] !== undefined) {
     promptIds = v["prompt-ids"].split(",").filter((s) => s.trim() !== "").map(
@@ -149,12 +153,29 @@ export async function main(args: string[]): Promise<number> {
     maxSeqLen,
   } = samplingFlags(v, { maxNewTokens: 128, minNewTokens: 0 });
   const log = (s: string) => console.error(s);
-  noteIgnoredTokenizer(parsed.positionals[0], v.tokenizer, log);
+  const modelName = parsed.positionals[0];
+  noteIgnoredTokenizer(modelName, v.tokenizer, log);
 
   const wall0 = performance.now();
-  const model = await AutoModel.fromPretrained(parsed.positionals[0], {
-    compression,
+  // Split (or download) first, and check for the tokenizer that --prompt
+  // and --stop need before the model goes to the GPU.
+  const dir = await resolveModel(modelName, {
     quantize,
+    tokenizer: v.tokenizer,
+    log,
+  });
+  const needsTokenizer = v.prompt !== undefined ? "--prompt" : (v.stop ?? [])
+      .some((s) => s.length > 0)
+    ? "--stop"
+    : null;
+  if (needsTokenizer !== null && !(await exists(join(dir, "tokenizer.json")))) {
+    throw new UsageError(
+      `run: ${needsTokenizer} needs a tokenizer and ${modelName} has no tokenizer.json; give token ids with --prompt-ids 1,2,3${
+        /\.bin$/i.test(modelName) ? " (or --tokenizer tok.bin)" : ""
+      }`,
+    );
+  }
+  const model = await AutoModel.fromPretrained(dir, {
     gpuMemory: v["gpu-memory"],
     maxSeqLen,
     profiling: v.profile ?? false,
@@ -241,6 +262,10 @@ export async function main(args: string[]): Promise<number> {
       if (stops) await show(stops.flush());
     }
     if (!v.json) await out("\n");
+    // --prompt-ids printed the ids: with a tokenizer, the text follows.
+    if (!v.json && !streamText && tok !== null && !closed) {
+      await out(text.endsWith("\n") ? text : text + "\n");
+    }
     const s = model.lastStats!;
     const wallS = (performance.now() - wall0) / 1000;
     if (v.profile) {

@@ -141,6 +141,7 @@ export class AutoModel {
       log: opts.log,
     });
     const shards = await ShardDir.open(dir);
+    await shards.checkIntegrity({ log: opts.log }); // before any GPU work
     const cfg = shards.config;
     let tokenizer: Tokenizer | null = null;
     try {

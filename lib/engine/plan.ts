@@ -100,7 +100,15 @@ export function defaultGpuMemory(a: AdapterFacts): number {
   } catch {
     env = undefined; // no --allow-env
   }
-  if (env) return parseSize(env);
+  if (env) {
+    try {
+      return parseSize(env);
+    } catch (e) {
+      throw new UsageError(
+        `STRATA_GPU_MEMORY='${env}': ${(e as Error).message}`,
+      );
+    }
+  }
   if (a.isFallback && a.systemMemory) return Math.floor(a.systemMemory * 0.5);
   return Math.floor(ASSUMED_GPU_MEMORY * 0.75);
 }

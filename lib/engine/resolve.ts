@@ -12,14 +12,15 @@
  * @module
  */
 import { parseQuantization, type Quantization } from "../quant/encoding.ts";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { createHash } from "node:crypto";
-import { FormatError } from "../errors.ts";
+import { FormatError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { downloadSnapshot } from "../hub/download.ts";
 import { parseRepoId } from "../hub/repo_id.ts";
 import { openSource } from "../split/open_source.ts";
 import { splitModel } from "../split/split.ts";
+import { PROGRESS_FILE } from "../split/source.ts";
 import { exists } from "../_fs.ts";
 
 /** Options of {@link resolveModel}. */
@@ -62,11 +63,36 @@ export function cacheDirFor(
   const hash = createHash("sha256").update(abs).update("\0").update(
     fingerprint,
   ).digest("hex").slice(0, 8);
-  const name = basename(abs).replace(/\.(gguf|bin)$/, "").replace(
-    /[^A-Za-z0-9._-]/g,
-    "_",
-  );
-  return join(root, `${name}-${hash}-${quantize}`);
+  return join(root, `${cacheName(abs)}-${hash}-${quantize}`);
+}
+
+/** Creates the cache root, naming STRATA_CACHE (or its default) on failure. */
+async function makeCacheRoot(out: string): Promise<void> {
+  const root = dirname(out);
+  try {
+    await Deno.mkdir(root, { recursive: true });
+  } catch (e) {
+    const env = Deno.env.get("STRATA_CACHE");
+    throw new UsageError(
+      `cannot create the split cache ${root} (${
+        env ? `STRATA_CACHE=${env}` : "the default; STRATA_CACHE is unset"
+      }): ${(e as Error).message}; set STRATA_CACHE to a writable directory`,
+    );
+  }
+}
+
+/**
+ * The readable part of a cache directory's name: the file or directory name,
+ * or for a Hugging Face snapshot (`…/models--org--name/snapshots/<commit>`)
+ * the repo and the commit's first 8 digits (`org--name-0123abcd`).
+ */
+function cacheName(abs: string): string {
+  const hub = /models--([^/\\]+)[/\\]snapshots[/\\]([0-9a-f]{8})[0-9a-f]*\/?$/
+    .exec(abs);
+  const name = hub
+    ? `${hub[1]}-${hub[2]}`
+    : basename(abs).replace(/\.(gguf|bin)$/, "");
+  return name.replace(/[^A-Za-z0-9._-]/g, "_");
 }
 
 /**
@@ -147,7 +173,12 @@ export async function resolveModel(
       await sourceFingerprint(source, opts.tokenizer),
     );
   if (await ShardDir.isShardDir(out)) return out;
-  opts.log?.(`splitting ${source} into ${out} (quantize ${quantize}) …`);
+  if (opts.layerShardsSavingPath === undefined) await makeCacheRoot(out);
+  opts.log?.(
+    (await exists(join(out, PROGRESS_FILE)))
+      ? `resuming the unfinished split of ${source} in ${out} (quantize ${quantize}) …`
+      : `splitting ${source} into ${out} (quantize ${quantize}) …`,
+  );
   const src = await openSource(source, { tokenizer: opts.tokenizer });
   try {
     await splitModel(src, { out, quantize });

@@ -13,9 +13,10 @@ import {
   quantizationChoices,
 } from "../quant/encoding.ts";
 import { FormatError, UnsupportedError } from "../errors.ts";
-import type { ModelConfig } from "../model/config.ts";
+import { type ModelConfig, validateModelConfig } from "../model/config.ts";
 import { isAbsolute, join, normalize } from "node:path";
 import { sha256File } from "../_fs.ts";
+import { checkIntegrity, recordVerified } from "./_integrity.ts";
 
 /**
  * The manifest's file name inside a shard directory.
@@ -89,12 +90,8 @@ export type Quantization = EncQuantization;
  * ```ts
  * import type { QuantLayout } from "./shards.ts";
  * import assert from "node:assert/strict";
-<<<<<<< ours
- * const l: QuantLayout = { type: "q8", shape: [64, 48], block: 32 };
-=======
  * import { EMBEDDING_PACKING } from "../quant/encoding.ts";
  * const l: QuantLayout = { type: EMBEDDING_PACKING, shape: [64, 48], block: 32 };
->>>>>>> theirs
  * assert.equal(Math.ceil(l.shape[1] / l.block), 2); // 2 blocks per row
  * ```
  */
@@ -226,13 +223,9 @@ export function parseManifest(v: unknown, file: string): Manifest {
   ) {
     throw new FormatError(file, "source must be {kind, path, description}");
   }
-  const c = v.config;
-  if (
-    !isRecord(c) || typeof c.architecture !== "string" ||
-    !Number.isInteger(c.numLayers) || !Number.isInteger(c.hiddenSize)
-  ) {
-    throw new FormatError(file, "config is not a normalized model config");
-  }
+  // The same rules as config.json: a manifest edited by hand (or corrupted)
+  // must not reach the planner with hiddenSize 2^31 or vocabSize -5.
+  const c = validateModelConfig(v.config, file);
   if (v.quantization !== "none" && !isPacked(v.quantization)) {
     throw new FormatError(
       file,
@@ -301,7 +294,7 @@ export function parseManifest(v: unknown, file: string): Manifest {
       path: src.path,
       description: src.description,
     },
-    config: c as unknown as ModelConfig,
+    config: c,
     quantization: v.quantization as Quantization,
     quant,
     embed,
@@ -417,12 +410,41 @@ export class ShardDir {
 
   /**
    * Checks every file listed in the manifest: present, the recorded size and
-   * the recorded SHA-256.
+   * the recorded SHA-256 (every byte is read: `info --verify`). Files that
+   * pass are recorded as verified (see {@link ShardDir.checkIntegrity}).
    *
    * @throws {FormatError} naming the first file that differs.
    */
   async verify(): Promise<void> {
     for (const f of this.manifest.files) await verifyFile(this.dir, f);
+    await recordVerified(this.dir, this.manifest.files);
+  }
+
+  /**
+   * Checks every file before use: present, of the recorded size and, when it
+   * changed since its hash last matched (a sidecar record of size, times and
+   * inode; see docs/format.md), of the recorded SHA-256. Cheap on an
+   * unchanged directory: no file is read.
+   *
+   * @throws {FormatError} naming the file, suggesting to split again.
+   * @example
+   * ```ts ignore
+   * import { ShardDir } from "./shards.ts";
+   * const s = await ShardDir.open("shards/tiny");
+   * await s.checkIntegrity({ log: console.error });
+   * ```
+   */
+  async checkIntegrity(
+    opts: { log?: (line: string) => void } = {},
+  ): Promise<void> {
+    const src = this.manifest.source.path;
+    await checkIntegrity(this.dir, this.manifest.files, {
+      log: opts.log,
+      remedy:
+        `delete ${this.dir} and split the model again (deno run -A cli.ts split ${
+          src === "" ? "<source>" : src
+        } --out ${this.dir})`,
+    });
   }
 }
 

@@ -65,6 +65,21 @@ const NO_ADAPTER =
   "no WebGPU adapter found: install a GPU driver with Vulkan support, or Mesa's CPU rasterizer lavapipe " +
   "(`apt-get install mesa-vulkan-drivers`); on Linux also set XDG_RUNTIME_DIR (e.g. `export XDG_RUNTIME_DIR=/tmp`)";
 
+/**
+ * Linux: the Vulkan/GL loaders print "error: XDG_RUNTIME_DIR is invalid or not
+ * set" on every start when it is unset; any value silences them (it is read
+ * when the first adapter is requested), so set one for this process.
+ */
+function quietXdgRuntimeDir(): void {
+  try {
+    if (Deno.build.os === "linux" && !Deno.env.get("XDG_RUNTIME_DIR")) {
+      Deno.env.set("XDG_RUNTIME_DIR", Deno.env.get("TMPDIR") || "/tmp");
+    }
+  } catch {
+    // no --allow-env: the warning stays, nothing else changes
+  }
+}
+
 const LIMIT_NAMES: (keyof GpuLimits)[] = [
   "maxBufferSize",
   "maxStorageBufferBindingSize",
@@ -101,6 +116,7 @@ const EXTRA_LIMITS = [
  * ```
  */
 export async function requestGpu(opts: RequestGpuOptions = {}): Promise<Gpu> {
+  quietXdgRuntimeDir();
   const nav = globalThis.navigator as Navigator | undefined;
   if (!nav?.gpu) {
     throw new GpuError(

@@ -223,8 +223,13 @@ class Hub {
           redirect: "manual",
         });
       } catch (e) {
+        const origin = new URL(current).origin;
         throw new NetworkError(
-          `cannot reach ${new URL(current).origin}: ${(e as Error).message}`,
+          `cannot reach ${origin}${
+            origin === this.#origin && Deno.env.get("HF_ENDPOINT")
+              ? " (HF_ENDPOINT)"
+              : ""
+          }: ${(e as Error).message}`,
           {
             cause: e,
           },
@@ -306,6 +311,13 @@ export async function downloadSnapshot(
   const offline = opts.offline ?? envFlag("HF_HUB_OFFLINE");
   const endpoint = opts.endpoint ??
     (Deno.env.get("HF_ENDPOINT") || "https://huggingface.co");
+  if (!/^https?:\/\/[^/]/.test(endpoint) || !URL.canParse(endpoint)) {
+    throw new UsageError(
+      `${
+        opts.endpoint === undefined ? "HF_ENDPOINT" : "endpoint"
+      } '${endpoint}' is not an http(s) URL (e.g. https://huggingface.co)`,
+    );
+  }
   const label = `${repoId}@${revision}`;
 
   const fromCache = async (why: string): Promise<string> => {

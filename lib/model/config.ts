@@ -58,10 +58,15 @@ class Reader {
     return v;
   }
 
-  tokenId(v: unknown, key: string): number {
+  tokenId(v: unknown, key: string, vocabSize: number): number {
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
       this.fail(
         `${key} must be a non-negative integer, got ${JSON.stringify(v)}`,
+      );
+    }
+    if (v >= vocabSize) {
+      this.fail(
+        `${key} ${v} is outside the vocabulary (vocab_size ${vocabSize})`,
       );
     }
     return v;
@@ -174,6 +179,11 @@ export function normalizeConfig(hf: unknown, file: string): ModelConfig {
     }
     headDim = hiddenSize / numHeads;
   }
+  if (numHeads * headDim > MAX_DIM) {
+    r.fail(
+      `num_attention_heads ${numHeads} × head_dim ${headDim} is implausibly large (limit ${MAX_DIM})`,
+    );
+  }
   const vocabSize = r.posInt("vocab_size");
   const maxPositionEmbeddings = r.posInt(
     "max_position_embeddings",
@@ -209,16 +219,23 @@ export function normalizeConfig(hf: unknown, file: string): ModelConfig {
   );
   const attentionBias = r.bool("attention_bias", false);
 
+  // Token ids must name a row of the embedding: an id outside the
+  // vocabulary would read past it.
   const bos = h.bos_token_id;
   const bosTokenId = bos === undefined || bos === null
     ? null
-    : r.tokenId(bos, "bos_token_id");
+    : r.tokenId(bos, "bos_token_id", vocabSize);
   const eos = h.eos_token_id;
   let eosTokenIds: number[];
   if (eos === undefined || eos === null) eosTokenIds = [];
   else if (Array.isArray(eos)) {
-    eosTokenIds = eos.map((v) => r.tokenId(v, "eos_token_id"));
-  } else eosTokenIds = [r.tokenId(eos, "eos_token_id")];
+    if (eos.length > 64) r.fail("eos_token_id lists more than 64 ids");
+    eosTokenIds = eos.map((v) => r.tokenId(v, "eos_token_id", vocabSize));
+  } else eosTokenIds = [r.tokenId(eos, "eos_token_id", vocabSize)];
+  const pad = h.pad_token_id;
+  if (pad !== undefined && pad !== null) {
+    r.tokenId(pad, "pad_token_id", vocabSize);
+  }
 
   return {
     architecture: modelType,
@@ -257,4 +274,117 @@ export function rotaryDim(
   cfg: Pick<ModelConfig, "headDim" | "partialRotaryFactor">,
 ): number {
   return Math.floor(cfg.headDim * cfg.partialRotaryFactor);
+}
+
+/** The `config.json` key of each {@linkcode ModelConfig} field. */
+const HF_KEYS: Record<keyof ModelConfig, string> = {
+  architecture: "model_type",
+  hiddenSize: "hidden_size",
+  intermediateSize: "intermediate_size",
+  numLayers: "num_hidden_layers",
+  numHeads: "num_attention_heads",
+  numKvHeads: "num_key_value_heads",
+  headDim: "head_dim",
+  vocabSize: "vocab_size",
+  maxPositionEmbeddings: "max_position_embeddings",
+  rmsNormEps: "rms_norm_eps",
+  ropeTheta: "rope_theta",
+  ropeScaling: "rope_scaling",
+  partialRotaryFactor: "partial_rotary_factor",
+  tieWordEmbeddings: "tie_word_embeddings",
+  bosTokenId: "bos_token_id",
+  eosTokenIds: "eos_token_id",
+  attentionBias: "attention_bias",
+};
+
+const ROPE_KEYS: Record<string, string> = {
+  type: "rope_type",
+  factor: "factor",
+  lowFreqFactor: "low_freq_factor",
+  highFreqFactor: "high_freq_factor",
+  originalMaxPositionEmbeddings: "original_max_position_embeddings",
+};
+
+/**
+ * Checks an already normalized config (the `config` block of a shard
+ * manifest) with the same rules as {@linkcode normalizeConfig} applies to
+ * `config.json`: it is mapped back to `config.json` keys, normalized again
+ * and must come out unchanged. Problems name the fields as the manifest
+ * spells them (`config.hiddenSize`).
+ *
+ * @throws {FormatError} naming `file` when a field is missing, out of range
+ * or inconsistent with the others.
+ * @throws {UnsupportedError} for an architecture or feature Strata lacks.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { normalizeConfig, validateModelConfig } from "./config.ts";
+ * const cfg = normalizeConfig({
+ *   model_type: "llama", hidden_size: 64, intermediate_size: 172, num_hidden_layers: 5,
+ *   num_attention_heads: 8, vocab_size: 512, bos_token_id: 1,
+ * }, "config.json");
+ * assert.deepEqual(validateModelConfig(cfg, "manifest.json"), cfg);
+ * assert.throws(
+ *   () => validateModelConfig({ ...cfg, vocabSize: -5 }, "manifest.json"),
+ *   /manifest.json: config.vocabSize must be a positive integer, got -5/,
+ * );
+ * ```
+ */
+export function validateModelConfig(c: unknown, file: string): ModelConfig {
+  if (typeof c !== "object" || c === null || Array.isArray(c)) {
+    throw new FormatError(file, "config must be an object");
+  }
+  const cfg = c as Json;
+  const hf: Json = {};
+  for (const [key, hfKey] of Object.entries(HF_KEYS)) {
+    const v = cfg[key];
+    if (v === undefined) {
+      if (key === "attentionBias") continue; // optional in older manifests
+      throw new FormatError(file, `config.${key} is missing`);
+    }
+    if (key === "ropeScaling" && v !== null) {
+      if (typeof v !== "object" || Array.isArray(v)) {
+        throw new FormatError(file, "config.ropeScaling must be an object");
+      }
+      const rs: Json = {};
+      for (const [k, x] of Object.entries(v as Json)) {
+        if (!(k in ROPE_KEYS)) {
+          throw new FormatError(file, `config.ropeScaling.${k} is unknown`);
+        }
+        rs[ROPE_KEYS[k]] = x;
+      }
+      hf[hfKey] = rs;
+    } else hf[hfKey] = v;
+  }
+  for (const key of Object.keys(cfg)) {
+    if (!(key in HF_KEYS)) {
+      throw new FormatError(file, `config.${key} is not a config field`);
+    }
+  }
+  let n: ModelConfig;
+  try {
+    n = normalizeConfig(hf, file);
+  } catch (e) {
+    if (!(e instanceof FormatError)) throw e;
+    let problem = e.problem;
+    for (const [key, hfKey] of Object.entries(HF_KEYS)) {
+      problem = problem.replaceAll(
+        new RegExp(`\\b${hfKey}\\b`, "g"),
+        `config.${key}`,
+      );
+    }
+    throw new FormatError(file, problem, { cause: e });
+  }
+  for (const key of Object.keys(HF_KEYS) as (keyof ModelConfig)[]) {
+    if (cfg[key] === undefined) continue;
+    if (JSON.stringify(n[key]) !== JSON.stringify(cfg[key])) {
+      throw new FormatError(
+        file,
+        `config.${key} ${JSON.stringify(cfg[key])} is inconsistent (expected ${
+          JSON.stringify(n[key])
+        })`,
+      );
+    }
+  }
+  return n;
 }

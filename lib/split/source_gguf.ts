@@ -474,6 +474,25 @@ export function hfTensorName(name: string): string | null {
   return `model.layers.${m[1]}.${LAYER_NAMES[m[2]]}.${m[3]}`;
 }
 
+/** {@link unpermuteRows}, a shape that does not fit the heads being a FormatError. */
+function unpermuteChecked(
+  path: string,
+  name: string,
+  bytes: Uint8Array,
+  rowBytes: number,
+  heads: number,
+): Uint8Array {
+  try {
+    return unpermuteRows(bytes, rowBytes, heads);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new FormatError(
+      path,
+      `tensor ${name}: ${e.message} (its shape does not match the head count)`,
+    );
+  }
+}
+
 /**
  * Undoes llama.cpp's Q/K row permutation on whole rows: `rows` rows of
  * `rowBytes` bytes each, in `heads` heads. Within a head of `hd` rows, HF row
@@ -526,7 +545,7 @@ function makeTensor(
     const raw = await g.read(t.name);
     return permuteHeads === null
       ? raw
-      : unpermuteRows(raw, rowBytes, permuteHeads);
+      : unpermuteChecked(g.path, t.name, raw, rowBytes, permuteHeads);
   };
   if (type === "F32" || type === "F16" || type === "BF16") {
     return {
@@ -620,7 +639,13 @@ export async function openGgufSource(path: string): Promise<ModelSource> {
             }
             return {
               dtype: info.type.name,
-              bytes: unpermuteRows(await g.read(info.name), el, permute!),
+              bytes: unpermuteChecked(
+                path,
+                info.name,
+                await g.read(info.name),
+                el,
+                permute!,
+              ),
             };
           },
         });

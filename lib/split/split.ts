@@ -27,6 +27,7 @@ import {
   UsageError,
 } from "../errors.ts";
 import { SafetensorsWriter, type TensorDecl } from "../format/safetensors.ts";
+import { recordVerified } from "../format/_integrity.ts";
 import {
   EMBED_FILE,
   HEAD_FILE,
@@ -638,6 +639,7 @@ export async function splitModel(
     plan: planId,
   };
   await writeTextAtomic(manifestPath, JSON.stringify(manifest, null, 2) + "\n");
+  await recordVerified(out, entries); // just hashed: the first run need not
   await removeIfExists(progressPath);
   if (opts.deleteOriginal) await deleteSources(source, out);
   return manifest;

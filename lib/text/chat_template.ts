@@ -7,9 +7,14 @@
  *
  * @module
  */
-import { Environment, Interpreter, Template } from "@huggingface/jinja";
+// Pinned here, not through deno.json's import map: a project that imports
+// mod.ts from another directory has its own map (README "From code").
+// deno-lint-ignore no-import-prefix
+import * as jinja from "npm:@huggingface/jinja@0.5.11";
 import { FormatError, UsageError } from "../errors.ts";
 import type { Tokenizer } from "./tokenizer.ts";
+
+const { Environment, Interpreter, Template } = jinja;
 
 /** One chat message. */
 export interface ChatMessage {
@@ -37,6 +42,8 @@ export interface RenderChatTemplateArgs {
   variables?: Record<string, unknown>;
   /** Where the template came from, for error messages. Default "chat template". */
   source?: string;
+  /** Bounds of the rendering (time, string length, list length). */
+  limits?: TemplateLimits;
 }
 
 /** The error `raise_exception(...)` throws inside a template. */
@@ -81,13 +88,111 @@ const FULL_DAYS = [
   "Saturday",
 ];
 
-/** Python's `range(start, stop, step)`. */
-function pyRange(start: number, stop?: number, step = 1): number[] {
-  if (stop === undefined) [start, stop] = [0, start];
-  if (step === 0) throw new Error("range() step must not be zero");
-  const out: number[] = [];
-  for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(i);
-  return out;
+/**
+ * Bounds of one template rendering. Chat templates are code from a model
+ * repository: a loop over `range(10**9)` or a string doubled in a loop must
+ * end with an error, not a hang or gigabytes of memory.
+ */
+export interface TemplateLimits {
+  /** Wall-clock limit in milliseconds. Default 2000 (real templates take a few ms). */
+  timeMs?: number;
+  /**
+   * Longest string (the output included) any step may produce, in
+   * characters. Default 8 Mi, or 4 × the messages' text when that is more.
+   */
+  maxChars?: number;
+  /** Most items `range()` or any list may hold. Default 100,000. */
+  maxItems?: number;
+}
+
+/** Defaults of {@linkcode TemplateLimits}. */
+const LIMITS = { timeMs: 2000, maxChars: 8 * 2 ** 20, maxItems: 100_000 };
+
+/** A template ran past one of its {@linkcode TemplateLimits}. */
+class TemplateOverrun extends Error {}
+
+/** Python's `range(start, stop, step)`, refusing more than `maxItems` items. */
+function pyRange(maxItems: number) {
+  return (start: number, stop?: number, step = 1): number[] => {
+    if (stop === undefined) [start, stop] = [0, start];
+    for (const v of [start, stop, step]) {
+      if (!Number.isSafeInteger(v)) {
+        throw new Error(`range() takes integers, got ${v}`);
+      }
+    }
+    if (step === 0) throw new Error("range() step must not be zero");
+    const n = Math.max(0, Math.ceil((stop - start) / step));
+    if (n > maxItems) {
+      throw new TemplateOverrun(
+        `range() of ${n} items exceeds the limit of ${maxItems}`,
+      );
+    }
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push(start + i * step);
+    return out;
+  };
+}
+
+type Statement = Parameters<jinja.Interpreter["evaluate"]>[0];
+type Env = Parameters<jinja.Interpreter["evaluate"]>[1];
+type Value = ReturnType<jinja.Interpreter["evaluate"]>;
+
+/**
+ * The Jinja interpreter with a step counter: every evaluated node counts,
+ * every 1024 steps the clock is read, and every string or list a node
+ * produces is measured. `@huggingface/jinja` is synchronous, so the check
+ * has to run inside the evaluation itself.
+ */
+class BoundedInterpreter extends Interpreter {
+  #steps = 0;
+  #deadline: number;
+  #limits: Required<TemplateLimits>;
+
+  constructor(env: jinja.Environment, limits: Required<TemplateLimits>) {
+    super(env);
+    this.#limits = limits;
+    this.#deadline = performance.now() + limits.timeMs;
+    // A loop runs its body through evaluateBlock, which is private in the
+    // typings: an empty body never reaches evaluate, so count it here too.
+    const self = this as unknown as {
+      evaluateBlock: (statements: unknown, environment: Env) => Value;
+    };
+    const block = self.evaluateBlock.bind(this);
+    self.evaluateBlock = (statements, environment) => {
+      this.#tick();
+      return block(statements, environment);
+    };
+  }
+
+  #tick(): void {
+    if ((++this.#steps & 1023) === 0 && performance.now() > this.#deadline) {
+      throw new TemplateOverrun(
+        `rendering took longer than ${this.#limits.timeMs} ms (${this.#steps} steps)`,
+      );
+    }
+  }
+
+  override evaluate(statement: Statement, environment: Env): Value {
+    this.#tick();
+    const v = super.evaluate(statement, environment);
+    if (
+      v.type === "StringValue" &&
+      (v.value as string).length > this.#limits.maxChars
+    ) {
+      throw new TemplateOverrun(
+        `the output exceeds ${this.#limits.maxChars} characters`,
+      );
+    }
+    if (
+      (v.type === "ArrayValue" || v.type === "TupleValue") &&
+      (v.value as unknown[]).length > this.#limits.maxItems
+    ) {
+      throw new TemplateOverrun(
+        `a list exceeds the limit of ${this.#limits.maxItems} items`,
+      );
+    }
+    return v;
+  }
 }
 
 /** Python's `strftime` for the directives chat templates use. */
@@ -152,7 +257,7 @@ export function renderChatTemplate(
   args: RenderChatTemplateArgs,
 ): string {
   const source = args.source ?? "chat template";
-  let t: Template;
+  let t: jinja.Template;
   try {
     t = new Template(template);
   } catch (e) {
@@ -164,6 +269,16 @@ export function renderChatTemplate(
       },
     );
   }
+  let inputChars = 0;
+  for (const m of args.messages) {
+    if (typeof m?.content === "string") inputChars += m.content.length;
+  }
+  const limits: Required<TemplateLimits> = {
+    timeMs: args.limits?.timeMs ?? LIMITS.timeMs,
+    maxChars: args.limits?.maxChars ??
+      Math.max(LIMITS.maxChars, 4 * inputChars),
+    maxItems: args.limits?.maxItems ?? LIMITS.maxItems,
+  };
   // The globals transformers provides, set here rather than by
   // Template.render so that raise_exception can be told apart from other
   // errors and strftime_now knows more directives (in English).
@@ -174,7 +289,7 @@ export function renderChatTemplate(
     False: false,
     True: true,
     None: null,
-    range: pyRange,
+    range: pyRange(limits.maxItems),
     raise_exception: (message: unknown) => {
       throw new TemplateRaise(String(message));
     },
@@ -192,10 +307,17 @@ export function renderChatTemplate(
   try {
     const env = new Environment();
     for (const [k, v] of Object.entries(context)) env.set(k, v);
-    return new Interpreter(env).run(t.parsed).value as string;
+    return new BoundedInterpreter(env, limits).run(t.parsed).value as string;
   } catch (e) {
     if (e instanceof TemplateRaise) {
       throw new UsageError(`${source}: ${e.message}`, { cause: e });
+    }
+    if (e instanceof TemplateOverrun) {
+      throw new FormatError(
+        source,
+        `rendering stopped: ${e.message} (a chat template must not loop without bound)`,
+        { cause: e },
+      );
     }
     throw new FormatError(
       source,

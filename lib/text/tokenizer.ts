@@ -6,9 +6,16 @@
  *
  * @module
  */
-import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+// Pinned here, not through deno.json's import map: a project that imports
+// mod.ts from another directory has its own map (README "From code").
+// deno-lint-ignore no-import-prefix
+import { Tokenizer as HfTokenizer } from "npm:@huggingface/tokenizers@0.2.0";
 import { join } from "node:path";
-import { FormatError } from "../errors.ts";
+import { FormatError, StrataError } from "../errors.ts";
+import {
+  MAX_TOKENIZER_BYTES,
+  validateTokenizerJson,
+} from "./_validate_tokenizer.ts";
 
 /** One entry of `tokenizer_config.json`'s `chat_template` in its list form. */
 export interface NamedChatTemplate {
@@ -133,6 +140,12 @@ export class Tokenizer {
     // BOS: tokenizer_config's text, then generation_config, then config.json.
     this.#bos = idOf(this.#special.bos_token) ?? idList(gen.bos_token_id)[0] ??
       idList(mc.bos_token_id)[0] ?? null;
+    if (this.#bos !== null && this.#bos >= this.#vocabSize) {
+      throw new FormatError(
+        file,
+        `bos token id ${this.#bos} (from generation_config.json or config.json) is outside the vocabulary of ${this.#vocabSize}`,
+      );
+    }
     if (this.#bos !== null && this.#special.bos_token === undefined) {
       const t = hf.id_to_token(this.#bos);
       if (t !== undefined) this.#special.bos_token = t;
@@ -213,23 +226,39 @@ export class Tokenizer {
     if (!isObject(tokenizerJson)) {
       throw new FormatError(file, "not a JSON object");
     }
-    const model = tokenizerJson.model;
-    if (!isObject(model)) throw new FormatError(file, 'has no "model" object');
-    if (!Array.isArray(tokenizerJson.added_tokens)) {
-      tokenizerJson = { ...tokenizerJson, added_tokens: [] };
-    }
+    // Nothing reaches the library unchecked: it trusts its input (an id of
+    // 1e9 makes it spin, a null template fails on the first encode).
+    validateTokenizerJson(tokenizerJson, file);
+    // Absent components are none (the library wants every key present).
+    tokenizerJson = {
+      normalizer: null,
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: null,
+      ...tokenizerJson,
+      added_tokens: tokenizerJson.added_tokens ?? [],
+    };
     const config = opts.config ?? {};
     let hf: HfTokenizer;
     try {
       hf = new HfTokenizer(tokenizerJson, config);
+      // One encode and decode at load, so a tokenizer the library builds but
+      // cannot run fails here, naming the file, not on the first prompt.
+      const probe = hf.encode("Hi, 12 é\u00e9 😀", {
+        add_special_tokens: true,
+      });
+      hf.decode(probe.ids, { skip_special_tokens: false });
     } catch (e) {
       throw new FormatError(
         file,
-        `cannot build the tokenizer: ${(e as Error).message}`,
+        `cannot build the tokenizer: ${oneLine(e)}`,
         { cause: e },
       );
     }
-    return new Tokenizer(hf, tokenizerJson as Record<string, unknown>, opts);
+    return guarded(
+      file,
+      () => new Tokenizer(hf, tokenizerJson as Record<string, unknown>, opts),
+    );
   }
 
   /**
@@ -249,8 +278,16 @@ export class Tokenizer {
     const path = join(dir, "tokenizer.json");
     let text: string;
     try {
+      const size = (await Deno.stat(path)).size;
+      if (size > MAX_TOKENIZER_BYTES) {
+        throw new FormatError(
+          path,
+          `${size} bytes is larger than any real tokenizer.json (limit ${MAX_TOKENIZER_BYTES})`,
+        );
+      }
       text = await Deno.readTextFile(path);
     } catch (e) {
+      if (e instanceof StrataError) throw e;
       if (e instanceof Deno.errors.NotFound) {
         throw new FormatError(
           path,
@@ -292,7 +329,10 @@ export class Tokenizer {
    */
   encode(text: string, opts: EncodeOptions = {}): number[] {
     const add = opts.addSpecialTokens ?? true;
-    const ids = this.#hf.encode(text, { add_special_tokens: add }).ids;
+    const ids = guarded(
+      this.#file,
+      () => this.#hf.encode(text, { add_special_tokens: add }).ids,
+    );
     if (add && this.#addBos && this.#bos !== null && ids[0] !== this.#bos) {
       ids.unshift(this.#bos);
     }
@@ -309,11 +349,12 @@ export class Tokenizer {
    */
   decode(ids: number[], opts: DecodeOptions = {}): string {
     if (ids.length === 0) return "";
-    return this.#hf.decode(ids, {
-      skip_special_tokens: opts.skipSpecialTokens ?? false,
-      clean_up_tokenization_spaces: opts.cleanUpTokenizationSpaces ??
-        this.#cleanUp,
-    });
+    return guarded(this.#file, () =>
+      this.#hf.decode(ids, {
+        skip_special_tokens: opts.skipSpecialTokens ?? false,
+        clean_up_tokenization_spaces: opts.cleanUpTokenizationSpaces ??
+          this.#cleanUp,
+      }));
   }
 
   /**
@@ -326,7 +367,7 @@ export class Tokenizer {
    * ```
    */
   idToToken(id: number): string | undefined {
-    return this.#hf.id_to_token(id);
+    return guarded(this.#file, () => this.#hf.id_to_token(id));
   }
 
   /**
@@ -338,7 +379,7 @@ export class Tokenizer {
    * ```
    */
   tokenToId(token: string): number | undefined {
-    return this.#hf.token_to_id(token);
+    return guarded(this.#file, () => this.#hf.token_to_id(token));
   }
 
   /** Beginning-of-sequence id, or null when the model has none. */
@@ -380,6 +421,27 @@ export class Tokenizer {
   /** Ids of every added token marked special. */
   get specialTokenIds(): number[] {
     return [...this.#specialIds];
+  }
+}
+
+/** An error of the tokenizer library, on one line. */
+function oneLine(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.replace(/\s*\n\s*/g, " ").trim().slice(0, 200);
+}
+
+/**
+ * Runs `f`, turning anything the tokenizer library throws into a
+ * FormatError naming the file (its own errors are not Strata's).
+ */
+function guarded<T>(file: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof StrataError) throw e;
+    throw new FormatError(file, `the tokenizer failed: ${oneLine(e)}`, {
+      cause: e,
+    });
   }
 }
 

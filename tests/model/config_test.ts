@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { normalizeConfig } from "../../lib/model/config.ts";
+import {
+  normalizeConfig,
+  validateModelConfig,
+} from "../../lib/model/config.ts";
 import {
   architectureOf,
   globalTensors,
@@ -39,6 +42,7 @@ Deno.test("normalizeConfig: kv heads default to heads; eos array; bos", () => {
   const c = normalizeConfig(
     {
       ...base,
+      vocab_size: 128256,
       num_key_value_heads: undefined,
       eos_token_id: [128001, 128009],
       bos_token_id: 128000,
@@ -252,5 +256,62 @@ Deno.test("normalizeConfig: errors name the file and the problem", () => {
       assert.match((e as Error).message, /^m\.json: /);
       return true;
     });
+  }
+});
+
+Deno.test("normalizeConfig: bos, eos and pad ids must lie inside the vocabulary", () => {
+  for (
+    const [field, value, re] of [
+      [
+        "bos_token_id",
+        512,
+        /c\.json: bos_token_id 512 is outside the vocabulary \(vocab_size 512\)/,
+      ],
+      ["eos_token_id", [2, 600], /eos_token_id 600 is outside the vocabulary/],
+      ["pad_token_id", 2 ** 31, /pad_token_id 2147483648 is outside/],
+      ["pad_token_id", -1, /pad_token_id must be a non-negative integer/],
+    ] as const
+  ) {
+    assert.throws(
+      () => normalizeConfig({ ...base, [field]: value }, "c.json"),
+      (e) => e instanceof FormatError && re.test(e.message),
+    );
+  }
+  assert.equal(
+    normalizeConfig({ ...base, bos_token_id: 511, pad_token_id: null }, "c")
+      .bosTokenId,
+    511,
+  );
+});
+
+Deno.test("validateModelConfig: a manifest's config passes the config.json rules", () => {
+  const good = normalizeConfig(
+    { ...base, bos_token_id: 1, eos_token_id: 2 },
+    "c",
+  );
+  assert.deepEqual(validateModelConfig(good, "m.json"), good);
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [
+      { hiddenSize: 2 ** 31 },
+      /config\.hiddenSize 2147483648 is implausibly large/,
+    ],
+    [{ vocabSize: -5 }, /config\.vocabSize must be a positive integer, got -5/],
+    [{ bosTokenId: 512 }, /config\.bosTokenId 512 is outside the vocabulary/],
+    [{ eosTokenIds: [9999] }, /config\.eosTokenIds 9999 is outside/],
+    [{ numKvHeads: 3 }, /does not divide/],
+    [{ headDim: 9 }, /config\.headDim 9 is inconsistent|rotary/],
+    [{ numLayers: undefined }, /config\.numLayers is missing/],
+    [{ extra: 1 }, /config\.extra is not a config field/],
+    [{ architecture: "falcon" }, /unsupported architecture falcon/],
+    [{ ropeScaling: { type: "llama3", factor: 8 } }, /low_freq_factor/],
+  ];
+  for (const [patch, re] of cases) {
+    assert.throws(
+      () => validateModelConfig({ ...good, ...patch }, "m.json"),
+      (e) =>
+        (e instanceof FormatError || e instanceof UnsupportedError) &&
+        e.message.startsWith("m.json: ") && re.test(e.message),
+      String(re),
+    );
   }
 });

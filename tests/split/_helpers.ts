@@ -42,14 +42,18 @@ export async function sha256(path: string): Promise<string> {
     .join("");
 }
 
-/** Every file under `dir` (relative paths, sorted). */
+/**
+ * Every file under `dir` (relative paths, sorted), except the integrity
+ * sidecar `.strata-verified.json`: machine-local state (inodes, times), not
+ * output.
+ */
 export async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (d: string) => {
     for await (const e of Deno.readDir(d)) {
       const p = join(d, e.name);
       if (e.isDirectory) await walk(p);
-      else out.push(relative(dir, p));
+      else if (e.name !== ".strata-verified.json") out.push(relative(dir, p));
     }
   };
   await walk(dir);
