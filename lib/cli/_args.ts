@@ -104,7 +104,7 @@ export function parseCommand<O extends FlagSpec>(
 }
 
 /**
- * The flags `run` and `chat` share: how the model is loaded (budget, KV
+ * The flags `run`, `chat` and `serve` share: how the model is loaded (budget, KV
  * cache, split-time quantization, llama2.c tokenizer) and how tokens are
  * sampled. Spread it into a subcommand's own flags.
  *
