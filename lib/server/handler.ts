@@ -20,6 +20,7 @@ import {
 } from "./request.ts";
 import type { Scheduler, SchedulerModel } from "./scheduler.ts";
 import { type SendEvent, sseResponse } from "./sse.ts";
+import { pendingJsonResponse } from "./pending_json.ts";
 
 /** What the handler needs from the model (AutoModel has it). */
 export interface ServedModel extends SchedulerModel {
@@ -172,7 +173,6 @@ export function createHandler(
 
   /** Runs one generation, streamed as SSE events or answered as JSON. */
   const answer = (
-    req: Request,
     parsed: SamplingRequest,
     run: (a: {
       signal: AbortSignal;
@@ -193,21 +193,22 @@ export function createHandler(
       created: Math.floor(Date.now() / 1000),
       model: opts.modelId,
     };
+    // Both kinds of answer learn that the client left from a failed write
+    // (the body stream is cancelled): Deno's server does not reliably abort
+    // request.signal while the handler writes nothing.
+    const cancel = new AbortController();
+    const signal = cancel.signal;
     if (!parsed.stream) {
-      return run({ signal: req.signal }).then((r) =>
-        Response.json({
+      return pendingJsonResponse(async () => {
+        const r = await run({ signal });
+        return {
           ...base,
           object: shape.object,
           choices: [shape.whole(r)],
           usage: usage(r),
-        })
-      );
+        };
+      }, cancel);
     }
-    // A streamed answer learns that the client left from the body stream
-    // being cancelled (Deno.serve's request.signal also fires once a
-    // response is complete, so it is only used for unstreamed answers).
-    const cancel = new AbortController();
-    const signal = cancel.signal;
     const chunk = (choice: unknown, extra: Record<string, unknown> = {}) => ({
       ...base,
       object: shape.chunkObject,
@@ -247,7 +248,6 @@ export function createHandler(
     }
     const gen = generateOptions(parsed, budget(ids.length, parsed));
     return answer(
-      req,
       parsed,
       ({ signal, onText }) =>
         streamReply(opts.scheduler.view(), ids, {
@@ -310,7 +310,6 @@ export function createHandler(
     }
     const gen = generateOptions(parsed, budget(ids.length, parsed));
     return answer(
-      req,
       parsed,
       ({ signal, onText }) =>
         session.reply(ids, {
