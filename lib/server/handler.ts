@@ -171,10 +171,13 @@ export function createHandler(
     }
   };
 
-  /** Runs one generation, streamed as SSE events or answered as JSON. */
+  /**
+   * Runs one generation, streamed as SSE events or answered as JSON; logs
+   * one line when it ends (the request line is logged when headers go out).
+   */
   const answer = (
     parsed: SamplingRequest,
-    run: (a: {
+    generate: (a: {
       signal: AbortSignal;
       onText?: (s: string) => void;
     }) => Promise<Reply>,
@@ -198,6 +201,23 @@ export function createHandler(
     // request.signal while the handler writes nothing.
     const cancel = new AbortController();
     const signal = cancel.signal;
+    const t0 = performance.now();
+    const run = async (a: Parameters<typeof generate>[0]) => {
+      try {
+        const r = await generate(a);
+        opts.log?.(
+          `${shape.object} ${shape.id}: ${r.promptTokens} + ${r.completionTokens} tokens, ${r.finishReason}, ${
+            ((performance.now() - t0) / 1000).toFixed(3)
+          } s${parsed.stream ? ", streamed" : ""}`,
+        );
+        return r;
+      } catch (e) {
+        opts.log?.(
+          `${shape.object} ${shape.id}: failed: ${toApiError(e).message}`,
+        );
+        throw e;
+      }
+    };
     if (!parsed.stream) {
       return pendingJsonResponse(async () => {
         const r = await run({ signal });

@@ -39,7 +39,6 @@ export function pendingJsonResponse(
   const enc = new TextEncoder();
   let ctrl!: ReadableStreamDefaultController<Uint8Array>;
   let open = true;
-  let timer: ReturnType<typeof setInterval> | undefined;
   const stop = () => {
     open = false;
     clearInterval(timer);
@@ -62,7 +61,7 @@ export function pendingJsonResponse(
       cancel.abort();
     }
   };
-  timer = setInterval(() => write(" "), probeMs);
+  const timer = setInterval(() => write(" "), probeMs);
   void (async () => {
     let out: unknown;
     try {
