@@ -124,13 +124,17 @@ export function createHandler(
   const model = opts.model;
 
   /** The prompt's token budget: max_tokens bounded by the context. */
-  const budget = (promptTokens: number, req: SamplingRequest): number => {
+  const budget = (
+    promptTokens: number,
+    req: SamplingRequest,
+    promptParam: "prompt" | "messages",
+  ): number => {
     const ctx = model.maxSeqLen;
     if (promptTokens + 1 > ctx) {
       throw new ApiError(
         400,
         `This model's maximum context length is ${ctx} tokens. However, your prompt has ${promptTokens} tokens. Please reduce the length of the prompt.`,
-        { code: "context_length_exceeded", param: "messages" },
+        { code: "context_length_exceeded", param: promptParam },
       );
     }
     if (req.maxTokens !== undefined) {
@@ -266,7 +270,7 @@ export function createHandler(
         );
       }
     }
-    const gen = generateOptions(parsed, budget(ids.length, parsed));
+    const gen = generateOptions(parsed, budget(ids.length, parsed, "prompt"));
     return answer(
       parsed,
       ({ signal, onText }) =>
@@ -328,7 +332,7 @@ export function createHandler(
       }
       throw e;
     }
-    const gen = generateOptions(parsed, budget(ids.length, parsed));
+    const gen = generateOptions(parsed, budget(ids.length, parsed, "messages"));
     return answer(
       parsed,
       ({ signal, onText }) =>
