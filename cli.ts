@@ -16,6 +16,7 @@ Usage: deno run -A cli.ts <command> [flags]
 Commands:
   run <model>     generate from a model (shard dir, HF dir, .gguf, llama2.c .bin, or org/name)
   chat <model>    interactive chat through the model's chat template
+  serve <model>   OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions)
   split <source>  convert a checkpoint into per-layer shard files once
   info <model>    describe a model or shard directory
   bench           benchmark the streaming engine (--kernels: the WGSL kernels)
@@ -30,6 +31,7 @@ type Command = (args: string[]) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import("./lib/cli/run.ts")).main,
   chat: async () => (await import("./lib/cli/chat.ts")).main,
+  serve: async () => (await import("./lib/cli/serve.ts")).main,
   split: async () => (await import("./lib/cli/split.ts")).main,
   info: async () => (await import("./lib/cli/info.ts")).main,
   bench: async () => (await import("./lib/cli/bench.ts")).main,

@@ -39,6 +39,21 @@ export * from "./lib/text/tokenizer.ts";
 export * from "./lib/text/detokenizer.ts";
 export * from "./lib/text/chat_template.ts";
 
+// Chat: a conversation through the chat template, replies as text.
+export * from "./lib/chat/session.ts";
+export * from "./lib/chat/reply.ts";
+
+// The OpenAI-compatible HTTP server (`strata serve`).
+export { startServer } from "./lib/server/server.ts";
+export type { RunningServer, StartServerOptions } from "./lib/server/server.ts";
+export type {
+  HandlerOptions,
+  ServeDefaults,
+  ServedModel,
+} from "./lib/server/handler.ts";
+export { Scheduler } from "./lib/server/scheduler.ts";
+export type { SchedulerModel } from "./lib/server/scheduler.ts";
+
 // Files: sources, the splitter, the shard directory, safetensors.
 export { openSource } from "./lib/split/open_source.ts";
 export type { OpenSourceOptions } from "./lib/split/open_source.ts";

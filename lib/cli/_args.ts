@@ -196,7 +196,7 @@ export function closestFlag(flag: string, known: string[]): string | null {
 }
 
 /**
- * The flags `run` and `chat` share: how the model is loaded (budget, KV
+ * The flags `run`, `chat` and `serve` share: how the model is loaded (budget, KV
  * cache, split-time quantization, llama2.c tokenizer) and how tokens are
  * sampled. Spread it into a subcommand's own flags.
  *

@@ -13,13 +13,13 @@
 import { quantizationChoices } from "../quant/encoding.ts";
 import { join } from "node:path";
 import { FormatError, StrataError, UsageError } from "../errors.ts";
+import { type ChatMessage, loadChatTemplate } from "../text/chat_template.ts";
+import { ChatSession } from "../chat/session.ts";
 import {
-  type ChatMessage,
-  loadChatTemplate,
-  renderChatTemplate,
-} from "../text/chat_template.ts";
-import { StreamingDetokenizer } from "../text/detokenizer.ts";
-import type { Tokenizer } from "../text/tokenizer.ts";
+  isContextError,
+  type ReplyGenerateOptions,
+  type ReplyModel,
+} from "../chat/reply.ts";
 import {
   MODEL_FLAGS,
   noteIgnoredTokenizer,
@@ -52,37 +52,10 @@ In the chat: Ctrl-C stops a reply, /reset forgets the conversation,
 /exit or Ctrl-D leaves, /help lists the commands.`;
 
 /** Generation options the chat passes on (a subset of the engine's). */
-export interface ChatGenerateOptions {
-  /** Longest reply. */
-  maxNewTokens?: number;
-  /** Sampling temperature (0 = greedy). */
-  temperature?: number;
-  /** Sample instead of greedy. */
-  doSample?: boolean;
-  /** top-k filter. */
-  topK?: number;
-  /** top-p filter. */
-  topP?: number;
-  /** min-p filter. */
-  minP?: number;
-  /** Repetition penalty. */
-  repetitionPenalty?: number;
-  /** PRNG seed. */
-  seed?: number;
-}
+export type ChatGenerateOptions = ReplyGenerateOptions;
 
 /** What the chat needs from a model (AutoModel has it). */
-export interface ChatModel {
-  /** The tokenizer; the chat needs one. */
-  readonly tokenizer: Tokenizer | null;
-  /** Streams new ids for the prompt ids; stops when `signal` aborts. */
-  stream(
-    input: number[],
-    opts: ChatGenerateOptions & { signal?: AbortSignal },
-  ): AsyncIterable<number>;
-  /** Why the last reply ended (AutoModel has it): "context" is reported. */
-  readonly lastStats?: { stopReason: string } | null;
-}
+export type ChatModel = ReplyModel;
 
 /** Where Ctrl-C comes from: `subscribe` returns an unsubscribe function. */
 export interface InterruptSource {
@@ -168,17 +141,17 @@ const COMMANDS = "/reset  forget the conversation (keeps --system)\n" +
  * ```
  */
 export async function runChat(opts: ChatOptions): Promise<ChatResult> {
-  const tok = opts.model.tokenizer;
-  if (!tok) {
-    throw new UsageError(
-      `${opts.modelName}: no tokenizer.json; chat needs a tokenizer`,
-    );
-  }
-  const start = (): ChatMessage[] =>
-    opts.system ? [{ role: "system", content: opts.system }] : [];
-  let messages = start();
+  // The conversation, its template and the reply logic live in the session
+  // (shared with `serve`); this loop is the terminal around it.
+  const session = new ChatSession({
+    model: opts.model,
+    modelName: opts.modelName,
+    template: opts.template,
+    templateSource: opts.templateSource,
+    system: opts.system,
+  });
   const prompt = opts.prompt ?? ">>> ";
-  const result: ChatResult = { messages, replies: 0, interrupted: 0 };
+  const result: ChatResult = { messages: [], replies: 0, interrupted: 0 };
   let current: AbortController | null = null;
   const unsubscribe = opts.interrupts.subscribe(() => {
     if (current && !current.signal.aborted) {
@@ -199,11 +172,11 @@ export async function runChat(opts: ChatOptions): Promise<ChatResult> {
         continue;
       }
       if (line === "/exit" || line === "/quit") {
-        result.messages = messages;
+        result.messages = session.messages;
         return result;
       }
       if (line === "/reset") {
-        messages = start();
+        session.reset();
         await opts.write("(conversation reset)\n" + prompt);
         continue;
       }
@@ -217,73 +190,55 @@ export async function runChat(opts: ChatOptions): Promise<ChatResult> {
         );
         continue;
       }
-      messages.push({ role: "user", content: raw });
       let ids: number[];
       try {
-        const text = renderChatTemplate(opts.template, {
-          messages,
-          addGenerationPrompt: true,
-          specialTokens: tok.specialTokens,
-          source: opts.templateSource ?? `${opts.modelName}: chat template`,
-        });
-        // The template writes BOS itself where the model wants it.
-        ids = tok.encode(text, { addSpecialTokens: false });
+        ids = session.ask(raw);
       } catch (e) {
-        messages.pop();
         if (!(e instanceof StrataError)) throw e;
-        await opts.write(`error: ${e.message}\n` + prompt);
+        await opts.write(`error: ${e.message}${hint(e)}\n` + prompt);
         continue;
       }
       const controller = new AbortController();
       current = controller;
-      const detok = new StreamingDetokenizer(tok, { prefixIds: ids });
+      let finish: string;
       try {
-        for await (
-          const id of opts.model.stream(ids, {
-            ...opts.generate,
-            signal: controller.signal,
-          })
-        ) {
-          const piece = detok.push(id);
-          if (piece) await opts.write(piece);
-          if (controller.signal.aborted) break;
-        }
+        ({ finishReason: finish } = await session.reply(ids, {
+          generate: opts.generate,
+          signal: controller.signal,
+          onText: opts.write,
+        }));
       } catch (e) {
-        if (!controller.signal.aborted) {
-          if (!(e instanceof StrataError)) throw e;
-          // e.g. the conversation no longer fits the context: keep the REPL.
-          messages.pop();
-          current = null;
-          const hint = /does not fit/.test(e.message)
-            ? " (/reset starts a new conversation; --max-seq-len sets the context)"
-            : "";
-          await opts.write(`\nerror: ${e.message}${hint}\n` + prompt);
-          continue;
-        }
+        if (!(e instanceof StrataError)) throw e;
+        // e.g. the conversation no longer fits the context: keep the REPL.
+        await opts.write(`\nerror: ${e.message}${hint(e)}\n` + prompt);
+        continue;
       } finally {
         current = null;
       }
-      const rest = detok.flush();
-      if (rest) await opts.write(rest);
       result.replies++;
-      if (controller.signal.aborted) {
+      if (finish === "abort") {
         result.interrupted++;
         await opts.write(" [stopped]");
-      } else if (opts.model.lastStats?.stopReason === "context") {
+      } else if (finish === "context") {
         await opts.write(
           " [the context is full: /reset starts a new conversation; --max-seq-len sets the context]",
         );
       }
-      // The reply (even a stopped one) stays, so the roles keep alternating.
-      messages.push({ role: "assistant", content: detok.text.trim() });
       await opts.write("\n" + prompt);
     }
     await opts.write("\n");
-    result.messages = messages;
+    result.messages = session.messages;
     return result;
   } finally {
     unsubscribe();
   }
+}
+
+/** The REPL's hint after an error that says the context is full. */
+function hint(e: unknown): string {
+  return isContextError(e)
+    ? " (/reset starts a new conversation; --max-seq-len sets the context)"
+    : "";
 }
 
 /**

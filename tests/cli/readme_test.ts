@@ -147,6 +147,7 @@ gpuTest("README: the Command line commands print no error line", async () => {
       const line = raw.replace(/\s+#.*$/, "").trim();
       if (!line.startsWith("deno run -A cli.ts ")) continue;
       if (line.includes(" bench")) continue; // a benchmark: minutes, not a first-run step
+      if (line.includes(" serve ")) continue; // runs until stopped: tests/server/ covers it
       const args = line.slice("deno run -A cli.ts ".length)
         .replace("<hf-dir|model.gguf|model.bin>", hf)
         .replace(/\bshards\//g, join(dir, "shards"))
