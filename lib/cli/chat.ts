@@ -26,6 +26,7 @@ import {
   quantizeFlag,
   samplingFlags,
 } from "./_args.ts";
+import { TRACE_FLAG, TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
 
 const HELP = `Usage: deno run -A cli.ts chat <model> [flags]
 
@@ -43,6 +44,8 @@ a llama2.c .bin (with --tokenizer), or org/name[@revision].
   --max-seq-len N          KV cache positions (the conversation must fit)
   --quantize none|q8|q4    split-time quantization of a checkpoint
   --tokenizer FILE         llama2.c tokenizer for .bin checkpoints
+${TRACE_HELP}
+                           (written when the chat ends)
   --help
 
 In the chat: Ctrl-C stops a reply, /reset forgets the conversation,
@@ -332,6 +335,7 @@ export async function main(args: string[]): Promise<number> {
     options: {
       system: { type: "string" },
       "chat-template": { type: "string" },
+      ...TRACE_FLAG,
       ...MODEL_FLAGS,
     },
   });
@@ -368,6 +372,7 @@ export async function main(args: string[]): Promise<number> {
 
   const log = (s: string) => console.error(s);
   noteIgnoredTokenizer(modelName, v.tokenizer, log);
+  const trace = await traceFlag(v.trace);
   // Split (or download) first, and check that there is a tokenizer and a
   // template before the model goes to the GPU.
   const { resolveModel } = await import("../engine/resolve.ts");
@@ -394,6 +399,7 @@ export async function main(args: string[]): Promise<number> {
     gpuMemory: v["gpu-memory"],
     maxSeqLen,
     log,
+    trace,
   });
   try {
     const template = override ?? model.tokenizer?.chatTemplate ?? null;
@@ -431,6 +437,7 @@ export async function main(args: string[]): Promise<number> {
         },
       },
     });
+    await writeTraceFlag(trace, v.trace, log);
   } finally {
     await model.dispose();
   }

@@ -16,6 +16,7 @@ import {
   quantizeFlag,
   samplingFlags,
 } from "./_args.ts";
+import { TRACE_FLAG, TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
 
 const HELP = `Usage: deno run -A cli.ts run <model> [flags]
 
@@ -37,6 +38,7 @@ split into the cache (~/.cache/strata or $STRATA_CACHE) on first use.
   --no-prefetch            serial read → upload → compute (AirLLM style)
   --profile                per-layer read/upload/compute table on stderr (syncs per layer)
   --json                   one JSON object on stdout: prompt_ids, ids, text?, stats
+${TRACE_HELP}
   --help`;
 
 /** Formats the per-layer profile table. */
@@ -108,6 +110,7 @@ export async function main(args: string[]): Promise<number> {
       "no-prefetch": { type: "boolean" },
       profile: { type: "boolean" },
       json: { type: "boolean" },
+      ...TRACE_FLAG,
       ...MODEL_FLAGS,
     },
   });
@@ -147,6 +150,7 @@ export async function main(args: string[]): Promise<number> {
   } = samplingFlags(v, { maxNewTokens: 128, minNewTokens: 0 });
   const log = (s: string) => console.error(s);
   noteIgnoredTokenizer(parsed.positionals[0], v.tokenizer, log);
+  const trace = await traceFlag(v.trace);
 
   const wall0 = performance.now();
   const model = await AutoModel.fromPretrained(parsed.positionals[0], {
@@ -157,6 +161,7 @@ export async function main(args: string[]): Promise<number> {
     prefetch: !v["no-prefetch"],
     tokenizer: v.tokenizer,
     log,
+    trace,
   });
   try {
     let prompt: number[];
@@ -231,6 +236,7 @@ export async function main(args: string[]): Promise<number> {
       }
       if (closed) break;
     }
+    await writeTraceFlag(trace, v.trace, log);
     if (closed) return 0;
     if (detok) {
       await emit(detok.flush());

@@ -40,6 +40,7 @@ import { decodeFloats, decodeQuantRow } from "./_decode.ts";
 import { gpuUploadTarget, LayerReader, type ReaderStats } from "./reader.ts";
 import { describePlan, planResidency, type ResidencyPlan } from "./plan.ts";
 import { kvBytesPerLayer, KvCache } from "./kv_cache.ts";
+import type { Tracer } from "./trace.ts"; // TRACE
 
 /** The shard directory as the forward pass sees it (lib/format/shards.ts ShardDir satisfies it). */
 export interface ShardSet {
@@ -79,6 +80,8 @@ export interface ForwardOptions {
   profile?: boolean;
   /** Called with the plan and other progress lines. */
   log?: (line: string) => void;
+  /** Records the pipeline's timeline (see trace.ts; default none). */
+  trace?: Tracer; // TRACE
 }
 
 /** The top-k of the last row's logits, descending. */
@@ -223,6 +226,8 @@ export class Forward {
   profile: boolean;
   /** Totals. */
   stats: ForwardStats = Forward.#emptyStats();
+  /** The timeline recorder, when tracing (see trace.ts). */
+  trace: Tracer | undefined = undefined; // TRACE
 
   readonly #gpu: Gpu;
   readonly #k: Kernels;
@@ -402,7 +407,8 @@ export class Forward {
         layerBytes: layouts.map((l) => l.bytes),
         headBytes,
         kvBytesPerLayer: kvBytesPerLayer(cfg, o.maxSeqLen),
-        activationBytes,
+        activationBytes: activationBytes +
+          (o.trace?.gpuBytes(o.gpu, cfg.numLayers) ?? 0), // TRACE
         slots: slotsWanted,
       });
       o.log?.(describePlan(plan));
@@ -476,6 +482,7 @@ export class Forward {
         prefetch: o.prefetch !== false,
         probe: o.log !== undefined,
         mmap: true, // where FFI is allowed: upload straight from the page cache
+        trace: o.trace, // TRACE
       });
       const rates = reader.probeRates;
       if (rates) {
@@ -525,6 +532,8 @@ export class Forward {
         scratchEstimate,
       });
       fwd.#reader.profile = fwd.profile;
+      fwd.trace = o.trace; // TRACE
+      await o.trace?.attach(o.gpu, plan, cfg.numLayers); // TRACE
       return fwd;
     } catch (e) {
       for (const f of opened) f.close();
@@ -600,6 +609,7 @@ export class Forward {
       }
     }
     const t0 = performance.now();
+    this.trace?.passStart(T, pos0); // TRACE
     const device = this.#gpu.device;
     const K = this.#k;
     const D = cfg.hiddenSize,
@@ -638,7 +648,7 @@ export class Forward {
       const { k: kCache, v: vCache } = this.kv.layer(l);
 
       const enc = device.createCommandEncoder({ label: `layer.${l}` });
-      let pass = enc.beginComputePass();
+      let pass = enc.beginComputePass(this.trace?.gpuPass(l, true, false)); // TRACE
       // attention rmsnorm: xb [T, D] = rmsnorm(x) * w
       K.rmsnorm(pass, {
         x,
@@ -711,7 +721,7 @@ export class Forward {
         this.kv.rowOffset(pos0),
         T * kvDim * 4,
       );
-      pass = enc.beginComputePass();
+      pass = enc.beginComputePass(this.trace?.gpuPass(l, false, true)); // TRACE
       // att [T, H*hd] = softmax(q kᵀ * scale, causal) v   (GQA: head h reads kv head h / (H/KV))
       K.attention(pass, {
         q,
@@ -745,7 +755,9 @@ export class Forward {
       K.matmul(pass, { x: hb, w: W("downProj"), out: xb, T });
       K.add(pass, { x, y: xb, out: x, n: T * D });
       pass.end();
+      this.trace?.submitting(l); // TRACE
       K.submit([enc.finish()]);
+      this.trace?.submitted(l); // TRACE
       let computeMs = 0;
       if (this.profile) {
         const c0 = performance.now();
@@ -770,7 +782,9 @@ export class Forward {
     // head: xLast [D] = x[T-1]; xb[0] = rmsnorm(xLast); logits [V] = xb[0] · Wlmᵀ; top-k
     const enc = device.createCommandEncoder({ label: "head" });
     enc.copyBufferToBuffer(this.#a.x, (T - 1) * D * 4, this.#a.xLast, 0, D * 4);
-    const pass = enc.beginComputePass();
+    const pass = enc.beginComputePass(
+      this.trace?.gpuPass(cfg.numLayers, true, true), // TRACE
+    );
     const xLast = this.#ref("xLast", D),
       xn = this.#ref("xb", D),
       logits = this.#ref("logits", V);
@@ -811,7 +825,10 @@ export class Forward {
       logitsBuf = this.#readbackLogits;
       enc.copyBufferToBuffer(this.#a.logits, 0, logitsBuf, 0, V * 4);
     }
+    this.trace?.resolve(enc); // TRACE
+    this.trace?.submitting(cfg.numLayers); // TRACE
     K.submit([enc.finish()]);
+    this.trace?.submitted(cfg.numLayers); // TRACE
     // the next pass's first streamed layers upload while the head computes
     this.#reader.pump();
 
@@ -820,8 +837,10 @@ export class Forward {
     await Promise.all([
       this.#readback.mapAsync(GPUMapMode.READ),
       logitsBuf?.mapAsync(GPUMapMode.READ),
+      this.trace?.gpuDone(), // TRACE
     ]);
     const waitMs = performance.now() - w0;
+    this.trace?.readback(w0); // TRACE
     if (!this.profile) this.stats.computeS += waitMs / 1000;
     // kernel scratch beyond the plan's estimate counts against the peak
     let scratch = 0;
@@ -832,6 +851,7 @@ export class Forward {
       this.#peakGpuBytes,
       this.#gpuBytes + Math.max(0, scratch - this.#scratchEstimate),
     );
+    this.trace?.memory(this.#gpuBytes, scratch - this.#scratchEstimate); // TRACE
     const pairs = this.#readback.getMappedRange(0, this.topK * 8);
     const f = new Float32Array(pairs.slice(0));
     const u = new Uint32Array(f.buffer);
@@ -868,6 +888,7 @@ export class Forward {
     for (const b of this.#buffers) b.destroy();
     this.#readback.destroy();
     this.#readbackLogits?.destroy();
+    this.trace?.detach(); // TRACE
     this.kv.destroy();
     for (const f of this.#files) f.close();
   }
