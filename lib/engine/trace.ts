@@ -114,8 +114,10 @@ interface GpuState {
   submitMs: Float64Array;
   /** CPU ms when each submit call returned. */
   submittedMs: Float64Array;
-  /** CPU ms when each submit's onSubmittedWorkDone resolved (submit-to-done). */
+  /** CPU ms when each submit's work was seen done (submit-to-done). */
   doneMs: Float64Array;
+  /** Whether each onSubmittedWorkDone() call waited for the queue. */
+  blocked: boolean[];
   done: Promise<void>[];
 }
 
@@ -308,6 +310,7 @@ export class Tracer {
       submitMs: new Float64Array(layers + 1),
       submittedMs: new Float64Array(layers + 1),
       doneMs: new Float64Array(layers + 1),
+      blocked: [],
       done: [],
     };
     if (ts) await this.#calibrate(this.#gpu);
@@ -388,18 +391,24 @@ export class Tracer {
 
   /**
    * Call just after submitting layer `index`: in submit-to-done mode, asks
-   * for the queue's done callback.
+   * for the queue's done callback. Deno (2.9) waits for the queue inside
+   * `onSubmittedWorkDone()` itself and resolves the promise at its next poll
+   * (~10 ms later on lavapipe): a call that blocked over 1 ms returned when
+   * the work was done, so its return is the end; otherwise the resolution is.
    */
   submitted(index: number): void {
     const g = this.#gpu;
     if (!g) return;
-    g.submittedMs[index] = this.now();
+    const c0 = this.now();
+    g.submittedMs[index] = c0;
     if (g.query) return;
-    g.done.push(
-      g.device.queue.onSubmittedWorkDone().then(() => {
-        g.doneMs[index] = this.now();
-      }),
-    );
+    const p = g.device.queue.onSubmittedWorkDone();
+    const c1 = this.now();
+    g.blocked[index] = c1 - c0 > 1;
+    g.doneMs[index] = c1;
+    g.done.push(p.then(() => {
+      if (!g.blocked[index]) g.doneMs[index] = this.now();
+    }));
   }
 
   /** Resolves the pass's timestamps into the tracer's readback buffer (records into the head's encoder). */
@@ -450,6 +459,7 @@ export class Tracer {
             timing: "timestamp-query",
             gpu_us: (ms[2 * i + 1] - ms[2 * i]) * 1000,
             submitted_ts: g.submitMs[i] * 1000,
+            returned_ts: g.submittedMs[i] * 1000,
           },
         });
       }
@@ -461,9 +471,11 @@ export class Tracer {
       const end = Math.max(start, g.doneMs[i]);
       this.span("compute", name(i), start, end, {
         ...argsOf(i),
-        timing:
-          "submit-to-done (from its submit or the previous layer's done, to onSubmittedWorkDone's resolution; resolution = the runtime's queue poll)",
+        timing: g.blocked[i]
+          ? "submit-to-done (from its submit or the previous layer's done, to the return of onSubmittedWorkDone(), which waited for the queue: the JS thread waited too)"
+          : "submit-to-done (from its submit or the previous layer's done, to onSubmittedWorkDone's resolution, at the runtime's queue poll)",
         submitted_ts: g.submitMs[i] * 1000,
+        returned_ts: g.submittedMs[i] * 1000,
       });
       prev = end;
     }
@@ -584,9 +596,25 @@ export class Tracer {
       otherData: {
         producer: "strata",
         gpu_timing: this.gpuTiming,
+        gpu_runs_inside_submit: this.#insideSubmit(gpu),
         clock: "performance.now() in microseconds",
       },
     };
+  }
+
+  /**
+   * Whether the GPU work ran inside `queue.submit` (wgpu's GL backend
+   * executes synchronously: then the JS thread waits for every layer and
+   * nothing can overlap): true when nine in ten timed spans ended before
+   * their submit call returned; null without timestamp queries.
+   */
+  #insideSubmit(gpu: TraceEvent[]): boolean | null {
+    if (gpu.length === 0) return null;
+    const inside =
+      gpu.filter((e) =>
+        e.ts + (e.dur ?? 0) <= (e.args!.returned_ts as number) + 1
+      ).length;
+    return inside >= 0.9 * gpu.length;
   }
 
   /**
