@@ -22,19 +22,32 @@ import { formatBytes } from "../_units.ts";
 import { makeTinyModel } from "../testing/tiny_model.ts";
 import { exists } from "../_fs.ts";
 import { parseCommand } from "../cli/_args.ts";
+import { Tracer } from "../engine/trace.ts";
+import {
+  passTimeline,
+  streamOverlap,
+  timelineSvg,
+  tracePasses,
+} from "./timeline.ts";
 
 const HELP =
   `Usage: deno run -A cli.ts bench [--engine] [--tokens N] [--resident N] [--dir DIR]
+                                [--svg FILE] [--trace FILE]
 
 Engine benchmark: a 24-layer ~0.54 GB F16 llama (seeded, generated once into
 DIR, default $STRATA_CACHE/bench or ~/.cache/strata/bench), a budget keeping
 --resident layers (default 4) on the GPU and streaming the rest through 3 slots;
 prints decode tokens/s with prefetch on and off and the floor measured in the
-same run (read+upload alone, compute alone).
+same run (read+upload alone, compute alone), and the cost of tracing (the
+same streaming model with --trace's recorder on). Writes an SVG timeline of
+one decoded token (read, upload and compute lanes per layer, with the floor
+lines) beside the numbers.
 
   --tokens N     decode tokens per configuration (default 10)
   --resident N   resident layers under the budget (default 4)
-  --dir DIR      where the model and its shards live (kept between runs)`;
+  --dir DIR      where the model and its shards live (kept between runs)
+  --svg FILE     where the timeline picture goes (default DIR/timeline.svg)
+  --trace FILE   also write the traced run's Chrome trace-event JSON (Perfetto)`;
 
 const PROMPT = [1, 72, 101, 108, 108, 111];
 
@@ -57,6 +70,8 @@ export async function runEngineBench(args: string[]): Promise<number> {
       tokens: { type: "string" },
       resident: { type: "string" },
       dir: { type: "string" },
+      svg: { type: "string" },
+      trace: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -122,11 +137,12 @@ export async function runEngineBench(args: string[]): Promise<number> {
       formatBytes(p.residentBytes)
     } of layers (F16)`,
   );
-  // the streaming budget: essentials + `resident` layers + 3 slots
+  // the streaming budget: essentials + `resident` layers + 3 slots (+ 64 KiB:
+  // room for the tracer's timestamp buffers, so the traced run plans alike)
   const layer = p.residentBytes / p.resident.length;
   const budget = Math.floor(
     p.kvBytes + p.headBytes + p.activationBytes + (residentWanted + 3) * layer +
-      1024,
+      65536,
   );
   const on = await AutoModel.fromPretrained(shards, {
     gpu,
@@ -140,6 +156,15 @@ export async function runEngineBench(args: string[]): Promise<number> {
     maxSeqLen: 256,
     prefetch: false,
     ringSlots: 3,
+  });
+  // the same streaming model, traced: the cost of tracing, and the picture
+  const tracer = new Tracer();
+  const traced = await AutoModel.fromPretrained(shards, {
+    gpu,
+    gpuMemory: budget,
+    maxSeqLen: 256,
+    ringSlots: 3,
+    trace: tracer,
   });
   const streamedBytes = on.plan.bytesStreamedPerToken;
   const streamedLayers = on.plan.streamed;
@@ -193,7 +218,12 @@ export async function runEngineBench(args: string[]): Promise<number> {
     stats: NonNullable<AutoModel["lastStats"]>;
     ids: number[];
   };
-  const best: Record<string, Best | null> = { all: null, on: null, off: null };
+  const best: Record<string, Best | null> = {
+    all: null,
+    on: null,
+    off: null,
+    traced: null,
+  };
   const measure = async (key: string, m: AutoModel) => {
     const ids = await m.generate(PROMPT, {
       maxNewTokens: tokens,
@@ -205,7 +235,7 @@ export async function runEngineBench(args: string[]): Promise<number> {
       best[key] = { perToken, stats: st, ids };
     }
   };
-  for (const m of [all, on, off]) {
+  for (const m of [all, on, off, traced]) {
     await m.generate(PROMPT, { maxNewTokens: 2, temperature: 0 }); // warm-up
   }
   for (const reader of readers) await ioPass(reader);
@@ -214,6 +244,7 @@ export async function runEngineBench(args: string[]): Promise<number> {
     await measure("all", all);
     await measure("on", on);
     await measure("off", off);
+    await measure("traced", traced);
     for (let k = 0; k < readers.length; k++) {
       const a = performance.now();
       await ioPass(readers[k]);
@@ -239,10 +270,17 @@ export async function runEngineBench(args: string[]): Promise<number> {
     wait: b.stats.forward.readWaitS / b.stats.forward.passes,
   });
   const results = { on: res(best.on!), off: res(best.off!) };
+  const tracedPerToken = best.traced!.perToken;
+  // one traced generate for the picture and the trace file
+  tracer.clear();
+  await traced.generate(PROMPT, { maxNewTokens: 4, temperature: 0 });
+  const doc = tracer.toJSON();
+  const overlap = streamOverlap(doc);
   for (const reader of readers) await reader.destroy();
   await all.dispose();
   await on.dispose();
   await off.dispose();
+  await traced.dispose();
 
   // read alone and upload alone
   const img = new Uint8Array(slotBytes);
@@ -323,6 +361,42 @@ export async function runEngineBench(args: string[]): Promise<number> {
       (rOff.perToken / floor).toFixed(2)
     }; sum of floors ${ms(ioS + computeS)})`,
   );
+  console.log(
+    `tracing (timeline recorder on, GPU compute timed by ${tracer.gpuTiming}): ${
+      ms(tracedPerToken)
+    }/token vs ${ms(rOn.perToken)} untraced = ${
+      ((tracedPerToken / rOn.perToken - 1) * 100).toFixed(1)
+    }% overhead; upload or read of layer l+1 overlapping compute of layer l: ${overlap.overlapping}/${overlap.pairs} streamed pairs`,
+  );
+  const decodes = tracePasses(doc).filter((p) => p.name === "decode");
+  const pick = decodes[decodes.length - 1];
+  if (pick) {
+    const svgPath = v.svg ?? join(root, "timeline.svg");
+    const svg = timelineSvg(passTimeline(doc, pick.pass), {
+      title: `One decoded token (step ${pick.step}): ${cfg.numLayers}-layer ${
+        formatBytes(p.residentBytes)
+      } F16 llama, ${traced.plan.resident.length} resident + ${traced.plan.streamed.length} streamed through 3 slots`,
+      note: `strata bench on ${
+        gpu.adapter.description || gpu.adapter.vendor || "WebGPU"
+      }${
+        gpu.adapter.isFallback ? " (software)" : ""
+      }; GPU compute timed by ${tracer.gpuTiming}; upload${
+        mapped ? " from the memory-mapped files" : " after a read"
+      }; floors measured in the same run`,
+      floors: [
+        { label: "read+upload floor", ms: ioS * 1000 },
+        { label: "compute floor", ms: computeS * 1000 },
+      ],
+    });
+    await Deno.writeTextFile(svgPath, svg);
+    console.log(`timeline of one decoded token: ${svgPath}`);
+  }
+  if (v.trace) {
+    await tracer.write(v.trace);
+    console.log(
+      `trace (Chrome trace-event JSON, open in ui.perfetto.dev): ${v.trace}`,
+    );
+  }
   console.log(
     `bench wall time ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );

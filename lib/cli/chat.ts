@@ -27,6 +27,7 @@ import {
   quantizeFlag,
   samplingFlags,
 } from "./_args.ts";
+import { TRACE_FLAG, TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
 
 const HELP = `Usage: deno run -A cli.ts chat <model> [flags]
 
@@ -46,6 +47,8 @@ a llama2.c .bin (with --tokenizer), or org/name[@revision].
   `--quantize ${quantizationChoices()}`.padEnd(24)
 } split-time quantization of a checkpoint
   --tokenizer FILE         llama2.c tokenizer for .bin checkpoints
+${TRACE_HELP}
+                           (written when the chat ends)
   --help
 
 In the chat: Ctrl-C stops a reply, /reset forgets the conversation,
@@ -290,6 +293,7 @@ export async function main(args: string[]): Promise<number> {
     options: {
       system: { type: "string" },
       "chat-template": { type: "string" },
+      ...TRACE_FLAG,
       ...MODEL_FLAGS,
     },
   });
@@ -326,6 +330,7 @@ export async function main(args: string[]): Promise<number> {
 
   const log = (s: string) => console.error(s);
   noteIgnoredTokenizer(modelName, v.tokenizer, log);
+  const trace = await traceFlag(v.trace);
   // Split (or download) first, and check that there is a tokenizer and a
   // template before the model goes to the GPU.
   const { resolveModel } = await import("../engine/resolve.ts");
@@ -353,6 +358,7 @@ export async function main(args: string[]): Promise<number> {
     gpuMemory: v["gpu-memory"],
     maxSeqLen,
     log,
+    trace,
   });
   try {
     const template = override ?? model.tokenizer?.chatTemplate ?? null;
@@ -390,6 +396,7 @@ export async function main(args: string[]): Promise<number> {
         },
       },
     });
+    await writeTraceFlag(trace, v.trace, log);
   } finally {
     await model.dispose();
   }

@@ -20,6 +20,7 @@ import {
   quantizeFlag,
   samplingFlags,
 } from "./_args.ts";
+import { TRACE_FLAG, TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
 
 const HELP = `Usage: deno run -A cli.ts run <model> [flags]
 
@@ -44,6 +45,7 @@ split into the cache (~/.cache/strata or $STRATA_CACHE) on first use.
   --no-prefetch            serial read → upload → compute (AirLLM style)
   --profile                per-layer read/upload/compute table on stderr (syncs per layer)
   --json                   one JSON object on stdout: prompt_ids, ids, text?, stats
+${TRACE_HELP}
   --help`;
 
 /** Formats the per-layer profile table. */
@@ -115,6 +117,7 @@ export async function main(args: string[]): Promise<number> {
       "no-prefetch": { type: "boolean" },
       profile: { type: "boolean" },
       json: { type: "boolean" },
+      ...TRACE_FLAG,
       ...MODEL_FLAGS,
     },
   });
@@ -155,6 +158,7 @@ export async function main(args: string[]): Promise<number> {
   const log = (s: string) => console.error(s);
   const modelName = parsed.positionals[0];
   noteIgnoredTokenizer(modelName, v.tokenizer, log);
+  const trace = await traceFlag(v.trace);
 
   const wall0 = performance.now();
   // Split (or download) first, and check for the tokenizer that --prompt
@@ -182,6 +186,7 @@ export async function main(args: string[]): Promise<number> {
     prefetch: !v["no-prefetch"],
     tokenizer: v.tokenizer,
     log,
+    trace,
   });
   try {
     let prompt: number[];
@@ -256,6 +261,7 @@ export async function main(args: string[]): Promise<number> {
       }
       if (closed) break;
     }
+    await writeTraceFlag(trace, v.trace, log);
     if (closed) return 0;
     if (detok) {
       await emit(detok.flush());

@@ -7,6 +7,8 @@
  * @module
  */
 import { UsageError } from "../errors.ts";
+import { quantizationChoices } from "../quant/encoding.ts";
+import { TRACE_FLAG, TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
 import { loadChatTemplate } from "../text/chat_template.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../server/body.ts";
 import {
@@ -43,8 +45,12 @@ a llama2.c .bin (with --tokenizer), or org/name[@revision].
                            defaults for requests that do not set them
   --gpu-memory SIZE        GPU budget, e.g. 2GB, 512MiB
   --max-seq-len N          KV cache positions (prompt + max_tokens must fit)
-  --quantize none|q8|q4    split-time quantization of a checkpoint
+  ${
+  `--quantize ${quantizationChoices()}`.padEnd(24)
+} split-time quantization of a checkpoint
   --tokenizer FILE         llama2.c tokenizer (tok512.bin) for .bin checkpoints
+${TRACE_HELP}
+                           (written when the server stops)
   --help
 
 Example:
@@ -83,8 +89,7 @@ export async function main(
       "model-id": { type: "string" },
       "chat-template": { type: "string" },
       "max-body-bytes": { type: "string" },
-      // (a --trace FILE flag would be declared here and passed to the model
-      // options below, as run does)
+      ...TRACE_FLAG,
       ...MODEL_FLAGS,
     },
   });
@@ -105,7 +110,7 @@ export async function main(
     int: true,
     min: 1,
   }) ?? DEFAULT_MAX_BODY_BYTES;
-  const { compression } = quantizeFlag(v.quantize);
+  const { quantize, compression } = quantizeFlag(v.quantize);
   const s = samplingFlags(v, { maxNewTokens: 0, minNewTokens: 1 });
   const hostname = v.host ?? "127.0.0.1";
   let apiKey = v["api-key"];
@@ -120,17 +125,19 @@ export async function main(
     ? await loadChatTemplate(v["chat-template"])
     : undefined;
 
+  const trace = await traceFlag(v.trace);
   const log = (line: string) => console.error(line);
   noteIgnoredTokenizer(modelName, v.tokenizer, log);
   const { AutoModel } = await import("../engine/auto_model.ts");
   const { startServer } = await import("../server/server.ts");
   const model = await AutoModel.fromPretrained(modelName, {
     compression,
+    quantize,
     gpuMemory: v["gpu-memory"],
     maxSeqLen: s.maxSeqLen,
     tokenizer: v.tokenizer,
     log,
-    // the --trace FILE sink goes here once the model options have it
+    trace,
   });
   try {
     const template = override ?? model.tokenizer?.chatTemplate ?? null;
@@ -181,6 +188,7 @@ export async function main(
     await waitForStop(opts.signal);
     log("serve: stopping");
     await server.shutdown();
+    await writeTraceFlag(trace, v.trace, log);
   } finally {
     await model.dispose();
   }

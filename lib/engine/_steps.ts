@@ -67,6 +67,22 @@ export class Recorder {
     );
   }
 
+  /**
+   * An empty compute pass carrying `desc` (a timeline's timestamp writes),
+   * between the passes around it; nothing when `desc` is undefined.
+   */
+  stamp(desc: GPUComputePassDescriptor | undefined): void {
+    if (!desc) return;
+    this.#end();
+    this.#enc.beginComputePass(desc).end();
+  }
+
+  /** Records raw commands into the encoder, between passes. */
+  raw(fn: (enc: GPUCommandEncoder) => void): void {
+    this.#end();
+    fn(this.#enc);
+  }
+
   /** Ends the pass and the encoder. */
   finish(): GPUCommandBuffer {
     this.#end();

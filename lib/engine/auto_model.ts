@@ -26,6 +26,7 @@ import type { ModelConfig } from "../model/config.ts";
 import { Forward, type ForwardStats } from "./forward.ts";
 import type { ResidencyPlan } from "./plan.ts";
 import { resolveModel } from "./resolve.ts";
+import type { Tracer } from "./trace.ts";
 
 export type { GenerateOptions, GenerationStats } from "./generate.ts";
 export type {
@@ -34,6 +35,7 @@ export type {
   RopeScaling,
 } from "../model/config.ts";
 export type { ResidencyPlan } from "./plan.ts";
+export { type TraceJson, Tracer, type TracerOptions } from "./trace.ts";
 export type { ForwardStats, LayerProfile } from "./forward.ts";
 export type { Gpu, GpuLimits } from "../gpu/device.ts";
 export type {
@@ -68,6 +70,13 @@ export interface FromPretrainedOptions {
   gpu?: Gpu;
   /** Ring slots to plan for when layers stream (default 3 with prefetch, 1 without; benchmarks pin it). */
   ringSlots?: number;
+  /**
+   * Records every forward pass of this model on a timeline (reads, uploads,
+   * GPU compute per layer, sampling, readback, GPU memory): pass a
+   * {@link Tracer} and write it with `tracer.write(path)` when done
+   * (see docs/engine.md "Tracing"). Default: off, at no cost.
+   */
+  trace?: Tracer;
 }
 
 /** Everything measured over the last generate/stream call. */
@@ -198,6 +207,7 @@ export class AutoModel {
           profile: opts.profiling,
           maxT: opts.prefillChunk,
           log: opts.log,
+          trace: opts.trace,
         });
         return new AutoModel(dir, fwd, tokenizer);
       } catch (e) {

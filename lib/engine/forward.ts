@@ -41,6 +41,7 @@ import {
 } from "./_weights.ts";
 import { gpuUploadTarget, LayerReader } from "./reader.ts";
 import { describePlan, planResidency, type ResidencyPlan } from "./plan.ts";
+import type { Tracer } from "./trace.ts"; // TRACE
 import { kvBytesPerLayer, KvCache } from "./kv_cache.ts";
 
 export type { ForwardStats, LayerProfile } from "./_stats.ts";
@@ -81,6 +82,8 @@ export interface ForwardOptions {
   topK?: number;
   /** Per-layer sync to time compute (profiling; default false). */
   profile?: boolean;
+  /** Records a timeline of reads, uploads and compute (off: undefined). */
+  trace?: Tracer; // TRACE
   /** Called with the plan and other progress lines. */
   log?: (line: string) => void;
 }
@@ -174,6 +177,8 @@ export class Forward {
   #peakGpuBytes: number;
   #scratchEstimate: number;
   #failed: string | null = null;
+  /** The timeline recorder, if tracing. */
+  readonly trace: Tracer | undefined; // TRACE
 
   private constructor(init: {
     o: ForwardOptions;
@@ -190,6 +195,7 @@ export class Forward {
   }) {
     this.#gpu = init.o.gpu;
     this.#k = init.o.kernels;
+    this.trace = init.o.trace; // TRACE
     this.config = init.o.shards.config;
     this.plan = init.plan;
     this.kv = init.kv;
@@ -261,7 +267,8 @@ export class Forward {
         layerBytes: layers.map((l) => l.layout.bytes),
         headBytes: headLayout.bytes + (tiedLayout?.bytes ?? 0),
         kvBytesPerLayer: kvBytesPerLayer(cfg, o.maxSeqLen),
-        activationBytes,
+        activationBytes: activationBytes +
+          (o.trace?.gpuBytes(o.gpu, cfg.numLayers) ?? 0), // TRACE
         slots: o.slots ?? (o.prefetch === false ? 1 : 3),
       });
       o.log?.(describePlan(plan));
@@ -307,7 +314,9 @@ export class Forward {
         prefetch: o.prefetch !== false,
         probe: o.log !== undefined,
         mmap: true, // where FFI is allowed: upload straight from the page cache
+        trace: o.trace, // TRACE
       });
+      await o.trace?.attach(o.gpu, plan, cfg.numLayers); // TRACE
       if (reader.probeRates) o.log?.(describeFloor(plan, reader.probeRates));
       return new Forward({
         o,
@@ -414,6 +423,7 @@ export class Forward {
     const K = this.#k, d = this.#d, L = this.config.numLayers;
     const align = device.limits.minStorageBufferOffsetAlignment;
     this.#stats.begin();
+    this.trace?.passStart(T, pos0); // TRACE
 
     // x [T, D] = embedding rows, looked up on the CPU
     const a = this.#state.at(T);
@@ -433,9 +443,13 @@ export class Forward {
       const rec = new Recorder(
         device.createCommandEncoder({ label: `layer.${l}` }),
       );
+      rec.stamp(this.trace?.gpuPass(l, true, false)); // TRACE
       const kv = { k, v, at: this.kv.rowOffset(pos0) };
       recordLayer({ steps, K, rec, a, d, T, pos0, kv }, w);
+      rec.stamp(this.trace?.gpuPass(l, false, true)); // TRACE
+      this.trace?.submitting(l); // TRACE
       K.submit([rec.finish()]);
+      this.trace?.submitted(l); // TRACE
       const computeMs = await this.#stats.layerSubmitted();
       await this.#reader.release(l);
       this.#stats.layerReleased(l, got.streamed, computeMs);
@@ -443,6 +457,7 @@ export class Forward {
 
     // head: logits of the last row → top-k pairs → readback (+ all logits)
     const rec = new Recorder(device.createCommandEncoder({ label: "head" }));
+    rec.stamp(this.trace?.gpuPass(L, true, false)); // TRACE
     recordHead({ K, rec, a, d, T, w: this.#head, topK: this.topK });
     const readback = this.#state.readback;
     rec.copy(a.topk, { buffer: readback, offset: 0, size: a.topk.size });
@@ -454,15 +469,22 @@ export class Forward {
       logitsBuf = buffer;
       rec.copy(a.logits, { buffer, offset: 0, size: a.logits.size });
     }
+    rec.stamp(this.trace?.gpuPass(L, false, true)); // TRACE
+    if (this.trace) rec.raw((enc) => this.trace!.resolve(enc)); // TRACE
+    this.trace?.submitting(L); // TRACE
     K.submit([rec.finish()]);
+    this.trace?.submitted(L); // TRACE
     // the next pass's first streamed layers upload while the head computes
     this.#reader.pump();
 
     // the one readback of this pass
+    const w0 = performance.now();
     await this.#stats.readback(Promise.all([
       readback.mapAsync(GPUMapMode.READ),
       logitsBuf?.mapAsync(GPUMapMode.READ),
+      this.trace?.gpuDone(), // TRACE
     ]));
+    this.trace?.readback(w0); // TRACE
     this.#notePeak();
     const f = new Float32Array(
       readback.getMappedRange(0, this.topK * 8).slice(0),
@@ -495,6 +517,7 @@ export class Forward {
       this.#peakGpuBytes,
       this.#gpuBytes + Math.max(0, scratch - this.#scratchEstimate),
     );
+    this.trace?.memory(this.#gpuBytes, scratch - this.#scratchEstimate); // TRACE
   }
 
   /** Frees GPU buffers and closes files. */
@@ -502,6 +525,7 @@ export class Forward {
     // uploads pumped for a next pass may still be queued: let them finish first
     await this.#gpu.device.queue.onSubmittedWorkDone();
     await this.#reader.destroy();
+    this.trace?.detach(); // TRACE
     for (const b of this.#buffers) b.destroy();
     this.#state.destroy();
     this.kv.destroy();

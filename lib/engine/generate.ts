@@ -106,6 +106,7 @@ export async function* generateIds(
     if (maxNew === 0) return;
     // prefill: chunks of maxT tokens
     const t0 = performance.now();
+    fwd.trace?.setStep(0); // TRACE
     let last: Awaited<ReturnType<Forward["forward"]>> | null = null;
     for (let i = 0; i < prompt.length; i += fwd.maxT) {
       if (opts.signal?.aborted) {
@@ -116,10 +117,12 @@ export async function* generateIds(
     }
     stats.prefillS = (performance.now() - t0) / 1000;
     for (let n = 0; n < maxNew; n++) {
+      const s0 = fwd.trace?.now(); // TRACE
       const id = sampler.sample({
         values: last!.topk.values,
         indices: last!.topk.ids,
       }, history);
+      fwd.trace?.sampled(s0!, id); // TRACE
       history.push(id);
       stats.newTokens++;
       yield id;
@@ -137,6 +140,7 @@ export async function* generateIds(
         return;
       }
       const d0 = performance.now();
+      fwd.trace?.setStep(n + 1); // TRACE
       last = await fwd.forward([id]);
       stats.decodeS += (performance.now() - d0) / 1000;
     }

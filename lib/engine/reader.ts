@@ -22,6 +22,7 @@ import { StrataError } from "../errors.ts";
 import { readImage, type TensorLayout } from "./_layout.ts";
 import { decodeFloats } from "./_decode.ts";
 import { mapFile, type MappedFile } from "./_mmap.ts";
+import type { Tracer } from "./trace.ts"; // TRACE
 
 /** Reads in flight at once (two keep the disk busy without starving the next layer). */
 const READ_CONCURRENCY = 2;
@@ -118,6 +119,8 @@ export interface LayerReaderOptions<B> {
    * copy less per streamed byte (default false).
    */
   mmap?: boolean;
+  /** Records reads, uploads and waits on the timeline (see trace.ts). */
+  trace?: Tracer; // TRACE
 }
 
 /** What {@link LayerReader.acquire} returns. */
@@ -462,6 +465,7 @@ export class LayerReader<B> {
       await readImage(this.#o.files[layer], layout, image);
       load.readDone = true;
       load.readMs = performance.now() - t0;
+      this.#o.trace?.load("read", load, layout.bytes, t0); // TRACE
     });
     this.#readChains[lane] = load.read.catch(() => {}); // errors surface in acquire
     return load;
@@ -477,6 +481,7 @@ export class LayerReader<B> {
     );
     load.uploaded = true;
     load.uploadMs = performance.now() - t0;
+    this.#o.trace?.load("upload", load, bytes, t0); // TRACE
     this.stats.bytesStreamed += bytes;
   }
 
@@ -507,6 +512,7 @@ export class LayerReader<B> {
         const t0 = performance.now();
         await load.read;
         load.readWaitMs = performance.now() - t0;
+        this.#o.trace?.wait("read", i, t0); // TRACE
       }
       this.#upload(load);
     }
@@ -547,6 +553,7 @@ export class LayerReader<B> {
       const t0 = performance.now();
       await this.#o.target.wait();
       this.stats.syncS += (performance.now() - t0) / 1000;
+      this.#o.trace?.wait("GPU", i, t0); // TRACE
     }
     this.#startReads();
   }

@@ -145,6 +145,8 @@ export async function requestGpu(opts: RequestGpuOptions = {}): Promise<Gpu> {
   const subgroups = opts.subgroups !== false &&
     adapter.features.has("subgroups" as GPUFeatureName);
   if (subgroups) features.push("subgroups" as GPUFeatureName);
+  // timestamp queries time GPU compute per layer when tracing (lib/engine/trace.ts)
+  if (adapter.features.has("timestamp-query")) features.push("timestamp-query");
 
   let device: GPUDevice;
   try {
