@@ -11,8 +11,9 @@ import { FormatError } from "./errors.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { exists } from "./_fs.ts";
- * console.log(await exists("/")); // true
+ * assert.deepStrictEqual(await exists("/"), true);
  * ```
  */
 export async function exists(path: string): Promise<boolean> {

@@ -16,9 +16,10 @@ const BINARY = ["B", "KiB", "MiB", "GiB", "TiB"];
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatBytes } from "./_units.ts";
- * console.log(formatBytes(1536 * 1024)); // "1.50 MiB"
- * console.log(formatBytes(1536 * 1024 * 1024, 1000)); // "1.61 GB"
+ * assert.deepStrictEqual(formatBytes(1536 * 1024), "1.50 MiB");
+ * assert.deepStrictEqual(formatBytes(1536 * 1024 * 1024, 1000), "1.61 GB");
  * ```
  */
 export function formatBytes(n: number, base: 1000 | 1024 = 1024): string {

@@ -10,11 +10,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { StrataError } from "./errors.ts";
  * try {
  *   throw new StrataError("something went wrong");
  * } catch (e) {
- *   console.log(e instanceof StrataError); // true
+ *   assert.deepStrictEqual(e instanceof StrataError, true);
  * }
  * ```
  */
@@ -34,9 +35,10 @@ export class StrataError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FormatError } from "./errors.ts";
  * const e = new FormatError("model.safetensors", "header length 2^60 exceeds the file size");
- * console.log(e.message); // "model.safetensors: header length 2^60 exceeds the file size"
+ * assert.deepStrictEqual(e.message, "model.safetensors: header length 2^60 exceeds the file size");
  * ```
  */
 export class FormatError extends StrataError {
@@ -59,9 +61,10 @@ export class FormatError extends StrataError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { UnsupportedError } from "./errors.ts";
  * const e = new UnsupportedError("m.gguf", "unsupported architecture falcon");
- * console.log(e.message); // "m.gguf: unsupported architecture falcon"
+ * assert.deepStrictEqual(e.message, "m.gguf: unsupported architecture falcon");
  * ```
  */
 export class UnsupportedError extends StrataError {
@@ -80,8 +83,9 @@ export class UnsupportedError extends StrataError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GpuError } from "./errors.ts";
- * console.log(new GpuError("no WebGPU adapter").name); // "GpuError"
+ * assert.deepStrictEqual(new GpuError("no WebGPU adapter").name, "GpuError");
  * ```
  */
 export class GpuError extends StrataError {
@@ -97,8 +101,9 @@ export class GpuError extends StrataError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BudgetError } from "./errors.ts";
- * console.log(new BudgetError("budget 1 MB < 3 MB needed").name); // "BudgetError"
+ * assert.deepStrictEqual(new BudgetError("budget 1 MB < 3 MB needed").name, "BudgetError");
  * ```
  */
 export class BudgetError extends StrataError {
@@ -114,8 +119,9 @@ export class BudgetError extends StrataError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { UsageError } from "./errors.ts";
- * console.log(new UsageError("--max-new-tokens must be a positive integer").name); // "UsageError"
+ * assert.deepStrictEqual(new UsageError("--max-new-tokens must be a positive integer").name, "UsageError");
  * ```
  */
 export class UsageError extends StrataError {

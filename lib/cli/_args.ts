@@ -19,8 +19,9 @@ import { UsageError } from "../errors.ts";
  * @throws {UsageError} naming the flag and the bad value.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { numberFlag } from "./_args.ts";
- * console.log(numberFlag("top-k", "40", { int: true, min: 0 })); // 40
+ * assert.deepStrictEqual(numberFlag("top-k", "40", { int: true, min: 0 }), 40);
  * ```
  */
 export function numberFlag(
@@ -68,13 +69,14 @@ export interface CommandSpec<O extends FlagSpec> {
  * unexpected positional argument.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseCommand } from "./_args.ts";
  * const { values, positionals } = parseCommand({
  *   command: "info",
  *   args: ["dir", "--json"],
  *   options: { json: { type: "boolean" } },
  * });
- * console.log(values.json, positionals); // true [ "dir" ]
+ * assert.deepStrictEqual([values.json, positionals], [true, ["dir"]]);
  * ```
  */
 export function parseCommand<O extends FlagSpec>(
@@ -202,13 +204,14 @@ export function closestFlag(flag: string, known: string[]): string | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MODEL_FLAGS, parseCommand } from "./_args.ts";
  * const { values } = parseCommand({
  *   command: "run",
  *   args: ["m", "--top-k", "40"],
  *   options: { ...MODEL_FLAGS, json: { type: "boolean" } },
  * });
- * console.log(values["top-k"]); // "40"
+ * assert.deepStrictEqual(values["top-k"], "40");
  * ```
  */
 export const MODEL_FLAGS = {
@@ -285,9 +288,10 @@ export interface SamplingFlags {
  * @throws {UsageError} naming the first bad flag.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { samplingFlags } from "./_args.ts";
  * const s = samplingFlags({ "top-k": "40" }, { maxNewTokens: 128, minNewTokens: 0 });
- * console.log(s.topK, s.maxNewTokens, s.temperature); // 40 128 undefined
+ * assert.deepStrictEqual([s.topK, s.maxNewTokens, s.temperature], [40, 128, undefined]);
  * ```
  */
 export function samplingFlags(

@@ -75,8 +75,9 @@ export type Dtype =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DTYPES } from "./dtype.ts";
- * console.log(DTYPES.includes("F16")); // true
+ * assert.deepStrictEqual(DTYPES.includes("F16"), true);
  * ```
  */
 export const DTYPES: readonly Dtype[] = Object.freeze(
@@ -88,8 +89,9 @@ export const DTYPES: readonly Dtype[] = Object.freeze(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isDtype } from "./dtype.ts";
- * console.log(isDtype("F32"), isDtype("f32"), isDtype("Q4")); // true false false
+ * assert.deepStrictEqual([isDtype("F32"), isDtype("f32"), isDtype("Q4")], [true, false, false]);
  * ```
  */
 export function isDtype(s: unknown): s is Dtype {
@@ -102,8 +104,9 @@ export function isDtype(s: unknown): s is Dtype {
  * @throws {UsageError} when `dtype` is not a safetensors dtype.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dtypeBits } from "./dtype.ts";
- * console.log(dtypeBits("BF16"), dtypeBits("F4")); // 16 4
+ * assert.deepStrictEqual([dtypeBits("BF16"), dtypeBits("F4")], [16, 4]);
  * ```
  */
 export function dtypeBits(dtype: string): number {
@@ -120,8 +123,9 @@ export function dtypeBits(dtype: string): number {
  * @throws {UsageError} when `dtype` is not a safetensors dtype.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dtypeBytes } from "./dtype.ts";
- * console.log(dtypeBytes("F32"), dtypeBytes("F16"), dtypeBytes("F4")); // 4 2 0.5
+ * assert.deepStrictEqual([dtypeBytes("F32"), dtypeBytes("F16"), dtypeBytes("F4")], [4, 2, 0.5]);
  * ```
  */
 export function dtypeBytes(dtype: string): number {
@@ -135,8 +139,9 @@ export function dtypeBytes(dtype: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { shapeNumel } from "./dtype.ts";
- * console.log(shapeNumel([2, 3]), shapeNumel([]), shapeNumel([-1])); // 6 1 null
+ * assert.deepStrictEqual([shapeNumel([2, 3]), shapeNumel([]), shapeNumel([-1])], [6, 1, null]);
  * ```
  */
 export function shapeNumel(shape: readonly unknown[]): number | null {
@@ -159,9 +164,10 @@ export function shapeNumel(shape: readonly unknown[]): number | null {
  * @throws {UsageError} when `dtype` is not a safetensors dtype.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensorByteLength } from "./dtype.ts";
- * console.log(tensorByteLength("F32", [1, 2, 3])); // 24
- * console.log(tensorByteLength("F4", [3])); // null (12 bits)
+ * assert.deepStrictEqual(tensorByteLength("F32", [1, 2, 3]), 24);
+ * assert.equal(tensorByteLength("F4", [3]), null); // 12 bits
  * ```
  */
 export function tensorByteLength(

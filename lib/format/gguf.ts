@@ -103,8 +103,9 @@ const TYPE_ROWS: [number, string, number, number][] = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GGML_TYPES } from "./gguf.ts";
- * console.log(GGML_TYPES.get(8)); // { id: 8, name: "Q8_0", blockElems: 32, blockBytes: 34 }
+ * assert.deepStrictEqual(GGML_TYPES.get(8), { id: 8, name: "Q8_0", blockElems: 32, blockBytes: 34 });
  * ```
  */
 export const GGML_TYPES: ReadonlyMap<number, GgmlType> = new Map(

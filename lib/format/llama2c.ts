@@ -72,10 +72,11 @@ export interface Llama2cCheckpoint {
  * @throws {FormatError} when a header field is invalid or the size does not match exactly.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { llama2cLayout } from "./llama2c.ts";
  * const header = new Int32Array([64, 172, 5, 8, 4, 512, 512]);
  * const c = llama2cLayout("m.bin", header, 28 + 264128 * 4);
- * console.log(c.header.sharedClassifier, c.arrays.length); // true 13
+ * assert.deepStrictEqual([c.header.sharedClassifier, c.arrays.length], [true, 13]);
  * ```
  */
 export function llama2cLayout(
@@ -229,6 +230,7 @@ export interface Llama2cTokenizer {
  * @throws {FormatError} on truncation, bad lengths, invalid UTF-8 or trailing bytes.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseLlama2cTokenizer } from "./llama2c.ts";
  * const enc = new TextEncoder();
  * const parts: number[] = [];
@@ -240,7 +242,7 @@ export interface Llama2cTokenizer {
  * };
  * push(0, "<unk>"); push(0, "\n<s>\n"); push(0, "\n</s>\n"); push(-1, " a");
  * const bytes = new Uint8Array([6, 0, 0, 0, ...parts]);
- * console.log(parseLlama2cTokenizer(bytes, 4, "t.bin").tokens); // ["<unk>", "<s>", "</s>", "▁a"]
+ * assert.deepStrictEqual(parseLlama2cTokenizer(bytes, 4, "t.bin").tokens, ["<unk>", "<s>", "</s>", "▁a"]);
  * ```
  */
 export function parseLlama2cTokenizer(

@@ -30,9 +30,10 @@ const MAX_DIM = 2 ** 48 - 1;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TensorInfo } from "./safetensors.ts";
  * const t: TensorInfo = { name: "w", dtype: "F32", shape: [2], offset: 72, byteLength: 8 };
- * console.log(t.offset + t.byteLength); // 80
+ * assert.deepStrictEqual(t.offset + t.byteLength, 80);
  * ```
  */
 export interface TensorInfo {

@@ -23,8 +23,9 @@ import { checkIntegrity, recordVerified } from "./_integrity.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MANIFEST_FILE } from "./shards.ts";
- * console.log(MANIFEST_FILE); // "manifest.json"
+ * assert.deepStrictEqual(MANIFEST_FILE, "manifest.json");
  * ```
  */
 export const MANIFEST_FILE = "manifest.json";
@@ -33,8 +34,9 @@ export const MANIFEST_FILE = "manifest.json";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SHARD_FORMAT } from "./shards.ts";
- * console.log(SHARD_FORMAT); // "strata-shards"
+ * assert.deepStrictEqual(SHARD_FORMAT, "strata-shards");
  * ```
  */
 export const SHARD_FORMAT = "strata-shards";
@@ -43,8 +45,9 @@ export const SHARD_FORMAT = "strata-shards";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SHARD_VERSION } from "./shards.ts";
- * console.log(SHARD_VERSION); // 1
+ * assert.deepStrictEqual(SHARD_VERSION, 1);
  * ```
  */
 export const SHARD_VERSION = 1;
@@ -53,8 +56,9 @@ export const SHARD_VERSION = 1;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { EMBED_FILE } from "./shards.ts";
- * console.log(EMBED_FILE); // "embed.safetensors"
+ * assert.deepStrictEqual(EMBED_FILE, "embed.safetensors");
  * ```
  */
 export const EMBED_FILE = "embed.safetensors";
@@ -63,8 +67,9 @@ export const EMBED_FILE = "embed.safetensors";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HEAD_FILE } from "./shards.ts";
- * console.log(HEAD_FILE); // "head.safetensors"
+ * assert.deepStrictEqual(HEAD_FILE, "head.safetensors");
  * ```
  */
 export const HEAD_FILE = "head.safetensors";
@@ -166,8 +171,9 @@ export interface Manifest {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { layerFile } from "./shards.ts";
- * console.log(layerFile(7)); // "layers/007.safetensors"
+ * assert.deepStrictEqual(layerFile(7), "layers/007.safetensors");
  * ```
  */
 export function layerFile(i: number): string {

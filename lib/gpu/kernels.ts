@@ -201,8 +201,9 @@ function createFilled(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { planWeightParts } from "./kernels.ts";
- * console.log(planWeightParts("f32", 10, 4, 64)); // [[0, 4], [4, 4], [8, 2]]
+ * assert.deepStrictEqual(planWeightParts("f32", 10, 4, 64), [[0, 4], [4, 4], [8, 2]]);
  * ```
  */
 export function planWeightParts(

@@ -228,9 +228,10 @@ export class ParamsArena {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { packParams } from "./pipelines.ts";
  * const p = packParams("uuf", 3, 4, 0.5);
- * console.log(p.byteLength); // 16 (padded to a multiple of 16)
+ * assert.equal(p.byteLength, 16); // padded to a multiple of 16
  * ```
  */
 export function packParams(spec: string, ...values: number[]): ArrayBuffer {

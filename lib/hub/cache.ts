@@ -46,8 +46,9 @@ export function hubCacheDir(): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { repoFolderName } from "./cache.ts";
- * console.log(repoFolderName("Qwen/Qwen3-0.6B")); // "models--Qwen--Qwen3-0.6B"
+ * assert.deepStrictEqual(repoFolderName("Qwen/Qwen3-0.6B"), "models--Qwen--Qwen3-0.6B");
  * ```
  */
 export function repoFolderName(repoId: string): string {
@@ -95,8 +96,9 @@ export function checkRepoFileName(repoId: string, name: string): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normalizeEtag } from "./cache.ts";
- * console.log(normalizeEtag('W/"abc123"')); // "abc123"
+ * assert.deepStrictEqual(normalizeEtag('W/"abc123"'), "abc123");
  * ```
  */
 export function normalizeEtag(etag: string | null | undefined): string | null {
@@ -122,8 +124,9 @@ export interface RepoCachePaths {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { repoCachePaths } from "./cache.ts";
- * console.log(repoCachePaths("/c", "a/b").blobs); // "/c/models--a--b/blobs"
+ * assert.deepStrictEqual(repoCachePaths("/c", "a/b").blobs, "/c/models--a--b/blobs");
  * ```
  */
 export function repoCachePaths(
@@ -144,8 +147,9 @@ export function repoCachePaths(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { blobLinkTarget } from "./cache.ts";
- * console.log(blobLinkTarget("sub/x.json", "abc")); // "../../../blobs/abc"
+ * assert.deepStrictEqual(blobLinkTarget("sub/x.json", "abc"), "../../../blobs/abc");
  * ```
  */
 export function blobLinkTarget(file: string, etag: string): string {
@@ -161,8 +165,9 @@ const COMMIT = /^[0-9a-f]{40}$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isCommitHash } from "./cache.ts";
- * console.log(isCommitHash("main")); // false
+ * assert.deepStrictEqual(isCommitHash("main"), false);
  * ```
  */
 export function isCommitHash(s: string): boolean {

@@ -26,8 +26,9 @@ function validPart(p: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isValidRevision } from "./repo_id.ts";
- * console.log(isValidRevision("refs/pr/1"), isValidRevision("../x")); // true false
+ * assert.deepStrictEqual([isValidRevision("refs/pr/1"), isValidRevision("../x")], [true, false]);
  * ```
  */
 export function isValidRevision(s: string): boolean {
@@ -42,9 +43,10 @@ export function isValidRevision(s: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRepoId } from "./repo_id.ts";
- * console.log(parseRepoId("Qwen/Qwen3-0.6B@main")); // { repoId: "Qwen/Qwen3-0.6B", revision: "main" }
- * console.log(parseRepoId("./models/x"));          // null
+ * assert.deepStrictEqual(parseRepoId("Qwen/Qwen3-0.6B@main"), { repoId: "Qwen/Qwen3-0.6B", revision: "main" });
+ * assert.deepStrictEqual(parseRepoId("./models/x"), null);
  * ```
  */
 export function parseRepoId(s: string): RepoRef | null {
@@ -63,8 +65,9 @@ export function parseRepoId(s: string): RepoRef | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { requireRepoId } from "./repo_id.ts";
- * console.log(requireRepoId("org/name").revision); // "main"
+ * assert.deepStrictEqual(requireRepoId("org/name").revision, "main");
  * ```
  */
 export function requireRepoId(s: string): RepoRef {

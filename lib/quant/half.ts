@@ -20,8 +20,9 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { f32ToF16 } from "./half.ts";
- * console.log(f32ToF16(1).toString(16), f32ToF16(65504).toString(16)); // 3c00 7bff
+ * assert.deepStrictEqual([f32ToF16(1), f32ToF16(65504)], [0x3c00, 0x7bff]);
  * ```
  */
 export function f32ToF16(x: number): number {
@@ -58,8 +59,9 @@ export function f32ToF16(x: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { f16ToF32 } from "./half.ts";
- * console.log(f16ToF32(0x3c00), f16ToF32(0x0001) === 2 ** -24); // 1 true
+ * assert.deepStrictEqual([f16ToF32(0x3c00), f16ToF32(0x0001) === 2 ** -24], [1, true]);
  * ```
  */
 export function f16ToF32(h: number): number {
@@ -76,8 +78,9 @@ export function f16ToF32(h: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bf16ToF32 } from "./half.ts";
- * console.log(bf16ToF32(0x3f80), bf16ToF32(0xc000)); // 1 -2
+ * assert.deepStrictEqual([bf16ToF32(0x3f80), bf16ToF32(0xc000)], [1, -2]);
  * ```
  */
 export function bf16ToF32(b: number): number {
@@ -91,8 +94,9 @@ export function bf16ToF32(b: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { f32ToBf16 } from "./half.ts";
- * console.log(f32ToBf16(1).toString(16), f32ToBf16(-2).toString(16)); // 3f80 c000
+ * assert.deepStrictEqual([f32ToBf16(1), f32ToBf16(-2)], [0x3f80, 0xc000]);
  * ```
  */
 export function f32ToBf16(x: number): number {
@@ -112,8 +116,9 @@ let tableF16: Float32Array | null = null;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { f16Table as table } from "./half.ts";
- * console.log(table()[0x3c00]); // 1
+ * assert.deepStrictEqual(table()[0x3c00], 1);
  * ```
  */
 export function f16Table(): Float32Array {
@@ -143,8 +148,9 @@ function u16View(bytes: Uint8Array): Uint16Array {
  * size or the dtype is not one of the three.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toFloat32 } from "./half.ts";
- * console.log(toFloat32(new Uint8Array([0x00, 0x3c, 0x80, 0x3f]), "F16")); // Float32Array [1, 1.875]
+ * assert.deepStrictEqual(toFloat32(new Uint8Array([0x00, 0x3c, 0x80, 0x3f]), "F16"), new Float32Array([1, 1.875]));
  * ```
  */
 export function toFloat32(
@@ -197,8 +203,9 @@ export function toFloat32(
  * @throws {UsageError} for another dtype.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fromFloat32 } from "./half.ts";
- * console.log(fromFloat32(new Float32Array([1]), "BF16")); // Uint8Array [0x80, 0x3f]
+ * assert.deepStrictEqual(fromFloat32(new Float32Array([1]), "BF16"), new Uint8Array([0x80, 0x3f]));
  * ```
  */
 export function fromFloat32(

@@ -14,8 +14,9 @@ import { UsageError } from "../errors.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { QK } from "./layout.ts";
- * console.log(QK); // 32
+ * assert.deepStrictEqual(QK, 32);
  * ```
  */
 export const QK = 32;

@@ -23,10 +23,11 @@ import { checkDims, QK } from "./layout.ts";
  * @throws {UsageError} when `w.length !== rows * cols`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { quantizeQ4 } from "./q4.ts";
  * const q = quantizeQ4(new Float32Array([-8, 4]), 1, 2);
  * // element 0 → nibble 0, element 1 → 12, padding (0.0) → 8
- * console.log(q.data.length, q.data[0].toString(16), q.data[1].toString(16)); // 16 80 8c
+ * assert.deepStrictEqual([q.data.length, q.data[0], q.data[1]], [16, 0x80, 0x8c]);
  * ```
  */
 export function quantizeQ4(
@@ -81,8 +82,9 @@ export function quantizeQ4(
  * @throws {UsageError} when the array sizes do not match rows and cols.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dequantizeQ4, quantizeQ4 } from "./q4.ts";
- * console.log(dequantizeQ4(quantizeQ4(new Float32Array([-8, 4]), 1, 2), 1, 2)); // Float32Array [-8, 4]
+ * assert.deepStrictEqual(dequantizeQ4(quantizeQ4(new Float32Array([-8, 4]), 1, 2), 1, 2), new Float32Array([-8, 4]));
  * ```
  */
 export function dequantizeQ4(

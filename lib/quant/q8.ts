@@ -19,9 +19,10 @@ import { checkDims, QK } from "./layout.ts";
  * @throws {UsageError} when `w.length !== rows * cols`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { quantizeQ8 } from "./q8.ts";
  * const q = quantizeQ8(new Float32Array([127, -1, 0.5]), 1, 3);
- * console.log(q.data.length, q.scales.length, q.data[0], q.data[1]); // 32 1 127 -1
+ * assert.deepStrictEqual([q.data.length, q.scales.length, q.data[0], q.data[1]], [32, 1, 127, -1]);
  * ```
  */
 export function quantizeQ8(
@@ -66,9 +67,10 @@ export function quantizeQ8(
  * @throws {UsageError} when the array sizes do not match rows and cols.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dequantizeQ8, quantizeQ8 } from "./q8.ts";
  * const w = dequantizeQ8(quantizeQ8(new Float32Array([127, -1, 0.5]), 1, 3), 1, 3);
- * console.log(w); // Float32Array [127, -1, 1]
+ * assert.deepStrictEqual(w, new Float32Array([127, -1, 1]));
  * ```
  */
 export function dequantizeQ8(

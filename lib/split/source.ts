@@ -11,8 +11,9 @@ import type { FloatDtype, PackedName } from "../quant/encoding.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { PROGRESS_FILE } from "./source.ts";
- * console.log(PROGRESS_FILE); // ".strata-split.json"
+ * assert.deepStrictEqual(PROGRESS_FILE, ".strata-split.json");
  * ```
  */
 export const PROGRESS_FILE = ".strata-split.json";

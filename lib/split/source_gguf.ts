@@ -463,8 +463,9 @@ const LAYER_NAMES: Record<string, string> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hfTensorName } from "./source_gguf.ts";
- * console.log(hfTensorName("blk.3.ffn_gate.weight")); // "model.layers.3.mlp.gate_proj.weight"
+ * assert.deepStrictEqual(hfTensorName("blk.3.ffn_gate.weight"), "model.layers.3.mlp.gate_proj.weight");
  * ```
  */
 export function hfTensorName(name: string): string | null {
@@ -500,9 +501,10 @@ function unpermuteChecked(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { unpermuteRows } from "./source_gguf.ts";
  * // one head of 4 one-byte rows: GGUF order [r0 r1 r2 r3] = HF rows [0, 2, 1, 3]
- * console.log(Array.from(unpermuteRows(new Uint8Array([10, 11, 12, 13]), 1, 1))); // [10, 12, 11, 13]
+ * assert.deepStrictEqual(Array.from(unpermuteRows(new Uint8Array([10, 11, 12, 13]), 1, 1)), [10, 12, 11, 13]);
  * ```
  */
 export function unpermuteRows(

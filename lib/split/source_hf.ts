@@ -16,8 +16,9 @@ import { exists } from "../_fs.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HF_TEXT_FILES } from "./source_hf.ts";
- * console.log(HF_TEXT_FILES.includes("tokenizer.json")); // true
+ * assert.deepStrictEqual(HF_TEXT_FILES.includes("tokenizer.json"), true);
  * ```
  */
 export const HF_TEXT_FILES: readonly string[] = [

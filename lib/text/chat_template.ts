@@ -243,13 +243,14 @@ function strftime(format: string, d: Date): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderChatTemplate } from "./chat_template.ts";
  * const text = renderChatTemplate(
  *   "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}" +
  *     "{% if add_generation_prompt %}<assistant>{% endif %}",
  *   { messages: [{ role: "user", content: "Hi" }], addGenerationPrompt: true },
  * );
- * console.log(text); // "<user>Hi\n<assistant>"
+ * assert.deepStrictEqual(text, "<user>Hi\n<assistant>");
  * ```
  */
 export function renderChatTemplate(

@@ -90,8 +90,9 @@ const FAMILIES: [string[], Gpt2PreTokenizer][] = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GPT2_PRE_TOKENIZERS } from "./convert_gpt2.ts";
- * console.log(GPT2_PRE_TOKENIZERS.get("starcoder")?.regexes.length); // 2
+ * assert.deepStrictEqual(GPT2_PRE_TOKENIZERS.get("starcoder")?.regexes.length, 2);
  * ```
  */
 export const GPT2_PRE_TOKENIZERS: ReadonlyMap<string, Gpt2PreTokenizer> =
@@ -120,8 +121,9 @@ export interface Gpt2Vocab extends SpecialTokens {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { splitMerge } from "./convert_gpt2.ts";
- * console.log(splitMerge("Ġ t")); // ["Ġ", "t"]
+ * assert.deepStrictEqual(splitMerge("Ġ t"), ["Ġ", "t"]);
  * ```
  */
 export function splitMerge(m: string): [string, string] {
@@ -136,9 +138,10 @@ export function splitMerge(m: string): [string, string] {
  * @throws {UnsupportedError} for an unknown `pre` name.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { convertGpt2 } from "./convert_gpt2.ts";
  * const c = convertGpt2({ tokens: ["a", "b", "ab"], merges: ["a b"], pre: "gpt-2" });
- * console.log((c.tokenizer.model as { merges: string[][] }).merges); // [["a", "b"]]
+ * assert.deepStrictEqual((c.tokenizer.model as { merges: string[][] }).merges, [["a", "b"]]);
  * ```
  */
 export function convertGpt2(v: Gpt2Vocab): ConvertedTokenizer {

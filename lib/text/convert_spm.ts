@@ -82,8 +82,9 @@ const BYTE_PIECE = /^<0x[0-9A-F]{2}>$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { inferSpmTypes } from "./convert_spm.ts";
- * console.log(Array.from(inferSpmTypes(["<unk>", "<s>", "</s>", "<0x00>", "▁a"]))); // [2, 3, 3, 6, 1]
+ * assert.deepStrictEqual(Array.from(inferSpmTypes(["<unk>", "<s>", "</s>", "<0x00>", "▁a"])), [2, 3, 3, 6, 1]);
  * ```
  */
 export function inferSpmTypes(tokens: readonly string[]): Int32Array {
@@ -105,8 +106,9 @@ export function inferSpmTypes(tokens: readonly string[]): Int32Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { vocabObject } from "./convert_spm.ts";
- * console.log(vocabObject(["a", "b", "a"])); // { a: 0, b: 1 }
+ * assert.deepStrictEqual({ ...vocabObject(["a", "b", "a"]) }, { a: 0, b: 1 });
  * ```
  */
 export function vocabObject(tokens: readonly string[]): Record<string, number> {
@@ -160,8 +162,9 @@ export function spmMerges(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { addedTokens } from "./convert_spm.ts";
- * console.log(addedTokens(["<unk>", "x"], [2, 1]).length); // 1
+ * assert.deepStrictEqual(addedTokens(["<unk>", "x"], [2, 1]).length, 1);
  * ```
  */
 export function addedTokens(
@@ -201,8 +204,9 @@ function validId(id: number | null | undefined, n: number): number | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { templateProcessing } from "./convert_spm.ts";
- * console.log(templateProcessing(["<unk>", "<s>"], 1, null).type); // "TemplateProcessing"
+ * assert.deepStrictEqual(templateProcessing(["<unk>", "<s>"], 1, null).type, "TemplateProcessing");
  * ```
  */
 export function templateProcessing(
@@ -240,9 +244,10 @@ export function templateProcessing(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tokenizerConfigs } from "./convert_spm.ts";
  * const { tokenizerConfig } = tokenizerConfigs(["<unk>", "<s>", "</s>"], { bosId: 1, eosId: 2, addBos: true }, "LlamaTokenizer");
- * console.log(tokenizerConfig.bos_token); // "<s>"
+ * assert.deepStrictEqual(tokenizerConfig.bos_token, "<s>");
  * ```
  */
 export function tokenizerConfigs(
@@ -292,12 +297,13 @@ export function tokenizerConfigs(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { convertSpm } from "./convert_spm.ts";
  * const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
  * const tokens = ["<unk>", "<s>", "</s>", ...bytes, "▁", "h", "i", "▁h", "▁hi"];
  * const scores = tokens.map((_, i) => (i < 259 ? 0 : -i));
  * const { tokenizer } = convertSpm({ tokens, scores, bosId: 1, eosId: 2, unkId: 0, addBos: true });
- * console.log((tokenizer.model as { merges: string[][] }).merges); // [["▁", "h"], ["▁h", "i"]]
+ * assert.deepStrictEqual((tokenizer.model as { merges: string[][] }).merges, [["▁", "h"], ["▁h", "i"]]);
  * ```
  */
 export function convertSpm(v: SpmVocab): ConvertedTokenizer {

@@ -155,10 +155,11 @@ export interface StopResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { StopStrings } from "./detokenizer.ts";
  * const stops = new StopStrings(["\nUser:"]);
- * console.log(stops.push("Hi!\nUs"));  // { text: "Hi!", stopped: false }
- * console.log(stops.push("er: more")); // { text: "", stopped: true, match: "\nUser:" }
+ * assert.deepStrictEqual(stops.push("Hi!\nUs"), { text: "Hi!", stopped: false });
+ * assert.deepStrictEqual(stops.push("er: more"), { text: "", stopped: true, match: "\nUser:" });
  * ```
  */
 export class StopStrings {

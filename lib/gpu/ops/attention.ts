@@ -97,9 +97,10 @@ const ATTENTION_SCRATCH = 64 * 1024 * 1024;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { attentionPlan } from "./attention.ts";
  * const plan = attentionPlan({ T: 1, pos0: 4095, nHeads: 32, nKvHeads: 8, headDim: 128 });
- * console.log(plan.nSplit, plan.splitLen); // 16 256
+ * assert.deepStrictEqual([plan.nSplit, plan.splitLen], [16, 256]);
  * ```
  */
 export function attentionPlan(o: {

@@ -37,8 +37,9 @@ const TOPK_ITEMS = 1024;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { topkPasses } from "./topk.ts";
- * console.log(topkPasses(151936, 50)); // [149, 8, 1]
+ * assert.deepStrictEqual(topkPasses(151936, 50), [149, 8, 1]);
  * ```
  */
 export function topkPasses(V: number, k: number): number[] {
