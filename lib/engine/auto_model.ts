@@ -48,7 +48,7 @@ export type {
 export interface FromPretrainedOptions {
   /** Split-time quantization: "4bit", "8bit" (the packed encodings with that `compression`) or null (source precision). */
   compression?: "4bit" | "8bit" | null;
-  /** Split-time quantization by encoding name (`q4k`, `q6k`, ...; see lib/quant/encoding.ts); overrides `compression`. */
+  /** Split-time quantization by encoding name (any packed encoding in lib/quant/encoding.ts); overrides `compression`. */
   quantize?: Quantization;
   /** GPU memory budget: bytes or "2GB", "512MiB" (default: see defaultGpuMemory in lib/io/plan.ts). */
   gpuMemory?: number | string;
