@@ -13,14 +13,9 @@ import { resolveModel } from "../engine/resolve.ts";
 import { exists } from "../_fs.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
 import type { LayerProfile } from "../engine/forward.ts";
-import {
-  MODEL_FLAGS,
-  noteIgnoredTokenizer,
-  parseCommand,
-  quantizeFlag,
-  samplingFlags,
-} from "./_args.ts";
-import { TRACE_FLAG, TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
+import { noteIgnoredTokenizer, quantizeFlag, samplingFlags } from "./_args.ts";
+import { TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
+import { parseModelCommand } from "./_model_command.ts";
 
 const HELP = `Usage: deno run -A cli.ts run <model> [flags]
 
@@ -107,7 +102,7 @@ export function profileTable(
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  const parsed = parseCommand({
+  const cmd = parseModelCommand({
     command: "run",
     args,
     options: {
@@ -117,18 +112,11 @@ export async function main(args: string[]): Promise<number> {
       "no-prefetch": { type: "boolean" },
       profile: { type: "boolean" },
       json: { type: "boolean" },
-      ...TRACE_FLAG,
-      ...MODEL_FLAGS,
     },
+    help: HELP,
   });
-  const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (parsed.positionals.length !== 1) {
-    throw new UsageError("run: give exactly one <model> (see run --help)");
-  }
+  if (cmd === null) return 0;
+  const { values: v, modelName } = cmd;
   if (v.prompt !== undefined && v["prompt-ids"] !== undefined) {
     throw new UsageError("run: give --prompt or --prompt-ids, not both");
   }
@@ -156,7 +144,6 @@ export async function main(args: string[]): Promise<number> {
     maxSeqLen,
   } = samplingFlags(v, { maxNewTokens: 128, minNewTokens: 0 });
   const log = (s: string) => console.error(s);
-  const modelName = parsed.positionals[0];
   noteIgnoredTokenizer(modelName, v.tokenizer, log);
   const trace = await traceFlag(v.trace);
 
