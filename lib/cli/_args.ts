@@ -340,3 +340,65 @@ export function noteIgnoredTokenizer(
     log("note: --tokenizer is only for llama2.c .bin checkpoints; ignored");
   }
 }
+
+/** What {@link parseOneArgCommand} parses. */
+export interface OneArgCommandSpec<O extends FlagSpec> extends CommandSpec<O> {
+  /** The text `--help` prints. */
+  help: string;
+  /** What the one positional argument is, for the error message. */
+  what: string;
+}
+
+/**
+ * Parses the arguments of a command that takes exactly one positional
+ * argument (see {@link parseCommand}); prints `spec.help` and returns null
+ * for `--help` (which the options must declare), else the flag values and
+ * the argument.
+ *
+ * @throws {UsageError} on a bad flag, or unless exactly one positional
+ * argument is given.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseOneArgCommand } from "./_args.ts";
+ * const options = {
+ *   json: { type: "boolean" },
+ *   help: { type: "boolean", short: "h" },
+ * } as const;
+ * const cmd = parseOneArgCommand({
+ *   command: "info",
+ *   args: ["dir", "--json"],
+ *   options,
+ *   help: "Usage: info <model>",
+ *   what: "model path",
+ * });
+ * assert.deepStrictEqual([cmd?.arg, cmd?.values.json], ["dir", true]);
+ * assert.throws(
+ *   () =>
+ *     parseOneArgCommand({
+ *       command: "info",
+ *       args: [],
+ *       options,
+ *       help: "",
+ *       what: "model path",
+ *     }),
+ *   /info: expected one model path \(got 0\)/,
+ * );
+ * ```
+ */
+export function parseOneArgCommand<O extends FlagSpec>(
+  spec: OneArgCommandSpec<O>,
+) {
+  const { values, positionals } = parseCommand(spec);
+  // The generic O hides the declared help flag from the type here.
+  if ((values as { help?: boolean }).help) {
+    console.log(spec.help);
+    return null;
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      `${spec.command}: expected one ${spec.what} (got ${positionals.length}); see '${spec.command} --help'`,
+    );
+  }
+  return { values, arg: positionals[0] };
+}

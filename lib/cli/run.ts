@@ -133,16 +133,10 @@ export async function main(args: string[]): Promise<number> {
       },
     );
   }
-  const {
-    maxNewTokens,
-    temperature,
-    topK,
-    topP,
-    minP,
-    repetitionPenalty,
-    seed,
-    maxSeqLen,
-  } = samplingFlags(v, { maxNewTokens: 128, minNewTokens: 0 });
+  const { maxSeqLen, ...sampling } = samplingFlags(v, {
+    maxNewTokens: 128,
+    minNewTokens: 0,
+  });
   const log = (s: string) => console.error(s);
   noteIgnoredTokenizer(modelName, v.tokenizer, log);
   const trace = await traceFlag(v.trace);
@@ -190,7 +184,7 @@ export async function main(args: string[]): Promise<number> {
       }
       prompt = [bos];
     }
-    const sampling = temperature !== undefined ? temperature > 0 : false;
+    const doSample = (sampling.temperature ?? 0) > 0;
     const ids: number[] = [];
     const tok = model.tokenizer;
     const detok = tok
@@ -229,17 +223,7 @@ export async function main(args: string[]): Promise<number> {
     const emit = (piece: string) =>
       show(stops ? stops.push(piece).text : piece);
     for await (
-      const id of model.stream(prompt, {
-        maxNewTokens,
-        doSample: sampling,
-        temperature,
-        topK,
-        topP,
-        minP,
-        repetitionPenalty,
-        seed,
-        stop,
-      })
+      const id of model.stream(prompt, { ...sampling, doSample, stop })
     ) {
       ids.push(id);
       if (detok) await emit(detok.push(id));
