@@ -341,19 +341,61 @@ export function noteIgnoredTokenizer(
   }
 }
 
-/** What {@link parseOneArgCommand} parses. */
-export interface OneArgCommandSpec<O extends FlagSpec> extends CommandSpec<O> {
+/** The `--help` flag every command takes. */
+export const HELP_FLAG = { help: { type: "boolean", short: "h" } } as const;
+
+/** What {@link parseHelpedCommand} parses. */
+export interface HelpedCommandSpec<O extends FlagSpec> extends CommandSpec<O> {
   /** The text `--help` prints. */
   help: string;
+}
+
+/**
+ * Parses a subcommand's arguments with {@link HELP_FLAG} added to its flags
+ * (see {@link parseCommand}); prints `spec.help` and returns null for
+ * `--help`, else what parseCommand returns.
+ *
+ * @throws {UsageError} on a bad flag.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseHelpedCommand } from "./_args.ts";
+ * const spec = {
+ *   command: "demo",
+ *   options: { keep: { type: "string" } },
+ *   help: "Usage: demo",
+ * } as const;
+ * const parsed = parseHelpedCommand({ ...spec, args: ["--keep", "x"] });
+ * assert.equal(parsed?.values.keep, "x");
+ * assert.equal(parseHelpedCommand({ ...spec, args: ["-h"] }), null);
+ * ```
+ */
+export function parseHelpedCommand<O extends FlagSpec>(
+  spec: HelpedCommandSpec<O>,
+) {
+  const parsed = parseCommand<O & typeof HELP_FLAG>({
+    ...spec,
+    options: { ...spec.options, ...HELP_FLAG },
+  });
+  // The generic O hides the help flag from the type here.
+  if ((parsed.values as { help?: boolean }).help) {
+    console.log(spec.help);
+    return null;
+  }
+  return parsed;
+}
+
+/** What {@link parseOneArgCommand} parses. */
+export interface OneArgCommandSpec<O extends FlagSpec>
+  extends HelpedCommandSpec<O> {
   /** What the one positional argument is, for the error message. */
   what: string;
 }
 
 /**
  * Parses the arguments of a command that takes exactly one positional
- * argument (see {@link parseCommand}); prints `spec.help` and returns null
- * for `--help` (which the options must declare), else the flag values and
- * the argument.
+ * argument (see {@link parseHelpedCommand}): null for `--help`, else the
+ * flag values and the argument.
  *
  * @throws {UsageError} on a bad flag, or unless exactly one positional
  * argument is given.
@@ -361,10 +403,7 @@ export interface OneArgCommandSpec<O extends FlagSpec> extends CommandSpec<O> {
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseOneArgCommand } from "./_args.ts";
- * const options = {
- *   json: { type: "boolean" },
- *   help: { type: "boolean", short: "h" },
- * } as const;
+ * const options = { json: { type: "boolean" } } as const;
  * const cmd = parseOneArgCommand({
  *   command: "info",
  *   args: ["dir", "--json"],
@@ -389,12 +428,9 @@ export interface OneArgCommandSpec<O extends FlagSpec> extends CommandSpec<O> {
 export function parseOneArgCommand<O extends FlagSpec>(
   spec: OneArgCommandSpec<O>,
 ) {
-  const { values, positionals } = parseCommand(spec);
-  // The generic O hides the declared help flag from the type here.
-  if ((values as { help?: boolean }).help) {
-    console.log(spec.help);
-    return null;
-  }
+  const parsed = parseHelpedCommand(spec);
+  if (parsed === null) return null;
+  const { values, positionals } = parsed;
   if (positionals.length !== 1) {
     throw new UsageError(
       `${spec.command}: expected one ${spec.what} (got ${positionals.length}); see '${spec.command} --help'`,

@@ -6,7 +6,7 @@
  * @module
  */
 import { UsageError } from "../errors.ts";
-import { type FlagSpec, MODEL_FLAGS, parseCommand } from "./_args.ts";
+import { type FlagSpec, MODEL_FLAGS, parseHelpedCommand } from "./_args.ts";
 import { TRACE_FLAG } from "./_trace.ts";
 
 /** What {@link parseModelCommand} parses. */
@@ -22,7 +22,7 @@ export interface ModelCommandSpec<O extends FlagSpec> {
 }
 
 /**
- * Parses a model command's arguments (see {@link parseCommand}); prints
+ * Parses a model command's arguments (see {@link parseHelpedCommand}); prints
  * `spec.help` and returns null for `--help`, else the flag values and the
  * model's name.
  *
@@ -49,16 +49,10 @@ export interface ModelCommandSpec<O extends FlagSpec> {
 export function parseModelCommand<O extends FlagSpec>(
   spec: ModelCommandSpec<O>,
 ) {
-  const parsed = parseCommand<O & typeof TRACE_FLAG & typeof MODEL_FLAGS>({
-    command: spec.command,
-    args: spec.args,
-    options: { ...spec.options, ...TRACE_FLAG, ...MODEL_FLAGS },
-  });
-  // help is in MODEL_FLAGS; the generic O hides it from the type here.
-  if ((parsed.values as { help?: boolean }).help) {
-    console.log(spec.help);
-    return null;
-  }
+  const parsed = parseHelpedCommand<O & typeof TRACE_FLAG & typeof MODEL_FLAGS>(
+    { ...spec, options: { ...spec.options, ...TRACE_FLAG, ...MODEL_FLAGS } },
+  );
+  if (parsed === null) return null;
   if (parsed.positionals.length !== 1) {
     throw new UsageError(
       `${spec.command}: give exactly one <model> (see ${spec.command} --help)`,

@@ -309,7 +309,6 @@ export async function main(args: string[]): Promise<number> {
       json: { type: "boolean" },
       verify: { type: "boolean" },
       tokenizer: { type: "string" },
-      help: { type: "boolean", short: "h" },
     },
     help: HELP,
     what: "model path",

@@ -126,7 +126,6 @@ export async function main(args: string[]): Promise<number> {
       tokenizer: { type: "string" },
       "delete-original": { type: "boolean" },
       json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
     },
     help: HELP,
     what: "source",
