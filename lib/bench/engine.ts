@@ -21,7 +21,7 @@ import { canMap } from "../engine/_mmap.ts";
 import { formatBytes } from "../_units.ts";
 import { makeTinyModel } from "../testing/tiny_model.ts";
 import { exists } from "../_fs.ts";
-import { parseCommand } from "../cli/_args.ts";
+import { parseHelpedCommand } from "../cli/_args.ts";
 import { Tracer } from "../engine/trace.ts";
 import {
   passTimeline,
@@ -61,7 +61,7 @@ const PROMPT = [1, 72, 101, 108, 108, 111];
  * ```
  */
 export async function runEngineBench(args: string[]): Promise<number> {
-  const parsed = parseCommand({
+  const parsed = parseHelpedCommand({
     command: "bench",
     args,
     positionals: false,
@@ -72,14 +72,11 @@ export async function runEngineBench(args: string[]): Promise<number> {
       dir: { type: "string" },
       svg: { type: "string" },
       trace: { type: "string" },
-      help: { type: "boolean", short: "h" },
     },
+    help: HELP,
   });
+  if (parsed === null) return 0;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return 0;
-  }
   const tokens = Number(v.tokens ?? 10);
   const residentWanted = Number(v.resident ?? 4);
   if (!Number.isInteger(tokens) || tokens < 2) {

@@ -340,3 +340,101 @@ export function noteIgnoredTokenizer(
     log("note: --tokenizer is only for llama2.c .bin checkpoints; ignored");
   }
 }
+
+/** The `--help` flag every command takes. */
+export const HELP_FLAG = { help: { type: "boolean", short: "h" } } as const;
+
+/** What {@link parseHelpedCommand} parses. */
+export interface HelpedCommandSpec<O extends FlagSpec> extends CommandSpec<O> {
+  /** The text `--help` prints. */
+  help: string;
+}
+
+/**
+ * Parses a subcommand's arguments with {@link HELP_FLAG} added to its flags
+ * (see {@link parseCommand}); prints `spec.help` and returns null for
+ * `--help`, else what parseCommand returns.
+ *
+ * @throws {UsageError} on a bad flag.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseHelpedCommand } from "./_args.ts";
+ * const spec = {
+ *   command: "demo",
+ *   options: { keep: { type: "string" } },
+ *   help: "Usage: demo",
+ * } as const;
+ * const parsed = parseHelpedCommand({ ...spec, args: ["--keep", "x"] });
+ * assert.equal(parsed?.values.keep, "x");
+ * assert.equal(parseHelpedCommand({ ...spec, args: ["-h"] }), null);
+ * ```
+ */
+export function parseHelpedCommand<O extends FlagSpec>(
+  spec: HelpedCommandSpec<O>,
+) {
+  const parsed = parseCommand<O & typeof HELP_FLAG>({
+    ...spec,
+    options: { ...spec.options, ...HELP_FLAG },
+  });
+  // The generic O hides the help flag from the type here.
+  if ((parsed.values as { help?: boolean }).help) {
+    console.log(spec.help);
+    return null;
+  }
+  return parsed;
+}
+
+/** What {@link parseOneArgCommand} parses. */
+export interface OneArgCommandSpec<O extends FlagSpec>
+  extends HelpedCommandSpec<O> {
+  /** What the one positional argument is, for the error message. */
+  what: string;
+}
+
+/**
+ * Parses the arguments of a command that takes exactly one positional
+ * argument (see {@link parseHelpedCommand}): null for `--help`, else the
+ * flag values and the argument.
+ *
+ * @throws {UsageError} on a bad flag, or unless exactly one positional
+ * argument is given.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseOneArgCommand } from "./_args.ts";
+ * const options = { json: { type: "boolean" } } as const;
+ * const cmd = parseOneArgCommand({
+ *   command: "info",
+ *   args: ["dir", "--json"],
+ *   options,
+ *   help: "Usage: info <model>",
+ *   what: "model path",
+ * });
+ * assert.deepStrictEqual([cmd?.arg, cmd?.values.json], ["dir", true]);
+ * assert.throws(
+ *   () =>
+ *     parseOneArgCommand({
+ *       command: "info",
+ *       args: [],
+ *       options,
+ *       help: "",
+ *       what: "model path",
+ *     }),
+ *   /info: expected one model path \(got 0\)/,
+ * );
+ * ```
+ */
+export function parseOneArgCommand<O extends FlagSpec>(
+  spec: OneArgCommandSpec<O>,
+) {
+  const parsed = parseHelpedCommand(spec);
+  if (parsed === null) return null;
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      `${spec.command}: expected one ${spec.what} (got ${positionals.length}); see '${spec.command} --help'`,
+    );
+  }
+  return { values, arg: positionals[0] };
+}

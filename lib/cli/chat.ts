@@ -20,14 +20,9 @@ import {
   type ReplyGenerateOptions,
   type ReplyModel,
 } from "../chat/reply.ts";
-import {
-  MODEL_FLAGS,
-  noteIgnoredTokenizer,
-  parseCommand,
-  quantizeFlag,
-  samplingFlags,
-} from "./_args.ts";
-import { TRACE_FLAG, TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
+import { noteIgnoredTokenizer, quantizeFlag, samplingFlags } from "./_args.ts";
+import { TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
+import { parseModelCommand } from "./_model_command.ts";
 
 const HELP = `Usage: deno run -A cli.ts chat <model> [flags]
 
@@ -287,25 +282,17 @@ async function templatePresence(dir: string): Promise<boolean | null> {
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  const parsed = parseCommand({
+  const cmd = parseModelCommand({
     command: "chat",
     args,
     options: {
       system: { type: "string" },
       "chat-template": { type: "string" },
-      ...TRACE_FLAG,
-      ...MODEL_FLAGS,
     },
+    help: HELP,
   });
-  const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (parsed.positionals.length !== 1) {
-    throw new UsageError("chat: give exactly one <model> (see chat --help)");
-  }
-  const modelName = parsed.positionals[0];
+  if (cmd === null) return 0;
+  const { values: v, modelName } = cmd;
   const { quantize, compression } = quantizeFlag(v.quantize);
   const { maxSeqLen, ...sampling } = samplingFlags(v, {
     maxNewTokens: 512,

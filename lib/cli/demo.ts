@@ -14,7 +14,7 @@ import { formatBytes } from "../_units.ts";
 import { profileTable } from "./run.ts";
 import { formatInfo, modelInfo } from "./info.ts";
 import { makeTinyModel } from "../testing/tiny_model.ts";
-import { parseCommand } from "./_args.ts";
+import { parseHelpedCommand } from "./_args.ts";
 
 const HELP =
   `Usage: deno run -A cli.ts demo [--layers N] [--max-new-tokens N] [--keep DIR]
@@ -38,7 +38,7 @@ a ring of 3 slots; prints the plan, the generated ids and text, and the profile.
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  const parsed = parseCommand({
+  const parsed = parseHelpedCommand({
     command: "demo",
     args,
     positionals: false,
@@ -46,14 +46,11 @@ export async function main(args: string[]): Promise<number> {
       layers: { type: "string" },
       "max-new-tokens": { type: "string" },
       keep: { type: "string" },
-      help: { type: "boolean", short: "h" },
     },
+    help: HELP,
   });
+  if (parsed === null) return 0;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return 0;
-  }
   const layers = Number(v.layers ?? 8);
   const maxNew = Number(v["max-new-tokens"] ?? 24);
   if (!Number.isInteger(layers) || layers < 3) {

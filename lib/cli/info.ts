@@ -16,7 +16,7 @@ import {
 import { join } from "node:path";
 import { formatBytes } from "../_units.ts";
 import { exists } from "../_fs.ts";
-import { parseCommand } from "./_args.ts";
+import { parseOneArgCommand } from "./_args.ts";
 
 const HELP = `Usage: deno run -A cli.ts info <model> [flags]
 
@@ -302,27 +302,20 @@ export function formatInfo(i: ModelInfo): string[] {
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  const parsed = parseCommand({
+  const cmd = parseOneArgCommand({
     command: "info",
     args,
     options: {
       json: { type: "boolean" },
       verify: { type: "boolean" },
       tokenizer: { type: "string" },
-      help: { type: "boolean", short: "h" },
     },
+    help: HELP,
+    what: "model path",
   });
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      `info: expected one model path (got ${positionals.length}); see 'info --help'`,
-    );
-  }
-  let path = positionals[0];
+  if (cmd === null) return 0;
+  const { values, arg } = cmd;
+  let path = arg;
   if (!(await exists(path)) && !path.startsWith(".")) {
     const { parseRepoId } = await import("../hub/repo_id.ts");
     if (parseRepoId(path) !== null) {

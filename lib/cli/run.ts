@@ -13,14 +13,9 @@ import { resolveModel } from "../engine/resolve.ts";
 import { exists } from "../_fs.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
 import type { LayerProfile } from "../engine/forward.ts";
-import {
-  MODEL_FLAGS,
-  noteIgnoredTokenizer,
-  parseCommand,
-  quantizeFlag,
-  samplingFlags,
-} from "./_args.ts";
-import { TRACE_FLAG, TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
+import { noteIgnoredTokenizer, quantizeFlag, samplingFlags } from "./_args.ts";
+import { TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
+import { parseModelCommand } from "./_model_command.ts";
 
 const HELP = `Usage: deno run -A cli.ts run <model> [flags]
 
@@ -107,7 +102,7 @@ export function profileTable(
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  const parsed = parseCommand({
+  const cmd = parseModelCommand({
     command: "run",
     args,
     options: {
@@ -117,18 +112,11 @@ export async function main(args: string[]): Promise<number> {
       "no-prefetch": { type: "boolean" },
       profile: { type: "boolean" },
       json: { type: "boolean" },
-      ...TRACE_FLAG,
-      ...MODEL_FLAGS,
     },
+    help: HELP,
   });
-  const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (parsed.positionals.length !== 1) {
-    throw new UsageError("run: give exactly one <model> (see run --help)");
-  }
+  if (cmd === null) return 0;
+  const { values: v, modelName } = cmd;
   if (v.prompt !== undefined && v["prompt-ids"] !== undefined) {
     throw new UsageError("run: give --prompt or --prompt-ids, not both");
   }
@@ -145,18 +133,11 @@ export async function main(args: string[]): Promise<number> {
       },
     );
   }
-  const {
-    maxNewTokens,
-    temperature,
-    topK,
-    topP,
-    minP,
-    repetitionPenalty,
-    seed,
-    maxSeqLen,
-  } = samplingFlags(v, { maxNewTokens: 128, minNewTokens: 0 });
+  const { maxSeqLen, ...sampling } = samplingFlags(v, {
+    maxNewTokens: 128,
+    minNewTokens: 0,
+  });
   const log = (s: string) => console.error(s);
-  const modelName = parsed.positionals[0];
   noteIgnoredTokenizer(modelName, v.tokenizer, log);
   const trace = await traceFlag(v.trace);
 
@@ -203,7 +184,7 @@ export async function main(args: string[]): Promise<number> {
       }
       prompt = [bos];
     }
-    const sampling = temperature !== undefined ? temperature > 0 : false;
+    const doSample = (sampling.temperature ?? 0) > 0;
     const ids: number[] = [];
     const tok = model.tokenizer;
     const detok = tok
@@ -242,17 +223,7 @@ export async function main(args: string[]): Promise<number> {
     const emit = (piece: string) =>
       show(stops ? stops.push(piece).text : piece);
     for await (
-      const id of model.stream(prompt, {
-        maxNewTokens,
-        doSample: sampling,
-        temperature,
-        topK,
-        topP,
-        minP,
-        repetitionPenalty,
-        seed,
-        stop,
-      })
+      const id of model.stream(prompt, { ...sampling, doSample, stop })
     ) {
       ids.push(id);
       if (detok) await emit(detok.push(id));

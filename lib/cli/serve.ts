@@ -8,14 +8,13 @@
  */
 import { UsageError } from "../errors.ts";
 import { quantizationChoices } from "../quant/encoding.ts";
-import { TRACE_FLAG, TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
+import { TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
+import { parseModelCommand } from "./_model_command.ts";
 import { loadChatTemplate } from "../text/chat_template.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../server/body.ts";
 import {
-  MODEL_FLAGS,
   noteIgnoredTokenizer,
   numberFlag,
-  parseCommand,
   quantizeFlag,
   samplingFlags,
 } from "./_args.ts";
@@ -79,7 +78,7 @@ export async function main(
   args: string[],
   opts: ServeMainOptions = {},
 ): Promise<number> {
-  const parsed = parseCommand({
+  const cmd = parseModelCommand({
     command: "serve",
     args,
     options: {
@@ -89,19 +88,11 @@ export async function main(
       "model-id": { type: "string" },
       "chat-template": { type: "string" },
       "max-body-bytes": { type: "string" },
-      ...TRACE_FLAG,
-      ...MODEL_FLAGS,
     },
+    help: HELP,
   });
-  const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (parsed.positionals.length !== 1) {
-    throw new UsageError("serve: give exactly one <model> (see serve --help)");
-  }
-  const modelName = parsed.positionals[0];
+  if (cmd === null) return 0;
+  const { values: v, modelName } = cmd;
   const port = numberFlag("port", v.port, { int: true, min: 0 }) ?? 8080;
   if (port > 65535) {
     throw new UsageError(`--port must be <= 65535, got ${port}`);

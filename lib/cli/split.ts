@@ -15,7 +15,7 @@ import { join, resolve } from "node:path";
 import { openSource } from "../split/open_source.ts";
 import { splitModel, type SplitProgress } from "../split/split.ts";
 import { formatBytes } from "../_units.ts";
-import { parseCommand } from "./_args.ts";
+import { parseOneArgCommand } from "./_args.ts";
 
 const GGUF_TYPES = PACKED.flatMap((e) => e.gguf ? [e.gguf.type] : []).join(
   ", ",
@@ -116,7 +116,7 @@ class ProgressLine {
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  const parsed = parseCommand({
+  const cmd = parseOneArgCommand({
     command: "split",
     args,
     options: {
@@ -126,24 +126,17 @@ export async function main(args: string[]): Promise<number> {
       tokenizer: { type: "string" },
       "delete-original": { type: "boolean" },
       json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
     },
+    help: HELP,
+    what: "source",
   });
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      `split: expected one source (got ${positionals.length}); see 'split --help'`,
-    );
-  }
+  if (cmd === null) return 0;
+  const { values, arg } = cmd;
   if (!values.out) throw new UsageError("split: --out <dir> is required");
   const quantize = parseQuantization(values.quantize, "split: --quantize");
   let source;
   try {
-    source = await openSource(positionals[0], {
+    source = await openSource(arg, {
       tokenizer: values.tokenizer,
     });
   } catch (e) {
@@ -151,7 +144,7 @@ export async function main(args: string[]): Promise<number> {
     // by design, the shards are what is left to check.
     if (
       e instanceof FormatError &&
-      await alreadySplit(positionals[0], values.out, quantize)
+      await alreadySplit(arg, values.out, quantize)
     ) return 0;
     throw e;
   }

@@ -197,17 +197,17 @@ export function layoutOf(
         parts: [],
         copies: [],
       };
+      // `length` file bytes at `fileOffset` into the next `size` image bytes
+      const copy = (fileOffset: number, length: number, size: number) => {
+        const imageOffset = pos;
+        pos = align(pos + size);
+        e.copies.push({ fileOffset, length, imageOffset, segment: seg });
+        return imageOffset;
+      };
       for (const [r0, n] of planWeightParts(dtype, rows, cols, maxBinding)) {
         const dataSize = align(n * rb, 4);
         reserve(align(dataSize) + (scalesInfo ? align(n * sb, 4) : 0));
-        const dataOff = pos;
-        pos = align(pos + dataSize);
-        e.copies.push({
-          fileOffset: t.offset + r0 * rb,
-          length: n * rb,
-          imageOffset: dataOff,
-          segment: seg,
-        });
+        const dataOff = copy(t.offset + r0 * rb, n * rb, dataSize);
         const part: MatrixEntry["parts"][number] = {
           rowStart: r0,
           rows: n,
@@ -215,15 +215,8 @@ export function layoutOf(
           data: { offset: dataOff, size: dataSize },
         };
         if (scalesInfo) {
-          const sOff = pos;
           const sSize = align(n * sb, 4);
-          pos = align(pos + sSize);
-          e.copies.push({
-            fileOffset: scalesInfo.offset + r0 * sb,
-            length: n * sb,
-            imageOffset: sOff,
-            segment: seg,
-          });
+          const sOff = copy(scalesInfo.offset + r0 * sb, n * sb, sSize);
           part.scales = { offset: sOff, size: sSize };
         }
         e.parts.push(part);

@@ -162,18 +162,23 @@ function rope(p: LayerPass, style: RopeStyle, x: BufferRef, nHeads: number) {
   }
 }
 
-/** x += attention(rmsnorm(x)) (see {@link AttentionStep}). */
-function attention(p: LayerPass, s: AttentionStep, w: AttentionWeights): void {
-  const { K, rec, a, d, T } = p;
-  // xb [T, D] = rmsnorm(x) * w
-  K.rmsnorm(rec.pass, {
-    x: a.x,
-    weight: w.norm,
+/** xb [T, D] = rmsnorm(x) * weight, for x = the residual stream or xb. */
+function normToXb(p: LayerPass, x: BufferRef, weight: BufferRef): void {
+  const { a, d, T } = p;
+  p.K.rmsnorm(p.rec.pass, {
+    x,
+    weight,
     out: a.xb,
     rows: T,
     dim: d.D,
     eps: d.eps,
   });
+}
+
+/** x += attention(rmsnorm(x)) (see {@link AttentionStep}). */
+function attention(p: LayerPass, s: AttentionStep, w: AttentionWeights): void {
+  const { K, rec, a, d, T } = p;
+  normToXb(p, a.x, w.norm); // xb [T, D] = rmsnorm(x) * w
   // q [T, H*hd], k [T, KV*hd], v [T, KV*hd] = xb · Wᵀ (+ bias)
   K.matmul(rec.pass, { x: a.xb, w: w.wq, bias: w.bq, out: a.q, T });
   K.matmul(rec.pass, { x: a.xb, w: w.wk, bias: w.bk, out: a.k, T });
@@ -218,15 +223,7 @@ function attention(p: LayerPass, s: AttentionStep, w: AttentionWeights): void {
 /** x += mlp(rmsnorm(x)) (see `MlpStep` in lib/model/architectures.ts). */
 function mlp(p: LayerPass, w: MlpWeights): void {
   const { K, rec, a, d, T } = p;
-  // xb [T, D] = rmsnorm(x) * w
-  K.rmsnorm(rec.pass, {
-    x: a.x,
-    weight: w.norm,
-    out: a.xb,
-    rows: T,
-    dim: d.D,
-    eps: d.eps,
-  });
+  normToXb(p, a.x, w.norm); // xb [T, D] = rmsnorm(x) * w
   // hb [T, F] = xb · Wgᵀ, hb2 [T, F] = xb · Wuᵀ, hb = silu(hb) * hb2
   K.matmul(rec.pass, { x: a.xb, w: w.wGate, out: a.hb, T });
   K.matmul(rec.pass, { x: a.xb, w: w.wUp, out: a.hb2, T });
@@ -239,16 +236,7 @@ function mlp(p: LayerPass, w: MlpWeights): void {
 /** xb = rmsnorm(xb) * post (when the block has one); x += xb. */
 function residual(p: LayerPass, post: BufferRef | undefined): void {
   const { K, rec, a, d, T } = p;
-  if (post) {
-    K.rmsnorm(rec.pass, {
-      x: a.xb,
-      weight: post,
-      out: a.xb,
-      rows: T,
-      dim: d.D,
-      eps: d.eps,
-    });
-  }
+  if (post) normToXb(p, a.xb, post);
   K.add(rec.pass, { x: a.x, y: a.xb, out: a.x, n: T * d.D });
 }
 

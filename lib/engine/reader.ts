@@ -161,6 +161,18 @@ interface Load {
   uploadMs: number;
 }
 
+/** Totals before any load. */
+function zeroStats(): ReaderStats {
+  return {
+    readS: 0,
+    readWaitS: 0,
+    uploadS: 0,
+    syncS: 0,
+    bytesStreamed: 0,
+    loads: [],
+  };
+}
+
 /**
  * Resident buffers plus the streaming ring.
  *
@@ -203,14 +215,7 @@ export class LayerReader<B> {
   /** Keep per-load timings. */
   profile = false;
   /** Totals. */
-  stats: ReaderStats = {
-    readS: 0,
-    readWaitS: 0,
-    uploadS: 0,
-    syncS: 0,
-    bytesStreamed: 0,
-    loads: [],
-  };
+  stats: ReaderStats = zeroStats();
 
   private constructor(o: LayerReaderOptions<B>) {
     this.#o = o;
@@ -332,14 +337,7 @@ export class LayerReader<B> {
 
   /** Zeroes the totals. */
   resetStats(): void {
-    this.stats = {
-      readS: 0,
-      readWaitS: 0,
-      uploadS: 0,
-      syncS: 0,
-      bytesStreamed: 0,
-      loads: [],
-    };
+    this.stats = zeroStats();
   }
 
   #write(buf: B, image: Uint8Array, bytes = image.byteLength, at = 0): void {

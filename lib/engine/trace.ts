@@ -287,26 +287,23 @@ export class Tracer {
     const device = gpu.device;
     const n = 2 * (layers + 1);
     const ts = this.#useTimestamps(device);
+    // a buffer of the n u64 timestamps (none without timestamps)
+    const stamps = (label: string, usage: number) =>
+      ts ? device.createBuffer({ label, size: align256(n * 8), usage }) : null;
     this.#gpu = {
       device,
       layers,
       plan,
       streamed: new Set(plan.streamed),
       query: ts ? device.createQuerySet({ type: "timestamp", count: n }) : null,
-      resolve: ts
-        ? device.createBuffer({
-          label: "trace.resolve",
-          size: align256(n * 8),
-          usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-        })
-        : null,
-      read: ts
-        ? device.createBuffer({
-          label: "trace.read",
-          size: align256(n * 8),
-          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-        })
-        : null,
+      resolve: stamps(
+        "trace.resolve",
+        GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      ),
+      read: stamps(
+        "trace.read",
+        GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      ),
       submitMs: new Float64Array(layers + 1),
       submittedMs: new Float64Array(layers + 1),
       doneMs: new Float64Array(layers + 1),

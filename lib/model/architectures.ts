@@ -189,6 +189,32 @@ const ATTENTION: AttentionStep = {
 const MLP: MlpStep = { step: "mlp", gateUp: "separate", postNorm: false };
 
 /**
+ * A row of a family with the Hugging Face llama layout ({@link HF_NAMES},
+ * embed, final norm, lm_head) and the config defaults its classes share
+ * (rope_theta 10000, rms_norm_eps 1e-6, untied embeddings, head_dim from
+ * hidden_size unless given).
+ */
+function hfRow(
+  architecture: Architecture,
+  steps: readonly LayerStep[],
+  d: { maxPositionEmbeddings: number; headDim?: number },
+): ArchitectureRow {
+  return {
+    architecture,
+    steps,
+    names: HF_NAMES,
+    ...HF_GLOBAL,
+    defaults: {
+      ropeTheta: 10000,
+      rmsNormEps: 1e-6,
+      tieWordEmbeddings: false,
+      maxPositionEmbeddings: d.maxPositionEmbeddings,
+      headDim: d.headDim ?? null,
+    },
+  };
+}
+
+/**
  * The table. Steps follow each family's Hugging Face modeling code; defaults
  * are those of its config class (LlamaConfig, MistralConfig, Qwen2Config,
  * Qwen3Config).
@@ -201,69 +227,25 @@ const MLP: MlpStep = { step: "mlp", gateUp: "separate", postNorm: false };
  * ```
  */
 export const ARCHITECTURES: Readonly<Record<Architecture, ArchitectureRow>> = {
-  llama: {
-    architecture: "llama",
-    steps: [
-      { ...ATTENTION, qkvBias: "attention_bias", oBias: "attention_bias" },
-      MLP,
-    ],
-    names: HF_NAMES,
-    ...HF_GLOBAL,
-    defaults: {
-      ropeTheta: 10000,
-      rmsNormEps: 1e-6,
-      tieWordEmbeddings: false,
-      maxPositionEmbeddings: 2048,
-      headDim: null,
+  llama: hfRow("llama", [
+    { ...ATTENTION, qkvBias: "attention_bias", oBias: "attention_bias" },
+    MLP,
+  ], { maxPositionEmbeddings: 2048 }),
+  mistral: hfRow("mistral", [ATTENTION, MLP], {
+    maxPositionEmbeddings: 4096 * 32,
+  }),
+  qwen2: hfRow("qwen2", [{ ...ATTENTION, qkvBias: true }, MLP], {
+    maxPositionEmbeddings: 32768,
+  }),
+  qwen3: hfRow("qwen3", [
+    {
+      ...ATTENTION,
+      qkvBias: "attention_bias",
+      oBias: "attention_bias",
+      qkNorm: true,
     },
-  },
-  mistral: {
-    architecture: "mistral",
-    steps: [ATTENTION, MLP],
-    names: HF_NAMES,
-    ...HF_GLOBAL,
-    defaults: {
-      ropeTheta: 10000,
-      rmsNormEps: 1e-6,
-      tieWordEmbeddings: false,
-      maxPositionEmbeddings: 4096 * 32,
-      headDim: null,
-    },
-  },
-  qwen2: {
-    architecture: "qwen2",
-    steps: [{ ...ATTENTION, qkvBias: true }, MLP],
-    names: HF_NAMES,
-    ...HF_GLOBAL,
-    defaults: {
-      ropeTheta: 10000,
-      rmsNormEps: 1e-6,
-      tieWordEmbeddings: false,
-      maxPositionEmbeddings: 32768,
-      headDim: null,
-    },
-  },
-  qwen3: {
-    architecture: "qwen3",
-    steps: [
-      {
-        ...ATTENTION,
-        qkvBias: "attention_bias",
-        oBias: "attention_bias",
-        qkNorm: true,
-      },
-      MLP,
-    ],
-    names: HF_NAMES,
-    ...HF_GLOBAL,
-    defaults: {
-      ropeTheta: 10000,
-      rmsNormEps: 1e-6,
-      tieWordEmbeddings: false,
-      maxPositionEmbeddings: 32768,
-      headDim: 128,
-    },
-  },
+    MLP,
+  ], { maxPositionEmbeddings: 32768, headDim: 128 }),
 };
 
 /**

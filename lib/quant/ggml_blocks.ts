@@ -141,6 +141,23 @@ export function kScaleMin(
 }
 
 /**
+ * The f32 scales and mins `[d1, m1, d2, m2]` of the two 32-element halves of
+ * chunk `c` (0..3) of the Q4_K / Q5_K block at `o` (super-block scale `d`,
+ * `dmin`): `d * sc` and `dmin * m` of sub-blocks 2c and 2c+1.
+ */
+function kChunkScales(
+  b: Uint8Array,
+  o: number,
+  c: number,
+  d: number,
+  dmin: number,
+): [number, number, number, number] {
+  const [sc1, m1] = kScaleMin(b, o + 4, 2 * c);
+  const [sc2, m2] = kScaleMin(b, o + 4, 2 * c + 1);
+  return [fr(d * sc1), fr(dmin * m1), fr(d * sc2), fr(dmin * m2)];
+}
+
+/**
  * Scale `i` (0..15) of a Q3_K super-block from its 12 packed bytes at `s`, as
  * stored (6 bits, 0..63; the signed scale is this minus 32): low 4 bits from
  * byte i (i < 8, low nibble) or byte i-8 (high nibble), high 2 bits from byte
@@ -274,10 +291,7 @@ const DECODERS: Record<GgmlBlockType, BlockDecoder> = {
   Q4_K(b, o, out, y, h) {
     const d = half(h, b, o), dmin = half(h, b, o + 2);
     for (let c = 0; c < 4; c++) {
-      const [sc1, m1] = kScaleMin(b, o + 4, 2 * c);
-      const [sc2, m2] = kScaleMin(b, o + 4, 2 * c + 1);
-      const d1 = fr(d * sc1), mm1 = fr(dmin * m1);
-      const d2 = fr(d * sc2), mm2 = fr(dmin * m2);
+      const [d1, mm1, d2, mm2] = kChunkScales(b, o, c, d, dmin);
       const q = o + 16 + c * 32, yy = y + c * 64;
       for (let l = 0; l < 32; l++) {
         out[yy + l] = fr(d1 * (b[q + l] & 0xf)) - mm1;
@@ -289,10 +303,7 @@ const DECODERS: Record<GgmlBlockType, BlockDecoder> = {
   Q5_K(b, o, out, y, h) {
     const d = half(h, b, o), dmin = half(h, b, o + 2);
     for (let c = 0; c < 4; c++) {
-      const [sc1, m1] = kScaleMin(b, o + 4, 2 * c);
-      const [sc2, m2] = kScaleMin(b, o + 4, 2 * c + 1);
-      const d1 = fr(d * sc1), mm1 = fr(dmin * m1);
-      const d2 = fr(d * sc2), mm2 = fr(dmin * m2);
+      const [d1, mm1, d2, mm2] = kChunkScales(b, o, c, d, dmin);
       const u1 = 1 << (2 * c), u2 = 2 << (2 * c);
       const q = o + 48 + c * 32, yy = y + c * 64;
       for (let l = 0; l < 32; l++) {

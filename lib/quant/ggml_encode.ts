@@ -51,6 +51,23 @@ function absMax(x: Float32Array, o: number, n: number): number {
 }
 
 /**
+ * Q3_K / Q6_K: the signed scales `s_g` (`symScale` with `nmax`) of the 16
+ * sub-blocks of 16 at `x[xo..]`, and the super-block scale
+ * `d = max|s| / smax` rounded to f16, stored at `b[at]`.
+ */
+function subScales16(
+  x: Float32Array,
+  xo: number,
+  p: { nmax: number; smax: number; b: Uint8Array; at: number },
+): { s: Float64Array; d: number } {
+  const s = new Float64Array(16);
+  for (let g = 0; g < 16; g++) s[g] = symScale(x, xo + g * 16, 16, p.nmax);
+  const [db, d] = h16(Math.max(...s.map(Math.abs)) / p.smax);
+  put16(p.b, p.at, db);
+  return { s, d };
+}
+
+/**
  * The scale of a symmetric sub-block with codes in [-nmax, nmax-1]: among
  * max / -(nmax - k/4) for k = 0..8 (max = the value of largest magnitude),
  * the one with the least squared error.
@@ -309,10 +326,7 @@ const ENCODERS: Record<GgmlBlockType, BlockEncoder> = {
   },
   Q3_K(x, xo, b, o) {
     // 16 sub-blocks of 16: signed scale s_g = max_g / -4, 6-bit codes against d
-    const s = new Float64Array(16);
-    for (let g = 0; g < 16; g++) s[g] = symScale(x, xo + g * 16, 16, 4);
-    const [db, d] = h16(Math.max(...s.map(Math.abs)) / 31);
-    put16(b, o + 108, db);
+    const { s, d } = subScales16(x, xo, { nmax: 4, smax: 31, b, at: o + 108 });
     for (let g = 0; g < 16; g++) {
       const sc = code(s[g], d, -32, 31) + 32;
       if (g < 8) b[o + 96 + g] |= sc & 0xf;
@@ -331,10 +345,12 @@ const ENCODERS: Record<GgmlBlockType, BlockEncoder> = {
   Q5_K: kQuant45(5),
   Q6_K(x, xo, b, o) {
     // 16 sub-blocks of 16: s_g ~ max_g / -32, int8 codes against d = max|s| / 127
-    const s = new Float64Array(16);
-    for (let g = 0; g < 16; g++) s[g] = symScale(x, xo + g * 16, 16, 32);
-    const [db, d] = h16(Math.max(...s.map(Math.abs)) / 127);
-    put16(b, o + 208, db);
+    const { s, d } = subScales16(x, xo, {
+      nmax: 32,
+      smax: 127,
+      b,
+      at: o + 208,
+    });
     for (let g = 0; g < 16; g++) {
       const sc = code(s[g], d, -128, 127);
       b[o + 192 + g] = sc & 0xff;

@@ -13,9 +13,8 @@
  * @module
  */
 
-import { UsageError } from "../errors.ts";
-import { f16Table, f32ToF16 } from "./half.ts";
-import { checkDims, QK } from "./layout.ts";
+import { f32ToF16 } from "./half.ts";
+import { checkDims, dequantizeBlocks, QK } from "./layout.ts";
 
 /**
  * Quantizes a row-major `[rows, cols]` f32 matrix to q4.
@@ -92,27 +91,18 @@ export function dequantizeQ4(
   rows: number,
   cols: number,
 ): Float32Array {
-  checkDims(rows, cols);
-  const nb = Math.ceil(cols / QK);
   const half = QK / 2;
-  if (q.data.length !== rows * nb * half || q.scales.length !== rows * nb) {
-    throw new UsageError(
-      `dequantizeQ4: ${rows} x ${cols} needs ${
-        rows * nb * half
-      } data bytes and ${
-        rows * nb
-      } scales, got ${q.data.length} and ${q.scales.length}`,
-    );
-  }
-  const t = f16Table();
-  const out = new Float32Array(rows * cols);
-  const { data, scales } = q;
-  for (let r = 0; r < rows; r++) {
-    for (let b = 0; b < nb; b++) {
-      const d = t[scales[r * nb + b]];
-      const n = Math.min(QK, cols - b * QK);
-      const o = r * cols + b * QK;
-      const s = (r * nb + b) * half;
+  const { data } = q;
+  return dequantizeBlocks(
+    {
+      name: "dequantizeQ4",
+      rows,
+      cols,
+      data,
+      scales: q.scales,
+      blockBytes: half,
+    },
+    (out, d, o, s, n) => {
       if (n === QK) {
         for (let j = 0; j < half; j++) {
           const v = data[s + j];
@@ -125,7 +115,6 @@ export function dequantizeQ4(
           out[o + j] = d * ((j < half ? v & 15 : v >> 4) - 8);
         }
       }
-    }
-  }
-  return out;
+    },
+  );
 }

@@ -9,9 +9,8 @@
  * @module
  */
 
-import { UsageError } from "../errors.ts";
-import { f16Table, f32ToF16 } from "./half.ts";
-import { checkDims, QK } from "./layout.ts";
+import { f32ToF16 } from "./half.ts";
+import { checkDims, dequantizeBlocks, QK } from "./layout.ts";
 
 /**
  * Quantizes a row-major `[rows, cols]` f32 matrix to q8.
@@ -78,26 +77,18 @@ export function dequantizeQ8(
   rows: number,
   cols: number,
 ): Float32Array {
-  checkDims(rows, cols);
-  const nb = Math.ceil(cols / QK);
-  if (q.data.length !== rows * nb * QK || q.scales.length !== rows * nb) {
-    throw new UsageError(
-      `dequantizeQ8: ${rows} x ${cols} needs ${rows * nb * QK} data bytes and ${
-        rows * nb
-      } scales, got ${q.data.length} and ${q.scales.length}`,
-    );
-  }
-  const t = f16Table();
-  const out = new Float32Array(rows * cols);
-  const { data, scales } = q;
-  for (let r = 0; r < rows; r++) {
-    for (let b = 0; b < nb; b++) {
-      const d = t[scales[r * nb + b]];
-      const n = Math.min(QK, cols - b * QK);
-      const o = r * cols + b * QK;
-      const s = (r * nb + b) * QK;
+  const { data } = q;
+  return dequantizeBlocks(
+    {
+      name: "dequantizeQ8",
+      rows,
+      cols,
+      data,
+      scales: q.scales,
+      blockBytes: QK,
+    },
+    (out, d, o, s, n) => {
       for (let j = 0; j < n; j++) out[o + j] = d * data[s + j];
-    }
-  }
-  return out;
+    },
+  );
 }

@@ -104,6 +104,13 @@ export function ggufTokenizer(g: GgufFile): ConvertedTokenizer {
     if (v === undefined) return undefined;
     return Number.isInteger(v) && v >= 0 && v < n ? v : null; // out of range: ignored (llama.cpp warns)
   };
+  // read where each tokenizer model needs them, after its own checks
+  const specialIds = () => ({
+    bos: id("bos"),
+    eos: id("eos"),
+    unk: id("unknown"),
+    pad: id("padding"),
+  });
   const chatTemplate = g.getString("tokenizer.chat_template") ?? null;
   // End of generation as llama.cpp decides it (llama-vocab.cpp, "maintain a
   // list of tokens that cause end-of-generation"): EOS, EOT, EOM, and any
@@ -126,10 +133,7 @@ export function ggufTokenizer(g: GgufFile): ConvertedTokenizer {
         "tokenizer.ggml.scores is required for a llama (SentencePiece) tokenizer",
       );
     }
-    const bos = id("bos"),
-      eos = id("eos"),
-      unk = id("unknown"),
-      pad = id("padding");
+    const { bos, eos, unk, pad } = specialIds();
     return convertSpm({
       tokens,
       scores,
@@ -156,10 +160,7 @@ export function ggufTokenizer(g: GgufFile): ConvertedTokenizer {
         "tokenizer.ggml.merges is required for a gpt2 tokenizer",
       );
     }
-    const bos = id("bos"),
-      eos = id("eos"),
-      unk = id("unknown"),
-      pad = id("padding");
+    const { bos, eos, unk, pad } = specialIds();
     return convertGpt2({
       file: g.path,
       tokens,

@@ -112,15 +112,16 @@ class Checker {
     }
   }
 
-  /** A component: null, or an object whose `type` is one of `types`. */
-  component(
+  /**
+   * A component's object and its `type`, one of `types`; null when it is
+   * null or absent.
+   */
+  typed(
     v: unknown,
     what: string,
     types: string[],
-    seqKey: string,
-    depth = 0,
-  ): void {
-    if (v === undefined || v === null) return;
+  ): { o: Json; type: string } | null {
+    if (v === undefined || v === null) return null;
     if (!isObject(v)) this.fail(`${what} must be an object or null`);
     const type = v.type;
     if (typeof type !== "string" || !types.includes(type)) {
@@ -131,9 +132,23 @@ class Checker {
         })`,
       );
     }
+    return { o: v, type };
+  }
+
+  /** A component: null, or an object whose `type` is one of `types`. */
+  component(
+    v: unknown,
+    what: string,
+    types: string[],
+    seqKey: string,
+    depth = 0,
+  ): void {
+    const t = this.typed(v, what, types);
+    if (t === null) return;
+    const { o, type } = t;
     if (type === "Sequence") {
       if (depth > 8) this.fail(`${what} Sequence nests too deeply`);
-      const list = v[seqKey];
+      const list = o[seqKey];
       if (!Array.isArray(list)) {
         this.fail(`${what} Sequence must have a "${seqKey}" list`);
       }
@@ -143,7 +158,7 @@ class Checker {
       );
     }
     for (const key of ["pattern", "content", "prepend", "replacement"]) {
-      const p = v[key];
+      const p = o[key];
       if (p === undefined) continue;
       if (key === "pattern") this.pattern(p, `${what}.pattern`);
       else this.str(p, `${what}.${key}`);
@@ -316,20 +331,12 @@ function postProcessor(
   limit: number,
   depth: number,
 ): void {
-  if (v === undefined || v === null) return;
-  if (!isObject(v)) c.fail(`${what} must be an object or null`);
-  const type = v.type;
-  if (typeof type !== "string" || !POST_PROCESSORS.includes(type)) {
-    throw new FormatError(
-      c.file,
-      `unsupported ${what} type ${describe(type)} (supported: ${
-        POST_PROCESSORS.join(", ")
-      })`,
-    );
-  }
+  const t = c.typed(v, what, POST_PROCESSORS);
+  if (t === null) return;
+  const { o, type } = t;
   switch (type) {
     case "TemplateProcessing": {
-      const special = v.special_tokens ?? {};
+      const special = o.special_tokens ?? {};
       if (!isObject(special)) {
         c.fail(`${what}.special_tokens must be an object`);
       }
@@ -347,7 +354,7 @@ function postProcessor(
         s.tokens.forEach((t, i) => c.str(t, `${w}.tokens[${i}]`));
       }
       for (const key of ["single", "pair"]) {
-        const list = v[key];
+        const list = o[key];
         if (key === "pair" && (list === undefined || list === null)) continue;
         if (!Array.isArray(list) || list.length > 64) {
           c.fail(`${what}.${key} must be a list of pieces (at most 64)`);
@@ -382,7 +389,7 @@ function postProcessor(
     case "BertProcessing":
     case "RobertaProcessing":
       for (const key of ["sep", "cls"]) {
-        const p = v[key];
+        const p = o[key];
         if (
           !Array.isArray(p) || p.length !== 2 || typeof p[0] !== "string"
         ) {
@@ -395,7 +402,7 @@ function postProcessor(
       return;
     case "Sequence": {
       if (depth > 8) c.fail(`${what} Sequence nests too deeply`);
-      const list = v.processors;
+      const list = o.processors;
       if (!Array.isArray(list) || list.length > 64) {
         c.fail(`${what}.processors must be a list (at most 64)`);
       }
