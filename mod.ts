@@ -21,6 +21,8 @@
 
 // The model: load, generate, stream.
 export * from "./lib/engine/auto_model.ts";
+export { TRACKS } from "./lib/engine/trace.ts";
+export type { GpuTiming, TraceEvent, Track } from "./lib/engine/trace.ts";
 export type {
   GenerateOptions,
   GenerationStats,
@@ -69,7 +71,6 @@ export { SHARD_FORMAT, SHARD_VERSION, ShardDir } from "./lib/format/shards.ts";
 export type {
   Manifest,
   ManifestFile,
-  Quantization,
   QuantLayout,
 } from "./lib/format/shards.ts";
 export {
@@ -81,9 +82,15 @@ export type { Dtype } from "./lib/format/dtype.ts";
 export { encoding, ENCODINGS } from "./lib/quant/encoding.ts";
 export type {
   Encoding,
+  EncodingKernels,
   EncodingName,
+  FloatDtype,
+  PackedName,
   PackedWeight,
+  Quantization,
 } from "./lib/quant/encoding.ts";
+export { GGML_ENCODING_NAMES } from "./lib/quant/ggml_encodings.ts";
+export type { GgmlEncodingName } from "./lib/quant/ggml_encodings.ts";
 export { dequantizeQ8, quantizeQ8 } from "./lib/quant/q8.ts";
 export { dequantizeQ4, quantizeQ4 } from "./lib/quant/q4.ts";
 

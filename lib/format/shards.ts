@@ -9,7 +9,7 @@ import {
   encoding,
   isPacked,
   type PackedName,
-  type Quantization as EncQuantization,
+  type Quantization,
   quantizationChoices,
 } from "../quant/encoding.ts";
 import { FormatError, UnsupportedError } from "../errors.ts";
@@ -74,19 +74,7 @@ export const EMBED_FILE = "embed.safetensors";
  */
 export const HEAD_FILE = "head.safetensors";
 
-/**
- * Split-time quantization of the 2-D projection weights: "none" or a packed
- * encoding (lib/quant/encoding.ts).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import type { Quantization } from "./shards.ts";
- * const q: Quantization = "none";
- * assert.equal(q, "none");
- * ```
- */
-export type Quantization = EncQuantization;
+export type { Quantization };
 
 /**
  * Layout of one quantized tensor (also in the file's `__metadata__`).

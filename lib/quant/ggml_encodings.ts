@@ -41,7 +41,17 @@ import q6k from "../../kernels/_ggml_q6_k.wgsl" with { type: "text" };
  * assert.equal(GGML_ENCODING_NAMES.Q4_K, "q4k");
  * ```
  */
-export const GGML_ENCODING_NAMES = Object.freeze(
+export const GGML_ENCODING_NAMES: {
+  readonly Q4_1: "q4_1";
+  readonly Q5_0: "q5_0";
+  readonly Q5_1: "q5_1";
+  readonly IQ4_NL: "iq4_nl";
+  readonly Q2_K: "q2k";
+  readonly Q3_K: "q3k";
+  readonly Q4_K: "q4k";
+  readonly Q5_K: "q5k";
+  readonly Q6_K: "q6k";
+} = Object.freeze(
   {
     Q4_1: "q4_1",
     Q5_0: "q5_0",
@@ -60,9 +70,10 @@ export const GGML_ENCODING_NAMES = Object.freeze(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { GgmlEncodingName } from "./ggml_encodings.ts";
  * const n: GgmlEncodingName = "q5k";
- * console.log(n);
+ * assert.equal(n, "q5k");
  * ```
  */
 export type GgmlEncodingName =
