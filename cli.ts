@@ -18,6 +18,7 @@ Commands:
   chat <model>    interactive chat through the model's chat template
   split <source>  convert a checkpoint into per-layer shard files once
   info <model>    describe a model or shard directory
+  plan <model>    residency plan and predicted s/token under --gpu-memory (no GPU needed)
   bench           benchmark the streaming engine (--kernels: the WGSL kernels)
   demo            make a tiny seeded model, split it and run it streamed
 
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   chat: async () => (await import("./lib/cli/chat.ts")).main,
   split: async () => (await import("./lib/cli/split.ts")).main,
   info: async () => (await import("./lib/cli/info.ts")).main,
+  plan: async () => (await import("./lib/cli/plan.ts")).main,
   bench: async () => (await import("./lib/cli/bench.ts")).main,
   demo: async () => (await import("./lib/cli/demo.ts")).main,
 };

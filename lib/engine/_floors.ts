@@ -1,0 +1,119 @@
+/**
+ * Measures the floors {@link predict} uses, on this machine: the sequential
+ * read rate of the model's files (or of a temporary file), and, when a GPU
+ * adapter is there, the upload rate (`queue.writeBuffer`) and the matvec
+ * kernel's weight bandwidth for the model's encoding.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { warmReadRate } from "../_io_rate.ts";
+import type { Floors, WeightEncoding } from "./predict.ts";
+
+/**
+ * Warm sequential read rate of `files` (their first `bytes`), or of a
+ * temporary file of `bytes` when there are none; bytes/s.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { measureReadRate } from "./_floors.ts";
+ * assert.ok(await measureReadRate([], 1 << 20) > 0);
+ * ```
+ */
+export async function measureReadRate(
+  files: string[],
+  bytes = 256 << 20,
+): Promise<number> {
+  if (files.length > 0) return await warmReadRate(files, bytes);
+  const dir = await Deno.makeTempDir({ prefix: "strata-plan-" });
+  try {
+    const path = join(dir, "probe");
+    const chunk = new Uint8Array(Math.min(bytes, 16 << 20));
+    chunk.fill(0x5a);
+    const f = await Deno.open(path, { write: true, create: true });
+    try {
+      for (let done = 0; done < bytes; done += chunk.length) {
+        let k = 0;
+        const n = Math.min(chunk.length, bytes - done);
+        while (k < n) k += await f.write(chunk.subarray(k, n));
+      }
+    } finally {
+      f.close();
+    }
+    return await warmReadRate([path], bytes);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** GPU floors and the adapter's name. */
+export interface GpuFloors extends Floors {
+  /** Adapter description. */
+  adapter: string;
+}
+
+/**
+ * Upload and matvec rates on the default WebGPU adapter, or null when there
+ * is none. Takes a few seconds (longer on a CPU adapter).
+ *
+ * @example
+ * ```ts ignore
+ * import { measureGpuFloors } from "./_floors.ts";
+ * console.log(await measureGpuFloors("F16"));
+ * ```
+ */
+export async function measureGpuFloors(
+  encoding: WeightEncoding,
+): Promise<GpuFloors | null> {
+  const { requestGpu } = await import("../gpu/device.ts");
+  let gpu;
+  try {
+    gpu = await requestGpu();
+  } catch {
+    return null;
+  }
+  try {
+    const size = 64 << 20;
+    const host = new Uint8Array(size);
+    host.fill(1);
+    const buf = gpu.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    let best = Infinity;
+    for (let r = 0; r < 4; r++) {
+      await gpu.device.queue.onSubmittedWorkDone();
+      const t0 = performance.now();
+      gpu.device.queue.writeBuffer(buf, 0, host);
+      gpu.device.queue.submit([]);
+      await gpu.device.queue.onSubmittedWorkDone();
+      best = Math.min(best, performance.now() - t0);
+    }
+    buf.destroy();
+    const uploadBps = size / (best / 1000);
+    const { benchKernels } = await import("../gpu/bench.ts");
+    const dtype = encoding.toLowerCase() as
+      | "f32"
+      | "f16"
+      | "bf16"
+      | "q8"
+      | "q4";
+    const report = await benchKernels(gpu, {
+      dtypes: [dtype],
+      shapes: [[4096, 4096]],
+      prefillT: 0,
+      rounds: 2,
+      roundMs: 150,
+      idleWaitMs: 200,
+    });
+    return {
+      adapter: gpu.adapter.description || gpu.adapter.vendor || "WebGPU",
+      uploadBps,
+      computeBps: report.kernels[0].gbps * 1e9,
+      cpuAdapter: gpu.adapter.isFallback,
+    };
+  } finally {
+    gpu.device.destroy();
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * A pool of Web Workers quantizing chunks of rows for the split, one worker
+ * per core (`navigator.hardwareConcurrency`, or `$STRATA_SPLIT_WORKERS`).
+ * Jobs go to the least busy worker; each reply resolves its job's promise.
+ * When workers cannot be started (a runtime without them, or a compiled
+ * binary built without `--include lib/split/_quant_worker.ts`) or
+ * `$STRATA_SPLIT_WORKERS=0`, chunks are quantized on the calling thread.
+ *
+ * @module
+ */
+import { StrataError } from "../errors.ts";
+import {
+  type FloatDtype,
+  type PackedRows,
+  quantizeChunk,
+  type QuantKind,
+} from "./_quant_rows.ts";
+
+interface Pending {
+  resolve: (q: PackedRows) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  busy: number;
+}
+
+/** Chunks of rows quantized on worker threads. */
+export class QuantPool {
+  #slots: Slot[] = [];
+  #pending = new Map<number, Pending & { slot: Slot }>();
+  #next = 0;
+  #failed: Error | null = null;
+
+  /** Number of workers (0: the calling thread does the work). */
+  get workers(): number {
+    return this.#slots.length;
+  }
+
+  /** Starts `n` workers (default: one per core); falls back to none. */
+  static create(n?: number): QuantPool {
+    const pool = new QuantPool();
+    const env = Number(Deno.env.get("STRATA_SPLIT_WORKERS") ?? NaN);
+    const want = Number.isInteger(env) && env >= 0
+      ? env
+      : (n ?? Math.max(1, navigator.hardwareConcurrency ?? 1));
+    for (let i = 0; i < want; i++) {
+      let worker: Worker;
+      try {
+        worker = new Worker(
+          new URL("./_quant_worker.ts", import.meta.url),
+          { type: "module" },
+        );
+      } catch {
+        break; // no workers here: quantize on this thread
+      }
+      const slot: Slot = { worker, busy: 0 };
+      worker.onmessage = (e) => pool.#reply(e.data);
+      worker.onerror = (e) => {
+        e.preventDefault();
+        pool.#fail(
+          new StrataError(`split: quantization worker failed: ${e.message}`),
+        );
+      };
+      pool.#slots.push(slot);
+    }
+    return pool;
+  }
+
+  #reply(msg: {
+    id: number;
+    data?: Uint8Array;
+    scales?: Uint16Array;
+    error?: string;
+  }): void {
+    const p = this.#pending.get(msg.id);
+    if (!p) return;
+    this.#pending.delete(msg.id);
+    p.slot.busy--;
+    if (msg.error !== undefined) {
+      p.reject(new StrataError(`split: quantization failed: ${msg.error}`));
+    } else p.resolve({ data: msg.data!, scales: msg.scales! });
+  }
+
+  #fail(e: Error): void {
+    this.#failed = e;
+    for (const p of this.#pending.values()) p.reject(e);
+    this.#pending.clear();
+  }
+
+  /**
+   * Quantizes `rows` x `cols` values of `dtype` in `bytes` to `kind`. The
+   * buffer of `bytes` is transferred to a worker (detached here) when it
+   * covers the whole buffer; otherwise it is copied.
+   */
+  quantize(
+    kind: QuantKind,
+    dtype: FloatDtype,
+    bytes: Uint8Array,
+    rows: number,
+    cols: number,
+  ): Promise<PackedRows> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    if (this.#slots.length === 0) {
+      try {
+        return Promise.resolve(
+          quantizeChunk({ kind, dtype, bytes, rows, cols }),
+        );
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    const slot = this.#slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const own = bytes.byteOffset === 0 &&
+        bytes.byteLength === bytes.buffer.byteLength
+      ? bytes
+      : bytes.slice();
+    const id = this.#next++;
+    slot.busy++;
+    return new Promise<PackedRows>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, slot });
+      slot.worker.postMessage({ id, kind, dtype, bytes: own, rows, cols }, [
+        own.buffer as ArrayBuffer,
+      ]);
+    });
+  }
+
+  /** Stops the workers; pending jobs are rejected. */
+  close(): void {
+    for (const s of this.#slots) s.worker.terminate();
+    this.#slots = [];
+    this.#fail(new StrataError("split: quantization pool closed"));
+  }
+}
