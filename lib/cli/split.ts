@@ -56,8 +56,8 @@ function seconds(s: number): string {
  * "read 1.2 GB/s (0.61× the floor 2.0 GB/s)": the rate at which the split
  * consumes its source, against the floor measured at the start when known.
  */
-function sourceRate(p: SplitProgress, el: number, skipped: number): string {
-  const read = (p.sourceBytesDone ?? 0) - Math.max(0, skipped);
+function sourceRate(p: SplitProgress, el: number): string {
+  const read = (p.sourceBytesDone ?? 0) - (p.sourceBytesSkipped ?? 0);
   const t = p.seconds ?? el;
   const rate = t > 0 ? read / t : 0;
   let s = `read ${(rate / 1e9).toFixed(2)} GB/s`;
@@ -76,13 +76,8 @@ class ProgressLine {
   #last = 0;
   #drawn = false;
   #enc = new TextEncoder();
-  #skippedSource = -1;
 
   update(p: SplitProgress): void {
-    // source bytes done before the first write: skipped (resumed) files
-    if (this.#skippedSource < 0 || p.bytesDone === p.bytesSkipped) {
-      this.#skippedSource = p.sourceBytesDone ?? 0;
-    }
     if (!this.#tty) return;
     const now = performance.now();
     if (now - this.#last < 100 && p.bytesDone < p.bytesTotal) return;
@@ -94,9 +89,9 @@ class ProgressLine {
     const pct = p.bytesTotal ? (100 * p.bytesDone / p.bytesTotal) : 100;
     const line = `split ${pct.toFixed(0).padStart(3)}%  ${
       formatBytes(p.bytesDone, 1000)
-    } / ${formatBytes(p.bytesTotal, 1000)}  ${
-      sourceRate(p, el, this.#skippedSource)
-    }  ETA ${seconds(eta)}  ${p.file}`;
+    } / ${formatBytes(p.bytesTotal, 1000)}  ${sourceRate(p, el)}  ETA ${
+      seconds(eta)
+    }  ${p.file}`;
     Deno.stderr.writeSync(this.#enc.encode(`\r\x1b[2K${line}`));
     this.#drawn = true;
   }
@@ -104,11 +99,6 @@ class ProgressLine {
   end(): void {
     if (this.#drawn) Deno.stderr.writeSync(this.#enc.encode("\r\x1b[2K"));
     this.#drawn = false;
-  }
-
-  /** Source bytes that were already split when this run started. */
-  get skippedSource(): number {
-    return Math.max(0, this.#skippedSource);
   }
 
   get elapsed(): number {
@@ -212,12 +202,13 @@ export async function main(args: string[]): Promise<number> {
       }`,
     ];
     const lp = last as SplitProgress | null;
-    const srcRead = (lp?.sourceBytesDone ?? 0) - progress.skippedSource;
+    const srcRead = (lp?.sourceBytesDone ?? 0) -
+      (lp?.sourceBytesSkipped ?? 0);
     if (written > 0) {
       parts.push(
         `wrote ${formatBytes(written, 1000)} in ${seconds(el)} (${
           formatBytes(written / Math.max(el, 1e-3), 1000)
-        }/s; ${lp ? sourceRate(lp, el, progress.skippedSource) : ""})`,
+        }/s; ${lp ? sourceRate(lp, el) : ""})`,
       );
     }
     const floor = lp?.floor;

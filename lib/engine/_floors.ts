@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { warmReadRate } from "../_io_rate.ts";
 import type { Floors, WeightEncoding } from "./predict.ts";
+import type { Gpu } from "../gpu/device.ts";
 
 /**
  * Warm sequential read rate of `files` (their first `bytes`), or of a
@@ -51,11 +52,66 @@ export async function measureReadRate(
 export interface GpuFloors extends Floors {
   /** Adapter description. */
   adapter: string;
+  /** Host → GPU upload, bytes/s. */
+  uploadBps: number;
+  /** Matvec weight bytes per second. */
+  computeBps: number;
+  /** Whether the adapter runs on the CPU. */
+  cpuAdapter: boolean;
 }
 
 /**
- * Upload and matvec rates on the default WebGPU adapter, or null when there
- * is none. Takes a few seconds (longer on a CPU adapter).
+ * Upload (`queue.writeBuffer` of 64 MiB) and matvec (4096x4096 of the
+ * encoding) rates on `gpu`. Takes a few seconds (longer on a CPU adapter).
+ *
+ * @example
+ * ```ts ignore
+ * import { requestGpu } from "../gpu/device.ts";
+ * import { gpuFloors } from "./_floors.ts";
+ * console.log(await gpuFloors(await requestGpu(), "F16"));
+ * ```
+ */
+export async function gpuFloors(
+  gpu: Gpu,
+  encoding: WeightEncoding,
+): Promise<GpuFloors> {
+  const size = 64 << 20;
+  const host = new Uint8Array(size);
+  host.fill(1);
+  const buf = gpu.device.createBuffer({
+    size,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
+  let best = Infinity;
+  for (let r = 0; r < 4; r++) {
+    await gpu.device.queue.onSubmittedWorkDone();
+    const t0 = performance.now();
+    gpu.device.queue.writeBuffer(buf, 0, host);
+    gpu.device.queue.submit([]);
+    await gpu.device.queue.onSubmittedWorkDone();
+    best = Math.min(best, performance.now() - t0);
+  }
+  buf.destroy();
+  const { benchKernels } = await import("../gpu/bench.ts");
+  const dtype = encoding.toLowerCase() as "f32" | "f16" | "bf16" | "q8" | "q4";
+  const report = await benchKernels(gpu, {
+    dtypes: [dtype],
+    shapes: [[4096, 4096]],
+    prefillT: 0,
+    rounds: 2,
+    roundMs: 150,
+    idleWaitMs: 200,
+  });
+  return {
+    adapter: gpu.adapter.description || gpu.adapter.vendor || "WebGPU",
+    uploadBps: size / (best / 1000),
+    computeBps: report.kernels[0].gbps * 1e9,
+    cpuAdapter: gpu.adapter.isFallback,
+  };
+}
+
+/**
+ * {@link gpuFloors} on the default WebGPU adapter, or null when there is none.
  *
  * @example
  * ```ts ignore
@@ -67,52 +123,14 @@ export async function measureGpuFloors(
   encoding: WeightEncoding,
 ): Promise<GpuFloors | null> {
   const { requestGpu } = await import("../gpu/device.ts");
-  let gpu;
+  let gpu: Gpu;
   try {
     gpu = await requestGpu();
   } catch {
     return null;
   }
   try {
-    const size = 64 << 20;
-    const host = new Uint8Array(size);
-    host.fill(1);
-    const buf = gpu.device.createBuffer({
-      size,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
-    let best = Infinity;
-    for (let r = 0; r < 4; r++) {
-      await gpu.device.queue.onSubmittedWorkDone();
-      const t0 = performance.now();
-      gpu.device.queue.writeBuffer(buf, 0, host);
-      gpu.device.queue.submit([]);
-      await gpu.device.queue.onSubmittedWorkDone();
-      best = Math.min(best, performance.now() - t0);
-    }
-    buf.destroy();
-    const uploadBps = size / (best / 1000);
-    const { benchKernels } = await import("../gpu/bench.ts");
-    const dtype = encoding.toLowerCase() as
-      | "f32"
-      | "f16"
-      | "bf16"
-      | "q8"
-      | "q4";
-    const report = await benchKernels(gpu, {
-      dtypes: [dtype],
-      shapes: [[4096, 4096]],
-      prefillT: 0,
-      rounds: 2,
-      roundMs: 150,
-      idleWaitMs: 200,
-    });
-    return {
-      adapter: gpu.adapter.description || gpu.adapter.vendor || "WebGPU",
-      uploadBps,
-      computeBps: report.kernels[0].gbps * 1e9,
-      cpuAdapter: gpu.adapter.isFallback,
-    };
+    return await gpuFloors(gpu, encoding);
   } finally {
     gpu.device.destroy();
   }

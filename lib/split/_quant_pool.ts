@@ -38,26 +38,66 @@ export class QuantPool {
     return this.#slots.length;
   }
 
-  /** Starts `n` workers (default: one per core); falls back to none. */
-  static create(n?: number): QuantPool {
+  /**
+   * Starts `n` workers (default: one per core) and waits for each to answer
+   * a first tiny job; a worker that cannot start (e.g. a compiled binary
+   * without the worker module) is dropped, and with none the pool works on
+   * the calling thread. `url` replaces the worker module (tests).
+   */
+  static async create(
+    opts: { workers?: number; url?: URL } = {},
+  ): Promise<QuantPool> {
+    const n = opts.workers;
     const pool = new QuantPool();
     const env = Number(Deno.env.get("STRATA_SPLIT_WORKERS") ?? NaN);
     const want = Number.isInteger(env) && env >= 0
       ? env
       : (n ?? Math.max(1, navigator.hardwareConcurrency ?? 1));
+    const started: Slot[] = [];
     for (let i = 0; i < want; i++) {
       let worker: Worker;
       try {
         worker = new Worker(
-          new URL("./_quant_worker.ts", import.meta.url),
+          opts.url ?? new URL("./_quant_worker.ts", import.meta.url),
           { type: "module" },
         );
       } catch {
         break; // no workers here: quantize on this thread
       }
-      const slot: Slot = { worker, busy: 0 };
-      worker.onmessage = (e) => pool.#reply(e.data);
-      worker.onerror = (e) => {
+      started.push({ worker, busy: 0 });
+    }
+    const probe = new Uint8Array(128); // one row of 32 f32 zeros
+    const ok = await Promise.all(
+      started.map((slot) =>
+        new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), 30_000);
+          slot.worker.onmessage = () => {
+            clearTimeout(timer);
+            resolve(true);
+          };
+          slot.worker.onerror = (e) => {
+            e.preventDefault();
+            clearTimeout(timer);
+            resolve(false);
+          };
+          slot.worker.postMessage({
+            id: -1,
+            kind: "q8",
+            dtype: "F32",
+            bytes: probe.slice(),
+            rows: 1,
+            cols: 32,
+          });
+        })
+      ),
+    );
+    for (const [i, slot] of started.entries()) {
+      if (!ok[i]) {
+        slot.worker.terminate();
+        continue;
+      }
+      slot.worker.onmessage = (e) => pool.#reply(e.data);
+      slot.worker.onerror = (e) => {
         e.preventDefault();
         pool.#fail(
           new StrataError(`split: quantization worker failed: ${e.message}`),

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { f16Table } from "../quant/half.ts";
+import { f16Table, f32ToF16 } from "../quant/half.ts";
+import { isSimdInput, quantizeSimd, simdInput } from "./_simd_quant.ts";
 import { quantizeQ8 } from "../quant/q8.ts";
 import { quantizeQ4 } from "../quant/q4.ts";
 import { UsageError } from "../errors.ts";
@@ -60,7 +61,9 @@ export function decodeRows(
 
 /**
  * Quantizes `rows` rows of `cols` f32 values to `kind` (the one call per
- * chunk: the encoding and the f32 rows in, packed rows out).
+ * chunk: the encoding and the f32 rows in, packed rows out). Rows placed in
+ * the SIMD module's memory ({@link simdInput}) are quantized there, with
+ * the same result.
  */
 export function quantizeRows(
   kind: QuantKind,
@@ -68,6 +71,10 @@ export function quantizeRows(
   rows: number,
   cols: number,
 ): PackedRows {
+  if (isSimdInput(w) && w.length === rows * cols) {
+    const q = quantizeSimd(kind, rows, cols, f32ToF16);
+    if (q) return q;
+  }
   if (kind === "q8") {
     const q = quantizeQ8(w, rows, cols);
     return {
@@ -99,7 +106,11 @@ export function quantizeChunk(job: {
   cols: number;
 }): PackedRows {
   const n = job.rows * job.cols;
-  if (scratch.length < n) scratch = new Float32Array(n);
-  const w = decodeRows(job.bytes, job.dtype, scratch);
+  let into = simdInput(n);
+  if (!into) {
+    if (scratch.length < n) scratch = new Float32Array(n);
+    into = scratch;
+  }
+  const w = decodeRows(job.bytes, job.dtype, into);
   return quantizeRows(job.kind, w, job.rows, job.cols);
 }

@@ -83,6 +83,8 @@ export interface SplitProgress {
   sourceBytesDone?: number;
   /** Source bytes the split reads in all. */
   sourceBytesTotal?: number;
+  /** Of sourceBytesDone, the bytes of files skipped on resume. */
+  sourceBytesSkipped?: number;
   /** The floor measured at the start of this run, when measured. */
   floor?: SplitFloor;
   /** Seconds since this run started writing (after the floor probe). */
@@ -387,6 +389,7 @@ export async function splitModel(
   let bytesDone = 0;
   let bytesSkipped = 0;
   let sourceBytesDone = 0;
+  let sourceBytesSkipped = 0;
   const entries: ManifestFile[] = new Array(files.length);
   const t0 = performance.now();
   const report = (file: string) =>
@@ -397,13 +400,14 @@ export async function splitModel(
       bytesSkipped,
       sourceBytesDone,
       sourceBytesTotal,
+      sourceBytesSkipped,
       floor,
       seconds: (performance.now() - t0) / 1000,
     });
   const needsPool = files.some((f) =>
     !finished.has(f.path) && f.tensors.some((t) => t.kind !== "raw")
   );
-  const pool = needsPool ? QuantPool.create() : null;
+  const pool = needsPool ? await QuantPool.create() : null;
   // The finishing (fsync, rename, progress record) of the file before the
   // one being written: it overlaps the writing of the next file.
   let chain: Promise<void> = Promise.resolve();
@@ -417,6 +421,7 @@ export async function splitModel(
         bytesDone += done.size;
         bytesSkipped += done.size;
         sourceBytesDone += srcBytesOf(f);
+        sourceBytesSkipped += srcBytesOf(f);
         report(f.path);
         continue;
       }
