@@ -31,6 +31,8 @@ export const SHAPES: Record<string, {
   kvHeads: number;
   vocab: number;
   layers: number;
+  /** The real model's max_position_embeddings (the KV length `run` would choose: min(4096, this)). */
+  maxPositions: number;
 }> = {
   "llama-2-70b": {
     hidden: 8192,
@@ -39,6 +41,7 @@ export const SHAPES: Record<string, {
     kvHeads: 8,
     vocab: 32000,
     layers: 80,
+    maxPositions: 4096,
   },
   "llama-3-8b": {
     hidden: 4096,
@@ -47,6 +50,7 @@ export const SHAPES: Record<string, {
     kvHeads: 8,
     vocab: 128256,
     layers: 32,
+    maxPositions: 8192,
   },
 };
 
@@ -64,7 +68,9 @@ export interface ShapeBenchOptions {
   tokens: number;
   /** The bench cache directory. */
   root: string;
-  /** KV cache positions (default: as 'run', min(4096, max_position_embeddings) = 512 here). */
+  /** Also measure the matvec kernel alone, the compute floor `plan` uses (default true; slow on a CPU adapter). */
+  kernelFloor?: boolean;
+  /** KV cache positions (default: what `run` chooses for the real model, min(4096, its max_position_embeddings)). */
   maxSeqLen?: number;
 }
 
@@ -149,8 +155,7 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
   const sd = await ShardDir.open(shards);
   const cfg = sd.manifest.config;
   const budget = parseSize(o.gpuMemory);
-  const maxSeqLen = o.maxSeqLen ??
-    Math.min(4096, cfg.maxPositionEmbeddings || 4096);
+  const maxSeqLen = o.maxSeqLen ?? Math.min(4096, s.maxPositions);
   const gpu = await requestGpu();
   const adapter = gpu.adapter.description || gpu.adapter.vendor;
   console.log(
@@ -198,6 +203,7 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
   // buffer with writeBuffer in 64 MiB pieces
   const files = plan.streamed.map((i) => sd.layerPath(i));
   const chunk = 64 << 20;
+  const piece = 1 << 20; // writeBuffer in 1 MiB pieces, as the engine's bench
   const buf = new Uint8Array(chunk);
   let readBytes = 0;
   const r0 = performance.now();
@@ -225,7 +231,15 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
     for (let done = 0; done < streamed;) {
       for (let off = 0; off < plan.slotBytes && done < streamed; off += chunk) {
         const n = Math.min(chunk, plan.slotBytes - off, streamed - done);
-        gpu.device.queue.writeBuffer(slot, off, buf, 0, n);
+        for (let k = 0; k < n; k += piece) {
+          gpu.device.queue.writeBuffer(
+            slot,
+            off + k,
+            buf,
+            k,
+            Math.min(piece, n - k),
+          );
+        }
         done += n;
       }
       gpu.device.queue.submit([]);
@@ -235,7 +249,7 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
     slot.destroy();
   }
   // 4. what `plan` measures on its own: the F16 matvec kernel's bandwidth
-  const g = await gpuFloors(gpu, "F16");
+  const g = o.kernelFloor === false ? null : await gpuFloors(gpu, "F16");
   gpu.device.destroy();
 
   const computeS = all.perToken;
@@ -256,12 +270,13 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
     maxSeqLen,
     floors: { ...floors, computeBps: computeBytes / computeS },
   });
-  const kernelPred = predict(cfg, {
-    encoding: "F16",
-    budget,
-    maxSeqLen,
-    floors: { ...floors, computeBps: g.computeBps },
-  });
+  const kernelPred = g &&
+    predict(cfg, {
+      encoding: "F16",
+      budget,
+      maxSeqLen,
+      floors: { ...floors, computeBps: g.computeBps },
+    });
   const ms = (x: number) => `${(x * 1000).toFixed(0)} ms`;
   const same = pred.plan.resident.length === plan.resident.length &&
     pred.plan.slots === plan.slots;
@@ -296,9 +311,13 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
       streamed ? gb(streamed, uploadS) : "-"
     } GB/s writeBuffer), compute ${ms(computeS)} (all resident; ${
       gb(computeBytes, computeS)
-    } GB/s of weights; the 4096x4096 F16 matvec alone: ${
-      (g.computeBps / 1e9).toFixed(2)
-    } GB/s)`,
+    } GB/s of weights${
+      g
+        ? `; the 4096x4096 F16 matvec alone: ${
+          (g.computeBps / 1e9).toFixed(2)
+        } GB/s`
+        : ""
+    })`,
   );
   console.log(
     "units in flight: n/a (sub-layer streaming units: issue 17, deliverable 1)",
@@ -309,11 +328,13 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
       pred.secondsPerToken.toFixed(2)
     } s/token from these floors (${
       pred.overlapped ? "overlapped: the largest" : "one slot: their sum"
-    }) → measured/predicted ${
-      ratio(pred.secondsPerToken)
-    }; with its own kernel compute floor ${
-      kernelPred.secondsPerToken.toFixed(2)
-    } s/token → ${ratio(kernelPred.secondsPerToken)}`,
+    }) → measured/predicted ${ratio(pred.secondsPerToken)}${
+      kernelPred
+        ? `; with its own kernel compute floor ${
+          kernelPred.secondsPerToken.toFixed(2)
+        } s/token → ${ratio(kernelPred.secondsPerToken)}`
+        : ""
+    }`,
   );
   console.log(
     `bench wall time ${((performance.now() - t0) / 1000).toFixed(1)} s`,

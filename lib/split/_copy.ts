@@ -63,6 +63,15 @@ interface Piece {
   srcBytes: number;
   /** Set on the last piece of a tensor. */
   last?: OutTensor;
+  /** Whether its buffer may be reused once written (copied chunks). */
+  reuse?: boolean;
+}
+
+/** Copy buffers of `copyBytes`, reused once written (no allocation per chunk). */
+const spare: Uint8Array[] = [];
+function copyBuffer(size: number): Uint8Array {
+  const b = spare.pop();
+  return b && b.length === size ? b : new Uint8Array(size);
 }
 
 function bytesOf(a: ArrayBufferView): Uint8Array {
@@ -128,12 +137,16 @@ function* tensorPieces(t: OutTensor, o: CopyOptions): Generator<Piece> {
     }
     for (let a = 0; a < n; a += o.copyBytes) {
       const b = Math.min(n, a + o.copyBytes);
+      const full = b - a === o.copyBytes;
       yield {
         name: dataName,
-        bytes: quiet(range(a, b)),
+        bytes: quiet(
+          full ? src.readRange(a, copyBuffer(o.copyBytes)) : range(a, b),
+        ),
         outBytes: b - a,
         srcBytes: b - a,
         last: b === n ? t : undefined,
+        reuse: full,
       };
     }
     return;
@@ -192,10 +205,10 @@ function* tensorPieces(t: OutTensor, o: CopyOptions): Generator<Piece> {
   const dataBytes = t.bytes - scaleBytes;
   for (let r0 = 0; r0 < rows; r0 += step) {
     const r1 = Math.min(rows, r0 + step);
+    const [a, b] = [r0 * cols * el, r1 * cols * el];
     const q = quiet(
-      range(r0 * cols * el, r1 * cols * el).then((bytes) =>
-        o.pool.quantize(kind, dtype, bytes, r1 - r0, cols)
-      ),
+      (src.readRange ? src.readRange(a, o.pool.buffer(b - a)) : range(a, b))
+        .then((bytes) => o.pool.quantize(kind, dtype, bytes, r1 - r0, cols)),
     );
     parts.push(q.then((x) => x.scales));
     yield {
@@ -282,6 +295,7 @@ export async function writeTensorFile(
       const w = writer.write(p.name, bytes);
       h.update(bytes); // while the write runs on another thread
       await w;
+      if (p.reuse && spare.length < 8) spare.push(bytes);
       size += bytes.length;
       o.onPiece?.(p.outBytes, p.srcBytes);
       if (p.last) await o.onTensor?.(p.last);

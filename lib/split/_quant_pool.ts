@@ -32,6 +32,20 @@ export class QuantPool {
   #pending = new Map<number, Pending & { slot: Slot }>();
   #next = 0;
   #failed: Error | null = null;
+  #free: Uint8Array[] = [];
+
+  /**
+   * A buffer of `size` bytes to read a chunk into: one that came back from a
+   * worker when there is one (no allocation, no page faults), else new.
+   */
+  buffer(size: number): Uint8Array {
+    const i = this.#free.findIndex((b) => b.length === size);
+    return i >= 0 ? this.#free.splice(i, 1)[0] : new Uint8Array(size);
+  }
+
+  #recycle(b: Uint8Array | undefined): void {
+    if (b && b.byteOffset === 0 && this.#free.length < 16) this.#free.push(b);
+  }
 
   /** Number of workers (0: the calling thread does the work). */
   get workers(): number {
@@ -112,8 +126,10 @@ export class QuantPool {
     id: number;
     data?: Uint8Array;
     scales?: Uint16Array;
+    input?: Uint8Array;
     error?: string;
   }): void {
+    this.#recycle(msg.input);
     const p = this.#pending.get(msg.id);
     if (!p) return;
     this.#pending.delete(msg.id);
@@ -144,9 +160,9 @@ export class QuantPool {
     if (this.#failed) return Promise.reject(this.#failed);
     if (this.#slots.length === 0) {
       try {
-        return Promise.resolve(
-          quantizeChunk({ kind, dtype, bytes, rows, cols }),
-        );
+        const q = quantizeChunk({ kind, dtype, bytes, rows, cols });
+        this.#recycle(bytes);
+        return Promise.resolve(q);
       } catch (e) {
         return Promise.reject(e);
       }

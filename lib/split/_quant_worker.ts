@@ -25,10 +25,11 @@ scope.onmessage = (e: MessageEvent<Job>) => {
   const job = e.data;
   try {
     const q = quantizeChunk(job);
-    scope.postMessage({ id: job.id, data: q.data, scales: q.scales }, [
-      q.data.buffer,
-      q.scales.buffer,
-    ]);
+    // the input buffer goes back too, to be read into again
+    scope.postMessage(
+      { id: job.id, data: q.data, scales: q.scales, input: job.bytes },
+      [q.data.buffer, q.scales.buffer, job.bytes.buffer],
+    );
   } catch (err) {
     scope.postMessage({
       id: job.id,

@@ -442,7 +442,8 @@ export async function splitModel(
           copyBytes: envInt("STRATA_SPLIT_COPY_BYTES") || COPY_BYTES,
           quantBytes: envInt("STRATA_SPLIT_CHUNK_BYTES") || CHUNK_F32_BYTES,
           pool: pool!,
-          window: Math.max(4, 2 * (pool?.workers ?? 0) + 2),
+          window: envInt("STRATA_SPLIT_WINDOW") ||
+            Math.max(4, 2 * (pool?.workers ?? 0) + 2),
           onPiece: (outBytes, srcBytes) => {
             bytesDone += outBytes;
             sourceBytesDone += srcBytes;
