@@ -249,7 +249,10 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
     slot.destroy();
   }
   // 4. what `plan` measures on its own: the F16 matvec kernel's bandwidth
-  const g = o.kernelFloor === false ? null : await gpuFloors(gpu, "F16");
+  const g = o.kernelFloor === false ? null : await gpuFloors(gpu, "F16", {
+    bytes: plan.slotBytes || undefined,
+    file: files[0],
+  });
   gpu.device.destroy();
 
   const computeS = all.perToken;
@@ -275,7 +278,11 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
       encoding: "F16",
       budget,
       maxSeqLen,
-      floors: { ...floors, computeBps: g.computeBps },
+      floors: {
+        readBps: floors.readBps,
+        uploadBps: g.uploadBps,
+        computeBps: g.computeBps,
+      },
     });
   const ms = (x: number) => `${(x * 1000).toFixed(0)} ms`;
   const same = pred.plan.resident.length === plan.resident.length &&
@@ -330,7 +337,9 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
       pred.overlapped ? "overlapped: the largest" : "one slot: their sum"
     }) → measured/predicted ${ratio(pred.secondsPerToken)}${
       kernelPred
-        ? `; with its own kernel compute floor ${
+        ? `; from plan's own probes (upload ${
+          (g!.uploadBps / 1e9).toFixed(2)
+        } GB/s, matvec ${(g!.computeBps / 1e9).toFixed(2)} GB/s) ${
           kernelPred.secondsPerToken.toFixed(2)
         } s/token → ${ratio(kernelPred.secondsPerToken)}`
         : ""

@@ -264,13 +264,24 @@ export async function main(args: string[]): Promise<number> {
     !v["no-gpu"] &&
     (floors.uploadBps === undefined || floors.computeBps === undefined)
   ) {
-    const g = await measureGpuFloors(encoding);
+    // the upload is measured at the size of this plan's slot, from a layer file
+    const slot = fit(
+      cfg,
+      { ...{ encoding, maxSeqLen, floors: {} }, budget, batch },
+      maxSeqLen !== undefined,
+    ).plan.slotBytes;
+    const g = await measureGpuFloors(encoding, {
+      bytes: slot || undefined,
+      file: m.files[0],
+    });
     if (g) {
       adapter = g.adapter;
       floors.cpuAdapter = g.cpuAdapter;
       if (floors.uploadBps === undefined) {
         floors.uploadBps = g.uploadBps;
-        how.upload = `measured on ${g.adapter}: writeBuffer`;
+        how.upload = `measured on ${g.adapter}: writeBuffer of ${
+          formatBytes(Math.min(slot || 64 << 20, 1 << 30))
+        } in 1 MiB pieces${m.files.length ? " from a mapped layer file" : ""}`;
       }
       if (floors.computeBps === undefined) {
         floors.computeBps = g.computeBps;
