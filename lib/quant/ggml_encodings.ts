@@ -27,6 +27,9 @@ import q5_1 from "../../kernels/_ggml_q5_1.wgsl" with { type: "text" };
 import iq4nl from "../../kernels/_ggml_iq4_nl.wgsl" with { type: "text" };
 import q2k from "../../kernels/_ggml_q2_k.wgsl" with { type: "text" };
 import q3k from "../../kernels/_ggml_q3_k.wgsl" with { type: "text" };
+import kqHeader from "../../kernels/_ggml_kq_header.wgsl" with {
+  type: "text",
+};
 import q4k from "../../kernels/_ggml_q4_k.wgsl" with { type: "text" };
 import q5k from "../../kernels/_ggml_q5_k.wgsl" with { type: "text" };
 import q6k from "../../kernels/_ggml_q6_k.wgsl" with { type: "text" };
@@ -86,8 +89,8 @@ const SNIPPETS: Record<keyof typeof GGML_ENCODING_NAMES, string> = {
   IQ4_NL: iq4nl,
   Q2_K: q2k,
   Q3_K: q3k,
-  Q4_K: q4k,
-  Q5_K: q5k,
+  Q4_K: kqHeader + q4k,
+  Q5_K: kqHeader + q5k,
   Q6_K: q6k,
 };
 
