@@ -22,15 +22,21 @@
  *   and up from two matrices (`gateUp: "separate"`) or one `[gate; up]` matrix
  *   split by rows (`"fused"`); `postNorm` = `mlpPostNorm`.
  *
- * Routed experts (a router, top-k experts, an optional gated shared expert)
- * are one more step kind beside `mlp`, with its own roles and its own runner;
- * the loop over steps does not change.
+ * - {@link MoeStep}: `norm` = `mlpNorm`; body = routed experts: a router
+ *   picks the top-k of E experts per token (lib/model/moe_config.ts), each a
+ *   SwiGLU MLP of its own (`expertGate`/`expertUp`/`expertDown`, one tensor
+ *   per expert: `{e}` in the name template), mixed by the router's weights;
+ *   plus an optional shared expert scaled by sigmoid(xb · `sharedExpertGate`ᵀ)
+ *   (Qwen2-MoE). Its runner is lib/engine/_moe_step.ts; the loop over steps
+ *   does not change. Dense layers between sparse ones
+ *   (`decoder_sparse_step`, `mlp_only_layers`) run `mlp` ({@link layerSteps}).
  *
  * @module
  */
 
 import { StrataError } from "../errors.ts";
 import type { Architecture, ModelConfig } from "./model_config.ts";
+import { isSparseLayer } from "./moe_config.ts";
 
 /** Where a bias comes from: always present, never present, or `attention_bias` in config.json. */
 export type BiasRule = boolean | "attention_bias";
@@ -77,8 +83,21 @@ export interface MlpStep {
   readonly postNorm: boolean;
 }
 
+/**
+ * The routed-experts block: xb = rmsnorm(x) · mlpNorm; p [T, E] = softmax(xb
+ * · Wrᵀ); keep each token's top-k (renormalized when the config says so);
+ * y = Σ_e p[t, e] · down_e(silu(gate_e(xb)) · up_e(xb)); with a shared
+ * expert, y += sigmoid(xb · Wsgᵀ) · shared(xb); x += y.
+ */
+export interface MoeStep {
+  /** The step kind. */
+  readonly step: "moe";
+  /** A sigmoid-gated shared expert beside the routed ones (Qwen2-MoE). */
+  readonly sharedExpert: boolean;
+}
+
 /** One step of a decoder layer. */
-export type LayerStep = AttentionStep | MlpStep;
+export type LayerStep = AttentionStep | MlpStep | MoeStep;
 
 /** The role of a 2-D weight (nn.Linear layout [out, in]) within a decoder layer. */
 export type MatrixRole =
@@ -90,7 +109,15 @@ export type MatrixRole =
   | "gateProj"
   | "upProj"
   | "gateUpProj"
-  | "downProj";
+  | "downProj"
+  | "router"
+  | "expertGate"
+  | "expertUp"
+  | "expertDown"
+  | "sharedGate"
+  | "sharedUp"
+  | "sharedDown"
+  | "sharedExpertGate";
 
 /** The role of a 1-D tensor (norm weight or bias) within a decoder layer. */
 export type VectorRole =
@@ -111,8 +138,8 @@ export type LayerRole = MatrixRole | VectorRole;
 
 /**
  * Where the weight of each matrix role and each norm comes from: Hugging Face
- * tensor name templates, `{i}` = the layer index. A bias is named after its
- * matrix (`.weight` → `.bias`).
+ * tensor name templates, `{i}` = the layer index, `{e}` = the expert index
+ * (expert roles). A bias is named after its matrix (`.weight` → `.bias`).
  */
 export type LayerNames = Readonly<
   Partial<
@@ -188,6 +215,18 @@ const ATTENTION: AttentionStep = {
 /** The SwiGLU MLP with separate gate and up projections. */
 const MLP: MlpStep = { step: "mlp", gateUp: "separate", postNorm: false };
 
+/** Qwen2-MoE / Qwen3-MoE expert names (`mlp.gate`, `mlp.experts.{e}.*`). */
+const QWEN_MOE_NAMES: LayerNames = {
+  router: "model.layers.{i}.mlp.gate.weight",
+  expertGate: "model.layers.{i}.mlp.experts.{e}.gate_proj.weight",
+  expertUp: "model.layers.{i}.mlp.experts.{e}.up_proj.weight",
+  expertDown: "model.layers.{i}.mlp.experts.{e}.down_proj.weight",
+  sharedGate: "model.layers.{i}.mlp.shared_expert.gate_proj.weight",
+  sharedUp: "model.layers.{i}.mlp.shared_expert.up_proj.weight",
+  sharedDown: "model.layers.{i}.mlp.shared_expert.down_proj.weight",
+  sharedExpertGate: "model.layers.{i}.mlp.shared_expert_gate.weight",
+};
+
 /**
  * A row of a family with the Hugging Face llama layout ({@link HF_NAMES},
  * embed, final norm, lm_head) and the config defaults its classes share
@@ -197,16 +236,22 @@ const MLP: MlpStep = { step: "mlp", gateUp: "separate", postNorm: false };
 function hfRow(
   architecture: Architecture,
   steps: readonly LayerStep[],
-  d: { maxPositionEmbeddings: number; headDim?: number },
+  d: {
+    maxPositionEmbeddings: number;
+    headDim?: number;
+    ropeTheta?: number;
+    rmsNormEps?: number;
+    names?: LayerNames;
+  },
 ): ArchitectureRow {
   return {
     architecture,
     steps,
-    names: HF_NAMES,
+    names: { ...HF_NAMES, ...d.names },
     ...HF_GLOBAL,
     defaults: {
-      ropeTheta: 10000,
-      rmsNormEps: 1e-6,
+      ropeTheta: d.ropeTheta ?? 10000,
+      rmsNormEps: d.rmsNormEps ?? 1e-6,
       tieWordEmbeddings: false,
       maxPositionEmbeddings: d.maxPositionEmbeddings,
       headDim: d.headDim ?? null,
@@ -246,6 +291,35 @@ export const ARCHITECTURES: Readonly<Record<Architecture, ArchitectureRow>> = {
     },
     MLP,
   ], { maxPositionEmbeddings: 32768, headDim: 128 }),
+  // MixtralSparseMoeBlock: softmax over the top-k router logits (= softmax,
+  // top-k, renormalize); experts w1 = gate, w3 = up, w2 = down
+  mixtral: hfRow("mixtral", [ATTENTION, { step: "moe", sharedExpert: false }], {
+    maxPositionEmbeddings: 4096 * 32,
+    ropeTheta: 1e6,
+    rmsNormEps: 1e-5,
+    names: {
+      router: "model.layers.{i}.block_sparse_moe.gate.weight",
+      expertGate: "model.layers.{i}.block_sparse_moe.experts.{e}.w1.weight",
+      expertUp: "model.layers.{i}.block_sparse_moe.experts.{e}.w3.weight",
+      expertDown: "model.layers.{i}.block_sparse_moe.experts.{e}.w2.weight",
+    },
+  }),
+  // Qwen2MoeSparseMoeBlock: softmax, top-k (renormalized per norm_topk_prob),
+  // plus sigmoid(shared_expert_gate(x)) · shared_expert(x)
+  qwen2_moe: hfRow("qwen2_moe", [
+    { ...ATTENTION, qkvBias: true },
+    { step: "moe", sharedExpert: true },
+  ], { maxPositionEmbeddings: 32768, names: QWEN_MOE_NAMES }),
+  // Qwen3MoeSparseMoeBlock: softmax, top-k (renormalized per norm_topk_prob)
+  qwen3_moe: hfRow("qwen3_moe", [
+    {
+      ...ATTENTION,
+      qkvBias: "attention_bias",
+      oBias: "attention_bias",
+      qkNorm: true,
+    },
+    { step: "moe", sharedExpert: false },
+  ], { maxPositionEmbeddings: 32768, names: QWEN_MOE_NAMES }),
 };
 
 /**
@@ -310,6 +384,8 @@ export interface LayerTensor {
   name: string;
   /** Expected shape. */
   shape: number[];
+  /** The expert it belongs to (expert roles only). */
+  expert?: number;
 }
 
 /**
@@ -362,6 +438,16 @@ export function stepTensors(
     shape,
   });
   const d = cfg.hiddenSize, hd = cfg.headDim, f = cfg.intermediateSize;
+  const expert = (
+    role: "expertGate" | "expertUp" | "expertDown",
+    e: number,
+    shape: number[],
+  ): LayerTensor => ({
+    role,
+    name: name(role).replace("{e}", String(e)),
+    shape,
+    expert: e,
+  });
   const qDim = cfg.numHeads * hd, kvDim = cfg.numKvHeads * hd;
   const out: LayerTensor[] = [];
   switch (s.step) {
@@ -400,6 +486,33 @@ export function stepTensors(
       else out.push(at("gateProj", [f, d]), at("upProj", [f, d]));
       out.push(at("downProj", [d, f]));
       if (s.postNorm) out.push(at("mlpPostNorm", [d]));
+      return out;
+    }
+    case "moe": {
+      const m = cfg.moe;
+      if (!m) {
+        throw new StrataError(
+          `architecture table: ${row.architecture} has a moe step but the config has no experts`,
+        );
+      }
+      const fe = m.expertSize, fs = m.sharedExpertSize;
+      out.push(at("mlpNorm", [d]), at("router", [m.numExperts, d]));
+      if (s.sharedExpert) {
+        out.push(
+          at("sharedGate", [fs, d]),
+          at("sharedUp", [fs, d]),
+          at("sharedDown", [d, fs]),
+          at("sharedExpertGate", [1, d]),
+        );
+      }
+      // each expert's three matrices together, so one expert is one byte range
+      for (let e = 0; e < m.numExperts; e++) {
+        out.push(
+          expert("expertGate", e, [fe, d]),
+          expert("expertUp", e, [fe, d]),
+          expert("expertDown", e, [d, fe]),
+        );
+      }
       return out;
     }
   }
@@ -445,13 +558,19 @@ export function layerTensors(cfg: ModelConfig, i: number): LayerTensor[] {
  */
 export function layerSteps(
   cfg: ModelConfig,
-  _i: number,
+  i: number,
 ): readonly LayerStep[] {
-  return architectureOf(cfg).steps;
+  const steps = architectureOf(cfg).steps;
+  if (!steps.some((s) => s.step === "moe") || isSparseLayer(cfg, i)) {
+    return steps;
+  }
+  return steps.map((s) => s.step === "moe" ? MLP : s);
 }
 
 /**
- * Layer `i`'s tensor names by role; roles the architecture lacks are absent.
+ * Layer `i`'s tensor names by role; roles the architecture lacks are absent,
+ * and so are the per-expert roles (one name per expert: see
+ * {@link LayerTensor.expert}).
  *
  * @example
  * ```ts
@@ -468,7 +587,9 @@ export function layerTensorNames(
   i: number,
 ): Partial<Record<LayerRole, string>> {
   const out: Partial<Record<LayerRole, string>> = {};
-  for (const t of layerTensors(cfg, i)) out[t.role] = t.name;
+  for (const t of layerTensors(cfg, i)) {
+    if (t.expert === undefined) out[t.role] = t.name;
+  }
   return out;
 }
 

@@ -10,6 +10,7 @@ import { ARCHITECTURES, isArchitecture } from "./architectures.ts";
 
 export type { Architecture, ModelConfig, RopeScaling } from "./model_config.ts";
 import type { ModelConfig, RopeScaling } from "./model_config.ts";
+import { moeConfigJson, readMoeConfig } from "./moe_config.ts";
 
 type Json = Record<string, unknown>;
 
@@ -237,6 +238,8 @@ export function normalizeConfig(hf: unknown, file: string): ModelConfig {
     r.tokenId(pad, "pad_token_id", vocabSize);
   }
 
+  const moe = readMoeConfig(h, modelType, file);
+
   return {
     architecture: modelType,
     hiddenSize,
@@ -255,6 +258,7 @@ export function normalizeConfig(hf: unknown, file: string): ModelConfig {
     bosTokenId,
     eosTokenIds,
     attentionBias,
+    ...(moe ? { moe } : {}),
   };
 }
 
@@ -295,6 +299,7 @@ const HF_KEYS: Record<keyof ModelConfig, string> = {
   bosTokenId: "bos_token_id",
   eosTokenIds: "eos_token_id",
   attentionBias: "attention_bias",
+  moe: "moe", // several keys: see moeConfigJson
 };
 
 const ROPE_KEYS: Record<string, string> = {
@@ -338,6 +343,18 @@ export function validateModelConfig(c: unknown, file: string): ModelConfig {
   const hf: Json = {};
   for (const [key, hfKey] of Object.entries(HF_KEYS)) {
     const v = cfg[key];
+    if (key === "moe") {
+      if (v !== undefined) {
+        if (typeof v !== "object" || v === null || Array.isArray(v)) {
+          throw new FormatError(file, "config.moe must be an object");
+        }
+        Object.assign(
+          hf,
+          moeConfigJson(v as never, cfg.architecture as never),
+        );
+      }
+      continue;
+    }
     if (v === undefined) {
       if (key === "attentionBias") continue; // optional in older manifests
       throw new FormatError(file, `config.${key} is missing`);

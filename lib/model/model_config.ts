@@ -6,7 +6,38 @@
  */
 
 /** A supported model family (Hugging Face `model_type`). */
-export type Architecture = "llama" | "mistral" | "qwen2" | "qwen3";
+export type Architecture =
+  | "llama"
+  | "mistral"
+  | "qwen2"
+  | "qwen3"
+  | "mixtral"
+  | "qwen2_moe"
+  | "qwen3_moe";
+
+/**
+ * The routed experts of a mixture-of-experts family (absent for dense
+ * families). Router: probabilities = softmax(xb · Wrᵀ) over the experts; the
+ * `topK` largest are kept (ties to the lower index) and, when `normTopK`,
+ * divided by their sum. Mixtral's "softmax over the top-k logits" is the
+ * same as softmax then top-k then renormalize, so it is `normTopK: true`.
+ */
+export interface MoeConfig {
+  /** Experts per sparse layer (`num_local_experts` / `num_experts`). */
+  numExperts: number;
+  /** Experts each token is routed to (`num_experts_per_tok`). */
+  topK: number;
+  /** Width of one expert's MLP (`moe_intermediate_size`; Mixtral: `intermediate_size`). */
+  expertSize: number;
+  /** Renormalize the kept probabilities to sum to 1 (`norm_topk_prob`; Mixtral: always). */
+  normTopK: boolean;
+  /** Width of the sigmoid-gated shared expert (`shared_expert_intermediate_size`), 0 when none. */
+  sharedExpertSize: number;
+  /** Layer i is sparse when (i + 1) % sparseStep == 0 (`decoder_sparse_step`)... */
+  sparseStep: number;
+  /** ...and i is not listed here (`mlp_only_layers`): those run the dense MLP. */
+  mlpOnlyLayers: number[];
+}
 
 /** RoPE frequency scaling (`rope_scaling` in config.json). */
 export interface RopeScaling {
@@ -61,4 +92,6 @@ export interface ModelConfig {
    * Absent means false. Qwen2's q/k/v biases do not depend on it.
    */
   attentionBias?: boolean;
+  /** The routed experts of a mixture-of-experts family; absent for dense ones. */
+  moe?: MoeConfig;
 }

@@ -16,6 +16,7 @@
 import { type ModelConfig, normalizeConfig } from "../../lib/model/config.ts";
 import { SafetensorsFile } from "../../lib/format/safetensors.ts";
 import { encoding } from "../../lib/quant/encoding.ts";
+import { refMoe, type RefRoute, refSparse } from "./moe.ts";
 
 /** A weight matrix or vector, row-major, in nn.Linear layout [out, in]. */
 export type RefTensor = Float32Array | Float64Array;
@@ -137,6 +138,8 @@ export class ReferenceModel {
   readonly #vCache: Float64Array[][] = [];
   /** Number of positions already in the cache. */
   pos = 0;
+  /** The router's choice per layer at the last step (null: a dense layer). */
+  readonly routes: (RefRoute | null)[] = [];
 
   constructor(weights: RefWeights, cfg: ModelConfig) {
     this.cfg = cfg;
@@ -269,12 +272,19 @@ export class ReferenceModel {
       const pa = this.#opt(p + "post_self_attn_layernorm.weight");
       if (pa) rmsnorm(o, o, pa, D, eps);
       for (let i = 0; i < D; i++) x[i] += o[i]; // residual
-      // ---- MLP: down(silu(gate(x)) * up(x))
+      // ---- MLP: down(silu(gate(x)) * up(x)), or routed experts (moe.ts)
       rmsnorm(xb, x, this.#get(p + "post_attention_layernorm.weight"), D, eps);
-      matmul(hb, xb, this.#get(p + "mlp.gate_proj.weight"), F, D);
-      matmul(hb2, xb, this.#get(p + "mlp.up_proj.weight"), F, D);
-      for (let i = 0; i < F; i++) hb[i] = silu(hb[i]) * hb2[i];
-      matmul(down, hb, this.#get(p + "mlp.down_proj.weight"), D, F);
+      this.routes[l] = null;
+      if (refSparse(c, l)) {
+        const moe = refMoe(xb, c, l, (n) => this.#get(n));
+        down.set(moe.y);
+        this.routes[l] = moe.route;
+      } else {
+        matmul(hb, xb, this.#get(p + "mlp.gate_proj.weight"), F, D);
+        matmul(hb2, xb, this.#get(p + "mlp.up_proj.weight"), F, D);
+        for (let i = 0; i < F; i++) hb[i] = silu(hb[i]) * hb2[i];
+        matmul(down, hb, this.#get(p + "mlp.down_proj.weight"), D, F);
+      }
       // GLM-4: post_mlp_layernorm on the MLP output, before the residual
       const pm = this.#opt(p + "post_mlp_layernorm.weight");
       if (pm) rmsnorm(down, down, pm, D, eps);
