@@ -165,3 +165,46 @@ export function refMoe(
   }
   return { y, route };
 }
+
+/**
+ * The router kernel's definition on f32 logits [T, E]: route [T, E] with each
+ * token's top-k softmax probabilities (equal logits by lower index), divided
+ * by their sum when `norm`, 0 elsewhere.
+ */
+export function moeRouteRef(
+  logits: Float32Array,
+  T: number,
+  E: number,
+  k: number,
+  norm: boolean,
+): Float64Array {
+  const out = new Float64Array(T * E);
+  for (let t = 0; t < T; t++) {
+    const row = Float64Array.from(logits.subarray(t * E, (t + 1) * E));
+    const arch = norm ? "mixtral" : "qwen3_moe";
+    const r = refRoute(row, {
+      architecture: arch,
+      moe: { numExperts: E, topK: k, normTopK: norm },
+    } as unknown as ModelConfig);
+    r.experts.forEach((e, j) => out[t * E + e] = r.weights[j]);
+  }
+  return out;
+}
+
+/** acc[t, i] + c(t) · y[t, i], c(t) = coef[t, col] (or its sigmoid). */
+export function moeCombineRef(
+  acc: Float32Array,
+  y: Float32Array,
+  coef: Float32Array,
+  o: { T: number; D: number; stride: number; col: number; sigmoid: boolean },
+): Float64Array {
+  const out = new Float64Array(o.T * o.D);
+  for (let t = 0; t < o.T; t++) {
+    let c = coef[t * o.stride + o.col];
+    if (o.sigmoid) c = 1 / (1 + Math.exp(-c));
+    for (let i = 0; i < o.D; i++) {
+      out[t * o.D + i] = acc[t * o.D + i] + c * y[t * o.D + i];
+    }
+  }
+  return out;
+}
