@@ -12,6 +12,7 @@ import type { BufferRef, Kernels } from "../gpu/kernels.ts";
 import type {
   AttentionStep,
   LayerStep,
+  MoeStep,
   RopeStyle,
 } from "../model/architectures.ts";
 import type { Activations, Dims } from "./_run_state.ts";
@@ -121,6 +122,12 @@ export function checkSteps(steps: readonly LayerStep[], file: string): void {
   }
 }
 
+/** Records a layer's `moe` step (lib/engine/_moe_step.ts MoeRunner.at). */
+export interface MoeHook {
+  /** Records the step into the layer's pass. */
+  record(p: LayerPass, s: MoeStep, t: LayerTensors): void;
+}
+
 /** What every step of one layer of one pass records with. */
 export interface LayerPass {
   /** The architecture row's steps. */
@@ -139,6 +146,8 @@ export interface LayerPass {
   pos0: number;
   /** This layer's KV cache [maxSeq, KV*hd] and the byte offset of row pos0. */
   kv: { k: BufferRef; v: BufferRef; at: number };
+  /** The runner of a `moe` step (models with experts). */
+  moe?: MoeHook;
 }
 
 /** RoPE of `x` [T, nHeads*hd] at positions pos0.., in the step's style. */
@@ -257,6 +266,12 @@ export function recordLayer(p: LayerPass, t: LayerTensors): void {
         break;
       case "mlp":
         mlp(p, mlpWeights(t, s, p.d.F));
+        break;
+      case "moe":
+        if (!p.moe) {
+          throw new StrataError(`${t.path}: a moe step needs an expert runner`);
+        }
+        p.moe.record(p, s, t);
         break;
     }
   }

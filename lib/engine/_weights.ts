@@ -77,6 +77,15 @@ export class LayerTensors {
     return t;
   }
 
+  /** The 2-D weight called `name` (tensors without a role of their own: experts). */
+  named(name: string): GpuWeight {
+    const t = this.#bound.get(name);
+    if (t === undefined || !isMatrix(t)) {
+      throw new FormatError(this.path, `no 2-D weight ${name}`);
+    }
+    return t;
+  }
+
   /** The f32 vector of `role`. */
   vector(role: VectorRole): BufferRef {
     const t = this.optional(role);

@@ -43,6 +43,8 @@ import { gpuUploadTarget, LayerReader } from "./reader.ts";
 import { describePlan, planResidency, type ResidencyPlan } from "./plan.ts";
 import type { Tracer } from "./trace.ts"; // TRACE
 import { kvBytesPerLayer, KvCache } from "./kv_cache.ts";
+import { expertLayouts, ExpertStore, planExperts } from "./_experts.ts"; // MOE
+import { MoeRunner, moeScratchBytes } from "./_moe_step.ts"; // MOE
 
 export type { ForwardStats, LayerProfile } from "./_stats.ts";
 
@@ -86,6 +88,12 @@ export interface ForwardOptions {
   trace?: Tracer; // TRACE
   /** Called with the plan and other progress lines. */
   log?: (line: string) => void;
+  /**
+   * Mixture-of-experts models: load experts one by one through the expert
+   * cache (default true), or keep them in their layer's shard image (whole
+   * layers resident or streamed, every expert computed).
+   */
+  expertStreaming?: boolean;
 }
 
 /** The top-k of the last row's logits, descending. */
@@ -104,12 +112,16 @@ interface LayerShard {
   names: Partial<Record<LayerRole, string>>;
 }
 
-/** Opens layer `i`'s shard and checks it has every tensor of its steps, in one GPU buffer. */
+/**
+ * Opens layer `i`'s shard and checks it has every tensor of its steps, in one
+ * GPU buffer (without its experts when they stream on their own).
+ */
 async function openLayer(
   o: ForwardOptions,
   i: number,
   opened: SafetensorsFile[],
 ): Promise<LayerShard> {
+  const ownExperts = o.expertStreaming !== false; // MOE
   const cfg = o.shards.config;
   const { maxStorageBufferBindingSize, maxBufferSize } = o.gpu.limits;
   const file = await SafetensorsFile.open(o.shards.layerPath(i));
@@ -124,7 +136,9 @@ async function openLayer(
   }
   const layout = layoutOf(
     file,
-    want.map((t) => t.name),
+    want.filter((t) => !ownExperts || t.expert === undefined).map((t) =>
+      t.name
+    ),
     maxStorageBufferBindingSize,
     maxBufferSize,
   );
@@ -173,6 +187,7 @@ export class Forward {
   readonly #state: RunState;
   readonly #stats: StatsCollector;
   readonly #d: Dims;
+  readonly #moe: MoeRunner | null; // MOE
   #gpuBytes: number;
   #peakGpuBytes: number;
   #scratchEstimate: number;
@@ -192,6 +207,8 @@ export class Forward {
     buffers: GPUBuffer[];
     state: RunState;
     scratchEstimate: number;
+    moe: MoeRunner | null; // MOE
+    moeBytes: number; // MOE
   }) {
     this.#gpu = init.o.gpu;
     this.#k = init.o.kernels;
@@ -211,8 +228,9 @@ export class Forward {
     this.#d = dimsOf(this.config);
     this.#stats = new StatsCollector(this.#gpu.device, init.reader);
     this.#stats.profile = init.o.profile ?? false;
-    this.#gpuBytes = init.plan.totalBytes;
-    this.#peakGpuBytes = init.plan.totalBytes;
+    this.#moe = init.moe; // MOE
+    this.#gpuBytes = init.plan.totalBytes + init.moeBytes;
+    this.#peakGpuBytes = this.#gpuBytes;
     this.#scratchEstimate = init.scratchEstimate;
   }
 
@@ -262,15 +280,28 @@ export class Forward {
         topK,
         maxSeqLen: o.maxSeqLen,
       });
-      const plan = planResidency({
-        budget: o.budget,
+      const planInput = {
         layerBytes: layers.map((l) => l.layout.bytes),
         headBytes: headLayout.bytes + (tiedLayout?.bytes ?? 0),
         kvBytesPerLayer: kvBytesPerLayer(cfg, o.maxSeqLen),
-        activationBytes: activationBytes +
+        activationBytes: activationBytes + moeScratchBytes(cfg, maxT) + // MOE
           (o.trace?.gpuBytes(o.gpu, cfg.numLayers) ?? 0), // TRACE
         slots: o.slots ?? (o.prefetch === false ? 1 : 3),
-      });
+      };
+      // MOE: experts on their own share the budget with the plan (_experts.ts)
+      const ex = cfg.moe && o.expertStreaming !== false
+        ? expertLayouts(cfg, layers.map((l) => l.file), o.gpu.limits)
+        : null;
+      const exPlan = ex && cfg.moe
+        ? planExperts({
+          budget: o.budget,
+          input: planInput,
+          ex,
+          topK: cfg.moe.topK,
+        })
+        : null;
+      const plan = exPlan?.plan ??
+        planResidency({ budget: o.budget, ...planInput });
       o.log?.(describePlan(plan));
 
       // --- allocate: run state, KV cache, the head (resident, in as many
@@ -317,6 +348,27 @@ export class Forward {
         trace: o.trace, // TRACE
       });
       await o.trace?.attach(o.gpu, plan, cfg.numLayers); // TRACE
+      let moe: MoeRunner | null = null; // MOE
+      if (cfg.moe) {
+        const store = ex && exPlan
+          ? await ExpertStore.create({
+            target,
+            files: layers.map((l) => l.file),
+            layouts: ex,
+            slots: exPlan.slots,
+          })
+          : null;
+        const names = ex?.names ??
+          expertLayouts(cfg, layers.map((l) => l.file), o.gpu.limits).names;
+        moe = MoeRunner.create(device, cfg, maxT, { store, names });
+        if (ex && exPlan && store) {
+          o.log?.(
+            `experts: ${ex.count} in all, ${
+              store.allResident ? "all resident" : `${store.capacity} cached`
+            } (${exPlan.cacheBytes} bytes of the budget)`,
+          );
+        }
+      }
       if (reader.probeRates) o.log?.(describeFloor(plan, reader.probeRates));
       return new Forward({
         o,
@@ -330,6 +382,8 @@ export class Forward {
         buffers,
         state,
         scratchEstimate,
+        moe, // MOE
+        moeBytes: exPlan?.cacheBytes ?? 0, // MOE
       });
     } catch (e) {
       for (const f of opened) f.close();
@@ -445,11 +499,13 @@ export class Forward {
       );
       rec.stamp(this.trace?.gpuPass(l, true, false)); // TRACE
       const kv = { k, v, at: this.kv.rowOffset(pos0) };
-      recordLayer({ steps, K, rec, a, d, T, pos0, kv }, w);
+      const moe = this.#moe?.at(l); // MOE
+      recordLayer({ steps, K, rec, a, d, T, pos0, kv, moe }, w);
       rec.stamp(this.trace?.gpuPass(l, false, true)); // TRACE
       this.trace?.submitting(l); // TRACE
       K.submit([rec.finish()]);
       this.trace?.submitted(l); // TRACE
+      await this.#moe?.finish(l); // MOE: streamed experts (read back, load, compute)
       const computeMs = await this.#stats.layerSubmitted();
       await this.#reader.release(l);
       this.#stats.layerReleased(l, got.streamed, computeMs);
@@ -525,6 +581,7 @@ export class Forward {
     // uploads pumped for a next pass may still be queued: let them finish first
     await this.#gpu.device.queue.onSubmittedWorkDone();
     await this.#reader.destroy();
+    await this.#moe?.destroy(); // MOE
     this.trace?.detach(); // TRACE
     for (const b of this.#buffers) b.destroy();
     this.#state.destroy();

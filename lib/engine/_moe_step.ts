@@ -1,0 +1,365 @@
+/**
+ * The runner of the `moe` step (lib/model/architectures.ts MoeStep): routed
+ * experts, written like the other steps (lib/engine/_steps.ts) over its own
+ * scratch buffers.
+ *
+ * Per sparse layer, in the layer's command buffer:
+ *
+ *     xb [T, D]       = rmsnorm(x) * mlpNorm
+ *     logits [T, E]   = xb · Wrᵀ
+ *     route [T, E]    = top-k softmax weights (0 for experts not chosen)
+ *     acc [T, D]      = 0   (+ sigmoid(xb · Wsgᵀ) * shared(xb) with a shared expert)
+ *
+ * then, with every expert on the GPU (the expert store holds them all), for
+ * each expert e: y = down_e(silu(gate_e(xb)) * up_e(xb)); acc += route[:, e]
+ * * y, and x += acc, all in the same command buffer: the router's choice
+ * never leaves the GPU (tokens that did not choose e add 0 · y).
+ *
+ * When the experts do not all fit, the choice must reach the host to know
+ * which bytes to read: route is copied to a staging buffer and read back once
+ * per sparse layer ({@link MoeRunner.finish}), the union of the chosen experts
+ * over the pass's tokens is loaded through the expert cache (lib/engine/
+ * _experts.ts; the experts chosen at the previous pass are prefetched while
+ * attention runs), and only those experts are computed. docs/engine.md
+ * ("Mixture of experts") has the measurement behind the per-layer readback.
+ *
+ * @module
+ */
+import { StrataError } from "../errors.ts";
+import type { BufferRef, Kernels } from "../gpu/kernels.ts";
+import { moeCombine } from "../gpu/ops/moe_combine.ts";
+import { moeRoute } from "../gpu/ops/moe_route.ts";
+import type { MoeStep } from "../model/architectures.ts";
+import type { ModelConfig } from "../model/config.ts";
+import type { MoeConfig } from "../model/model_config.ts";
+import type { ExpertStore, ExpertWeights } from "./_experts.ts";
+import type { Activations, Dims } from "./_run_state.ts";
+import { type LayerPass, type MoeHook, Recorder } from "./_steps.ts";
+import type { LayerTensors } from "./_weights.ts";
+
+/** Widths of the runner's scratch buffers for `maxT` tokens. */
+function scratchSizes(cfg: ModelConfig, maxT: number) {
+  const m = cfg.moe!;
+  const D = cfg.hiddenSize, E = m.numExperts;
+  const F = Math.max(m.expertSize, m.sharedExpertSize);
+  return {
+    logits: maxT * E * 4,
+    route: maxT * E * 4,
+    acc: maxT * D * 4,
+    y: maxT * D * 4,
+    hb: maxT * F * 4,
+    hb2: maxT * F * 4,
+    gate: maxT * 4,
+    staging: maxT * E * 4,
+  };
+}
+
+/**
+ * GPU bytes of the runner's scratch for `maxT` tokens (0 for a dense model).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { moeScratchBytes } from "./_moe_step.ts";
+ * import { normalizeConfig } from "../model/config.ts";
+ * const cfg = normalizeConfig({ model_type: "mixtral", hidden_size: 16, intermediate_size: 32,
+ *   num_hidden_layers: 1, num_attention_heads: 2, vocab_size: 10 }, "c.json");
+ * assert.ok(moeScratchBytes(cfg, 4) > 0);
+ * ```
+ */
+export function moeScratchBytes(cfg: ModelConfig, maxT: number): number {
+  if (!cfg.moe) return 0;
+  const s = scratchSizes(cfg, maxT);
+  return Object.values(s).reduce(
+    (a, b) => a + Math.max(256, Math.ceil(b / 256) * 256),
+    0,
+  );
+}
+
+/** Counters of the router readbacks since the last reset. */
+export interface MoeRunStats {
+  /** Per-layer readbacks of the router's choice. */
+  readbacks: number;
+  /** Seconds waiting for them. */
+  readbackS: number;
+}
+
+type Scratch = Record<keyof ReturnType<typeof scratchSizes>, BufferRef>;
+
+interface Pending {
+  layer: number;
+  K: Kernels;
+  a: Activations;
+  d: Dims;
+  T: number;
+}
+
+/**
+ * Runs the `moe` steps of a model over an {@link ExpertStore}.
+ *
+ * @example
+ * ```ts ignore
+ * const moe = MoeRunner.create(device, cfg, maxT, store);
+ * recordLayer({ ..., moe: moe.at(l) }, tensors);
+ * K.submit([rec.finish()]);
+ * await moe.finish(l); // streamed experts: read back, load, compute
+ * ```
+ */
+export class MoeRunner {
+  /**
+   * The expert store, or null when the experts live in their layer's shard
+   * image (whole layers resident or streamed through the ring).
+   */
+  readonly store: ExpertStore | null;
+  /** Counters since {@link MoeRunner.resetStats}. */
+  stats: MoeRunStats = { readbacks: 0, readbackS: 0 };
+  readonly #device: GPUDevice;
+  readonly #m: MoeConfig;
+  readonly #buf: Scratch;
+  readonly #owned: GPUBuffer[];
+  readonly #staging: GPUBuffer;
+  /** The experts each layer chose at the last pass (what prefetch loads). */
+  readonly #prev = new Map<number, number[]>();
+  /** Per layer, each expert's tensor names (gate, up, down). */
+  readonly #names: (string[][] | null)[];
+  #pending: Pending | null = null;
+
+  private constructor(
+    device: GPUDevice,
+    cfg: ModelConfig,
+    maxT: number,
+    experts: { store: ExpertStore | null; names: (string[][] | null)[] },
+  ) {
+    this.#device = device;
+    this.#m = cfg.moe!;
+    this.store = experts.store;
+    this.#names = experts.names;
+    const sizes = scratchSizes(cfg, maxT);
+    this.#owned = [];
+    const mk = (size: number, label: string): BufferRef => {
+      const buffer = device.createBuffer({
+        label,
+        size: Math.max(256, Math.ceil(size / 256) * 256),
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
+          GPUBufferUsage.COPY_DST,
+      });
+      this.#owned.push(buffer);
+      return { buffer, offset: 0, size: buffer.size };
+    };
+    const { staging, ...rest } = sizes;
+    this.#buf = {
+      ...Object.fromEntries(
+        Object.entries(rest).map(([k, v]) => [k, mk(v, `moe.${k}`)]),
+      ),
+    } as Scratch;
+    this.#staging = device.createBuffer({
+      label: "moe.staging",
+      size: Math.max(256, Math.ceil(staging / 256) * 256),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.#buf.staging = {
+      buffer: this.#staging,
+      offset: 0,
+      size: this.#staging.size,
+    };
+  }
+
+  /**
+   * A runner for `cfg` (which must have experts) with scratch for `maxT`
+   * tokens; experts from `store`, or (null) from each layer's own tensors,
+   * named by `names` (ExpertLayouts.names).
+   */
+  static create(
+    device: GPUDevice,
+    cfg: ModelConfig,
+    maxT: number,
+    experts: { store: ExpertStore | null; names: (string[][] | null)[] },
+  ): MoeRunner {
+    if (!cfg.moe) {
+      throw new StrataError("MoeRunner: the config has no experts");
+    }
+    return new MoeRunner(device, cfg, maxT, experts);
+  }
+
+  /** Whether every expert is on the GPU when its layer runs (no readback). */
+  get resident(): boolean {
+    return this.store === null || this.store.allResident;
+  }
+
+  /** Zeroes the counters (and the store's). */
+  resetStats(): void {
+    this.stats = { readbacks: 0, readbackS: 0 };
+    this.store?.resetStats();
+  }
+
+  /** The hook the `moe` step of layer `l` records through. */
+  at(l: number): MoeHook {
+    return { record: (p, s, t) => this.#record(l, p, s, t) };
+  }
+
+  #record(l: number, p: LayerPass, s: MoeStep, t: LayerTensors): void {
+    const { K, rec, a, d, T } = p;
+    const m = this.#m, b = this.#buf, E = m.numExperts;
+    if (this.#pending) {
+      throw new StrataError("moe: a layer's experts were never finished");
+    }
+    // the experts this layer chose at the last pass load while attention runs
+    const prev = this.#prev.get(l);
+    if (prev && !this.resident) this.store!.prefetch(l, prev);
+    // xb [T, D] = rmsnorm(x) * mlpNorm
+    K.rmsnorm(rec.pass, {
+      x: a.x,
+      weight: t.vector("mlpNorm"),
+      out: a.xb,
+      rows: T,
+      dim: d.D,
+      eps: d.eps,
+    });
+    // logits [T, E] = xb · Wrᵀ; route [T, E] = top-k softmax weights
+    K.matmul(rec.pass, { x: a.xb, w: t.matrix("router"), out: b.logits, T });
+    moeRoute(K.ctx, rec.pass, {
+      logits: b.logits,
+      route: b.route,
+      T,
+      E,
+      k: m.topK,
+      norm: m.normTopK,
+    });
+    // acc [T, D] = 0
+    rec.raw((enc) => enc.clearBuffer(b.acc.buffer, 0, T * d.D * 4));
+    if (s.sharedExpert) {
+      // acc += sigmoid(xb · Wsgᵀ) * down_s(silu(gate_s(xb)) * up_s(xb))
+      this.#expert(K, rec.pass, a, T, {
+        wGate: t.matrix("sharedGate"),
+        wUp: t.matrix("sharedUp"),
+        wDown: t.matrix("sharedDown"),
+      }, m.sharedExpertSize);
+      K.matmul(rec.pass, {
+        x: a.xb,
+        w: t.matrix("sharedExpertGate"),
+        out: b.gate,
+        T,
+      });
+      moeCombine(K.ctx, rec.pass, {
+        y: b.y,
+        coef: b.gate,
+        acc: b.acc,
+        T,
+        D: d.D,
+        stride: 1,
+        col: 0,
+        sigmoid: true,
+      });
+    }
+    if (this.resident) {
+      // every expert over every token, weighted by route (0 where not chosen)
+      const ws = this.store
+        ? this.store.all(l)
+        : (this.#names[l] ?? []).map(([g, u, dn]) => ({
+          wGate: t.named(g),
+          wUp: t.named(u),
+          wDown: t.named(dn),
+        }));
+      for (let e = 0; e < ws.length; e++) {
+        this.#routed(K, rec.pass, a, d, T, ws[e], e);
+      }
+      K.add(rec.pass, { x: a.x, y: b.acc, out: a.x, n: T * d.D });
+      return;
+    }
+    // route → staging: read back in finish()
+    rec.copy({ ...b.route, size: T * E * 4 }, b.staging);
+    this.#pending = { layer: l, K, a, d, T };
+  }
+
+  /** y [T, D] = down(silu(gate(xb)) * up(xb)) of one expert of width F. */
+  #expert(
+    K: Kernels,
+    pass: GPUComputePassEncoder,
+    a: Activations,
+    T: number,
+    w: ExpertWeights,
+    F: number,
+  ): void {
+    const b = this.#buf;
+    K.matmul(pass, { x: a.xb, w: w.wGate, out: b.hb, T });
+    K.matmul(pass, { x: a.xb, w: w.wUp, out: b.hb2, T });
+    K.siluMul(pass, { gate: b.hb, up: b.hb2, out: b.hb, n: T * F });
+    K.matmul(pass, { x: b.hb, w: w.wDown, out: b.y, T });
+  }
+
+  /** acc += route[:, e] * expert_e(xb). */
+  #routed(
+    K: Kernels,
+    pass: GPUComputePassEncoder,
+    a: Activations,
+    d: Dims,
+    T: number,
+    w: ExpertWeights,
+    e: number,
+  ): void {
+    const b = this.#buf;
+    this.#expert(K, pass, a, T, w, this.#m.expertSize);
+    moeCombine(K.ctx, pass, {
+      y: b.y,
+      coef: b.route,
+      acc: b.acc,
+      T,
+      D: d.D,
+      stride: this.#m.numExperts,
+      col: e,
+      sigmoid: false,
+    });
+  }
+
+  /**
+   * After layer `l`'s command buffer was submitted: with streamed experts,
+   * reads the router's choice back, loads the chosen experts (the union over
+   * the pass's tokens) and computes them, in as many submits as the cache
+   * needs; then x += acc. Nothing to do when every expert is resident.
+   */
+  async finish(l: number): Promise<void> {
+    const p = this.#pending;
+    if (!p || p.layer !== l) return;
+    this.#pending = null;
+    const { K, a, d, T } = p;
+    const E = this.#m.numExperts, b = this.#buf;
+    const r0 = performance.now();
+    await this.#staging.mapAsync(GPUMapMode.READ, 0, T * E * 4);
+    const route = new Float32Array(
+      this.#staging.getMappedRange(0, T * E * 4).slice(0),
+    );
+    this.#staging.unmap();
+    this.stats.readbacks++;
+    this.stats.readbackS += (performance.now() - r0) / 1000;
+    const chosen: number[] = [];
+    for (let e = 0; e < E; e++) {
+      for (let t = 0; t < T; t++) {
+        if (route[t * E + e] !== 0) {
+          chosen.push(e);
+          break;
+        }
+      }
+    }
+    this.#prev.set(l, chosen);
+    const store = this.store!, cap = store.capacity;
+    for (let i = 0; i < chosen.length || i === 0; i += cap) {
+      const batch = chosen.slice(i, i + cap);
+      const ws = await store.ensure(l, batch);
+      const rec = new Recorder(
+        this.#device.createCommandEncoder({ label: `layer.${l}.experts` }),
+      );
+      batch.forEach((e, j) => this.#routed(K, rec.pass, a, d, T, ws[j], e));
+      if (i + cap >= chosen.length) {
+        K.add(rec.pass, { x: a.x, y: b.acc, out: a.x, n: T * d.D });
+      }
+      K.submit([rec.finish()]);
+    }
+  }
+
+  /** Frees the scratch and the store. */
+  async destroy(): Promise<void> {
+    for (const buf of this.#owned) buf.destroy();
+    this.#staging.destroy();
+    await this.store?.destroy();
+  }
+}
