@@ -82,6 +82,40 @@ export interface MoeRunStats {
   readbacks: number;
   /** Seconds waiting for them. */
   readbackS: number;
+  /** Decode passes (T = 1). */
+  decodeTokens: number;
+  /** Weight bytes read and uploaded during decode passes (layers through the ring and experts). */
+  decodeBytes: number;
+}
+
+/** Mixture-of-experts totals since the last reset (`ForwardStats.experts`). */
+export interface MoeStats {
+  /** Experts the routers chose, summed over passes and sparse layers (a pass counts the union over its tokens). */
+  requested: number;
+  /** Of those, found on the GPU. */
+  hits: number;
+  /** Found on the GPU because the previous token's choice was prefetched. */
+  prefetchHits: number;
+  /** Experts read and uploaded (misses and prefetches). */
+  loaded: number;
+  /** Their bytes. */
+  bytesMoved: number;
+  /** Router readbacks (one per sparse layer per pass when experts stream; 0 when all are resident). */
+  readbacks: number;
+  /** Seconds waiting for the readbacks. */
+  readbackS: number;
+  /** Seconds waiting for expert loads. */
+  loadWaitS: number;
+  /** Decode passes. */
+  decodeTokens: number;
+  /** Weight bytes moved per decoded token (ring layers and experts). */
+  decodeBytesPerToken: number;
+  /** Experts loaded per decoded token. */
+  decodeExpertsPerToken: number;
+  /** Whether every expert stays on the GPU. */
+  allResident: boolean;
+  /** Per sparse layer: experts requested, loaded and their bytes. */
+  layers: { layer: number; requested: number; loaded: number; bytes: number }[];
 }
 
 type Scratch = Record<keyof ReturnType<typeof scratchSizes>, BufferRef>;
@@ -112,7 +146,13 @@ export class MoeRunner {
    */
   readonly store: ExpertStore | null;
   /** Counters since {@link MoeRunner.resetStats}. */
-  stats: MoeRunStats = { readbacks: 0, readbackS: 0 };
+  stats: MoeRunStats = {
+    readbacks: 0,
+    readbackS: 0,
+    decodeTokens: 0,
+    decodeBytes: 0,
+  };
+  #decodeLoaded = 0;
   readonly #device: GPUDevice;
   readonly #m: MoeConfig;
   readonly #buf: Scratch;
@@ -188,8 +228,53 @@ export class MoeRunner {
 
   /** Zeroes the counters (and the store's). */
   resetStats(): void {
-    this.stats = { readbacks: 0, readbackS: 0 };
+    this.stats = {
+      readbacks: 0,
+      readbackS: 0,
+      decodeTokens: 0,
+      decodeBytes: 0,
+    };
+    this.#decodeLoaded = 0;
     this.store?.resetStats();
+  }
+
+  /**
+   * A pass of `T` tokens ended that moved `ringBytes` through the layer ring
+   * and `expertBytes` / `expertsLoaded` through the expert store.
+   */
+  passDone(
+    T: number,
+    ringBytes: number,
+    expertBytes: number,
+    expertsLoaded: number,
+  ): void {
+    if (T !== 1) return;
+    this.stats.decodeTokens++;
+    this.stats.decodeBytes += ringBytes + expertBytes;
+    this.#decodeLoaded += expertsLoaded;
+  }
+
+  /** The totals since the last reset. */
+  totals(): MoeStats {
+    const st = this.store?.stats;
+    const n = this.stats.decodeTokens;
+    return {
+      requested: st?.requested ?? 0,
+      hits: st?.hits ?? 0,
+      prefetchHits: st?.prefetchHits ?? 0,
+      loaded: st?.loaded ?? 0,
+      bytesMoved: st?.bytesMoved ?? 0,
+      readbacks: this.stats.readbacks,
+      readbackS: this.stats.readbackS,
+      loadWaitS: st?.loadWaitS ?? 0,
+      decodeTokens: n,
+      decodeBytesPerToken: n ? this.stats.decodeBytes / n : 0,
+      decodeExpertsPerToken: n ? this.#decodeLoaded / n : 0,
+      allResident: this.resident,
+      layers: [...(st?.layers ?? new Map()).entries()].sort((a, b) =>
+        a[0] - b[0]
+      ).map(([layer, r]) => ({ layer, ...r })),
+    };
   }
 
   /** The hook the `moe` step of layer `l` records through. */

@@ -7,6 +7,7 @@
  */
 import type { ResidencyPlan } from "./plan.ts";
 import type { LayerReader } from "./reader.ts";
+import type { MoeStats } from "./_moe_step.ts";
 
 /** Per-layer profile (profile mode). */
 export interface LayerProfile {
@@ -42,6 +43,8 @@ export interface ForwardStats {
   bytesStreamed: number;
   /** Per-layer timings of the last profiled pass(es). */
   layers: LayerProfile[];
+  /** Mixture-of-experts models: the expert cache and router readbacks. */
+  experts?: MoeStats;
 }
 
 /**

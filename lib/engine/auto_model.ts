@@ -307,7 +307,9 @@ export class AutoModel {
         this.lastStats = {
           ...(gen as GenerationStats),
           forward: { ...this.#fwd.stats },
-          bytesStreamedPerToken: this.plan.bytesStreamedPerToken,
+          // MoE: measured over decode passes (experts actually moved)
+          bytesStreamedPerToken: this.#fwd.stats.experts?.decodeBytesPerToken ??
+            this.plan.bytesStreamedPerToken,
           peakGpuBytes: this.#fwd.peakGpuBytes,
         };
       }

@@ -413,6 +413,7 @@ export class Forward {
   /** Zeroes the totals. */
   resetStats(): void {
     this.#stats.reset();
+    this.#moe?.resetStats(); // MOE
   }
 
   /** Forgets the KV cache (a new sequence). */
@@ -477,6 +478,7 @@ export class Forward {
     const K = this.#k, d = this.#d, L = this.config.numLayers;
     const align = device.limits.minStorageBufferOffsetAlignment;
     this.#stats.begin();
+    const moe0 = this.#moe && this.#moeCounters(); // MOE
     this.trace?.passStart(T, pos0); // TRACE
 
     // x [T, D] = embedding rows, looked up on the CPU
@@ -560,7 +562,22 @@ export class Forward {
     }
     this.kv.length = pos0 + T;
     this.#stats.end();
+    if (this.#moe && moe0) { // MOE
+      const m1 = this.#moeCounters();
+      this.#moe.passDone(T, m1[0] - moe0[0], m1[1] - moe0[1], m1[2] - moe0[2]);
+      this.#stats.stats.experts = this.#moe.totals();
+    }
     return { topk: { values, ids: topIds }, logits: full };
+  }
+
+  /** MOE: bytes through the ring, expert bytes and experts loaded so far. */
+  #moeCounters(): [number, number, number] {
+    const st = this.#moe?.store?.stats;
+    return [
+      this.#reader.stats.bytesStreamed,
+      st?.bytesMoved ?? 0,
+      st?.loaded ?? 0,
+    ];
   }
 
   /** Kernel scratch beyond the plan's estimate counts against the peak. */

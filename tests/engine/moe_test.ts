@@ -18,6 +18,11 @@ import {
   referenceGreedy,
 } from "../reference/forward.ts";
 import { PROMPT, tinyShards } from "./_models.ts";
+import { Forward } from "../../lib/engine/forward.ts";
+import { ShardDir } from "../../lib/format/shards.ts";
+import { Kernels } from "../../lib/gpu/kernels.ts";
+import { SafetensorsFile } from "../../lib/format/safetensors.ts";
+import { expertLayouts } from "../../lib/engine/_experts.ts";
 
 const NEW = 10;
 const LOGIT_TOL = 1e-3;
@@ -57,6 +62,112 @@ for (const v of tinyMoeVariants()) {
         );
       } finally {
         await model.dispose();
+      }
+    },
+  );
+}
+
+/** Greedy ids through a bare Forward (prefill, then one token per pass). */
+async function greedy(fwd: Forward, n: number): Promise<number[]> {
+  fwd.reset();
+  let { topk } = await fwd.forward(PROMPT);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(topk.ids[0]);
+    if (i === 0) fwd.resetStats(); // decode passes only from here
+    if (i + 1 < n) ({ topk } = await fwd.forward([topk.ids[0]]));
+  }
+  return out;
+}
+
+for (const arch of ["mixtral", "qwen2_moe", "qwen3_moe"] as const) {
+  const v = tinyMoeVariants().find((x) => x.arch === arch && !x.sharded)!;
+  gpuTest(
+    `engine moe: ${v.name}: experts streamed through the cache and whole layers through the ring = all resident`,
+    async (g) => {
+      const { shards: dir } = await tinyShards(v.name, v);
+      const shards = await ShardDir.open(dir);
+      const kernels = await Kernels.create(g);
+      const open = (budget: number, expertStreaming = true) =>
+        Forward.create({
+          gpu: g,
+          kernels,
+          shards,
+          budget,
+          maxSeqLen: 64,
+          maxT: 16,
+          expertStreaming,
+        });
+      const all = await open(1e9);
+      const want = await greedy(all, NEW);
+      assert.equal(all.stats.experts?.allResident, true);
+      assert.equal(
+        all.stats.experts?.readbacks,
+        0,
+        "no readback when resident",
+      );
+      const p = all.plan;
+      await all.dispose();
+      const cfg = shards.config, m = cfg.moe!;
+      const files = [];
+      for (let i = 0; i < cfg.numLayers; i++) {
+        files.push(await SafetensorsFile.open(shards.layerPath(i)));
+      }
+      const ex = expertLayouts(cfg, files, g.limits);
+      for (const f of files) f.close();
+      const full = p.totalBytes; // essentials + every layer without experts
+      const slot = ex.slotBytes;
+      const essentials = p.kvBytes + p.headBytes + p.activationBytes;
+      const layer = Math.max(
+        ...p.resident.map(() => p.residentBytes / cfg.numLayers),
+      );
+      // [budget, expertStreaming, what]
+      const cases: [number, boolean, string][] = [
+        [full + m.topK * slot + 1024, true, "top-k slots, layers resident"],
+        [full + Math.floor(ex.count / 2) * slot, true, "half the experts"],
+        [
+          essentials + 1.5 * layer + m.topK * slot,
+          true,
+          "layers stream too",
+        ],
+      ];
+      let expertBytes = 0;
+      for (const [budget, streaming, what] of cases) {
+        const fwd = await open(budget, streaming);
+        try {
+          assert.ok(fwd.peakGpuBytes <= budget, `${what}: plan under budget`);
+          const ids = await greedy(fwd, NEW);
+          assert.deepEqual(ids, want, what);
+          assert.ok(fwd.peakGpuBytes <= budget, `${what}: peak under budget`);
+          const s = fwd.stats.experts!;
+          assert.equal(s.allResident, false, what);
+          assert.ok(s.readbacks > 0 && s.loaded > 0, what);
+          assert.ok(s.decodeBytesPerToken > 0, what);
+          if (expertBytes === 0) expertBytes = s.decodeBytesPerToken;
+          if (what === "layers stream too") {
+            assert.ok(fwd.plan.streamed.length > 0, what);
+          }
+        } finally {
+          await fwd.dispose();
+        }
+      }
+      // whole layers (experts included) through a one-slot ring
+      const bigLayer = ex.totalBytes / (ex.layouts.filter((l) => l).length) +
+        layer;
+      const whole = await open(essentials + bigLayer + 8192, false);
+      try {
+        assert.ok(whole.plan.streamed.length > 0);
+        assert.deepEqual(await greedy(whole, NEW), want, "whole layers");
+        const s = whole.stats;
+        const wholeBytes = s.experts!.decodeBytesPerToken;
+        assert.ok(wholeBytes > 0);
+        // a decoded token moves at most 0.6 of what streaming whole layers moves
+        assert.ok(
+          expertBytes <= 0.6 * wholeBytes,
+          `${expertBytes} vs ${wholeBytes} bytes per token`,
+        );
+      } finally {
+        await whole.dispose();
       }
     },
   );
