@@ -13,6 +13,7 @@ import { resolveModel } from "../engine/resolve.ts";
 import { exists } from "../_fs.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
 import type { LayerProfile } from "../engine/forward.ts";
+import { expertProfileTable, moeJsonStats } from "../engine/moe_stats.ts";
 import { noteIgnoredTokenizer, quantizeFlag, samplingFlags } from "./_args.ts";
 import { TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
 import { parseModelCommand } from "./_model_command.ts";
@@ -247,6 +248,7 @@ export async function main(args: string[]): Promise<number> {
     const wallS = (performance.now() - wall0) / 1000;
     if (v.profile) {
       log(profileTable(s.forward.layers, s.forward.passes, s.forward.wallS));
+      if (s.forward.experts) log(expertProfileTable(s.forward.experts));
     }
     const stats = {
       prefill_s: s.prefillS,
@@ -260,6 +262,7 @@ export async function main(args: string[]): Promise<number> {
       resident_layers: model.plan.resident.length,
       streamed_layers: model.plan.streamed.length,
       peak_gpu_bytes: s.peakGpuBytes,
+      ...(s.forward.experts ? moeJsonStats(s.forward.experts) : {}),
     };
     if (v.json) {
       const obj: Record<string, unknown> = { prompt_ids: prompt, ids };

@@ -309,7 +309,8 @@ export class ExpertStore {
       if (!slot) break;
       pinned.add(slot);
       slot.prefetched = true;
-      slot.lastUse = ++this.#clock;
+      // a guess: the first to go again unless the router then chooses it
+      slot.lastUse = 0;
       this.#load(slot, l, e).catch(() => {
         // a failed prefetch leaves the slot empty; ensure() loads again
         if (slot.key !== null) this.#where.delete(slot.key);
@@ -335,21 +336,27 @@ export class ExpertStore {
     const pinned = new Set<Slot>();
     const loads: Promise<void>[] = [];
     const row = this.#row(l);
+    const misses: number[] = [];
+    // hits first, so that no miss evicts an expert chosen with it
     for (const e of experts) {
       this.stats.requested++;
       row.requested++;
       const at = this.#where.get(`${l}.${e}`);
-      let slot: Slot;
-      if (at !== undefined) {
-        slot = this.#slots[at];
-        if (slot.prefetched) this.stats.prefetchHits++;
-        else this.stats.hits++;
-      } else {
-        const v = this.#victim(pinned);
-        if (!v) throw new StrataError("expert store: no free slot");
-        slot = v;
-        loads.push(this.#load(slot, l, e));
+      if (at === undefined) {
+        misses.push(e);
+        continue;
       }
+      const slot = this.#slots[at];
+      if (slot.prefetched) this.stats.prefetchHits++;
+      else this.stats.hits++;
+      slot.prefetched = false;
+      slot.lastUse = ++this.#clock;
+      pinned.add(slot);
+    }
+    for (const e of misses) {
+      const slot = this.#victim(pinned);
+      if (!slot) throw new StrataError("expert store: no free slot");
+      loads.push(this.#load(slot, l, e));
       slot.prefetched = false;
       slot.lastUse = ++this.#clock;
       pinned.add(slot);
