@@ -14,6 +14,10 @@ import {
 } from "../quant/encoding.ts";
 import { FormatError, UnsupportedError } from "../errors.ts";
 import { type ModelConfig, validateModelConfig } from "../model/config.ts";
+import {
+  expertLayout,
+  type ExpertLayoutRecord,
+} from "../model/expert_layout.ts";
 import { isAbsolute, join, normalize } from "node:path";
 import { sha256File } from "../_fs.ts";
 import { checkIntegrity, recordVerified } from "./_integrity.ts";
@@ -152,6 +156,11 @@ export interface Manifest {
    * the same plan resumes, a different plan is refused.
    */
   plan: string;
+  /**
+   * Mixture-of-experts models: how the routed experts are stored (one tensor
+   * per expert and role; lib/model/expert_layout.ts). Absent for dense models.
+   */
+  experts?: ExpertLayoutRecord;
 }
 
 /**
@@ -296,7 +305,27 @@ export function parseManifest(v: unknown, file: string): Manifest {
     layers: layers as string[],
     files,
     plan: typeof v.plan === "string" ? v.plan : "",
+    ...parseExperts(v.experts, c, file),
   };
+}
+
+/** The `experts` record: absent, or exactly what the config implies. */
+function parseExperts(
+  v: unknown,
+  c: ModelConfig,
+  file: string,
+): { experts?: ExpertLayoutRecord } {
+  const want = expertLayout(c);
+  if (v === undefined && !want) return {};
+  if (JSON.stringify(v) !== JSON.stringify(want)) {
+    throw new FormatError(
+      file,
+      want
+        ? `experts must be ${JSON.stringify(want)}`
+        : "experts is set but the config has no experts",
+    );
+  }
+  return { experts: want };
 }
 
 /**

@@ -44,6 +44,7 @@ import {
 } from "../format/shards.ts";
 import { type ModelConfig, normalizeConfig } from "../model/config.ts";
 import { globalTensors, layerTensors } from "../model/architectures.ts";
+import { expertLayout } from "../model/expert_layout.ts";
 import { toFloat32 } from "../quant/half.ts";
 import {
   EMBEDDING_PACKING,
@@ -146,6 +147,12 @@ const PROJECTION_ROLES = new Set([
   "gateProj",
   "upProj",
   "downProj",
+  "expertGate",
+  "expertUp",
+  "expertDown",
+  "sharedGate",
+  "sharedUp",
+  "sharedDown",
 ]);
 
 function sameShape(a: number[], b: number[]): boolean {
@@ -638,6 +645,8 @@ export async function splitModel(
     files: entries,
     plan: planId,
   };
+  const experts = expertLayout(cfg); // one tensor per expert (docs/format.md)
+  if (experts) manifest.experts = experts;
   await writeTextAtomic(manifestPath, JSON.stringify(manifest, null, 2) + "\n");
   await recordVerified(out, entries); // just hashed: the first run need not
   await removeIfExists(progressPath);

@@ -172,3 +172,32 @@ for (const arch of ["mixtral", "qwen2_moe", "qwen3_moe"] as const) {
     },
   );
 }
+
+gpuTest(
+  "engine moe: q8 experts (resident and streamed) equal the reference of the q8 shards",
+  async (g) => {
+    const v = tinyMoeVariants().find((x) => x.arch === "qwen2_moe")!;
+    const { shards: dir } = await tinyShards(v.name, v, "q8");
+    const ref = await loadReferenceModel(dir);
+    const want = referenceGreedy(ref.weights, ref.config, PROMPT, NEW);
+    const shards = await ShardDir.open(dir);
+    const kernels = await Kernels.create(g);
+    for (const budget of [1e9, 530_000]) {
+      const fwd = await Forward.create({
+        gpu: g,
+        kernels,
+        shards,
+        budget,
+        maxSeqLen: 64,
+        maxT: 16,
+      });
+      try {
+        const ids = await greedy(fwd, NEW);
+        assert.deepEqual(ids, want.slice(0, ids.length), `budget ${budget}`);
+        assert.equal(fwd.stats.experts!.allResident, budget === 1e9);
+      } finally {
+        await fwd.dispose();
+      }
+    }
+  },
+);
