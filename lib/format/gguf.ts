@@ -716,12 +716,45 @@ export class GgufFile {
   }
 
   /** Reads the raw bytes of tensor `name` (by byte range). */
-  async read(name: string): Promise<Uint8Array> {
+  read(name: string): Promise<Uint8Array> {
     const t = this.info(name);
-    const buf = new Uint8Array(t.byteLength);
+    return this.readPart(name, 0, t.byteLength);
+  }
+
+  /** Reads the bytes `t` describes: a tensor, or a byte range of one (see {@link GgufFile.readPart}). */
+  readInfo(t: GgufTensorInfo): Promise<Uint8Array> {
+    return this.readPart(
+      t.name,
+      t.offset - this.info(t.name).offset,
+      t.byteLength,
+    );
+  }
+
+  /**
+   * Reads `length` bytes of tensor `name` from byte `start` of its data (one
+   * expert of a stacked expert tensor).
+   */
+  async readPart(
+    name: string,
+    start: number,
+    length: number,
+  ): Promise<Uint8Array> {
+    const t = this.info(name);
+    if (
+      !Number.isSafeInteger(start) || !Number.isSafeInteger(length) ||
+      start < 0 || length < 0 || start + length > t.byteLength
+    ) {
+      throw new FormatError(
+        this.path,
+        `tensor ${name}: bytes ${start}..${
+          start + length
+        } are outside its ${t.byteLength}`,
+      );
+    }
+    const buf = new Uint8Array(length);
     // seek + read on one handle: serialize concurrent reads
     const job = this.#queue.then(() =>
-      readFully(this.path, this.#file, t.offset, buf)
+      readFully(this.path, this.#file, t.offset + start, buf)
     );
     this.#queue = job.catch(() => {});
     await job;

@@ -29,8 +29,9 @@ import { type ConvertedTokenizer, convertSpm } from "../text/convert_spm.ts";
 import { convertGpt2 } from "../text/convert_gpt2.ts";
 import type { ModelSource, SourceTensor, TensorData } from "./source.ts";
 import { ENCODINGS, ggufEncoding, isPacked } from "../quant/encoding.ts";
+import * as moe from "./_gguf_experts.ts";
 
-const SUPPORTED_ARCHS = new Set(["llama", "qwen2", "qwen3"]);
+const SUPPORTED_ARCHS = new Set(["llama", "qwen2", "qwen3", ...moe.ARCHS]);
 const PACKED_GGUF = [...ENCODINGS.values()].flatMap((e) =>
   e.gguf ? [e.gguf.type] : []
 );
@@ -287,7 +288,6 @@ export function ggufConfig(
     throw new FormatError(g.path, "cannot determine the vocabulary size");
   }
   const tied = !g.tensors.has("output.weight");
-  const modelType = arch;
   const archClass = {
     llama: "LlamaForCausalLM",
     qwen2: "Qwen2ForCausalLM",
@@ -301,7 +301,7 @@ export function ggufConfig(
   const spm = g.getString("tokenizer.ggml.model") === "llama";
   const cfg: Record<string, unknown> = {
     architectures: [archClass],
-    model_type: modelType,
+    model_type: arch,
     hidden_act: "silu",
     hidden_size: hidden,
     intermediate_size: ff,
@@ -359,7 +359,7 @@ export function ggufConfig(
       `unsupported rope scaling type ${sType}`,
     );
   }
-  return cfg;
+  return Object.assign(cfg, moe.ggufMoeConfig(g, arch, cfg)); // experts
 }
 
 /**
@@ -545,7 +545,7 @@ function makeTensor(
   const rows = t.dims.slice(1).reduce((a, b) => a * b, 1);
   const rowBytes = t.byteLength / Math.max(rows, 1);
   const load = async (): Promise<Uint8Array> => {
-    const raw = await g.read(t.name);
+    const raw = await g.readInfo(t);
     return permuteHeads === null
       ? raw
       : unpermuteChecked(g.path, t.name, raw, rowBytes, permuteHeads);
@@ -615,6 +615,7 @@ export async function openGgufSource(path: string): Promise<ModelSource> {
     const tensors: SourceTensor[] = [];
     for (const t of g.tensors.values()) {
       if (t.name === "rope_freqs.weight") continue;
+      if (moe.pushExperts(tensors, g, t, config, makeTensor)) continue;
       const hf = hfTensorName(t.name);
       if (hf === null) {
         throw new UnsupportedError(path, `unexpected tensor ${t.name}`);

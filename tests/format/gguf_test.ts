@@ -621,7 +621,7 @@ Deno.test("gguf: unsupported architecture and tensor type give UnsupportedError"
       openGgufSource(path),
       (e: Error) =>
         e instanceof UnsupportedError &&
-        /unsupported architecture falcon \(Strata runs GGUF files of llama, qwen2, qwen3\)$/
+        /unsupported architecture falcon \(Strata runs GGUF files of llama, qwen2, qwen3, qwen2moe, qwen3moe\)$/
           .test(e.message),
     );
   });
