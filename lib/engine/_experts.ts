@@ -427,7 +427,10 @@ export interface ExpertPlan {
  * const ex = { layouts: [], names: [], slotBytes: 40, totalBytes: 320, count: 8 };
  * assert.equal(planExperts({ budget: 1000, input, ex, topK: 2 }).slots, 8);
  * const p = planExperts({ budget: 400, input, ex, topK: 2 });
- * assert.deepEqual([p.slots, p.plan.streamed.length], [3, 0]);
+ * assert.deepEqual([p.slots, p.plan.streamed.length], [2, 0]);
+ * // too small for the layers and top-k slots: the cache keeps top-k, layers stream
+ * const q = planExperts({ budget: 300, input, ex, topK: 2 });
+ * assert.deepEqual([q.slots, q.plan.streamed.length > 0], [2, true]);
  * ```
  */
 export function planExperts(o: {

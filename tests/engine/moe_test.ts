@@ -201,3 +201,59 @@ gpuTest(
     }
   },
 );
+
+gpuTest(
+  "cli moe: run --json reports experts_loaded_per_token, expert_cache_hit_rate and bytes_streamed_per_token; --profile the expert table",
+  async () => {
+    const v = tinyMoeVariants().find((x) => x.arch === "mixtral")!;
+    const { hf, shards } = await tinyShards(v.name, v);
+    const ref = await loadReferenceModel(hf);
+    const want = referenceGreedy(ref.weights, ref.config, PROMPT, 6);
+    const cli = new URL("../../cli.ts", import.meta.url).pathname;
+    const run = async (budget: string) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          cli,
+          "run",
+          shards,
+          "--prompt-ids",
+          PROMPT.join(","),
+          "--max-new-tokens",
+          "6",
+          "--temperature",
+          "0",
+          "--json",
+          "--profile",
+          "--max-seq-len",
+          "64",
+          "--gpu-memory",
+          budget,
+        ],
+        env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      return { json: JSON.parse(new TextDecoder().decode(out.stdout)), stderr };
+    };
+    const big = await run("1GB");
+    assert.deepEqual(big.json.ids, want);
+    assert.equal(big.json.stats.experts_resident, true);
+    assert.equal(big.json.stats.expert_cache_hit_rate, 1);
+    assert.equal(big.json.stats.router_readbacks, 0);
+    // a budget just above the all-resident one without the experts: they stream
+    const p = big.json.stats.peak_gpu_bytes as number;
+    const small = await run(String(p - 60_000));
+    const s = small.json.stats;
+    assert.deepEqual(small.json.ids, want);
+    assert.equal(s.experts_resident, false);
+    assert.ok(s.experts_loaded_per_token > 0);
+    assert.ok(s.expert_cache_hit_rate >= 0 && s.expert_cache_hit_rate <= 1);
+    assert.ok(s.bytes_streamed_per_token > 0);
+    assert.ok(s.peak_gpu_bytes <= p - 60_000);
+    assert.match(small.stderr, /layer  chosen  loaded {6}bytes  hit rate/);
+  },
+);
