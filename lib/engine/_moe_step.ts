@@ -29,6 +29,7 @@ import { StrataError } from "../errors.ts";
 import type { BufferRef, Kernels } from "../gpu/kernels.ts";
 import { moeCombine } from "../gpu/ops/moe_combine.ts";
 import { moeRoute } from "../gpu/ops/moe_route.ts";
+import { moeScatter } from "../gpu/ops/moe_scatter.ts";
 import type { MoeStep } from "../model/architectures.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { MoeConfig } from "../model/model_config.ts";
@@ -36,6 +37,11 @@ import type { ExpertStore, ExpertWeights } from "./_experts.ts";
 import type { Activations, Dims } from "./_run_state.ts";
 import { type LayerPass, type MoeHook, Recorder } from "./_steps.ts";
 import type { LayerTensors } from "./_weights.ts";
+
+/** Bytes of one expert's (row, weight) list in `sel`, storage-offset aligned. */
+function selStride(maxT: number): number {
+  return Math.ceil(maxT * 8 / 256) * 256;
+}
 
 /** Widths of the runner's scratch buffers for `maxT` tokens. */
 function scratchSizes(cfg: ModelConfig, maxT: number) {
@@ -50,6 +56,8 @@ function scratchSizes(cfg: ModelConfig, maxT: number) {
     hb: maxT * F * 4,
     hb2: maxT * F * 4,
     gate: maxT * 4,
+    xg: maxT * D * 4,
+    sel: E * selStride(maxT),
     staging: maxT * E * 4,
   };
 }
@@ -160,6 +168,7 @@ export class MoeRunner {
   readonly #staging: GPUBuffer;
   /** The experts each layer chose at the last pass (what prefetch loads). */
   readonly #prev = new Map<number, number[]>();
+  readonly #maxT: number;
   /** Per layer, each expert's tensor names (gate, up, down). */
   readonly #names: (string[][] | null)[];
   #pending: Pending | null = null;
@@ -171,6 +180,7 @@ export class MoeRunner {
     experts: { store: ExpertStore | null; names: (string[][] | null)[] },
   ) {
     this.#device = device;
+    this.#maxT = maxT;
     this.#m = cfg.moe!;
     this.store = experts.store;
     this.#names = experts.names;
@@ -314,7 +324,7 @@ export class MoeRunner {
     rec.raw((enc) => enc.clearBuffer(b.acc.buffer, 0, T * d.D * 4));
     if (s.sharedExpert) {
       // acc += sigmoid(xb · Wsgᵀ) * down_s(silu(gate_s(xb)) * up_s(xb))
-      this.#expert(K, rec.pass, a, T, {
+      this.#expert(K, rec.pass, a.xb, T, {
         wGate: t.matrix("sharedGate"),
         wUp: t.matrix("sharedUp"),
         wDown: t.matrix("sharedDown"),
@@ -356,18 +366,18 @@ export class MoeRunner {
     this.#pending = { layer: l, K, a, d, T };
   }
 
-  /** y [T, D] = down(silu(gate(xb)) * up(xb)) of one expert of width F. */
+  /** y [T, D] = down(silu(gate(x)) * up(x)) of one expert of width F. */
   #expert(
     K: Kernels,
     pass: GPUComputePassEncoder,
-    a: Activations,
+    x: BufferRef,
     T: number,
     w: ExpertWeights,
     F: number,
   ): void {
     const b = this.#buf;
-    K.matmul(pass, { x: a.xb, w: w.wGate, out: b.hb, T });
-    K.matmul(pass, { x: a.xb, w: w.wUp, out: b.hb2, T });
+    K.matmul(pass, { x, w: w.wGate, out: b.hb, T });
+    K.matmul(pass, { x, w: w.wUp, out: b.hb2, T });
     K.siluMul(pass, { gate: b.hb, up: b.hb2, out: b.hb, n: T * F });
     K.matmul(pass, { x: b.hb, w: w.wDown, out: b.y, T });
   }
@@ -383,7 +393,7 @@ export class MoeRunner {
     e: number,
   ): void {
     const b = this.#buf;
-    this.#expert(K, pass, a, T, w, this.#m.expertSize);
+    this.#expert(K, pass, a.xb, T, w, this.#m.expertSize);
     moeCombine(K.ctx, pass, {
       y: b.y,
       coef: b.route,
@@ -393,6 +403,51 @@ export class MoeRunner {
       stride: this.#m.numExperts,
       col: e,
       sigmoid: false,
+    });
+  }
+
+  /**
+   * Expert e over only the rows of the tokens that chose it (prefill with
+   * streamed experts, where the host knows the choice): xg [n, D] = those
+   * rows of xb (buffer copies), y [n, D] = expert(xg), acc[row] += weight ·
+   * y (kernels/moe_scatter.wgsl, rows and weights written to `sel`).
+   */
+  #gathered(
+    K: Kernels,
+    rec: Recorder,
+    a: Activations,
+    d: Dims,
+    T: number,
+    w: ExpertWeights,
+    e: number,
+    route: Float32Array,
+  ): void {
+    const b = this.#buf, E = this.#m.numExperts, row = d.D * 4;
+    const sel = new Uint32Array(2 * T);
+    const weights = new Float32Array(sel.buffer);
+    let n = 0;
+    for (let t = 0; t < T; t++) {
+      const c = route[t * E + e];
+      if (c === 0) continue;
+      rec.copy(
+        { buffer: a.xb.buffer, offset: a.xb.offset + t * row, size: row },
+        { buffer: b.xg.buffer, offset: n * row, size: row },
+      );
+      sel[2 * n] = t;
+      weights[2 * n + 1] = c;
+      n++;
+    }
+    if (n === 0) return;
+    const at = e * selStride(this.#maxT);
+    // queue-ordered: lands before this batch's submit, after the previous one
+    this.#device.queue.writeBuffer(b.sel.buffer, at, sel, 0, 2 * n);
+    this.#expert(K, rec.pass, b.xg, n, w, this.#m.expertSize);
+    moeScatter(K.ctx, rec.pass, {
+      y: b.y,
+      sel: { buffer: b.sel.buffer, offset: at, size: n * 8 },
+      acc: b.acc,
+      n,
+      D: d.D,
     });
   }
 
@@ -433,7 +488,10 @@ export class MoeRunner {
       const rec = new Recorder(
         this.#device.createCommandEncoder({ label: `layer.${l}.experts` }),
       );
-      batch.forEach((e, j) => this.#routed(K, rec.pass, a, d, T, ws[j], e));
+      batch.forEach((e, j) => {
+        if (T === 1) this.#routed(K, rec.pass, a, d, T, ws[j], e);
+        else this.#gathered(K, rec, a, d, T, ws[j], e, route);
+      });
       if (i + cap >= chosen.length) {
         K.add(rec.pass, { x: a.x, y: b.acc, out: a.x, n: T * d.D });
       }

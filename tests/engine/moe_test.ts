@@ -85,8 +85,12 @@ for (const arch of ["mixtral", "qwen2_moe", "qwen3_moe"] as const) {
   gpuTest(
     `engine moe: ${v.name}: experts streamed through the cache and whole layers through the ring = all resident`,
     async (g) => {
-      const { shards: dir } = await tinyShards(v.name, v);
+      const { hf, shards: dir } = await tinyShards(v.name, v);
       const shards = await ShardDir.open(dir);
+      const ref = await loadReferenceModel(hf);
+      const refLogits = referenceForward(ref.weights, ref.config, PROMPT).at(
+        -1,
+      )!;
       const kernels = await Kernels.create(g);
       const open = (budget: number, expertStreaming = true) =>
         Forward.create({
@@ -144,6 +148,11 @@ for (const arch of ["mixtral", "qwen2_moe", "qwen3_moe"] as const) {
           assert.ok(s.readbacks > 0 && s.loaded > 0, what);
           assert.ok(s.decodeBytesPerToken > 0, what);
           if (expertBytes === 0) expertBytes = s.decodeBytesPerToken;
+          // prefill with streamed experts runs each over its gathered rows
+          fwd.reset();
+          const { logits } = await fwd.forward(PROMPT, { logits: true });
+          const err = maxAbsDiff(logits!, refLogits);
+          assert.ok(err < LOGIT_TOL, `${what}: max |logit error| ${err}`);
           if (what === "layers stream too") {
             assert.ok(fwd.plan.streamed.length > 0, what);
           }

@@ -11,7 +11,8 @@ import { KernelContext } from "../../lib/gpu/_context.ts";
 import type { BufferRef } from "../../lib/gpu/pipelines.ts";
 import { moeRoute } from "../../lib/gpu/ops/moe_route.ts";
 import { moeCombine } from "../../lib/gpu/ops/moe_combine.ts";
-import { moeCombineRef, moeRouteRef } from "../reference/moe.ts";
+import { moeCombineRef, moeRouteRef, moeScatterRef } from "../reference/moe.ts";
+import { moeScatter } from "../../lib/gpu/ops/moe_scatter.ts";
 import { UsageError } from "../../lib/errors.ts";
 
 function rng(seed: number): () => number {
@@ -177,6 +178,52 @@ for (
           );
         }
         if (!sigmoid) assert.deepEqual(got.subarray(0, D), acc.subarray(0, D));
+      }
+    },
+  );
+
+  gpuTest(
+    `moeScatter: gathered rows added back to their tokens${label}`,
+    async () => {
+      const g = get()!;
+      const ctx = new KernelContext(g);
+      const r = rng(13);
+      for (
+        const [T, D, rows] of [[1, 16, [0]], [9, 48, [7, 0, 3, 8]], [40, 300, [
+          5,
+          39,
+          20,
+        ]]] as const
+      ) {
+        const acc = rand(r, T * D, 1);
+        const y = rand(r, rows.length * D, 2);
+        const weights = rows.map(() => r());
+        const sel = new Uint32Array(rows.length * 2);
+        const f = new Float32Array(sel.buffer);
+        rows.forEach((t, j) => (sel[2 * j] = t, f[2 * j + 1] = weights[j]));
+        const accBuf = upload(g, acc);
+        await run(g, ctx, (p) =>
+          moeScatter(ctx, p, {
+            y: upload(g, y),
+            sel: upload(g, sel),
+            acc: accBuf,
+            n: rows.length,
+            D,
+          }));
+        const want = moeScatterRef(
+          acc,
+          y,
+          [...rows],
+          weights.map(Math.fround),
+          D,
+        );
+        const got = await read(g, accBuf, T * D);
+        for (let i = 0; i < want.length; i++) {
+          assert.ok(
+            Math.abs(got[i] - want[i]) <= 1e-6 + 1e-6 * Math.abs(want[i]),
+            `T ${T}: element ${i}: got ${got[i]}, want ${want[i]}`,
+          );
+        }
       }
     },
   );

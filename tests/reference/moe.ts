@@ -208,3 +208,18 @@ export function moeCombineRef(
   }
   return out;
 }
+
+/** acc[rows[j], i] + weights[j] · y[j, i] (the scatter kernel's definition). */
+export function moeScatterRef(
+  acc: Float32Array,
+  y: Float32Array,
+  rows: number[],
+  weights: number[],
+  D: number,
+): Float64Array {
+  const out = Float64Array.from(acc);
+  rows.forEach((t, j) => {
+    for (let i = 0; i < D; i++) out[t * D + i] += weights[j] * y[j * D + i];
+  });
+  return out;
+}
