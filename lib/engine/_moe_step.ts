@@ -20,7 +20,9 @@
  * per sparse layer ({@link MoeRunner.finish}), the union of the chosen experts
  * over the pass's tokens is loaded through the expert cache (lib/engine/
  * _experts.ts; the experts chosen at the previous pass are prefetched while
- * attention runs), and only those experts are computed. docs/engine.md
+ * attention runs), and only those experts are computed (in prefill, each over
+ * only the rows of the tokens that chose it: gathered by copies, added back by
+ * kernels/moe_scatter.wgsl). docs/engine.md
  * ("Mixture of experts") has the measurement behind the per-layer readback.
  *
  * @module

@@ -182,6 +182,58 @@ for (const arch of ["mixtral", "qwen2_moe", "qwen3_moe"] as const) {
   );
 }
 
+for (
+  const v of tinyMoeVariants().filter((x) => x.dtype === "BF16" || x.sharded)
+) {
+  gpuTest(
+    `engine moe: ${v.name}: experts streamed through top-k cache slots = the float64 reference`,
+    async (g) => {
+      const { hf, shards: dir } = await tinyShards(v.name, v);
+      const ref = await loadReferenceModel(hf);
+      const shards = await ShardDir.open(dir);
+      const cfg = shards.config;
+      const files = [];
+      for (let i = 0; i < cfg.numLayers; i++) {
+        files.push(await SafetensorsFile.open(shards.layerPath(i)));
+      }
+      const ex = expertLayouts(cfg, files, g.limits);
+      for (const f of files) f.close();
+      const kernels = await Kernels.create(g);
+      const probe = await Forward.create({
+        gpu: g,
+        kernels,
+        shards,
+        budget: 1e9,
+        maxSeqLen: 64,
+        maxT: 16,
+      });
+      const full = probe.plan.totalBytes;
+      await probe.dispose();
+      const fwd = await Forward.create({
+        gpu: g,
+        kernels,
+        shards,
+        budget: full + cfg.moe!.topK * ex.slotBytes,
+        maxSeqLen: 64,
+        maxT: 16,
+      });
+      try {
+        const { logits } = await fwd.forward(PROMPT, { logits: true });
+        const want = referenceForward(ref.weights, ref.config, PROMPT).at(-1)!;
+        const err = maxAbsDiff(logits!, want);
+        assert.ok(err < LOGIT_TOL, `max |logit error| ${err}`);
+        const ids = await greedy(fwd, NEW);
+        const wantIds = referenceGreedy(ref.weights, ref.config, PROMPT, NEW);
+        assert.deepEqual(ids, wantIds);
+        assert.equal(fwd.stats.experts!.allResident, false);
+        assert.ok(fwd.stats.experts!.loaded > 0);
+      } finally {
+        await fwd.dispose();
+      }
+    },
+  );
+}
+
 gpuTest(
   "engine moe: q8 experts (resident and streamed) equal the reference of the q8 shards",
   async (g) => {

@@ -188,14 +188,32 @@ gpuTest(
         gpuMemory: "1GB",
         maxSeqLen: 64,
       });
+      let peak: number;
       try {
         const ids = await model.generate(PROMPT, {
           maxNewTokens: 8,
           temperature: 0,
         });
         assert.deepEqual(ids, want.slice(0, ids.length));
+        peak = model.lastStats!.peakGpuBytes;
       } finally {
         await model.dispose();
+      }
+      // half the experts' bytes less: they stream through the expert cache
+      const streamed = await AutoModel.fromPretrained(shards, {
+        gpu: g,
+        gpuMemory: peak - 150_000,
+        maxSeqLen: 64,
+      });
+      try {
+        const ids = await streamed.generate(PROMPT, {
+          maxNewTokens: 8,
+          temperature: 0,
+        });
+        assert.deepEqual(ids, want.slice(0, ids.length), "streamed experts");
+        assert.equal(streamed.lastStats!.forward.experts?.allResident, false);
+      } finally {
+        await streamed.dispose();
       }
     } finally {
       await Deno.remove(tmp, { recursive: true });
