@@ -42,6 +42,7 @@ import {
 import { gpuUploadTarget, LayerReader } from "./reader.ts";
 import { describePlan, planResidency, type ResidencyPlan } from "./plan.ts";
 import type { Tracer } from "./trace.ts"; // TRACE
+import { formatBytes } from "../_units.ts";
 import { kvBytesPerLayer, KvCache } from "./kv_cache.ts";
 import { expertLayouts, ExpertStore, planExperts } from "./_experts.ts"; // MOE
 import { MoeRunner, moeScratchBytes } from "./_moe_step.ts"; // MOE
@@ -363,9 +364,11 @@ export class Forward {
         moe = MoeRunner.create(device, cfg, maxT, { store, names });
         if (ex && exPlan && store) {
           o.log?.(
-            `experts: ${ex.count} in all, ${
+            `experts: ${ex.count} of ${formatBytes(ex.slotBytes)} at most, ${
               store.allResident ? "all resident" : `${store.capacity} cached`
-            } (${exPlan.cacheBytes} bytes of the budget)`,
+            } (${formatBytes(exPlan.cacheBytes)} of the ${
+              formatBytes(o.budget)
+            } budget; the plan above has the rest)`,
           );
         }
       }

@@ -621,7 +621,7 @@ export async function openGgufSource(path: string): Promise<ModelSource> {
         throw new UnsupportedError(path, `unexpected tensor ${t.name}`);
       }
       let permute: number | null = null;
-      if (arch === "llama") {
+      if (arch === "llama" || arch === "mixtral") {
         if (/\.attn_q\.(weight|bias)$/.test(t.name)) permute = heads;
         else if (/\.attn_k\.(weight|bias)$/.test(t.name)) permute = kvHeads;
       }

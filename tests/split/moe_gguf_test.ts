@@ -1,5 +1,6 @@
 /**
- * A tiny Qwen3-MoE as llama.cpp would write it (GGUF `qwen3moe`: experts
+ * A tiny Qwen3-MoE and a tiny Mixtral (GGUF `llama` with `expert_count`, q/k
+ * rows permuted) as llama.cpp would write them (GGUF `qwen3moe`: experts
  * stacked in `ffn_{gate,up,down}_exps`, router `ffn_gate_inp`, dense blocks
  * without them), written by this test's own minimal GGUF writer from the
  * seeded Hugging Face checkpoint: split un-stacks every expert to exactly the
@@ -214,6 +215,167 @@ gpuTest(
         assert.equal(streamed.lastStats!.forward.experts?.allResident, false);
       } finally {
         await streamed.dispose();
+      }
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+);
+
+/** llama.cpp's Q/K row order: within each head, GGUF row 2i + s = HF row s·hd/2 + i. */
+function permute(x: Float32Array, heads: number, cols: number): Float32Array {
+  const hd = x.length / cols / heads, out = new Float32Array(x.length);
+  for (let h = 0; h < heads; h++) {
+    for (let s = 0; s < 2; s++) {
+      for (let i = 0; i < hd / 2; i++) {
+        const src = (h * hd + s * hd / 2 + i) * cols;
+        out.set(x.subarray(src, src + cols), (h * hd + 2 * i + s) * cols);
+      }
+    }
+  }
+  return out;
+}
+
+gpuTest(
+  "gguf mixtral (llama + expert_count): experts un-stacked, q/k un-permuted; greedy ids equal the reference",
+  async (g) => {
+    const tmp = await Deno.makeTempDir({ prefix: "strata-mixtral-gguf-" });
+    try {
+      const hf = `${tmp}/hf`;
+      await makeTinyModel(hf, { arch: "mixtral", dtype: "F32" });
+      const ref = await loadReferenceModel(hf);
+      const c = ref.config, m = c.moe!;
+      const w = (n: string) => Float32Array.from(ref.weights.get(n)!);
+      const D = c.hiddenSize, E = m.numExperts, Fe = m.expertSize;
+      const qd = c.numHeads * c.headDim, kd = c.numKvHeads * c.headDim;
+      const tensors: GgufTensor[] = [{
+        name: "token_embd.weight",
+        dims: [D, c.vocabSize],
+        data: w("model.embed_tokens.weight"),
+      }];
+      for (let i = 0; i < c.numLayers; i++) {
+        const p = `model.layers.${i}.`, b = `blk.${i}.`;
+        const moe = `${p}block_sparse_moe.`;
+        const stack = (x: string) => {
+          const parts = Array.from(
+            { length: E },
+            (_, e) => w(`${moe}experts.${e}.${x}.weight`),
+          );
+          const data = new Float32Array(parts.length * parts[0].length);
+          parts.forEach((y, e) => data.set(y, e * y.length));
+          return data;
+        };
+        tensors.push(
+          {
+            name: b + "attn_norm.weight",
+            dims: [D],
+            data: w(p + "input_layernorm.weight"),
+          },
+          {
+            name: b + "attn_q.weight",
+            dims: [D, qd],
+            data: permute(w(p + "self_attn.q_proj.weight"), c.numHeads, D),
+          },
+          {
+            name: b + "attn_k.weight",
+            dims: [D, kd],
+            data: permute(w(p + "self_attn.k_proj.weight"), c.numKvHeads, D),
+          },
+          {
+            name: b + "attn_v.weight",
+            dims: [D, kd],
+            data: w(p + "self_attn.v_proj.weight"),
+          },
+          {
+            name: b + "attn_output.weight",
+            dims: [qd, D],
+            data: w(p + "self_attn.o_proj.weight"),
+          },
+          {
+            name: b + "ffn_norm.weight",
+            dims: [D],
+            data: w(p + "post_attention_layernorm.weight"),
+          },
+          {
+            name: b + "ffn_gate_inp.weight",
+            dims: [D, E],
+            data: w(moe + "gate.weight"),
+          },
+          {
+            name: b + "ffn_gate_exps.weight",
+            dims: [D, Fe, E],
+            data: stack("w1"),
+          },
+          {
+            name: b + "ffn_up_exps.weight",
+            dims: [D, Fe, E],
+            data: stack("w3"),
+          },
+          {
+            name: b + "ffn_down_exps.weight",
+            dims: [Fe, D, E],
+            data: stack("w2"),
+          },
+        );
+      }
+      tensors.push(
+        { name: "output_norm.weight", dims: [D], data: w("model.norm.weight") },
+        {
+          name: "output.weight",
+          dims: [D, c.vocabSize],
+          data: w("lm_head.weight"),
+        },
+      );
+      const kvs: Kv[] = [
+        ["general.architecture", "str", "llama"],
+        ["llama.block_count", "u32", c.numLayers],
+        ["llama.context_length", "u32", 512],
+        ["llama.embedding_length", "u32", D],
+        ["llama.feed_forward_length", "u32", Fe],
+        ["llama.attention.head_count", "u32", c.numHeads],
+        ["llama.attention.head_count_kv", "u32", c.numKvHeads],
+        ["llama.attention.layer_norm_rms_epsilon", "f32", c.rmsNormEps],
+        ["llama.rope.freq_base", "f32", c.ropeTheta],
+        ["llama.expert_count", "u32", E],
+        ["llama.expert_used_count", "u32", m.topK],
+      ];
+      const file = `${tmp}/tiny-mixtral.gguf`;
+      await Deno.writeFile(file, writeGguf(kvs, tensors));
+      const src = await openSource(file);
+      const shards = `${tmp}/shards`;
+      try {
+        assert.equal(src.config.model_type, "mixtral");
+        await splitModel(src, { out: shards, quantize: "none" });
+      } finally {
+        src.close();
+      }
+      const got = await loadReferenceModel(shards);
+      assert.deepEqual(
+        [...got.weights.keys()].sort(),
+        [...ref.weights.keys()].sort(),
+      );
+      for (const [name, x] of ref.weights) {
+        assert.deepEqual(
+          Array.from(got.weights.get(name)!),
+          Array.from(x),
+          name,
+        );
+      }
+      const PROMPT = [1, 72, 101, 108, 108, 111];
+      const want = referenceGreedy(ref.weights, ref.config, PROMPT, 8);
+      const model = await AutoModel.fromPretrained(shards, {
+        gpu: g,
+        gpuMemory: "1GB",
+        maxSeqLen: 64,
+      });
+      try {
+        const ids = await model.generate(PROMPT, {
+          maxNewTokens: 8,
+          temperature: 0,
+        });
+        assert.deepEqual(ids, want.slice(0, ids.length));
+      } finally {
+        await model.dispose();
       }
     } finally {
       await Deno.remove(tmp, { recursive: true });
