@@ -33,6 +33,9 @@ export type {
   RopeScaling,
 } from "./lib/model/config.ts";
 export { normalizeConfig, validateModelConfig } from "./lib/model/config.ts";
+export type { MoeConfig } from "./lib/model/model_config.ts";
+export type { ExpertLayoutRecord } from "./lib/model/expert_layout.ts";
+export type { MoeStats } from "./lib/engine/moe_stats.ts";
 export { Sampler } from "./lib/engine/sampler.ts";
 export type { Candidates, SamplerOptions } from "./lib/engine/sampler.ts";
 
