@@ -510,7 +510,7 @@ export class Forward {
       this.trace?.submitting(l); // TRACE
       K.submit([rec.finish()]);
       this.trace?.submitted(l); // TRACE
-      await this.#moe?.finish(l); // MOE: streamed experts (read back, load, compute)
+      if (this.#moe) await this.#moe.finish(l); // MOE: streamed experts
       const computeMs = await this.#stats.layerSubmitted();
       await this.#reader.release(l);
       this.#stats.layerReleased(l, got.streamed, computeMs);
