@@ -263,6 +263,12 @@ export function attentionWeights(
     });
     const b = t.optional("qkvBias");
     if (b) [bq, bk, bv] = splitVector(b, counts, { ...at, role: "qkvBias" });
+    else {
+      // the split wrote the fused bias as three slices (see stepTensors)
+      bq = t.optional("qBias");
+      bk = t.optional("kBias");
+      bv = t.optional("vBias");
+    }
   } else {
     wq = t.matrix("qProj");
     wk = t.matrix("kProj");

@@ -6,7 +6,14 @@
  */
 
 /** A supported model family (Hugging Face `model_type`). */
-export type Architecture = "llama" | "mistral" | "qwen2" | "qwen3";
+export type Architecture =
+  | "llama"
+  | "mistral"
+  | "qwen2"
+  | "qwen3"
+  | "glm"
+  | "glm4"
+  | "chatglm";
 
 /** RoPE frequency scaling (`rope_scaling` in config.json). */
 export interface RopeScaling {

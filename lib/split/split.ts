@@ -293,7 +293,9 @@ function plan(
   for (let i = 0; i < cfg.numLayers; i++) {
     const ts = layerTensors(cfg, i).map((lt) =>
       outTensor(
-        take(lt.name, lt.shape),
+        lt.slice
+          ? sliceOf(take(lt.slice.of, [lt.slice.total]), lt)
+          : take(lt.name, lt.shape),
         PROJECTION_ROLES.has(lt.role) ? projKind : "raw",
       )
     );
@@ -307,7 +309,8 @@ function plan(
 
   for (const t of source.tensors) {
     if (used.has(t.name)) continue;
-    if (t.name.endsWith("rotary_emb.inv_freq")) continue; // recomputed
+    // recomputed (ChatGLM's rotary_pos_emb.inv_freq also ignores rope_ratio)
+    if (/rotary_(pos_)?emb\.inv_freq$/.test(t.name)) continue;
     if (t.name === "lm_head.weight" && cfg.tieWordEmbeddings) continue; // tied copy
     throw new UnsupportedError(
       t.file ?? source.path,
@@ -315,6 +318,46 @@ function plan(
     );
   }
   return files;
+}
+
+/**
+ * Elements [start, start + n) of the 1-D float tensor `src`, as a tensor of
+ * its own named `lt.name` (a fused bias written apart, see stepTensors).
+ */
+function sliceOf(
+  src: SourceTensor,
+  lt: { name: string; shape: number[]; slice?: { start: number } },
+): SourceTensor {
+  const n = lt.shape[0], start = lt.slice!.start;
+  const el = src.dtype === "F32" ? 4 : src.dtype === "F16" ||
+      src.dtype === "BF16"
+    ? 2
+    : 0;
+  if (el === 0) {
+    throw new UnsupportedError(
+      src.file ?? src.name,
+      `tensor ${src.name}: a ${src.dtype} bias cannot be sliced`,
+    );
+  }
+  return {
+    ...src,
+    name: lt.name,
+    shape: [n],
+    byteLength: n * el,
+    read: async () => {
+      const d = await src.read();
+      if ("data" in d) {
+        throw new FormatError(
+          src.file ?? src.name,
+          `tensor ${src.name}: unexpected packed data`,
+        );
+      }
+      return {
+        dtype: d.dtype,
+        bytes: d.bytes.slice(start * el, (start + n) * el),
+      };
+    },
+  };
 }
 
 function planHash(
