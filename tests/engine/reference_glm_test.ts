@@ -9,45 +9,14 @@
 //   vectors cannot see (one frequency of 1.0): equal to an independent
 //   complex-number rotation, and distinguishable from rotate-half.
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { type ModelConfig, normalizeConfig } from "../../lib/model/config.ts";
-import { SafetensorsFile } from "../../lib/format/safetensors.ts";
+import { type Golden, HAVE, loadChatglmCpp } from "./_chatglmcpp.ts";
 import {
-  refDecode,
   ReferenceModel,
   type RefTensor,
   ropeHead,
   ropeHeadInterleaved,
 } from "../reference/forward.ts";
-
-const SHARED =
-  new URL("../../../shared/models/glm-chatglmcpp/", import.meta.url)
-    .pathname;
-const HAVE = await Deno.stat(SHARED).then(() => true, () => false);
-if (!HAVE) console.warn(`skipped: no ${SHARED}`);
-
-interface Golden {
-  [step: string]: { input_ids: number[]; last_hidden_state: number[][] };
-}
-
-/** The vectors' config, weights and goldens. */
-export async function loadChatglmCpp(variant: "glm2" | "glm4") {
-  const dir = join(SHARED, variant);
-  const hf = JSON.parse(await Deno.readTextFile(join(dir, "config.json")));
-  const golden: Golden = JSON.parse(
-    await Deno.readTextFile(join(dir, "golden.json")),
-  );
-  const f = await SafetensorsFile.open(join(dir, "model.safetensors"));
-  const weights = new Map<string, RefTensor>();
-  try {
-    for (const [name, info] of f.tensors) {
-      weights.set(name, refDecode(await f.read(name), info.dtype, name));
-    }
-  } finally {
-    f.close();
-  }
-  return { dir, hf, golden, weights };
-}
 
 /** Max |error| of the reference's final-norm hidden states over the three steps. */
 function goldenError(
