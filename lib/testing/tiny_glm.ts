@@ -47,6 +47,8 @@ export interface TinyGlmOptions {
   seed?: number;
   /** Decoder layers (default 2). */
   layers?: number;
+  /** head_dim / kv_channels (default 32; hidden is 64, 4 heads). */
+  headDim?: number;
 }
 
 /** A named variant of {@link tinyGlmVariants}. */
@@ -87,7 +89,7 @@ export function tinyGlmVariants(): TinyGlmVariant[] {
   }));
 }
 
-const D = 64, H = 4, KV = 2, HD = 32, F = 96, V = 300;
+const D = 64, H = 4, KV = 2, F = 96, V = 300;
 
 const TORCH: Record<TinyDtype, string> = {
   F32: "float32",
@@ -97,6 +99,7 @@ const TORCH: Record<TinyDtype, string> = {
 
 function config(o: TinyGlmOptions, layers: number): Record<string, unknown> {
   const bias = o.bias ?? true;
+  const HD = o.headDim ?? 32;
   if (o.layout === "glm" || o.layout === "glm4") {
     const c: Record<string, unknown> = {
       architectures: [
@@ -163,6 +166,7 @@ function config(o: TinyGlmOptions, layers: number): Record<string, unknown> {
 
 function specs(o: TinyGlmOptions, layers: number): TinySpec[] {
   const bias = o.bias ?? true;
+  const HD = o.headDim ?? 32;
   const q = H * HD, kv = KV * HD;
   const s: TinySpec[] = [];
   const add = (name: string, shape: number[], kind: TinySpec["kind"]) =>
