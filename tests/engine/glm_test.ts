@@ -93,6 +93,16 @@ for (const v of tinyGlmVariants()) {
         try {
           const p = m.plan;
           assert.equal(p.streamed.length > 0, streamed, "streamed");
+          // glm/glm4 repos ship tokenizer.json: text works as for llama;
+          // chatglm's tokenizer.model is covered by convert_glm_test.ts
+          const glmHf = v.layout === "glm" || v.layout === "glm4";
+          assert.equal(m.tokenizer !== null, glmHf, "tokenizer");
+          if (glmHf) {
+            const ids = m.tokenizer!.encode("Hello", {
+              addSpecialTokens: false,
+            });
+            assert.equal(m.tokenizer!.decode(ids), "Hello");
+          }
           budget = p.kvBytes + p.headBytes + p.activationBytes +
             p.residentBytes / p.resident.length + 1024;
           const err = maxAbsDiff(await m.logits(PROMPT), want);
