@@ -22,6 +22,7 @@ import {
   type TinyDtype,
   type TinyModel,
   type TinySpec,
+  TORCH_DTYPE,
   writeTinyWeights,
 } from "./tiny_model.ts";
 
@@ -91,12 +92,6 @@ export function tinyGlmVariants(): TinyGlmVariant[] {
 
 const D = 64, H = 4, KV = 2, F = 96, V = 300;
 
-const TORCH: Record<TinyDtype, string> = {
-  F32: "float32",
-  F16: "float16",
-  BF16: "bfloat16",
-};
-
 function config(o: TinyGlmOptions, layers: number): Record<string, unknown> {
   const bias = o.bias ?? true;
   const HD = o.headDim ?? 32;
@@ -119,7 +114,7 @@ function config(o: TinyGlmOptions, layers: number): Record<string, unknown> {
       rms_norm_eps: o.layout === "glm" ? 1.5625e-7 : 1e-5,
       rope_theta: 10000.0,
       tie_word_embeddings: false,
-      torch_dtype: TORCH[o.dtype],
+      torch_dtype: TORCH_DTYPE[o.dtype],
       vocab_size: V,
       eos_token_id: [2, 5],
       pad_token_id: 0,
@@ -155,7 +150,7 @@ function config(o: TinyGlmOptions, layers: number): Record<string, unknown> {
     rmsnorm: true,
     seq_length: 512,
     use_cache: true,
-    torch_dtype: TORCH[o.dtype],
+    torch_dtype: TORCH_DTYPE[o.dtype],
     eos_token_id: o.layout === "glm4-chat" ? [2, 5, 7] : 2,
     pad_token_id: 0,
   };
