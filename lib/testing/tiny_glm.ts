@@ -6,8 +6,10 @@
  * tiny_model.ts it imports nothing from the library: names and config keys
  * are written here from the families' files.
  *
- * Sizes keep every fused split on a 256-byte boundary (hidden 64: a row is
- * 128 or 256 bytes; the fused blocks have even row counts).
+ * Sizes keep every fused split on a 256-byte boundary, as real sizes do, in
+ * float and q8/q4 shards alike (hidden 64, blocks of 64 and 128 rows: a row is
+ * 128 or 256 bytes of float, 64 or 32 bytes of q8/q4 data and 4 bytes of
+ * scales).
  *
  * ```ts ignore
  * import { makeTinyGlm, tinyGlmVariants } from "./lib/testing/tiny_glm.ts";
@@ -90,7 +92,7 @@ export function tinyGlmVariants(): TinyGlmVariant[] {
   }));
 }
 
-const D = 64, H = 4, KV = 2, F = 96, V = 300;
+const D = 64, H = 4, KV = 2, F = 128, V = 300;
 
 function config(o: TinyGlmOptions, layers: number): Record<string, unknown> {
   const bias = o.bias ?? true;

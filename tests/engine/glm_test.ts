@@ -122,6 +122,50 @@ for (const v of tinyGlmVariants()) {
   );
 }
 
+gpuTest(
+  "engine: chatglm3 q8 and q4 shards (fused [q; k; v] and [gate; up] quantized) = the float64 reference on the dequantized shards",
+  async (g) => {
+    const v = tinyGlmVariants().find((x) => x.layout === "chatglm3")!;
+    const root = await tempRoot();
+    const hf = join(root, `${v.name}-q`);
+    await makeTinyGlm(hf, v);
+    for (const quantize of ["q8", "q4"] as const) {
+      const shards = join(root, `${v.name}-${quantize}`);
+      const s = await openSource(hf);
+      try {
+        await splitModel(s, { out: shards, quantize });
+      } finally {
+        s.close();
+      }
+      const ref = await loadReferenceModel(shards); // dequantized by the reference's own decoder
+      const m = await AutoModel.fromPretrained(shards, {
+        gpu: g,
+        gpuMemory: "1GB",
+        maxSeqLen: 64,
+      });
+      try {
+        const want = referenceForward(ref.weights, ref.config, PROMPT).at(-1)!;
+        const err = maxAbsDiff(await m.logits(PROMPT), want);
+        assert.ok(err < 1e-3, `${quantize}: max |logit error| ${err}`);
+        const ids = await m.generate(PROMPT, {
+          maxNewTokens: NEW,
+          temperature: 0,
+        });
+        assert.deepEqual(
+          ids,
+          referenceGreedy(ref.weights, ref.config, PROMPT, NEW).slice(
+            0,
+            ids.length,
+          ),
+          quantize,
+        );
+      } finally {
+        await m.dispose();
+      }
+    }
+  },
+);
+
 /**
  * chatglm.cpp's vectors as a checkpoint the engine can run: the embedding
  * padded to D rows and output_layer = the identity [D, D], so that logits =
