@@ -3,10 +3,8 @@
  * tensors to Hugging Face names and layout, and the tokenizer metadata to
  * `tokenizer.json` / `tokenizer_config.json` / `generation_config.json`.
  *
- * - Architectures: `llama` (also Mistral-style files, which llama.cpp writes
- *   as `llama`), `qwen2`, `qwen3`, `chatglm` (ChatGLM2/3 and GLM-4-9B-chat
- *   with a fused `attn_qkv`, kept under THUDM's names; glm-4-9b-chat-hf with
- *   `attn_q/k/v`, as `glm`) and `glm4` (GLM-4-0414). Others: UnsupportedError.
+ * - Architectures: `llama` (also Mistral-style files), `qwen2`, `qwen3`,
+ *   `chatglm`, `glm4` (see _gguf_glm.ts). Others: UnsupportedError.
  * - Tensor types: F32, F16, BF16 as raw bytes; the GGUF types an encoding
  *   names in its `gguf` field (lib/quant/encoding.ts) repacked into it
  *   without dequantizing. Others: UnsupportedError.
@@ -26,6 +24,7 @@
  */
 
 import { FormatError, UnsupportedError } from "../errors.ts";
+import * as glm from "./_gguf_glm.ts";
 import { GgufFile, type GgufTensorInfo } from "../format/gguf.ts";
 import { type ConvertedTokenizer, convertSpm } from "../text/convert_spm.ts";
 import { convertGpt2 } from "../text/convert_gpt2.ts";
@@ -289,14 +288,12 @@ export function ggufConfig(
     throw new FormatError(g.path, "cannot determine the vocabulary size");
   }
   const tied = !g.tensors.has("output.weight");
-  const modelType = ggufModelType(g, arch);
+  const modelType = glm.ggufModelType(g, arch);
   const archClass = {
     llama: "LlamaForCausalLM",
     qwen2: "Qwen2ForCausalLM",
     qwen3: "Qwen3ForCausalLM",
-    chatglm: "ChatGLMModel",
-    glm: "GlmForCausalLM",
-    glm4: "Glm4ForCausalLM",
+    ...glm.GLM_CLASSES,
   }[modelType];
   const tokId = (k: string, dflt: number | null): number | null => {
     const v = g.getNumber(`tokenizer.ggml.${k}_token_id`);
@@ -336,13 +333,7 @@ export function ggufConfig(
   if (arch === "qwen2") cfg.attention_bias = true;
   if (arch === "llama") cfg.attention_bias = g.tensors.has("blk.0.attn_q.bias");
   if (arch === "qwen3") cfg.attention_bias = g.tensors.has("blk.0.attn_q.bias");
-  if (arch === "chatglm" || arch === "glm4") {
-    // GLM: rope.dimension_count is head_dim · partial_rotary_factor (set
-    // above when it differs; always 0.5 in practice), base 10000·rope_ratio
-    cfg.partial_rotary_factor = ropeDim / headDim;
-    cfg.attention_bias = g.tensors.has("blk.0.attn_qkv.bias") ||
-      g.tensors.has("blk.0.attn_q.bias");
-  }
+  Object.assign(cfg, glm.ggufGlmConfig(g, arch, ropeDim / headDim));
   // rope scaling from KVs
   const sType = g.getString(`${arch}.rope.scaling.type`);
   const factor = g.getNumber(`${arch}.rope.scaling.factor`) ??
@@ -449,16 +440,6 @@ async function llama3RopeScaling(
   return scaling;
 }
 
-/**
- * The Strata family of a GGUF architecture. llama.cpp writes ChatGLM2/3 and
- * GLM-4-9B-chat (fused `attn_qkv`) and glm-4-9b-chat-hf (`attn_q/k/v`) both as
- * `chatglm`; the first keep the `chatglm` row, the second the `glm` row.
- */
-function ggufModelType(g: GgufFile, arch: string): string {
-  if (arch !== "chatglm") return arch;
-  return g.tensors.has("blk.0.attn_qkv.weight") ? "chatglm" : "glm";
-}
-
 // ---------------------------------------------------------------------------
 // tensors
 
@@ -491,48 +472,12 @@ const LAYER_NAMES: Record<string, string> = {
  * assert.deepStrictEqual(hfTensorName("blk.3.ffn_gate.weight"), "model.layers.3.mlp.gate_proj.weight");
  * ```
  */
-export function hfTensorName(
-  name: string,
-  modelType = "llama",
-): string | null {
-  if (modelType === "chatglm") return chatglmTensorName(name);
+export function hfTensorName(name: string, mt = "llama"): string | null {
+  if (mt in glm.GLM_CLASSES) return glm.glmTensorName(name, mt, LAYER_NAMES);
   if (name in GLOBAL_NAMES) return GLOBAL_NAMES[name];
   const m = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/.exec(name);
-  const names = modelType === "glm" || modelType === "glm4"
-    ? GLM_LAYER_NAMES
-    : LAYER_NAMES;
-  if (!m || !(m[2] in names)) return null;
-  return `model.layers.${m[1]}.${names[m[2]]}.${m[3]}`;
-}
-
-/** glm/glm4 (llama.cpp's tensor_mapping.py): fused ffn_up, GLM-4-0414's post norms. */
-const GLM_LAYER_NAMES: Record<string, string> = {
-  ...LAYER_NAMES,
-  "ffn_up": "mlp.gate_up_proj",
-  "post_attention_norm": "post_self_attn_layernorm",
-  "post_ffw_norm": "post_mlp_layernorm",
-};
-
-const CHATGLM_GLOBAL: Record<string, string> = {
-  "token_embd.weight": "transformer.embedding.word_embeddings.weight",
-  "output_norm.weight": "transformer.encoder.final_layernorm.weight",
-  "output.weight": "transformer.output_layer.weight",
-};
-const CHATGLM_LAYER: Record<string, string> = {
-  "attn_norm": "input_layernorm",
-  "attn_qkv": "self_attention.query_key_value",
-  "attn_output": "self_attention.dense",
-  "ffn_norm": "post_attention_layernorm",
-  "ffn_up": "mlp.dense_h_to_4h",
-  "ffn_down": "mlp.dense_4h_to_h",
-};
-
-/** THUDM names of a llama.cpp `chatglm` tensor with a fused `attn_qkv`. */
-function chatglmTensorName(name: string): string | null {
-  if (name in CHATGLM_GLOBAL) return CHATGLM_GLOBAL[name];
-  const m = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/.exec(name);
-  if (!m || !(m[2] in CHATGLM_LAYER)) return null;
-  return `transformer.encoder.layers.${m[1]}.${CHATGLM_LAYER[m[2]]}.${m[3]}`;
+  if (!m || !(m[2] in LAYER_NAMES)) return null;
+  return `model.layers.${m[1]}.${LAYER_NAMES[m[2]]}.${m[3]}`;
 }
 
 /** {@link unpermuteRows}, a shape that does not fit the heads being a FormatError. */

@@ -60,6 +60,7 @@ import {
   type TensorData,
 } from "./source.ts";
 import { HF_TEXT_FILES } from "./source_hf.ts";
+import { sliceOf } from "./_slice.ts";
 import {
   checkOutDir,
   envInt,
@@ -318,46 +319,6 @@ function plan(
     );
   }
   return files;
-}
-
-/**
- * Elements [start, start + n) of the 1-D float tensor `src`, as a tensor of
- * its own named `lt.name` (a fused bias written apart, see stepTensors).
- */
-function sliceOf(
-  src: SourceTensor,
-  lt: { name: string; shape: number[]; slice?: { start: number } },
-): SourceTensor {
-  const n = lt.shape[0], start = lt.slice!.start;
-  const el = src.dtype === "F32" ? 4 : src.dtype === "F16" ||
-      src.dtype === "BF16"
-    ? 2
-    : 0;
-  if (el === 0) {
-    throw new UnsupportedError(
-      src.file ?? src.name,
-      `tensor ${src.name}: a ${src.dtype} bias cannot be sliced`,
-    );
-  }
-  return {
-    ...src,
-    name: lt.name,
-    shape: [n],
-    byteLength: n * el,
-    read: async () => {
-      const d = await src.read();
-      if ("data" in d) {
-        throw new FormatError(
-          src.file ?? src.name,
-          `tensor ${src.name}: unexpected packed data`,
-        );
-      }
-      return {
-        dtype: d.dtype,
-        bytes: d.bytes.slice(start * el, (start + n) * el),
-      };
-    },
-  };
 }
 
 function planHash(
