@@ -1,8 +1,9 @@
-// Rotary position embedding, rotate-half layout (Hugging Face), in place on x: f32 [T, nHeads * headDim].
-// Within each head, element i < half (half = rotaryDim / 2) pairs with element i + half; token t has
-// position pos0 + t and angle theta = pos * invFreq[i] (invFreq: f32 [half], carries any scaling):
-//   x[i]        <- x[i] cos(theta) - x[i + half] sin(theta)
-//   x[i + half] <- x[i + half] cos(theta) + x[i] sin(theta)
+// Rotary position embedding in place on x: f32 [T, nHeads * headDim]. Pair i < half (half = rotaryDim / 2)
+// of each head is (a, b) = (i, i + half) in the rotate-half layout (Hugging Face llama, interleaved = 0)
+// or (2i, 2i + 1) in the interleaved layout (GPT-J, GLM, interleaved = 1); token t has position pos0 + t
+// and angle theta = pos * invFreq[i] (invFreq: f32 [half], carries any scaling):
+//   x[a] <- x[a] cos(theta) - x[b] sin(theta)
+//   x[b] <- x[b] cos(theta) + x[a] sin(theta)
 // Elements rotaryDim..headDim-1 are untouched (partial rotary). One thread per (t, head, i).
 
 override WG: u32 = 64u;
@@ -29,8 +30,14 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let theta = reduce_angle(f32(params.pos0 + t) * invFreq[i]);
   let c = cos(theta);
   let s = sin(theta);
-  let x1 = x[base + i];
-  let x2 = x[base + i + half];
-  x[base + i] = x1 * c - x2 * s;
-  x[base + i + half] = x2 * c + x1 * s;
+  var a = base + i;
+  var b = base + i + half;
+  if (params.interleaved != 0u) {
+    a = base + 2u * i;
+    b = a + 1u;
+  }
+  let x1 = x[a];
+  let x2 = x[b];
+  x[a] = x1 * c - x2 * s;
+  x[b] = x2 * c + x1 * s;
 }

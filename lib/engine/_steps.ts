@@ -93,7 +93,7 @@ export class Recorder {
 
 const ROPE_KERNELS: Readonly<Record<RopeStyle, boolean>> = {
   "rotate-half": true,
-  interleaved: false, // no kernel yet (GLM)
+  interleaved: true,
 };
 
 /**
@@ -105,18 +105,19 @@ const ROPE_KERNELS: Readonly<Record<RopeStyle, boolean>> = {
  * import assert from "node:assert/strict";
  * import { checkSteps } from "./_steps.ts";
  * import { ARCHITECTURES } from "../model/architectures.ts";
- * import { StrataError, UnsupportedError } from "../errors.ts";
+ * import { UnsupportedError } from "../errors.ts";
  * checkSteps(ARCHITECTURES.llama.steps, "config.json");
- * const glmLike = [{ ...ARCHITECTURES.llama.steps[0], rope: "interleaved" as const }];
- * assert.throws(() => checkSteps(glmLike, "config.json"), UnsupportedError);
+ * checkSteps(ARCHITECTURES.glm4.steps, "config.json");
+ * const unknown = [{ ...ARCHITECTURES.llama.steps[0], rope: "yarn" as never }];
+ * assert.throws(() => checkSteps(unknown, "config.json"), UnsupportedError);
  * ```
  */
 export function checkSteps(steps: readonly LayerStep[], file: string): void {
   for (const s of steps) {
-    if (s.step === "attention" && !ROPE_KERNELS[s.rope]) {
+    if (s.step === "attention" && ROPE_KERNELS[s.rope] !== true) {
       throw new UnsupportedError(
         file,
-        `RoPE style "${s.rope}" has no kernel yet (only rotate-half)`,
+        `RoPE style "${s.rope}" has no kernel (rotate-half and interleaved have)`,
       );
     }
   }
@@ -153,22 +154,18 @@ export interface LayerPass {
 /** RoPE of `x` [T, nHeads*hd] at positions pos0.., in the step's style. */
 function rope(p: LayerPass, style: RopeStyle, x: BufferRef, nHeads: number) {
   const { d } = p;
-  switch (style) {
-    case "rotate-half":
-      // pairs (j, j + R/2) of each head rotated by (pos0 + t) · invFreq[j]
-      p.K.rope(p.rec.pass, {
-        x,
-        T: p.T,
-        nHeads,
-        headDim: d.hd,
-        rotaryDim: d.R,
-        pos0: p.pos0,
-        invFreq: p.a.invFreq,
-      });
-      return;
-    case "interleaved": // refused by checkSteps before any pass
-      throw new StrataError(`RoPE style "${style}" has no kernel`);
-  }
+  // pair j of each head, (j, j + R/2) rotate-half or (2j, 2j + 1)
+  // interleaved, rotated by (pos0 + t) · invFreq[j]; dims R.. untouched
+  p.K.rope(p.rec.pass, {
+    x,
+    T: p.T,
+    nHeads,
+    headDim: d.hd,
+    rotaryDim: d.R,
+    pos0: p.pos0,
+    invFreq: p.a.invFreq,
+    interleaved: style === "interleaved",
+  });
 }
 
 /** xb [T, D] = rmsnorm(x) * weight, for x = the residual stream or xb. */

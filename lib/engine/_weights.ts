@@ -260,26 +260,17 @@ export function attentionWeights(
   dims: { qDim: number; kvDim: number },
 ): AttentionWeights {
   const counts = [dims.qDim, dims.kvDim, dims.kvDim];
-  let wq: GpuWeight, wk: GpuWeight, wv: GpuWeight;
-  let bq: BufferRef | undefined,
-    bk: BufferRef | undefined,
-    bv: BufferRef | undefined;
-  if (s.qkv === "fused") {
-    const at = { align: t.align, path: t.path };
-    [wq, wk, wv] = splitRows(t.matrix("qkvProj"), counts, {
-      ...at,
+  const [wq, wk, wv] = s.qkv === "fused"
+    ? splitRows(t.matrix("qkvProj"), counts, {
+      align: t.align,
+      path: t.path,
       role: "qkvProj",
-    });
-    const b = t.optional("qkvBias");
-    if (b) [bq, bk, bv] = splitVector(b, counts, { ...at, role: "qkvBias" });
-  } else {
-    wq = t.matrix("qProj");
-    wk = t.matrix("kProj");
-    wv = t.matrix("vProj");
-    bq = t.optional("qBias");
-    bk = t.optional("kBias");
-    bv = t.optional("vBias");
-  }
+    })
+    : [t.matrix("qProj"), t.matrix("kProj"), t.matrix("vProj")];
+  // biases are separate tensors either way: the split writes a fused
+  // [q; k; v] bias as three slices (see stepTensors)
+  const bq = t.optional("qBias"), bk = t.optional("kBias");
+  const bv = t.optional("vBias");
   return {
     norm: t.vector("attnNorm"),
     wq,

@@ -178,6 +178,10 @@ export interface ArchitectureRow {
     readonly maxPositionEmbeddings: number;
     /** Default head_dim; null means hidden_size / num_attention_heads. */
     readonly headDim: number | null;
+    /** Default partial_rotary_factor (1 when absent: the whole head rotates). */
+    readonly partialRotaryFactor?: number;
+    /** Default attention_bias (false when absent). */
+    readonly attentionBias?: boolean;
   };
 }
 
@@ -260,9 +264,51 @@ function hfRow(
 }
 
 /**
+ * GLM attention (transformers `modeling_glm.py` / `modeling_glm4.py`, THUDM
+ * `modeling_chatglm.py`): q/k/v biases per `attention_bias` (ChatGLM's
+ * `add_qkv_bias`, mapped to it by config.ts), no o bias, RoPE on adjacent
+ * pairs (2j, 2j + 1) of the first R = head_dim · partial_rotary_factor dims.
+ */
+const GLM_ATTENTION: AttentionStep = {
+  ...ATTENTION,
+  qkvBias: "attention_bias",
+  rope: "interleaved",
+};
+
+/** GLM's MLP: one `gate_up_proj` / `dense_h_to_4h` matrix, gate rows first. */
+const GLM_MLP: MlpStep = { step: "mlp", gateUp: "fused", postNorm: false };
+
+/** GlmConfig / Glm4Config defaults (transformers). */
+const GLM_DEFAULTS = {
+  ropeTheta: 10000,
+  rmsNormEps: 1.5625e-7,
+  tieWordEmbeddings: false,
+  maxPositionEmbeddings: 131072,
+  headDim: 128,
+  partialRotaryFactor: 0.5,
+  attentionBias: true,
+} as const;
+
+const GLM_NAMES: LayerNames = {
+  ...HF_NAMES,
+  gateUpProj: "model.layers.{i}.mlp.gate_up_proj.weight",
+};
+
+/** ChatGLM2/3 and GLM-4-9B-chat tensor names (THUDM remote code). */
+const CHATGLM_LAYER = "transformer.encoder.layers.{i}.";
+const CHATGLM_NAMES: LayerNames = {
+  attnNorm: CHATGLM_LAYER + "input_layernorm.weight",
+  qkvProj: CHATGLM_LAYER + "self_attention.query_key_value.weight",
+  oProj: CHATGLM_LAYER + "self_attention.dense.weight",
+  mlpNorm: CHATGLM_LAYER + "post_attention_layernorm.weight",
+  gateUpProj: CHATGLM_LAYER + "mlp.dense_h_to_4h.weight",
+  downProj: CHATGLM_LAYER + "mlp.dense_4h_to_h.weight",
+};
+
+/**
  * The table. Steps follow each family's Hugging Face modeling code; defaults
  * are those of its config class (LlamaConfig, MistralConfig, Qwen2Config,
- * Qwen3Config).
+ * Qwen3Config, GlmConfig, Glm4Config, ChatGLMConfig).
  *
  * @example
  * ```ts
@@ -320,6 +366,51 @@ export const ARCHITECTURES: Readonly<Record<Architecture, ArchitectureRow>> = {
     },
     { step: "moe", sharedExpert: false },
   ], { maxPositionEmbeddings: 32768, names: QWEN_MOE_NAMES }),
+  // GlmForCausalLM (glm-4-9b(-chat)-hf): llama names, fused gate_up_proj
+  glm: {
+    architecture: "glm",
+    steps: [GLM_ATTENTION, GLM_MLP],
+    names: GLM_NAMES,
+    ...HF_GLOBAL,
+    defaults: GLM_DEFAULTS,
+  },
+  // Glm4ForCausalLM (GLM-4-0414): glm plus a norm after each block
+  // (post_self_attn_layernorm, post_mlp_layernorm) before its residual add
+  glm4: {
+    architecture: "glm4",
+    steps: [
+      { ...GLM_ATTENTION, postNorm: true },
+      { ...GLM_MLP, postNorm: true },
+    ],
+    ...HF_GLOBAL,
+    names: {
+      ...GLM_NAMES,
+      attnPostNorm: "model.layers.{i}.post_self_attn_layernorm.weight",
+      mlpPostNorm: "model.layers.{i}.post_mlp_layernorm.weight",
+    },
+    defaults: GLM_DEFAULTS,
+  },
+  // ChatGLM2/3, GLM-4-9B-chat (remote code, model_type chatglm): fused
+  // query_key_value [q; k; v] with bias, fused dense_h_to_4h [gate; up], a
+  // separate output_layer; config.ts maps its config keys (num_layers,
+  // kv_channels, multi_query_group_num, rope_ratio, ...) to these fields
+  chatglm: {
+    architecture: "chatglm",
+    steps: [{ ...GLM_ATTENTION, qkv: "fused" }, GLM_MLP],
+    names: CHATGLM_NAMES,
+    embed: "transformer.embedding.word_embeddings.weight",
+    finalNorm: "transformer.encoder.final_layernorm.weight",
+    lmHead: "transformer.output_layer.weight",
+    defaults: {
+      ropeTheta: 10000,
+      rmsNormEps: 1e-5,
+      tieWordEmbeddings: false,
+      maxPositionEmbeddings: 2048,
+      headDim: null,
+      partialRotaryFactor: 0.5,
+      attentionBias: false,
+    },
+  },
 };
 
 /**
@@ -386,10 +477,21 @@ export interface LayerTensor {
   shape: number[];
   /** The expert it belongs to (expert roles only). */
   expert?: number;
+  /**
+   * Set when the tensor is a slice of a source tensor rather than one of its
+   * own: elements [start, start + shape[0]) of the 1-D source tensor `of`
+   * (whose length is `total`). The split writes the slice under `name`.
+   */
+  slice?: { of: string; start: number; total: number };
 }
 
 /**
  * The tensors one step of decoder layer `i` reads, in a fixed order.
+ *
+ * A fused `[q; k; v]` bias is read as three slices (roles qBias, kBias,
+ * vBias, named `<qkv bias>.q`, `.k`, `.v`): the split writes them apart, so
+ * that each starts at a storage-binding-aligned offset whatever the head
+ * sizes (a fused matrix splits on row boundaries, which real sizes align).
  *
  * @example
  * ```ts
@@ -464,7 +566,20 @@ export function stepTensors(
       out.push(at("oProj", [d, qDim]));
       if (biasPresent(s.qkvBias, cfg)) {
         if (s.qkv === "fused") {
-          out.push(bias("qkvBias", "qkvProj", [qDim + 2 * kvDim]));
+          const of = bias("qkvBias", "qkvProj", []).name;
+          const total = qDim + 2 * kvDim;
+          const part = (r: VectorRole, x: string, start: number, n: number) =>
+            ({
+              role: r,
+              name: `${of}.${x}`,
+              shape: [n],
+              slice: { of, start, total },
+            }) satisfies LayerTensor;
+          out.push(
+            part("qBias", "q", 0, qDim),
+            part("kBias", "k", qDim, kvDim),
+            part("vBias", "v", qDim + kvDim, kvDim),
+          );
         } else {
           out.push(
             bias("qBias", "qProj", [qDim]),
@@ -641,9 +756,10 @@ export function globalTensors(cfg: ModelConfig): GlobalTensor[] {
  * import { layerIndexOf } from "./architectures.ts";
  * assert.equal(layerIndexOf("model.layers.12.mlp.up_proj.weight"), 12);
  * assert.equal(layerIndexOf("model.norm.weight"), null);
+ * assert.equal(layerIndexOf("transformer.encoder.layers.3.mlp.dense_4h_to_h.weight"), 3);
  * ```
  */
 export function layerIndexOf(name: string): number | null {
-  const m = /^model\.layers\.(\d+)\./.exec(name);
+  const m = /^(?:model|transformer\.encoder)\.layers\.(\d+)\./.exec(name);
   return m ? Number(m[1]) : null;
 }

@@ -7,6 +7,7 @@
 
 import { FormatError, UnsupportedError } from "../errors.ts";
 import { ARCHITECTURES, isArchitecture } from "./architectures.ts";
+import { chatglmConfig } from "./_config_chatglm.ts";
 
 export type { Architecture, ModelConfig, RopeScaling } from "./model_config.ts";
 import type { ModelConfig, RopeScaling } from "./model_config.ts";
@@ -112,7 +113,8 @@ function readRopeScaling(r: Reader, raw: unknown): RopeScaling | null {
 
 /**
  * Normalizes a parsed Hugging Face `config.json` (llama, mistral, qwen2,
- * qwen3). Missing optional fields take the Hugging Face config class
+ * qwen3, glm, glm4; chatglm's own keys are mapped first, see
+ * lib/model/_config_chatglm.ts). Missing optional fields take the Hugging Face config class
  * defaults; sizes are checked (positive integers, heads dividing the hidden
  * size when head_dim is absent, kv heads dividing heads).
  *
@@ -137,8 +139,10 @@ export function normalizeConfig(hf: unknown, file: string): ModelConfig {
   if (typeof hf !== "object" || hf === null || Array.isArray(hf)) {
     throw new FormatError(file, "config must be a JSON object");
   }
-  const r = new Reader(hf as Json, file);
-  const h = hf as Json;
+  const h = (hf as Json).model_type === "chatglm"
+    ? chatglmConfig(hf as Json, file)
+    : hf as Json;
+  const r = new Reader(h, file);
   const modelType = h.model_type;
   if (modelType === undefined) r.fail("missing model_type");
   if (!isArchitecture(modelType)) {
@@ -203,7 +207,10 @@ export function normalizeConfig(hf: unknown, file: string): ModelConfig {
       : r.posNum("rope_theta", NaN, rpObj, "rope_parameters.");
   const ropeScaling = readRopeScaling(r, h.rope_scaling ?? rpObj ?? undefined);
 
-  const partialRotaryFactor = r.posNum("partial_rotary_factor", 1);
+  const partialRotaryFactor = r.posNum(
+    "partial_rotary_factor",
+    row.defaults.partialRotaryFactor ?? 1,
+  );
   if (partialRotaryFactor > 1) {
     r.fail("partial_rotary_factor must be at most 1");
   }
@@ -218,7 +225,10 @@ export function normalizeConfig(hf: unknown, file: string): ModelConfig {
     "tie_word_embeddings",
     row.defaults.tieWordEmbeddings,
   );
-  const attentionBias = r.bool("attention_bias", false);
+  const attentionBias = r.bool(
+    "attention_bias",
+    row.defaults.attentionBias ?? false,
+  );
 
   // Token ids must name a row of the embedding: an id outside the
   // vocabulary would read past it.

@@ -13,7 +13,10 @@ export type Architecture =
   | "qwen3"
   | "mixtral"
   | "qwen2_moe"
-  | "qwen3_moe";
+  | "qwen3_moe"
+  | "glm"
+  | "glm4"
+  | "chatglm";
 
 /**
  * The routed experts of a mixture-of-experts family (absent for dense

@@ -3,8 +3,10 @@
  * tensors to Hugging Face names and layout, and the tokenizer metadata to
  * `tokenizer.json` / `tokenizer_config.json` / `generation_config.json`.
  *
- * - Architectures: `llama` (also Mistral-style files, which llama.cpp writes
- *   as `llama`), `qwen2`, `qwen3`. Others: UnsupportedError.
+ * - Architectures: `llama` (also Mistral-style files), `qwen2`, `qwen3`,
+ *   `chatglm`, `glm4` (see _gguf_glm.ts), the experts of Mixtral (`llama`
+ *   with `expert_count`), `qwen2moe` and `qwen3moe` (_gguf_experts.ts).
+ *   Others: UnsupportedError.
  * - Tensor types: F32, F16, BF16 as raw bytes; the GGUF types an encoding
  *   names in its `gguf` field (lib/quant/encoding.ts) repacked into it
  *   without dequantizing. Others: UnsupportedError.
@@ -24,6 +26,8 @@
  */
 
 import { FormatError, UnsupportedError } from "../errors.ts";
+import * as glm from "./_gguf_glm.ts";
+import { unpermuteChecked } from "./_unpermute.ts";
 import { GgufFile, type GgufTensorInfo } from "../format/gguf.ts";
 import { type ConvertedTokenizer, convertSpm } from "../text/convert_spm.ts";
 import { convertGpt2 } from "../text/convert_gpt2.ts";
@@ -31,7 +35,8 @@ import type { ModelSource, SourceTensor, TensorData } from "./source.ts";
 import { ENCODINGS, ggufEncoding, isPacked } from "../quant/encoding.ts";
 import * as moe from "./_gguf_experts.ts";
 
-const SUPPORTED_ARCHS = new Set(["llama", "qwen2", "qwen3", ...moe.ARCHS]);
+const DENSE_ARCHS = ["llama", "qwen2", "qwen3", "chatglm", "glm4"];
+const SUPPORTED_ARCHS = new Set([...DENSE_ARCHS, ...moe.ARCHS]);
 const PACKED_GGUF = [...ENCODINGS.values()].flatMap((e) =>
   e.gguf ? [e.gguf.type] : []
 );
@@ -288,11 +293,13 @@ export function ggufConfig(
     throw new FormatError(g.path, "cannot determine the vocabulary size");
   }
   const tied = !g.tensors.has("output.weight");
+  const modelType = glm.ggufModelType(g, arch);
   const archClass = {
     llama: "LlamaForCausalLM",
     qwen2: "Qwen2ForCausalLM",
     qwen3: "Qwen3ForCausalLM",
-  }[arch];
+    ...glm.GLM_CLASSES,
+  }[modelType];
   const tokId = (k: string, dflt: number | null): number | null => {
     const v = g.getNumber(`tokenizer.ggml.${k}_token_id`);
     if (v === undefined) return dflt;
@@ -301,7 +308,7 @@ export function ggufConfig(
   const spm = g.getString("tokenizer.ggml.model") === "llama";
   const cfg: Record<string, unknown> = {
     architectures: [archClass],
-    model_type: arch,
+    model_type: modelType,
     hidden_act: "silu",
     hidden_size: hidden,
     intermediate_size: ff,
@@ -329,8 +336,9 @@ export function ggufConfig(
     cfg.partial_rotary_factor = ropeDim / headDim;
   }
   if (arch === "qwen2") cfg.attention_bias = true;
-  if (arch === "llama") cfg.attention_bias = g.tensors.has("blk.0.attn_q.bias");
-  if (arch === "qwen3") cfg.attention_bias = g.tensors.has("blk.0.attn_q.bias");
+  const qBias = g.tensors.has("blk.0.attn_q.bias");
+  if (arch === "llama" || arch === "qwen3") cfg.attention_bias = qBias;
+  Object.assign(cfg, glm.ggufGlmConfig(g, arch, ropeDim / headDim));
   // rope scaling from KVs
   const sType = g.getString(`${arch}.rope.scaling.type`);
   const factor = g.getNumber(`${arch}.rope.scaling.factor`) ??
@@ -437,6 +445,8 @@ async function llama3RopeScaling(
   return scaling;
 }
 
+export { unpermuteRows } from "./_unpermute.ts";
+
 // ---------------------------------------------------------------------------
 // tensors
 
@@ -469,68 +479,12 @@ const LAYER_NAMES: Record<string, string> = {
  * assert.deepStrictEqual(hfTensorName("blk.3.ffn_gate.weight"), "model.layers.3.mlp.gate_proj.weight");
  * ```
  */
-export function hfTensorName(name: string): string | null {
+export function hfTensorName(name: string, mt = "llama"): string | null {
+  if (mt in glm.GLM_CLASSES) return glm.glmTensorName(name, mt, LAYER_NAMES);
   if (name in GLOBAL_NAMES) return GLOBAL_NAMES[name];
   const m = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/.exec(name);
   if (!m || !(m[2] in LAYER_NAMES)) return null;
   return `model.layers.${m[1]}.${LAYER_NAMES[m[2]]}.${m[3]}`;
-}
-
-/** {@link unpermuteRows}, a shape that does not fit the heads being a FormatError. */
-function unpermuteChecked(
-  path: string,
-  name: string,
-  bytes: Uint8Array,
-  rowBytes: number,
-  heads: number,
-): Uint8Array {
-  try {
-    return unpermuteRows(bytes, rowBytes, heads);
-  } catch (e) {
-    if (!(e instanceof RangeError)) throw e;
-    throw new FormatError(
-      path,
-      `tensor ${name}: ${e.message} (its shape does not match the head count)`,
-    );
-  }
-}
-
-/**
- * Undoes llama.cpp's Q/K row permutation on whole rows: `rows` rows of
- * `rowBytes` bytes each, in `heads` heads. Within a head of `hd` rows, HF row
- * `s·hd/2 + i` takes GGUF row `2i + s`.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { unpermuteRows } from "./source_gguf.ts";
- * // one head of 4 one-byte rows: GGUF order [r0 r1 r2 r3] = HF rows [0, 2, 1, 3]
- * assert.deepStrictEqual(Array.from(unpermuteRows(new Uint8Array([10, 11, 12, 13]), 1, 1)), [10, 12, 11, 13]);
- * ```
- */
-export function unpermuteRows(
-  bytes: Uint8Array,
-  rowBytes: number,
-  heads: number,
-): Uint8Array {
-  const rows = bytes.byteLength / rowBytes;
-  if (
-    !Number.isInteger(rows) || rows % heads !== 0 || (rows / heads) % 2 !== 0
-  ) {
-    throw new RangeError(`cannot unpermute ${rows} rows in ${heads} heads`);
-  }
-  const hd = rows / heads, half = hd / 2;
-  const out = new Uint8Array(bytes.byteLength);
-  for (let h = 0; h < heads; h++) {
-    for (let s = 0; s < 2; s++) {
-      for (let i = 0; i < half; i++) {
-        const src = (h * hd + 2 * i + s) * rowBytes;
-        const dst = (h * hd + s * half + i) * rowBytes;
-        out.set(bytes.subarray(src, src + rowBytes), dst);
-      }
-    }
-  }
-  return out;
 }
 
 function makeTensor(
@@ -616,7 +570,7 @@ export async function openGgufSource(path: string): Promise<ModelSource> {
     for (const t of g.tensors.values()) {
       if (t.name === "rope_freqs.weight") continue;
       if (moe.pushExperts(tensors, g, t, config, makeTensor)) continue;
-      const hf = hfTensorName(t.name);
+      const hf = hfTensorName(t.name, config.model_type as string);
       if (hf === null) {
         throw new UnsupportedError(path, `unexpected tensor ${t.name}`);
       }

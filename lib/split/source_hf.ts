@@ -10,6 +10,7 @@ import { SafetensorsFile } from "../format/safetensors.ts";
 import type { ModelSource, SourceTensor } from "./source.ts";
 import { basename, join, normalize, resolve } from "node:path";
 import { exists } from "../_fs.ts";
+import { chatglmTextFiles } from "../text/convert_glm.ts";
 
 /**
  * Extra text files copied from a Hugging Face directory when present.
@@ -113,6 +114,20 @@ export async function openHfSource(dir: string): Promise<ModelSource> {
       }
       files[name] = text;
     }
+  }
+
+  // ChatGLM2/3 and GLM-4-9B-chat ship tokenizer.model (SentencePiece or
+  // tiktoken) for remote code: converted to tokenizer.json here
+  const tokModel = join(dir, "tokenizer.model");
+  if (
+    config.model_type === "chatglm" && files["tokenizer.json"] === undefined &&
+    await exists(tokModel)
+  ) {
+    const bytes = await Deno.readFile(tokModel);
+    Object.assign(
+      files,
+      chatglmTextFiles(files, { bytes, file: tokModel, config }),
+    );
   }
 
   const indexPath = join(dir, "model.safetensors.index.json");

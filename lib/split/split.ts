@@ -61,6 +61,7 @@ import {
   type TensorData,
 } from "./source.ts";
 import { HF_TEXT_FILES } from "./source_hf.ts";
+import { sliceOf } from "./_slice.ts";
 import {
   checkOutDir,
   envInt,
@@ -300,7 +301,9 @@ function plan(
   for (let i = 0; i < cfg.numLayers; i++) {
     const ts = layerTensors(cfg, i).map((lt) =>
       outTensor(
-        take(lt.name, lt.shape),
+        lt.slice
+          ? sliceOf(take(lt.slice.of, [lt.slice.total]), lt)
+          : take(lt.name, lt.shape),
         PROJECTION_ROLES.has(lt.role) ? projKind : "raw",
       )
     );
@@ -314,7 +317,8 @@ function plan(
 
   for (const t of source.tensors) {
     if (used.has(t.name)) continue;
-    if (t.name.endsWith("rotary_emb.inv_freq")) continue; // recomputed
+    // recomputed (ChatGLM's rotary_pos_emb.inv_freq also ignores rope_ratio)
+    if (/rotary_(pos_)?emb\.inv_freq$/.test(t.name)) continue;
     if (t.name === "lm_head.weight" && cfg.tieWordEmbeddings) continue; // tied copy
     throw new UnsupportedError(
       t.file ?? source.path,

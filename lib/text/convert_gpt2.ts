@@ -57,6 +57,8 @@ const FAMILIES: [string[], Gpt2PreTokenizer][] = [
     addBos: true,
   }],
   [["dbrx", "smaug-bpe"], { regexes: [LLAMA3] }],
+  // GLM-4 (tiktoken, cl100k's split regex): a piece that is a token is emitted whole
+  [["chatglm-bpe", "glm4"], { regexes: [LLAMA3], ignoreMerges: true }],
   [["qwen2", "deepseek-r1-qwen", "megrez", "stablelm2"], { regexes: [QWEN2] }],
   [["deepseek-coder"], {
     regexes: [

@@ -17,6 +17,7 @@ import { quantizeQ4 } from "../../lib/quant/q4.ts";
 import { quantizeQ8 } from "../../lib/quant/q8.ts";
 import type { ModelSource, TensorData } from "../../lib/split/source.ts";
 import { hfTensorName, unpermuteRows } from "../../lib/split/source_gguf.ts";
+import { type KV, type TensorSpec, writeGguf } from "./_gguf_writer.ts";
 import {
   argmax,
   refDecode,
@@ -35,111 +36,6 @@ const LLAMA2_TOKENIZER = SHARED + "tokenizers/llama2/tokenizer.json";
 const present = await Deno.stat(STORIES_GGUF).then(() => true, () => false);
 if (!present) {
   console.log(`gguf_test: real-file tests skipped, ${SHARED} is absent`);
-}
-
-// ---------------------------------------------------------------------------
-// A minimal GGUF writer, written from the layout table in FORMATS.md §2.1.
-
-type KV =
-  | [string, "str", string]
-  | [string, "u32", number]
-  | [string, "f32", number]
-  | [string, "bool", boolean]
-  | [
-    string,
-    "strs",
-    string[],
-  ]
-  | [string, "f32s", number[]]
-  | [string, "i32s", number[]];
-interface TensorSpec {
-  name: string;
-  dims: number[]; // ne0 first
-  type: number;
-  data: Uint8Array;
-}
-
-class Bytes {
-  parts: number[] = [];
-  u8(v: number) {
-    this.parts.push(v & 255);
-  }
-  u32(v: number) {
-    for (let i = 0; i < 4; i++) this.u8(v >>> (8 * i));
-  }
-  u64(v: number | bigint) {
-    let b = BigInt(v);
-    for (let i = 0; i < 8; i++) {
-      this.u8(Number(b & 255n));
-      b >>= 8n;
-    }
-  }
-  f32(v: number) {
-    const a = new Uint8Array(new Float32Array([v]).buffer);
-    a.forEach((x) => this.u8(x));
-  }
-  str(s: string) {
-    const b = new TextEncoder().encode(s);
-    this.u64(b.length);
-    b.forEach((x) => this.u8(x));
-  }
-  bytes(b: Uint8Array) {
-    b.forEach((x) => this.u8(x));
-  }
-}
-
-function writeGguf(
-  kvs: KV[],
-  tensors: TensorSpec[],
-  opts: { version?: number; alignment?: number } = {},
-): Uint8Array {
-  const w = new Bytes();
-  w.bytes(new TextEncoder().encode("GGUF"));
-  w.u32(opts.version ?? 3);
-  w.u64(tensors.length);
-  w.u64(kvs.length);
-  for (const [k, t, v] of kvs) {
-    w.str(k);
-    if (t === "str") (w.u32(8), w.str(v as string));
-    else if (t === "u32") (w.u32(4), w.u32(v as number));
-    else if (t === "f32") (w.u32(6), w.f32(v as number));
-    else if (t === "bool") (w.u32(7), w.u8(v ? 1 : 0));
-    else if (t === "strs") {
-      (w.u32(9),
-        w.u32(8),
-        w.u64((v as string[]).length),
-        (v as string[]).forEach((s) => w.str(s)));
-    } else if (t === "f32s") {
-      (w.u32(9),
-        w.u32(6),
-        w.u64((v as number[]).length),
-        (v as number[]).forEach((s) => w.f32(s)));
-    } else {(w.u32(9),
-        w.u32(5),
-        w.u64((v as number[]).length),
-        (v as number[]).forEach((s) => w.u32(s)));}
-  }
-  const align = opts.alignment ?? 32;
-  let off = 0;
-  const offs: number[] = [];
-  for (const t of tensors) {
-    offs.push(off);
-    off = Math.ceil((off + t.data.length) / align) * align;
-  }
-  tensors.forEach((t, i) => {
-    w.str(t.name);
-    w.u32(t.dims.length);
-    t.dims.forEach((d) => w.u64(d));
-    w.u32(t.type);
-    w.u64(offs[i]);
-  });
-  while (w.parts.length % align) w.u8(0);
-  const start = w.parts.length;
-  tensors.forEach((t, i) => {
-    while (w.parts.length < start + offs[i]) w.u8(0);
-    w.bytes(t.data);
-  });
-  return new Uint8Array(w.parts);
 }
 
 function f32Bytes(a: ArrayLike<number>): Uint8Array {
@@ -621,7 +517,7 @@ Deno.test("gguf: unsupported architecture and tensor type give UnsupportedError"
       openGgufSource(path),
       (e: Error) =>
         e instanceof UnsupportedError &&
-        /unsupported architecture falcon \(Strata runs GGUF files of llama, qwen2, qwen3, qwen2moe, qwen3moe\)$/
+        /unsupported architecture falcon \(Strata runs GGUF files of llama, qwen2, qwen3, chatglm, glm4, qwen2moe, qwen3moe\)$/
           .test(e.message),
     );
   });

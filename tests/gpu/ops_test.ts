@@ -308,6 +308,58 @@ opTest(
 );
 
 opTest(
+  "rope interleaved (pairs (2i, 2i+1), GLM): full and partial rotary (fraction 0.5 as GLM's default, 0.25)",
+  async (g, ctx) => {
+    const r = rng(5);
+    const cases = [
+      { T: 1, nHeads: 3, headDim: 8, rotaryDim: 8, pos0: 0 },
+      { T: 5, nHeads: 2, headDim: 16, rotaryDim: 8, pos0: 7 }, // fraction 0.5
+      { T: 3, nHeads: 4, headDim: 128, rotaryDim: 64, pos0: 1000 }, // GLM-4's real heads
+      { T: 2, nHeads: 2, headDim: 32, rotaryDim: 8, pos0: 11 }, // fraction 0.25
+    ];
+    for (const c of cases) {
+      const half = c.rotaryDim / 2;
+      const invFreq = new Float32Array(half).map((_, i) =>
+        1 / Math.pow(10000, (2 * i) / c.rotaryDim)
+      );
+      const x = randF32(r, c.T * c.nHeads * c.headDim, 2);
+      const want = ropeRef({ ...c, x, invFreq, interleaved: true });
+      // the two pairings differ on this input: the test sees which one ran
+      const other = ropeRef({ ...c, x, invFreq });
+      let apart = 0;
+      for (let i = 0; i < x.length; i++) {
+        apart = Math.max(apart, Math.abs(want[i] - other[i]));
+      }
+      assert.ok(c.pos0 + c.T === 1 || apart > 1e-2, "pairings differ");
+      const xb = upload(g, x);
+      await run(
+        g,
+        ctx,
+        (p) =>
+          ops.rope(ctx, p, {
+            ...c,
+            x: xb,
+            invFreq: upload(g, invFreq),
+            interleaved: true,
+          }),
+      );
+      const got = await readF32(g, xb, x.length);
+      assertClose(got, want, {
+        atol: 1e-5 + 2e-7 * (c.pos0 + c.T) * 2,
+        rtol: 1e-6,
+      }, `rope interleaved ${JSON.stringify(c)}`);
+      // dims rotaryDim..headDim-1 of every head pass through bit for bit
+      for (let h = 0; h < c.T * c.nHeads; h++) {
+        for (let j = c.rotaryDim; j < c.headDim; j++) {
+          const i = h * c.headDim + j;
+          assert.equal(got[i], x[i], "unrotated tail");
+        }
+      }
+    }
+  },
+);
+
+opTest(
   "attention prefill and decode (GQA 1/2/4/7, headDim 8/16/64, pos0 > 0, splits)",
   async (g, ctx) => {
     const r = rng(4);

@@ -12,6 +12,17 @@
  *   `q_norm`/`k_norm = Qwen3RMSNorm(head_dim)` on each head before RoPE;
  * - all four: `apply_rotary_pos_emb` with `rotate_half`; the MLP is
  *   `down_proj(act_fn(gate_proj(x)) * up_proj(x))` with separate gate and up.
+ * - GlmAttention / Glm4Attention: q/k/v_proj `bias=config.attention_bias`,
+ *   o_proj `bias=False`; `rotate_half` over (x[0::2], x[1::2]) with
+ *   `repeat_interleave(2)` cos/sin on the first head_dim ·
+ *   partial_rotary_factor dims (interleaved pairs); GlmMLP one
+ *   `gate_up_proj`, `up * act(gate)` with gate = the first chunk;
+ *   Glm4DecoderLayer adds `post_self_attn_layernorm` and `post_mlp_layernorm`
+ *   on each block's output before its residual add.
+ * - ChatGLM (THUDM modeling_chatglm.py): `query_key_value` with
+ *   `bias=add_qkv_bias`, `dense` with `bias=add_bias_linear` (false, else
+ *   refused), pairs (x[2i], x[2i+1]) of the first half of each head,
+ *   `dense_h_to_4h` chunk 0 = gate, no post norms.
  */
 import assert from "node:assert/strict";
 import {
@@ -63,6 +74,18 @@ Deno.test("architectures: each row's steps are its family's modeling code", () =
     }, arch);
     assert.deepEqual(mlp, { step: "mlp", gateUp: "separate", postNorm: false });
   }
+  const glm = (qkv: "separate" | "fused", postNorm: boolean) => [{
+    step: "attention",
+    qkv,
+    qkvBias: "attention_bias",
+    oBias: false,
+    qkNorm: false,
+    rope: "interleaved",
+    postNorm,
+  }, { step: "mlp", gateUp: "fused", postNorm }];
+  assert.deepEqual(ARCHITECTURES.glm.steps, glm("separate", false));
+  assert.deepEqual(ARCHITECTURES.glm4.steps, glm("separate", true));
+  assert.deepEqual(ARCHITECTURES.chatglm.steps, glm("fused", false));
 });
 
 const base = {
@@ -140,14 +163,29 @@ Deno.test("architectures: fused q/k/v and gate/up, post norms: one tensor each, 
   const t = stepTensors(cfg, row, attn, 3).map((
     t,
   ) => [t.role, t.name, t.shape]);
-  // q [64], k [32], v [32] rows stacked: [128, 64]
+  // q [64], k [32], v [32] rows stacked: [128, 64]; the fused bias is read
+  // as three slices of l.3.qkv.bias
   assert.deepEqual(t, [
     ["attnNorm", "model.layers.3.input_layernorm.weight", [64]],
     ["qkvProj", "l.3.qkv.weight", [128, 64]],
     ["oProj", "model.layers.3.self_attn.o_proj.weight", [64, 64]],
-    ["qkvBias", "l.3.qkv.bias", [128]],
+    ["qBias", "l.3.qkv.bias.q", [64]],
+    ["kBias", "l.3.qkv.bias.k", [32]],
+    ["vBias", "l.3.qkv.bias.v", [32]],
     ["attnPostNorm", "l.3.post_attn_norm.weight", [64]],
   ]);
+  assert.deepEqual(
+    stepTensors(cfg, row, attn, 3).map((t) => t.slice),
+    [
+      undefined,
+      undefined,
+      undefined,
+      { of: "l.3.qkv.bias", start: 0, total: 128 },
+      { of: "l.3.qkv.bias", start: 64, total: 128 },
+      { of: "l.3.qkv.bias", start: 96, total: 128 },
+      undefined,
+    ],
+  );
   const mlp: MlpStep = { step: "mlp", gateUp: "fused", postNorm: true };
   assert.deepEqual(
     stepTensors(cfg, row, mlp, 0).map((t) => [t.role, t.shape]),
@@ -168,10 +206,12 @@ Deno.test("architectures: fused q/k/v and gate/up, post norms: one tensor each, 
 Deno.test("architectures: the rope style is read: a style without a kernel is refused", () => {
   for (const row of Object.values(ARCHITECTURES)) checkSteps(row.steps, "c");
   const [attn, mlp] = programOf(ARCHITECTURES.qwen3);
+  checkSteps([{ ...attn, rope: "interleaved" }, mlp], "m/config.json");
   assert.throws(
-    () => checkSteps([{ ...attn, rope: "interleaved" }, mlp], "m/config.json"),
+    () =>
+      checkSteps([{ ...attn, rope: "yarn" as never }, mlp], "m/config.json"),
     (e) =>
       e instanceof UnsupportedError &&
-      /m\/config\.json.*RoPE style "interleaved" has no kernel/.test(e.message),
+      /m\/config\.json.*RoPE style "yarn" has no kernel/.test(e.message),
   );
 });

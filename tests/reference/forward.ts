@@ -1,8 +1,21 @@
 /**
  * A float64 reference forward pass for the llama family (llama, mistral,
- * qwen2, qwen3; plus GLM-4's norms after each block when their tensors
- * exist), written to be read like llama2.c's `forward()`: plain loops, one
- * buffer per intermediate, shapes in comments. It is the ground truth the
+ * qwen2, qwen3) and the GLM family (glm, glm4 with its norms after each
+ * block, and ChatGLM2/3 / GLM-4-9B-chat under their own tensor names),
+ * written to be read like llama2.c's `forward()`: plain loops, one
+ * buffer per intermediate, shapes in comments.
+ *
+ * GLM semantics, from the families' modeling code (transformers
+ * `modeling_glm.py`, `modeling_glm4.py`; THUDM `modeling_chatglm.py`):
+ * - RoPE on adjacent pairs (x[2j], x[2j+1]) of the first R = hd · 0.5 dims
+ *   (GLM's rotate_half over x[0::2], x[1::2] with repeat_interleave(2)
+ *   cos/sin; ChatGLM's pair rotation), θ_j = base^(-2j/R); ChatGLM's base is
+ *   10000 · rope_ratio (config.ts maps it to ropeTheta).
+ * - A fused `[q; k; v]` (ChatGLM `query_key_value`, weight and bias) is split
+ *   as contiguous blocks at H·hd and (H + KV)·hd; query head h reads KV group
+ *   h / (H / KV).
+ * - A fused `[gate; up]` (`gate_up_proj`, ChatGLM `dense_h_to_4h`): the first
+ *   F rows are the gate: silu(chunk 0) · chunk 1. It is the ground truth the
  * GPU engine is tested against, so it shares no code with it: RoPE
  * frequencies are computed here from their definitions, independently of
  * lib/model/rope.ts.
@@ -123,6 +136,55 @@ export function ropeHead(
   }
 }
 
+/** Interleaved RoPE on one head x[off..off+hd): pairs (2j, 2j + 1), j < R/2; dims >= R untouched. */
+export function ropeHeadInterleaved(
+  x: Float64Array,
+  off: number,
+  pos: number,
+  invFreq: Float64Array,
+): void {
+  for (let j = 0; j < invFreq.length; j++) {
+    const a = pos * invFreq[j];
+    const c = Math.cos(a), s = Math.sin(a);
+    const x0 = x[off + 2 * j], x1 = x[off + 2 * j + 1];
+    x[off + 2 * j] = x0 * c - x1 * s;
+    x[off + 2 * j + 1] = x1 * c + x0 * s;
+  }
+}
+
+/** ChatGLM's tensor name prefix. */
+const CG = "transformer.";
+
+/** The families whose RoPE pairs are (2j, 2j + 1). */
+const INTERLEAVED = new Set(["glm", "glm4", "chatglm"]);
+
+/** One decoder layer's tensors, fused ones already split into their parts. */
+interface RefLayer {
+  attnNorm: RefTensor;
+  wq: RefTensor;
+  wk: RefTensor;
+  wv: RefTensor;
+  bq?: RefTensor;
+  bk?: RefTensor;
+  bv?: RefTensor;
+  qNorm?: RefTensor;
+  kNorm?: RefTensor;
+  wo: RefTensor;
+  bo?: RefTensor;
+  attnPost?: RefTensor;
+  mlpNorm: RefTensor;
+  /** Dense MLP weights (absent in a sparse MoE layer). */
+  wGate?: RefTensor;
+  wUp?: RefTensor;
+  wDown?: RefTensor;
+  mlpPost?: RefTensor;
+}
+
+/** Rows [r0, r1) of a row-major matrix with `cols` columns (or elements of a vector: cols 1). */
+function rows(t: RefTensor, r0: number, r1: number, cols: number): RefTensor {
+  return t.subarray(r0 * cols, r1 * cols);
+}
+
 // ---------------------------------------------------------------------------
 // The model.
 
@@ -140,6 +202,8 @@ export class ReferenceModel {
   pos = 0;
   /** The router's choice per layer at the last step (null: a dense layer). */
   readonly routes: (RefRoute | null)[] = [];
+  /** The last step's hidden state after the final norm [D]. */
+  hidden: Float64Array = new Float64Array(0);
 
   constructor(weights: RefWeights, cfg: ModelConfig) {
     this.cfg = cfg;
@@ -167,7 +231,11 @@ export class ReferenceModel {
     for (const c of this.#vCache) c.length = 0;
   }
 
-  /** Runs `token` at position `this.pos`; returns logits [V]. */
+  /**
+   * Runs `token` at position `this.pos`; returns logits [V] (empty for a
+   * model without a classifier, such as chatglm.cpp's test vectors: read
+   * {@link hidden} then).
+   */
   step(token: number): Float64Array {
     const c = this.cfg;
     const D = c.hiddenSize,
@@ -183,8 +251,14 @@ export class ReferenceModel {
     const scale = 1 / Math.sqrt(hd);
     const group = H / KV; // query heads per kv head
 
+    const chatglm = c.architecture === "chatglm";
+    const headName = chatglm ? CG + "output_layer.weight" : "lm_head.weight";
     // x [D]: the residual stream, starts as the token's embedding row
-    const emb = this.#get("model.embed_tokens.weight");
+    const emb = this.#get(
+      chatglm
+        ? CG + "embedding.word_embeddings.weight"
+        : "model.embed_tokens.weight",
+    );
     const x = new Float64Array(D);
     for (let i = 0; i < D; i++) x[i] = emb[token * D + i];
 
@@ -198,47 +272,27 @@ export class ReferenceModel {
     const down = new Float64Array(D); // down_proj output [D]
 
     for (let l = 0; l < c.numLayers; l++) {
-      const p = `model.layers.${l}.`;
+      const w = this.#layer(l);
       // ---- attention
-      rmsnorm(xb, x, this.#get(p + "input_layernorm.weight"), D, eps);
+      rmsnorm(xb, x, w.attnNorm, D, eps);
       const k = new Float64Array(KV * hd); // [KV, hd]
       const v = new Float64Array(KV * hd); // [KV, hd]
-      matmul(
-        q,
-        xb,
-        this.#get(p + "self_attn.q_proj.weight"),
-        H * hd,
-        D,
-        this.#opt(p + "self_attn.q_proj.bias"),
-      );
-      matmul(
-        k,
-        xb,
-        this.#get(p + "self_attn.k_proj.weight"),
-        KV * hd,
-        D,
-        this.#opt(p + "self_attn.k_proj.bias"),
-      );
-      matmul(
-        v,
-        xb,
-        this.#get(p + "self_attn.v_proj.weight"),
-        KV * hd,
-        D,
-        this.#opt(p + "self_attn.v_proj.bias"),
-      );
+      matmul(q, xb, w.wq, H * hd, D, w.bq);
+      matmul(k, xb, w.wk, KV * hd, D, w.bk);
+      matmul(v, xb, w.wv, KV * hd, D, w.bv);
       // Qwen3: per-head RMSNorm of q and k over hd, before RoPE
-      const qn = this.#opt(p + "self_attn.q_norm.weight");
-      const kn = this.#opt(p + "self_attn.k_norm.weight");
-      if (qn) {
-        for (let h = 0; h < H; h++) rmsnorm(q, q, qn, hd, eps, h * hd);
+      if (w.qNorm) {
+        for (let h = 0; h < H; h++) rmsnorm(q, q, w.qNorm, hd, eps, h * hd);
       }
-      if (kn) {
-        for (let h = 0; h < KV; h++) rmsnorm(k, k, kn, hd, eps, h * hd);
+      if (w.kNorm) {
+        for (let h = 0; h < KV; h++) rmsnorm(k, k, w.kNorm, hd, eps, h * hd);
       }
-      // RoPE (rotate-half) on every q and k head
-      for (let h = 0; h < H; h++) ropeHead(q, h * hd, pos, invFreq);
-      for (let h = 0; h < KV; h++) ropeHead(k, h * hd, pos, invFreq);
+      // RoPE on every q and k head: rotate-half, or GLM's adjacent pairs
+      const rope = INTERLEAVED.has(c.architecture)
+        ? ropeHeadInterleaved
+        : ropeHead;
+      for (let h = 0; h < H; h++) rope(q, h * hd, pos, invFreq);
+      for (let h = 0; h < KV; h++) rope(k, h * hd, pos, invFreq);
       this.#kCache[l].push(k);
       this.#vCache[l].push(v);
       // causal GQA attention: head h reads kv head floor(h / group)
@@ -259,45 +313,108 @@ export class ReferenceModel {
           xb2[h * hd + i] = s;
         }
       }
-      matmul(
-        o,
-        xb2,
-        this.#get(p + "self_attn.o_proj.weight"),
-        D,
-        H * hd,
-        this.#opt(p + "self_attn.o_proj.bias"),
-      );
+      matmul(o, xb2, w.wo, D, H * hd, w.bo);
       // GLM-4 (Glm4DecoderLayer): post_self_attn_layernorm on the attention
       // output, before the residual
-      const pa = this.#opt(p + "post_self_attn_layernorm.weight");
-      if (pa) rmsnorm(o, o, pa, D, eps);
+      if (w.attnPost) rmsnorm(o, o, w.attnPost, D, eps);
       for (let i = 0; i < D; i++) x[i] += o[i]; // residual
       // ---- MLP: down(silu(gate(x)) * up(x)), or routed experts (moe.ts)
-      rmsnorm(xb, x, this.#get(p + "post_attention_layernorm.weight"), D, eps);
+      rmsnorm(xb, x, w.mlpNorm, D, eps);
       this.routes[l] = null;
       if (refSparse(c, l)) {
         const moe = refMoe(xb, c, l, (n) => this.#get(n));
         down.set(moe.y);
         this.routes[l] = moe.route;
       } else {
-        matmul(hb, xb, this.#get(p + "mlp.gate_proj.weight"), F, D);
-        matmul(hb2, xb, this.#get(p + "mlp.up_proj.weight"), F, D);
+        matmul(hb, xb, w.wGate!, F, D);
+        matmul(hb2, xb, w.wUp!, F, D);
         for (let i = 0; i < F; i++) hb[i] = silu(hb[i]) * hb2[i];
-        matmul(down, hb, this.#get(p + "mlp.down_proj.weight"), D, F);
+        matmul(down, hb, w.wDown!, D, F);
       }
       // GLM-4: post_mlp_layernorm on the MLP output, before the residual
-      const pm = this.#opt(p + "post_mlp_layernorm.weight");
-      if (pm) rmsnorm(down, down, pm, D, eps);
+      if (w.mlpPost) rmsnorm(down, down, w.mlpPost, D, eps);
       for (let i = 0; i < D; i++) x[i] += down[i]; // residual
     }
 
     // final norm and classifier (tied: the embedding matrix)
-    rmsnorm(xb, x, this.#get("model.norm.weight"), D, eps);
-    const head = c.tieWordEmbeddings ? emb : this.#get("lm_head.weight");
+    rmsnorm(
+      xb,
+      x,
+      this.#get(
+        chatglm ? CG + "encoder.final_layernorm.weight" : "model.norm.weight",
+      ),
+      D,
+      eps,
+    );
+    this.hidden = xb.slice();
+    this.pos++;
+    if (!this.#w.has(headName) && !c.tieWordEmbeddings) {
+      return new Float64Array(0); // hidden states only (no classifier)
+    }
+    const head = c.tieWordEmbeddings ? emb : this.#get(headName);
     const logits = new Float64Array(V);
     matmul(logits, xb, head, V, D);
-    this.pos++;
     return logits;
+  }
+
+  /** Layer `l`'s tensors by what they do, fused ones split into parts. */
+  #layer(l: number): RefLayer {
+    const c = this.cfg;
+    const D = c.hiddenSize, F = c.intermediateSize, hd = c.headDim;
+    const qDim = c.numHeads * hd, kvDim = c.numKvHeads * hd;
+    if (c.architecture === "chatglm") {
+      const p = `${CG}encoder.layers.${l}.`;
+      // query_key_value rows: [q (H·hd) | k (KV·hd) | v (KV·hd)]
+      const qkv = this.#get(p + "self_attention.query_key_value.weight");
+      const b = this.#opt(p + "self_attention.query_key_value.bias");
+      // a split shard directory holds the bias as three slices
+      const part = (x: string, r0: number, r1: number) =>
+        b ? rows(b, r0, r1, 1) : this.#opt(
+          p + "self_attention.query_key_value.bias." + x,
+        );
+      // dense_h_to_4h rows: [gate (F) | up (F)]
+      const h4 = this.#get(p + "mlp.dense_h_to_4h.weight");
+      return {
+        attnNorm: this.#get(p + "input_layernorm.weight"),
+        wq: rows(qkv, 0, qDim, D),
+        wk: rows(qkv, qDim, qDim + kvDim, D),
+        wv: rows(qkv, qDim + kvDim, qDim + 2 * kvDim, D),
+        bq: part("q", 0, qDim),
+        bk: part("k", qDim, qDim + kvDim),
+        bv: part("v", qDim + kvDim, qDim + 2 * kvDim),
+        wo: this.#get(p + "self_attention.dense.weight"),
+        mlpNorm: this.#get(p + "post_attention_layernorm.weight"),
+        wGate: rows(h4, 0, F, D),
+        wUp: rows(h4, F, 2 * F, D),
+        wDown: this.#get(p + "mlp.dense_4h_to_h.weight"),
+      };
+    }
+    const p = `model.layers.${l}.`;
+    const a = p + "self_attn.";
+    // GLM: one gate_up_proj [gate (F) | up (F)]
+    const gu = this.#opt(p + "mlp.gate_up_proj.weight");
+    return {
+      attnNorm: this.#get(p + "input_layernorm.weight"),
+      wq: this.#get(a + "q_proj.weight"),
+      wk: this.#get(a + "k_proj.weight"),
+      wv: this.#get(a + "v_proj.weight"),
+      bq: this.#opt(a + "q_proj.bias"),
+      bk: this.#opt(a + "k_proj.bias"),
+      bv: this.#opt(a + "v_proj.bias"),
+      qNorm: this.#opt(a + "q_norm.weight"),
+      kNorm: this.#opt(a + "k_norm.weight"),
+      wo: this.#get(a + "o_proj.weight"),
+      bo: this.#opt(a + "o_proj.bias"),
+      attnPost: this.#opt(p + "post_self_attn_layernorm.weight"),
+      mlpNorm: this.#get(p + "post_attention_layernorm.weight"),
+      // a sparse (MoE) layer has experts instead (read by refMoe)
+      ...(refSparse(c, l) ? {} : {
+        wGate: gu ? rows(gu, 0, F, D) : this.#get(p + "mlp.gate_proj.weight"),
+        wUp: gu ? rows(gu, F, 2 * F, D) : this.#get(p + "mlp.up_proj.weight"),
+        wDown: this.#get(p + "mlp.down_proj.weight"),
+      }),
+      mlpPost: this.#opt(p + "post_mlp_layernorm.weight"),
+    };
   }
 }
 

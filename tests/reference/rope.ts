@@ -2,7 +2,9 @@
  * Float64 reference of rotary position embedding in the rotate-half layout of
  * Hugging Face checkpoints: within each head, element i (i < rotaryDim/2) is
  * paired with element i + rotaryDim/2 and the pair is rotated by the angle
- * pos · invFreq[i]. Elements rotaryDim..headDim-1 (partial rotary) are left
+ * pos · invFreq[i]. In the interleaved layout (GPT-J; GLM's
+ * `rotate_half` over x[0::2], x[1::2] with `repeat_interleave(2)` cos/sin,
+ * ChatGLM's pairs (x[2i], x[2i+1])) pair i is (2i, 2i + 1) instead. Elements rotaryDim..headDim-1 (partial rotary) are left
  * untouched. The invFreq table carries any frequency scaling (llama3, linear,
  * dynamic), see lib/model/rope.ts.
  *
@@ -12,9 +14,10 @@
 /**
  * Returns a rotated copy of x [T, nHeads·headDim]; row t has position pos0 + t.
  *
- *   half = rotaryDim / 2, θ = (pos0 + t) · invFreq[i]
- *   out[i]        = x[i] cos θ − x[i + half] sin θ
- *   out[i + half] = x[i + half] cos θ + x[i] sin θ
+ *   half = rotaryDim / 2, θ = (pos0 + t) · invFreq[i], (a, b) = (i, i + half)
+ *   or (2i, 2i + 1) when `interleaved`
+ *   out[a] = x[a] cos θ − x[b] sin θ
+ *   out[b] = x[b] cos θ + x[a] sin θ
  *
  * @param invFreq [rotaryDim / 2]
  *
@@ -33,6 +36,7 @@ export function ropeRef(a: {
   rotaryDim: number;
   pos0: number;
   invFreq: ArrayLike<number>;
+  interleaved?: boolean;
 }): Float64Array {
   const { x, T, nHeads, headDim, rotaryDim, pos0, invFreq } = a;
   const out = Float64Array.from(x);
@@ -44,9 +48,12 @@ export function ropeRef(a: {
       for (let i = 0; i < half; i++) {
         const theta = pos * invFreq[i];
         const c = Math.cos(theta), s = Math.sin(theta);
-        const x1 = x[base + i], x2 = x[base + i + half];
-        out[base + i] = x1 * c - x2 * s;
-        out[base + i + half] = x2 * c + x1 * s;
+        // the pair: (i, i + half), or (2i, 2i + 1) interleaved
+        const ia = a.interleaved ? base + 2 * i : base + i;
+        const ib = a.interleaved ? ia + 1 : base + i + half;
+        const x1 = x[ia], x2 = x[ib];
+        out[ia] = x1 * c - x2 * s;
+        out[ib] = x2 * c + x1 * s;
       }
     }
   }

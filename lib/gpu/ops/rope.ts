@@ -1,5 +1,6 @@
 /**
- * `rope` (kernels/rope.wgsl): rotate-half rotary position embedding in place.
+ * `rope` (kernels/rope.wgsl): rotary position embedding in place, in the
+ * rotate-half (Hugging Face llama) or interleaved (GPT-J, GLM) pairing.
  *
  * @module
  */
@@ -10,7 +11,7 @@ import { fields, packFields } from "../_wgsl.ts";
 import { checkCount, FILE, pipeline, take } from "./_shared.ts";
 import body from "../../../kernels/rope.wgsl" with { type: "text" };
 
-/** Arguments of `Kernels.rope` (rotate-half, in place). */
+/** Arguments of `Kernels.rope` (in place). */
 export interface RopeArgs {
   /** f32 [T, nHeads·headDim], rotated in place. */
   x: BufferRef;
@@ -26,13 +27,16 @@ export interface RopeArgs {
   rotaryDim: number;
   /** Position of the first token. */
   pos0: number;
+  /** Pairs (2i, 2i + 1) instead of (i, i + rotaryDim/2) (default false). */
+  interleaved?: boolean;
 }
 
-const PARAMS = fields("total half nHeads headDim pos0");
+const PARAMS = fields("total half nHeads headDim pos0 interleaved");
 
 /**
- * Rotate-half RoPE (Hugging Face layout) in place on x [T, nHeads·headDim]:
- * pair (i, i + rotaryDim/2) of every head of token t is rotated by
+ * RoPE in place on x [T, nHeads·headDim]: pair i of every head of token t,
+ * (i, i + rotaryDim/2) in the rotate-half layout (Hugging Face llama) or
+ * (2i, 2i + 1) when `interleaved` (GPT-J, GLM), is rotated by
  * (pos0 + t) · invFreq[i]; elements ≥ rotaryDim are untouched.
  *
  * @example
@@ -53,7 +57,12 @@ export const rope: Launcher<RopeArgs> = (ctx, pass, a) => {
   const total = a.T * a.nHeads * half;
   const x = take(a.x, a.T * a.nHeads * a.headDim * 4, "rope x");
   const invFreq = take(a.invFreq, half * 4, "rope invFreq");
-  const params = ctx.params(packFields(PARAMS, { ...a, total, half }));
+  const params = ctx.params(packFields(PARAMS, {
+    ...a,
+    total,
+    half,
+    interleaved: a.interleaved ? 1 : 0,
+  }));
   const WG = 64;
   const p = pipeline(ctx, "rope", () => ({
     inputs: [{ name: "invFreq", type: "f32", access: "read" }],
