@@ -63,6 +63,8 @@ export interface KernelBenchOptions {
   rounds?: number;
   /** Target milliseconds per round (default 300; Deno's submit→done latency is ~10 ms). */
   roundMs?: number;
+  /** Bytes copied per round of the roofline measurement (default 256 MiB). */
+  copyBytes?: number;
   /** Kernel families to measure, each on every config (default: `gpu.kernels`). */
   families?: KernelFamily[];
   /** Progress lines (stderr in the CLI). */
@@ -241,7 +243,10 @@ export async function benchKernels(
   let copy = 0;
   for (let i = 0; i < 3; i++) {
     await idle();
-    copy = Math.max(copy, await copyBandwidth(gpu, 256 * MIB, 2));
+    copy = Math.max(
+      copy,
+      await copyBandwidth(gpu, opts.copyBytes ?? 256 * MIB, 2),
+    );
   }
   log(`  ${copy.toFixed(2)} GB/s`);
 

@@ -136,3 +136,33 @@ Deno.test({
     );
   },
 });
+
+gpuTest(
+  "kernel family: bench --kernels entries name their family and variant",
+  async (g) => {
+    const { benchKernels } = await import("../../lib/gpu/bench.ts");
+    const r = await benchKernels(g, {
+      dtypes: ["q4", "f16"],
+      shapes: [[64, 256]],
+      prefillT: 0, // the prefill entries are 4096 x 4096: too slow for a test on lavapipe
+      rounds: 1,
+      roundMs: 5,
+      idleWaitMs: 0,
+      copyBytes: 1 << 20,
+      families: ["cpu", "gpu"],
+    });
+    assert.deepEqual(r.families, ["cpu", "gpu"]);
+    const seen = r.kernels.map((k) =>
+      `${k.name} ${k.family} ${k.variant} ${k.shape}`
+    );
+    assert.deepEqual(
+      seen,
+      [
+        "matvec_q4 cpu 16x1 64x256",
+        "matvec_coop_q4 gpu wg 64x256",
+        "matvec_f16 cpu 8x1 64x256",
+        "matvec_coop_f16 gpu wg+unpack 64x256",
+      ].map((l) => g.subgroups ? l.replace(" wg", " sg") : l),
+    );
+  },
+);
