@@ -4,7 +4,10 @@
  * T = 1 (matvec), B = 3 (small batch) and T = 37 (prefill), odd shapes (K = 37,
  * 100: the generic kernel where K is not a multiple of the vector width; K =
  * 128, 256: the fast kernels), fused bias, weights split into several parts,
- * and 2-D workgroup folding.
+ * and 2-D workgroup folding; each in both kernel families (lib/gpu/family.ts:
+ * the CPU family's matvec_* / matmul_*, the GPU family's matvec_coop /
+ * matmul_tiled), with K = 2080 so that rows have more units than
+ * matvec_coop's 64 lanes.
  *
  * Dequantization on the GPU is exact in f32 (f16/bf16 → f32 exactly; q·d is a
  * ≤ 8-bit integer times an f16), so the only error is f32 summation. Tolerance:
