@@ -166,3 +166,30 @@ gpuTest(
     );
   },
 );
+
+Deno.test("kernel family: the subgroup variant's WGSL (compiled only where the adapter has `subgroups`)", async () => {
+  const { gpuKernelSpec } = await import("../../lib/gpu/ops/_matmul_gpu.ts");
+  const { kernelSource, fields } = await import("../../lib/gpu/_wgsl.ts");
+  const params = fields("n k t rowOff outStride hasBias nb");
+  for (const dtype of ["f16", "q4", "q6k"]) {
+    const sg = kernelSource(
+      gpuKernelSpec(dtype, 1, { subgroups: true }, params),
+    );
+    const wg = kernelSource(gpuKernelSpec(dtype, 1, {}, params));
+    assert.ok(sg.startsWith("enable subgroups;\n"), dtype);
+    assert.match(
+      sg,
+      /@builtin\(subgroup_invocation_id\) sgi: u32, @builtin\(subgroup_size\) sgs: u32,\n\) \{/,
+    );
+    for (let r = 0; r < 4; r++) {
+      assert.ok(sg.includes(`subgroupAdd(a${r})`), dtype);
+    }
+    assert.ok(
+      !/enable subgroups|subgroupAdd\(|@builtin\(subgroup/.test(wg) &&
+        wg.includes("workgroupBarrier"),
+      dtype,
+    );
+    // every repeat marker was expanded
+    assert.ok(!/#[a-z]|\{\{|\{%|@insert/.test(sg + wg), dtype);
+  }
+});
