@@ -8,11 +8,13 @@
  *   resident; prefill vs token-by-token;
  * - tests/engine/quant_test.ts: q8 and q4 splits within their logit bounds and
  *   greedy agreement;
- * - tests/engine/quant_kquant_test.ts, gguf_kquant_test.ts: K-quant splits and
- *   GGUF files quantized by llama.cpp against the reference's greedy ids.
+ * - tests/engine/quant_kquant_test.ts: K-quant splits against the reference.
  * The whole tests/engine/ directory also passes this way (run it with
- * `STRATA_KERNELS=gpu deno test -A tests/engine/`); these files are the ones
- * that compare ids and logits with the reference, kept to them for suite time.
+ * `STRATA_KERNELS=gpu deno test -A tests/engine/`; gguf_kquant_test.ts, the
+ * llama.cpp GGUF files end to end, takes over a minute on lavapipe and is left
+ * to that run: its block kernels are proven in both families by
+ * ggml_kernels_test.ts); these files are the ones that compare ids and logits
+ * with the reference, kept to them for suite time.
  */
 import assert from "node:assert/strict";
 import { gpu } from "../_gpu.ts";
@@ -21,12 +23,11 @@ const FILES = [
   "tests/engine/forward_test.ts",
   "tests/engine/quant_test.ts",
   "tests/engine/quant_kquant_test.ts",
-  "tests/engine/gguf_kquant_test.ts",
 ];
 
 Deno.test({
   name:
-    "engine with STRATA_KERNELS=gpu: tiny variants, q8/q4 and K-quant splits, GGUF files give the reference's ids",
+    "engine with STRATA_KERNELS=gpu: tiny variants, q8/q4 and K-quant splits give the reference's ids",
   ignore: gpu === null,
   fn: async () => {
     const root = new URL("../../", import.meta.url);
