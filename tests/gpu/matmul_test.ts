@@ -270,6 +270,25 @@ for (const family of FAMILIES) {
   }
 }
 
+// On a device with `subgroups` the GPU family reduces with subgroupAdd (above); prove its workgroup-memory
+// reduction there too. (Deno's lavapipe and llvmpipe have no `subgroups`: there the tests above run it.)
+Deno.test({
+  name:
+    "matmul (gpu kernels): the workgroup-memory reduction on a device with subgroups",
+  ignore: !sharedGpu?.subgroups,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const g: Gpu = { ...sharedGpu!, kernels: "gpu", subgroups: false };
+    for (const dtype of DTYPES) {
+      for (const [N, K] of [[40, 128], [9, 2080]] as [number, number][]) {
+        assert.equal(planMatmul(dtype, K, 1, g).variant.slice(0, 2), "wg");
+        await runCase(g, { dtype, N, K, T: 1, bias: true });
+      }
+    }
+  },
+});
+
 gpuTest(
   "matmul: dispatches above maxComputeWorkgroupsPerDimension fold into 2-D",
   async (g) => {
