@@ -103,7 +103,13 @@ export type { DownloadOptions, DownloadProgress } from "./lib/hub/download.ts";
 
 // The GPU.
 export { requestGpu } from "./lib/gpu/device.ts";
-export type { Gpu, GpuLimits, RequestGpuOptions } from "./lib/gpu/device.ts";
+export type {
+  Gpu,
+  GpuLimits,
+  KernelChoice,
+  KernelFamily,
+  RequestGpuOptions,
+} from "./lib/gpu/device.ts";
 
 // Errors users may catch.
 export * from "./lib/errors.ts";

@@ -15,3 +15,10 @@ fn dec_unit(v: vec4<u32>, j: u32) -> vec4<f32> {
 fn dec8(v: vec4<u32>, j: u32) -> vec4<f32> { return dec_unit(v, j); }
 // @section scalar: element c of row r for matmul_generic (w: array<u32>).
 fn weight_at(r: u32, c: u32) -> f32 { return h2f(half_at(r * params.k + c)); }
+// @section block_gpu: load_unit / dec_unit for the GPU kernel family: unpack2x16float (core WGSL, no shader-f16; one
+// conversion per pair on GPUs, slow on lavapipe, hence not in the block section). Exact like h4.
+fn load_unit(i: u32) -> vec4<u32> { return w[i]; }
+fn dec_unit(v: vec4<u32>, j: u32) -> vec4<f32> {
+  if (j == 0u) { return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)); }
+  return vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w));
+}

@@ -10,7 +10,7 @@ import { UsageError } from "../errors.ts";
 
 const HELP = `Usage: deno run -A cli.ts bench --kernels [--json] [--dtypes ${
   [...ENCODINGS.keys()].join(",")
-}] [--quick]
+}] [--quick] [--families gpu,cpu]
        deno run -A cli.ts bench [engine flags]   (see: bench --engine --help)
        deno run -A cli.ts bench --moe [flags]     (see: bench --moe --help)
 
@@ -20,8 +20,10 @@ matvec kernel's effective weight bandwidth for 4096x4096 and 11008x4096
 (rows x cols), and prefill matmul GFLOP/s at T = 128, with each ratio to the
 roofline. Progress goes to stderr.
 
-  --json          print only {"adapter", "copy_gbps", "kernels": [{"name", "dtype",
-                  "shape", "gbps", "ratio", ...}]} on stdout
+  --json          print only {"adapter", "families", "copy_gbps", "kernels": [{"name",
+                  "family", "variant", "dtype", "shape", "gbps", "ratio", ...}]} on stdout
+  --families LIST kernel families to measure, each on every config (default: the one
+                  STRATA_KERNELS=gpu|cpu|auto selects for this adapter)
   --dtypes LIST   weight dtypes to measure (default all)
   --quick         one shape (4096x4096), prefill T = 32, fewer rounds`;
 
@@ -57,6 +59,7 @@ export async function main(args: string[]): Promise<number> {
         json: { type: "boolean" },
         dtypes: { type: "string" },
         quick: { type: "boolean" },
+        families: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -77,6 +80,14 @@ export async function main(args: string[]): Promise<number> {
       );
     }
   }
+  const families = values.families?.split(",").map((s) => s.trim());
+  for (const f of families ?? []) {
+    if (f !== "gpu" && f !== "cpu") {
+      throw new UsageError(
+        `bench: unknown kernel family '${f}' (expected gpu, cpu)`,
+      );
+    }
+  }
   const { requestGpu } = await import("../gpu/device.ts");
   const { benchKernels, formatKernelTable } = await import("../gpu/bench.ts");
   const gpu = await requestGpu();
@@ -86,6 +97,7 @@ export async function main(args: string[]): Promise<number> {
     shapes: values.quick ? [[4096, 4096]] : undefined,
     prefillT: values.quick ? 32 : 128,
     rounds: values.quick ? 2 : 5,
+    families: families as ("gpu" | "cpu")[] | undefined,
     onProgress: (line) => console.error(line),
   });
   if (values.json) {

@@ -150,6 +150,8 @@ export interface KernelSpec {
   params: Fields;
   /** The WGSL after the declarations (snippets + body). */
   body: string;
+  /** WGSL extensions the body needs (`f16`, `subgroups`): `enable <name>;` first. */
+  enables?: string[];
 }
 
 /**
@@ -184,7 +186,8 @@ export function kernelSource(k: KernelSpec): string {
   const store = k.output.type === "f32"
     ? `fn store(i: u32, v: f32) { ${k.output.name}[i] = v; }\n`
     : "";
-  return `${common}struct Params {\n${fields.join("\n")}\n}\n${
+  const enables = (k.enables ?? []).map((e) => `enable ${e};\n`).join("");
+  return `${enables}${common}struct Params {\n${fields.join("\n")}\n}\n${
     decl.join("\n")
   }\n${store}${k.body}`;
 }

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Gpu } from "./device.ts";
+import type { Gpu, KernelFamily } from "./device.ts";
 import { KernelContext } from "./_context.ts";
 import { encoding, type EncodingName, ENCODINGS } from "../quant/encoding.ts";
 import { destroyWeight, uploadWeight, weightRowBytes } from "./kernels.ts";
@@ -19,8 +19,12 @@ import type { BufferRef } from "./pipelines.ts";
 
 /** One measured kernel configuration. */
 export interface KernelBenchEntry {
-  /** Kernel file name (without .wgsl). */
+  /** Kernel name (its body file without .wgsl, and the dtype). */
   name: string;
+  /** Kernel family (lib/gpu/family.ts). */
+  family: KernelFamily;
+  /** Variant within the kernel (tile, reduction, decode; see planMatmul). */
+  variant: string;
   /** Weight dtype. */
   dtype: EncodingName;
   /** `"<rows>x<cols>"`, plus `" T=<tokens>"` for prefill. */
@@ -37,8 +41,10 @@ export interface KernelBenchEntry {
 
 /** Result of {@link benchKernels}. */
 export interface KernelBenchReport {
-  /** The adapter measured (and whether shader-f16 is enabled). */
-  adapter: Gpu["adapter"] & { f16: boolean };
+  /** The adapter measured (and whether shader-f16 and subgroups are enabled). */
+  adapter: Gpu["adapter"] & { f16: boolean; subgroups: boolean };
+  /** The kernel families measured. */
+  families: KernelFamily[];
   /** copyBufferToBuffer bandwidth (bytes copied per second, GB/s). */
   copy_gbps: number;
   /** Matvec and prefill matmul entries. */
@@ -57,6 +63,10 @@ export interface KernelBenchOptions {
   rounds?: number;
   /** Target milliseconds per round (default 300; Deno's submit→done latency is ~10 ms). */
   roundMs?: number;
+  /** Bytes copied per round of the roofline measurement (default 256 MiB). */
+  copyBytes?: number;
+  /** Kernel families to measure, each on every config (default: `gpu.kernels`). */
+  families?: KernelFamily[];
   /** Progress lines (stderr in the CLI). */
   onProgress?: (line: string) => void;
   /**
@@ -233,11 +243,18 @@ export async function benchKernels(
   let copy = 0;
   for (let i = 0; i < 3; i++) {
     await idle();
-    copy = Math.max(copy, await copyBandwidth(gpu, 256 * MIB, 2));
+    copy = Math.max(
+      copy,
+      await copyBandwidth(gpu, opts.copyBytes ?? 256 * MIB, 2),
+    );
   }
   log(`  ${copy.toFixed(2)} GB/s`);
 
-  const ctx = new KernelContext(gpu);
+  const families = opts.families ?? [gpu.kernels];
+  const contexts = new Map(
+    families.map((f) => [f, new KernelContext({ ...gpu, kernels: f })]),
+  );
+  let ctx = contexts.get(families[0])!;
   const kernels: KernelBenchEntry[] = [];
   const maxK = Math.max(...shapes.map((s) => s[1]), 4096);
   const maxN = Math.max(...shapes.map((s) => s[0]), 4096);
@@ -307,32 +324,41 @@ export async function benchKernels(
     });
     const weightBytesTotal = bytes.data.byteLength +
       (bytes.scales?.byteLength ?? 0);
-    const ms = await measure((pass) =>
-      matmul(ctx, pass, { x, w, out, T: c.T })
-    );
+    for (const family of families) {
+      ctx = contexts.get(family)!;
+      const ms = await measure((pass) =>
+        matmul(ctx, pass, { x, w, out, T: c.T })
+      );
+      const gbps = weightBytesTotal / (ms / 1000) / 1e9;
+      const plan = planMatmul(c.dtype, c.K, c.T, ctx.gpu);
+      const entry: KernelBenchEntry = {
+        name: plan.kernel,
+        family: plan.family,
+        variant: plan.variant,
+        dtype: c.dtype,
+        shape: `${c.N}x${c.K}${c.T > 1 ? ` T=${c.T}` : ""}`,
+        gbps: round(gbps),
+        ratio: round(gbps / copy, 3),
+        gflops: round((2 * c.T * c.N * c.K) / (ms / 1000) / 1e9),
+        ms: round(ms, 3),
+      };
+      kernels.push(entry);
+      log(
+        `  ${entry.name.padEnd(20)} ${entry.variant.padEnd(10)} ${
+          entry.shape.padEnd(16)
+        } ${entry.gbps.toFixed(2).padStart(7)} GB/s  ` +
+          `${entry.ratio.toFixed(2)} of copy  ${
+            entry.gflops.toFixed(1)
+          } GFLOP/s`,
+      );
+    }
     destroyWeight(w);
-    const gbps = weightBytesTotal / (ms / 1000) / 1e9;
-    const entry: KernelBenchEntry = {
-      name: planMatmul(c.dtype, c.K, c.T).kernel,
-      dtype: c.dtype,
-      shape: `${c.N}x${c.K}${c.T > 1 ? ` T=${c.T}` : ""}`,
-      gbps: round(gbps),
-      ratio: round(gbps / copy, 3),
-      gflops: round((2 * c.T * c.N * c.K) / (ms / 1000) / 1e9),
-      ms: round(ms, 3),
-    };
-    kernels.push(entry);
-    log(
-      `  ${entry.name.padEnd(14)} ${entry.shape.padEnd(16)} ${
-        entry.gbps.toFixed(2).padStart(7)
-      } GB/s  ` +
-        `${entry.ratio.toFixed(2)} of copy  ${entry.gflops.toFixed(1)} GFLOP/s`,
-    );
   }
   x.buffer.destroy();
   out.buffer.destroy();
   return {
-    adapter: { ...gpu.adapter, f16: gpu.f16 },
+    adapter: { ...gpu.adapter, f16: gpu.f16, subgroups: gpu.subgroups },
+    families,
     copy_gbps: round(copy),
     kernels,
   };
@@ -356,22 +382,24 @@ export function formatKernelTable(r: KernelBenchReport): string {
   const lines = [
     `adapter: ${
       r.adapter.description || "(unnamed)"
-    } (vendor ${r.adapter.vendor}, fallback ${r.adapter.isFallback}, shader-f16 ${r.adapter.f16})`,
+    } (vendor ${r.adapter.vendor}, fallback ${r.adapter.isFallback}, shader-f16 ${r.adapter.f16}, subgroups ${r.adapter.subgroups})`,
     `copy roofline (copyBufferToBuffer, 256 MiB): ${
       r.copy_gbps.toFixed(2)
     } GB/s`,
     "",
-    `${"kernel".padEnd(16)}${"dtype".padEnd(7)}${"shape".padEnd(18)}${
-      "GB/s".padStart(8)
-    }${"ratio".padStart(8)}${"GFLOP/s".padStart(10)}${"ms".padStart(10)}`,
+    `${"kernel".padEnd(22)}${"family".padEnd(7)}${"variant".padEnd(12)}${
+      "dtype".padEnd(7)
+    }${"shape".padEnd(18)}${"GB/s".padStart(8)}${"ratio".padStart(8)}${
+      "GFLOP/s".padStart(10)
+    }${"ms".padStart(10)}`,
   ];
   for (const k of r.kernels) {
     lines.push(
-      `${k.name.padEnd(16)}${k.dtype.padEnd(7)}${k.shape.padEnd(18)}${
-        k.gbps.toFixed(2).padStart(8)
-      }${k.ratio.toFixed(2).padStart(8)}${k.gflops.toFixed(1).padStart(10)}${
-        k.ms.toFixed(2).padStart(10)
-      }`,
+      `${k.name.padEnd(22)}${k.family.padEnd(7)}${k.variant.padEnd(12)}${
+        k.dtype.padEnd(7)
+      }${k.shape.padEnd(18)}${k.gbps.toFixed(2).padStart(8)}${
+        k.ratio.toFixed(2).padStart(8)
+      }${k.gflops.toFixed(1).padStart(10)}${k.ms.toFixed(2).padStart(10)}`,
     );
   }
   return lines.join("\n");

@@ -9,6 +9,15 @@
  * @module
  */
 import { GpuError } from "../errors.ts";
+import {
+  type KernelChoice,
+  kernelChoiceFromEnv,
+  type KernelFamily,
+  kernelFamily,
+  parseKernelChoice,
+} from "./family.ts";
+
+export type { KernelChoice, KernelFamily } from "./family.ts";
 
 /** Limits of the device that kernels and weight placement depend on. */
 export interface GpuLimits {
@@ -47,6 +56,11 @@ export interface Gpu {
   subgroups: boolean;
   /** The limits the device was created with (the adapter's own). */
   limits: GpuLimits;
+  /**
+   * The kernel family the launchers use (lib/gpu/family.ts): `STRATA_KERNELS`
+   * or `requestGpu({ kernels })`, `auto` → `cpu` on a fallback/CPU adapter.
+   */
+  kernels: KernelFamily;
   /** Resolves with a GpuError if the device is lost (never rejects). */
   lost: Promise<GpuError>;
 }
@@ -57,6 +71,11 @@ export interface RequestGpuOptions {
   f16?: boolean;
   /** `false` leaves `subgroups` disabled. Default: enable when present. */
   subgroups?: boolean;
+  /**
+   * Kernel family: `"gpu"`, `"cpu"` or `"auto"`. Default: `STRATA_KERNELS`,
+   * else `"auto"`.
+   */
+  kernels?: KernelChoice;
   /** Adapter power preference. Default `"high-performance"`. */
   powerPreference?: GPUPowerPreference;
 }
@@ -103,6 +122,10 @@ const EXTRA_LIMITS = [
 /**
  * Acquires a WebGPU adapter and device with the adapter's own limits.
  *
+ * The kernel family (`gpu.kernels`) comes from `opts.kernels`, else
+ * `STRATA_KERNELS`, else `auto` (lib/gpu/family.ts); any other value is a
+ * `UsageError` thrown before an adapter is requested.
+ *
  * Throws {@link GpuError} when WebGPU or an adapter is missing, saying how to
  * get one (a GPU driver, or lavapipe via `apt-get install mesa-vulkan-drivers`).
  *
@@ -113,9 +136,15 @@ const EXTRA_LIMITS = [
  * console.log(gpu.adapter.description, gpu.f16, gpu.limits.maxStorageBufferBindingSize);
  * const gpu32 = await requestGpu({ f16: false }); // forces the f32 kernels
  * console.log(gpu32.f16); // false
+ * const g = await requestGpu({ kernels: "gpu" }); // the GPU kernel family, even on lavapipe
+ * console.log(g.kernels); // "gpu"
  * ```
  */
 export async function requestGpu(opts: RequestGpuOptions = {}): Promise<Gpu> {
+  // a bad STRATA_KERNELS is refused before any adapter is requested
+  const choice = opts.kernels !== undefined
+    ? parseKernelChoice(opts.kernels, "kernels")
+    : kernelChoiceFromEnv();
   quietXdgRuntimeDir();
   const nav = globalThis.navigator as Navigator | undefined;
   if (!nav?.gpu) {
@@ -172,22 +201,24 @@ export async function requestGpu(opts: RequestGpuOptions = {}): Promise<Gpu> {
       }; restart the process`,
     )
   );
+  const traits = {
+    description: info.description ?? "",
+    vendor: info.vendor ?? "",
+    architecture: info.architecture ?? "",
+    isFallback: Boolean(
+      (info as unknown as { isFallbackAdapter?: boolean })
+        .isFallbackAdapter ??
+        (adapter as unknown as { isFallbackAdapter?: boolean })
+          .isFallbackAdapter,
+    ),
+  };
   return {
     device,
-    adapter: {
-      description: info.description ?? "",
-      vendor: info.vendor ?? "",
-      architecture: info.architecture ?? "",
-      isFallback: Boolean(
-        (info as unknown as { isFallbackAdapter?: boolean })
-          .isFallbackAdapter ??
-          (adapter as unknown as { isFallbackAdapter?: boolean })
-            .isFallbackAdapter,
-      ),
-    },
+    adapter: traits,
     f16,
     subgroups,
     limits,
+    kernels: kernelFamily(choice, traits),
     lost,
   };
 }

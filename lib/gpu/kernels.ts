@@ -10,7 +10,7 @@
  * @module
  */
 import { GpuError } from "../errors.ts";
-import type { Gpu } from "./device.ts";
+import type { Gpu, KernelFamily } from "./device.ts";
 import {
   type GpuWeight,
   type GpuWeightPart,
@@ -83,6 +83,11 @@ export class Kernels {
   /** The GPU. */
   get gpu(): Gpu {
     return this.ctx.gpu;
+  }
+
+  /** The kernel family the ops use (`gpu.kernels`, see lib/gpu/family.ts). */
+  get family(): KernelFamily {
+    return this.ctx.gpu.kernels;
   }
 
   /** Rewinds the per-pass Params arena: call once per forward pass before recording. */

@@ -10,7 +10,8 @@
  * our encoder: 7 rows (not a multiple of the 4 an invocation computes) and
  * 5 rows of 300 (zero-padded blocks, matmul_generic); T = 1 and 5; the weight
  * in two parts. Tolerance 1e-5·Σ|x·w|. Run on the default device and with
- * `requestGpu({ f16: false })`.
+ * `requestGpu({ f16: false })`, each in both kernel families (matvec_coop /
+ * matmul_tiled for the GPU family).
  */
 import assert from "node:assert/strict";
 import { gpu, gpuTest, readF32, scratch, upload } from "../_gpu.ts";
@@ -139,6 +140,10 @@ async function cases(type: GgmlBlockType): Promise<Case[]> {
   const src300 = Float32Array.from({ length: 5 * 300 }, () => r());
   const p300 = enc.encode(src300, 5, 300);
   assert.equal(planMatmul(enc.name, 300, 1).kernel, "matmul_generic");
+  assert.equal(
+    planMatmul(enc.name, k, 1, { kernels: "gpu" }).kernel,
+    `matvec_coop_${enc.name}`,
+  );
   out.push({
     what: "our encoder, 5 x 300 (padded)",
     bytes: p300.data,
@@ -187,8 +192,10 @@ for (const type of TYPES) {
       const g32 = await requestGpu({ f16: false });
       try {
         for (const dev of [g, g32]) {
-          for (const c of cs) {
-            await check(dev, type, c);
+          for (const kernels of ["cpu", "gpu"] as const) {
+            for (const c of cs) {
+              await check({ ...dev, kernels }, type, c);
+            }
           }
         }
       } finally {

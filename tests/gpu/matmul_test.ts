@@ -4,7 +4,10 @@
  * T = 1 (matvec), B = 3 (small batch) and T = 37 (prefill), odd shapes (K = 37,
  * 100: the generic kernel where K is not a multiple of the vector width; K =
  * 128, 256: the fast kernels), fused bias, weights split into several parts,
- * and 2-D workgroup folding.
+ * and 2-D workgroup folding; each in both kernel families (lib/gpu/family.ts:
+ * the CPU family's matvec_* / matmul_*, the GPU family's matvec_coop /
+ * matmul_tiled), with K = 2080 so that rows have more units than
+ * matvec_coop's 64 lanes.
  *
  * Dequantization on the GPU is exact in f32 (f16/bf16 → f32 exactly; q·d is a
  * ≤ 8-bit integer times an f16), so the only error is f32 summation. Tolerance:
@@ -21,7 +24,11 @@ import {
   scratch,
   upload,
 } from "../_gpu.ts";
-import { type Gpu, requestGpu } from "../../lib/gpu/device.ts";
+import {
+  type Gpu,
+  type KernelFamily,
+  requestGpu,
+} from "../../lib/gpu/device.ts";
 import { KernelContext } from "../../lib/gpu/_context.ts";
 import {
   type GpuWeight,
@@ -190,7 +197,7 @@ async function runCase(
   biasRef?.buffer.destroy();
   return {
     parts: w.parts.length,
-    kernel: planMatmul(c.dtype, c.K, c.T).kernel,
+    kernel: planMatmul(c.dtype, c.K, c.T, g).kernel,
   };
 }
 
@@ -200,65 +207,107 @@ const DTYPES: WeightDtype[] = [...ENCODINGS.values()]
   .filter((e) => e.scales !== "inline").map((e) => e.name);
 const SHAPES: [number, number][] = [[33, 37], [64, 100], [40, 128], [37, 256]];
 
-for (const dtype of DTYPES) {
-  gpuTest(
-    `matmul ${dtype}: T = 1, B = 3, T = 37 over odd shapes`,
-    async (g) => {
-      const kernels = new Set<string>();
-      for (const [N, K] of SHAPES) {
-        for (const T of [1, 3, 37]) {
-          kernels.add((await runCase(g, { dtype, N, K, T })).kernel);
+// both kernel families (lib/gpu/family.ts) on this adapter, whatever it is
+const FAMILIES: KernelFamily[] = ["cpu", "gpu"];
+function inFamily(g: Gpu, kernels: KernelFamily): Gpu {
+  return { ...g, kernels };
+}
+
+for (const family of FAMILIES) {
+  for (const dtype of DTYPES) {
+    gpuTest(
+      `matmul ${dtype} (${family} kernels): T = 1, B = 3, T = 37 over odd shapes`,
+      async (g0) => {
+        const g = inFamily(g0, family);
+        const kernels = new Set<string>();
+        // K = 2080: more units per row than the GPU family's 64 lanes (65 q4 blocks, 260 f16 words)
+        for (const [N, K] of [...SHAPES, [9, 2080]]) {
+          for (const T of [1, 3, 37]) {
+            kernels.add((await runCase(g, { dtype, N, K, T })).kernel);
+          }
+        }
+        // both the fast kernels and the generic fallback were exercised
+        const [mv, mm] = family === "cpu"
+          ? [`matvec_${dtype}`, `matmul_${dtype}`]
+          : [`matvec_coop_${dtype}`, `matmul_tiled_${dtype}`];
+        assert.ok(
+          kernels.has(mv) && kernels.has(mm) && kernels.has("matmul_generic"),
+          [...kernels].join(", "),
+        );
+      },
+    );
+
+    gpuTest(`matmul ${dtype} (${family} kernels): fused bias`, async (g0) => {
+      const g = inFamily(g0, family);
+      for (const [N, K] of [[33, 37], [36, 256]] as [number, number][]) {
+        for (const T of [1, 5]) {
+          await runCase(g, { dtype, N, K, T, bias: true });
         }
       }
-      // both the fast kernels and the generic fallback were exercised
-      assert.ok(
-        kernels.has(`matvec_${dtype}`) && kernels.has(`matmul_${dtype}`) &&
-          kernels.has("matmul_generic"),
-      );
-    },
-  );
+    });
 
-  gpuTest(`matmul ${dtype}: fused bias`, async (g) => {
-    for (const [N, K] of [[33, 37], [36, 256]] as [number, number][]) {
-      for (const T of [1, 5]) await runCase(g, { dtype, N, K, T, bias: true });
-    }
-  });
+    gpuTest(
+      `matmul ${dtype} (${family} kernels): weight split into several parts`,
+      async (g0) => {
+        const g = inFamily(g0, family);
+        for (const [N, K] of [[70, 128], [45, 37]] as [number, number][]) {
+          const [rb, sb] = weightRowBytes(dtype, K);
+          const maxPartBytes = Math.max(rb, sb) * 16; // 16 rows per part
+          for (const T of [1, 6]) {
+            const { parts } = await runCase(g, {
+              dtype,
+              N,
+              K,
+              T,
+              bias: true,
+              maxPartBytes,
+            });
+            assert.equal(parts, Math.ceil(N / 16));
+          }
+        }
+      },
+    );
+  }
+}
 
-  gpuTest(`matmul ${dtype}: weight split into several parts`, async (g) => {
-    for (const [N, K] of [[70, 128], [45, 37]] as [number, number][]) {
-      const [rb, sb] = weightRowBytes(dtype, K);
-      const maxPartBytes = Math.max(rb, sb) * 16; // 16 rows per part
-      for (const T of [1, 6]) {
-        const { parts } = await runCase(g, {
-          dtype,
-          N,
-          K,
-          T,
-          bias: true,
-          maxPartBytes,
-        });
-        assert.equal(parts, Math.ceil(N / 16));
+// On a device with `subgroups` the GPU family reduces with subgroupAdd (above); prove its workgroup-memory
+// reduction there too. (Deno's lavapipe and llvmpipe have no `subgroups`: there the tests above run it.)
+Deno.test({
+  name:
+    "matmul (gpu kernels): the workgroup-memory reduction on a device with subgroups",
+  ignore: !sharedGpu?.subgroups,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const g: Gpu = { ...sharedGpu!, kernels: "gpu", subgroups: false };
+    for (const dtype of DTYPES) {
+      for (const [N, K] of [[40, 128], [9, 2080]] as [number, number][]) {
+        assert.equal(planMatmul(dtype, K, 1, g).variant.slice(0, 2), "wg");
+        await runCase(g, { dtype, N, K, T: 1, bias: true });
       }
     }
-  });
-}
+  },
+});
 
 gpuTest(
   "matmul: dispatches above maxComputeWorkgroupsPerDimension fold into 2-D",
   async (g) => {
-    const folded: Gpu = {
-      ...g,
-      limits: { ...g.limits, maxComputeWorkgroupsPerDimension: 2 },
-    };
-    for (const dtype of ["f32", "q4"] as WeightDtype[]) {
-      for (
-        const [K, T] of [[128, 1], [128, 9], [37, 2]] as [number, number][]
-      ) {
-        await runCase(
-          g,
-          { dtype, N: 300, K, T, bias: true },
-          new KernelContext(folded),
-        );
+    for (const kernels of FAMILIES) {
+      const folded: Gpu = {
+        ...g,
+        kernels,
+        limits: { ...g.limits, maxComputeWorkgroupsPerDimension: 2 },
+      };
+      for (const dtype of ["f32", "q4"] as WeightDtype[]) {
+        for (
+          const [K, T] of [[128, 1], [128, 9], [37, 2]] as [number, number][]
+        ) {
+          await runCase(
+            folded,
+            { dtype, N: 300, K, T, bias: true },
+            new KernelContext(folded),
+          );
+        }
       }
     }
   },
@@ -299,9 +348,11 @@ Deno.test({
     const g = await requestGpu({ f16: false });
     assert.equal(g.f16, false);
     assert.ok(!g.device.features.has("shader-f16"));
-    for (const dtype of ["f16", "bf16", "q8", "q4"] as WeightDtype[]) {
-      for (const [N, K, T] of [[33, 37, 1], [40, 128, 1], [40, 128, 37]]) {
-        await runCase(g, { dtype, N, K, T, bias: true });
+    for (const kernels of FAMILIES) {
+      for (const dtype of ["f16", "bf16", "q8", "q4"] as WeightDtype[]) {
+        for (const [N, K, T] of [[33, 37, 1], [40, 128, 1], [40, 128, 37]]) {
+          await runCase({ ...g, kernels }, { dtype, N, K, T, bias: true });
+        }
       }
     }
   },

@@ -1,7 +1,9 @@
 /**
  * The non-matmul kernels (lib/gpu/ops/*.ts) against the float64 references in
  * tests/reference/ on seeded random data. Every test runs on the shared test
- * GPU and again on a device created with `requestGpu({ f16: false })`.
+ * GPU and again on a device created with `requestGpu({ f16: false })`, each
+ * in both kernel families (lib/gpu/family.ts; for attention the GPU family
+ * splits decode contexts into more, shorter ranges).
  *
  * Tolerances (|gpu − ref| ≤ atol + rtol·|ref|), f32 arithmetic on the GPU:
  * - rmsnorm 1e-5 + 1e-5·|ref|; add/siluMul 1e-6 + 1e-6·|ref|;
@@ -13,7 +15,11 @@
  */
 import assert from "node:assert/strict";
 import { gpu as sharedGpu, gpuTest, readBack } from "../_gpu.ts";
-import { type Gpu, requestGpu } from "../../lib/gpu/device.ts";
+import {
+  type Gpu,
+  type KernelFamily,
+  requestGpu,
+} from "../../lib/gpu/device.ts";
 import { KernelContext } from "../../lib/gpu/_context.ts";
 import type { BufferRef } from "../../lib/gpu/pipelines.ts";
 import * as ops from "../../lib/gpu/ops/mod.ts";
@@ -139,13 +145,29 @@ function contextFor(g: Gpu): KernelContext {
   return c;
 }
 
-/** Registers `fn` for the shared GPU and for the f16-disabled device. */
+/** The device `g` with kernel family `kernels` (one object per pair, so contexts are reused). */
+const inFamily = new Map<string, Gpu>();
+function family(g: Gpu, kernels: KernelFamily, key: string): Gpu {
+  let f = inFamily.get(`${key}.${kernels}`);
+  if (!f) inFamily.set(`${key}.${kernels}`, f = { ...g, kernels });
+  return f;
+}
+
+/** Registers `fn` for the shared GPU and for the f16-disabled device, each in both kernel families. */
 function opTest(
   name: string,
   fn: (g: Gpu, ctx: KernelContext) => Promise<void>,
 ): void {
-  gpuTest(`ops: ${name}`, (g) => fn(g, contextFor(g)));
-  gpuTest(`ops (f16 off): ${name}`, () => fn(f32Gpu!, contextFor(f32Gpu!)));
+  for (const k of ["cpu", "gpu"] as const) {
+    gpuTest(`ops (${k} kernels): ${name}`, (g0) => {
+      const g = family(g0, k, "shared");
+      return fn(g, contextFor(g));
+    });
+    gpuTest(`ops (${k} kernels, f16 off): ${name}`, () => {
+      const g = family(f32Gpu!, k, "f32");
+      return fn(g, contextFor(g));
+    });
+  }
 }
 
 opTest(
@@ -410,7 +432,7 @@ opTest(
         scale,
       };
       await run(g, ctx, (p) => ops.attention(ctx, p, args));
-      const plan = ops.attentionPlan(c);
+      const plan = ops.attentionPlan({ ...c, family: g.kernels });
       assertClose(
         await readF32(g, out, q.length),
         want,

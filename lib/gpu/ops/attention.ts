@@ -6,6 +6,7 @@
  */
 import { UnsupportedError, UsageError } from "../../errors.ts";
 import type { KernelContext } from "../_context.ts";
+import type { KernelFamily } from "../family.ts";
 import type { BufferRef } from "../pipelines.ts";
 import { type Fields, fields, type KernelSpec, packFields } from "../_wgsl.ts";
 import {
@@ -89,11 +90,24 @@ export interface AttentionPlan {
 const ATTENTION_SCRATCH = 64 * 1024 * 1024;
 
 /**
+ * Split-K tuning per kernel family: softmax·V invocations to aim for, and the
+ * fewest positions per split. A CPU adapter has a few cores (more splits only
+ * add merge work); a GPU needs tens of thousands of invocations in flight, so
+ * a decode step (T = 1, a few dozen heads) is split into many short ranges
+ * across workgroups, merged by attention_merge.
+ */
+const SPLIT = {
+  cpu: { invocations: 8192, minLen: 256 },
+  gpu: { invocations: 65536, minLen: 64 },
+} as const;
+
+/**
  * Chooses the attention work split: query heads per invocation from the GQA
  * group size; position splits when there are too few (token, head, dims)
- * invocations to fill a GPU and the context is long (≥ 256 positions per
- * split); tokens per chunk so the scores fit `maxScratch` bytes. `splitLen`
- * forces the positions per split.
+ * invocations to fill the device and the context is long (CPU family: aim at
+ * 8192 invocations, ≥ 256 positions per split; GPU family: 65,536 and ≥ 64);
+ * tokens per chunk so the scores fit `maxScratch` bytes. `splitLen` forces
+ * the positions per split.
  *
  * @example
  * ```ts
@@ -101,6 +115,8 @@ const ATTENTION_SCRATCH = 64 * 1024 * 1024;
  * import { attentionPlan } from "./attention.ts";
  * const plan = attentionPlan({ T: 1, pos0: 4095, nHeads: 32, nKvHeads: 8, headDim: 128 });
  * assert.deepStrictEqual([plan.nSplit, plan.splitLen], [16, 256]);
+ * const gpu = attentionPlan({ T: 1, pos0: 4095, nHeads: 32, nKvHeads: 8, headDim: 128, family: "gpu" });
+ * assert.deepStrictEqual([gpu.nSplit, gpu.splitLen], [64, 64]);
  * ```
  */
 export function attentionPlan(o: {
@@ -111,6 +127,7 @@ export function attentionPlan(o: {
   headDim: number;
   maxScratch?: number;
   splitLen?: number;
+  family?: KernelFamily;
 }): AttentionPlan {
   const group = o.nHeads / o.nKvHeads;
   if (!Number.isInteger(group) || group < 1) {
@@ -134,9 +151,13 @@ export function attentionPlan(o: {
     nSplit = Math.ceil(ctxMax / Math.max(1, o.splitLen));
   } else {
     const base = o.T * nQuads * (o.headDim / 4); // softmax·V invocations without splitting
+    const tune = SPLIT[o.family ?? "cpu"];
     nSplit = Math.max(
       1,
-      Math.min(Math.ceil(8192 / base), Math.floor(ctxMax / 256)),
+      Math.min(
+        Math.ceil(tune.invocations / base),
+        Math.floor(ctxMax / tune.minLen),
+      ),
     );
   }
   const splitLen = Math.ceil(ctxMax / nSplit);
@@ -185,7 +206,7 @@ export function attention(
     a.maxScratch ?? ATTENTION_SCRATCH,
     ctx.gpu.limits.maxStorageBufferBindingSize,
   );
-  const plan = attentionPlan({ ...a, maxScratch });
+  const plan = attentionPlan({ ...a, maxScratch, family: ctx.gpu.kernels });
   const hd = a.headDim;
   const qBytes = a.T * a.nHeads * hd * 4;
   const kvBytes = (a.pos0 + a.T) * a.nKvHeads * hd * 4;

@@ -10,6 +10,11 @@
  *   `gpu.matmul` body (a `tile` × `tile` register tile of rows × tokens).
  * - otherwise → `matmul_generic` (scalar, any K).
  *
+ * That is the CPU kernel family; on the GPU family (`gpu.kernels`, see
+ * lib/gpu/family.ts) T = 1 uses `matvec_coop` and T > 1 `matmul_tiled`
+ * (lib/gpu/ops/_matmul_gpu.ts); K not a multiple of `gpu.align` still uses
+ * `matmul_generic`.
+ *
  * The kernel is the encoding's decode section (`kernels/_decode_<name>.wgsl`)
  * + the shared snippets + the body with its tile counts expanded
  * (lib/gpu/_wgsl.ts). One dispatch per weight part (row range), each writing
@@ -30,6 +35,14 @@ import {
   section,
 } from "../_wgsl.ts";
 import { pipeline } from "./_shared.ts";
+import type { KernelFamily } from "../family.ts";
+import {
+  GPU_MATVEC,
+  GPU_TILE,
+  type GpuFeatures,
+  gpuKernelSpec,
+  gpuVariant,
+} from "./_matmul_gpu.ts";
 import matvecDense from "../../../kernels/matvec_dense.wgsl" with {
   type: "text",
 };
@@ -88,6 +101,20 @@ export interface MatmulPlan {
   tokensPerInvocation: number;
   /** Workgroup size. */
   wg: number;
+  /** Output rows per workgroup. */
+  rowsPerWorkgroup: number;
+  /** Tokens per workgroup (along z). */
+  tokensPerWorkgroup: number;
+  /** The kernel family ("gpu" or "cpu", lib/gpu/family.ts). */
+  family: KernelFamily;
+  /** The variant within the kernel: CPU family `<rows>x<tokens>`, GPU family see `gpuVariant`. */
+  variant: string;
+}
+
+/** Which family and device features {@link planMatmul} plans for (default: the CPU family). */
+export interface MatmulTarget extends GpuFeatures {
+  /** Kernel family (default "cpu"). */
+  kernels?: KernelFamily;
 }
 
 /** Workgroup size of `matmul_generic` (the fast kernels' sizes are in each encoding's `gpu`). */
@@ -104,21 +131,54 @@ const PARAMS = fields("n k t rowOff outStride hasBias nb");
  * import { planMatmul } from "./matmul.ts";
  * assert.equal(planMatmul("bf16", 4096, 1).kernel, "matvec_bf16");
  * assert.equal(planMatmul("bf16", 100, 1).kernel, "matmul_generic");
+ * const p = planMatmul("q4", 4096, 1, { kernels: "gpu" });
+ * assert.deepEqual([p.kernel, p.family, p.variant], ["matvec_coop_q4", "gpu", "wg"]);
  * ```
  */
 export function planMatmul(
   dtype: string,
   cols: number,
   T: number,
+  target: MatmulTarget = {},
 ): MatmulPlan {
-  const g = encoding(dtype).gpu;
+  const e = encoding(dtype);
+  const g = e.gpu;
+  const family = target.kernels ?? "cpu";
   if (cols % g.align !== 0) {
     return {
       kernel: "matmul_generic",
       rowsPerInvocation: 1,
       tokensPerInvocation: 1,
       wg: GENERIC_WG,
+      rowsPerWorkgroup: GENERIC_WG,
+      tokensPerWorkgroup: 1,
+      family,
+      variant: "generic",
     };
+  }
+  if (family === "gpu") {
+    const variant = gpuVariant(e, T, target);
+    return T === 1
+      ? {
+        kernel: `matvec_coop_${dtype}`,
+        rowsPerInvocation: 1,
+        tokensPerInvocation: 1,
+        wg: GPU_MATVEC.wg,
+        rowsPerWorkgroup: GPU_MATVEC.rows,
+        tokensPerWorkgroup: 1,
+        family,
+        variant,
+      }
+      : {
+        kernel: `matmul_tiled_${dtype}`,
+        rowsPerInvocation: 4,
+        tokensPerInvocation: 4,
+        wg: GPU_TILE.wg,
+        rowsPerWorkgroup: GPU_TILE.rows,
+        tokensPerWorkgroup: GPU_TILE.tokens,
+        family,
+        variant,
+      };
   }
   if (T === 1) {
     return {
@@ -126,6 +186,10 @@ export function planMatmul(
       rowsPerInvocation: g.matvec.rows,
       tokensPerInvocation: 1,
       wg: g.matvec.wg,
+      rowsPerWorkgroup: g.matvec.rows * g.matvec.wg,
+      tokensPerWorkgroup: 1,
+      family,
+      variant: `${g.matvec.rows}x1`,
     };
   }
   return {
@@ -133,6 +197,10 @@ export function planMatmul(
     rowsPerInvocation: g.matmul.tile,
     tokensPerInvocation: g.matmul.tile,
     wg: g.matmul.wg,
+    rowsPerWorkgroup: g.matmul.tile * g.matmul.wg,
+    tokensPerWorkgroup: g.matmul.tile,
+    family,
+    variant: `${g.matmul.tile}x${g.matmul.tile}`,
   };
 }
 
@@ -275,16 +343,18 @@ export function matmul(
   const w = a.w;
   check(w, a);
   const K = w.cols;
-  const plan = planMatmul(w.dtype, K, a.T);
+  const plan = planMatmul(w.dtype, K, a.T, ctx.gpu);
   const enc = encoding(w.dtype);
   const generic = plan.kernel === "matmul_generic";
   const withScales = enc.scales === "tensor" || generic;
   const nb = Math.ceil(K / Math.max(enc.blockElems, 1));
   // the generic body's code depends on the encoding: one cache entry each
-  const name = generic ? `${plan.kernel}.${w.dtype}` : plan.kernel;
-  const p = pipeline(ctx, name, () => kernelSpec(w.dtype, plan), {
-    WG: plan.wg,
-  });
+  const name = generic
+    ? `${plan.kernel}.${w.dtype}`
+    : `${plan.kernel}.${plan.variant}`;
+  const p = !generic && plan.family === "gpu"
+    ? pipeline(ctx, name, () => gpuKernelSpec(w.dtype, a.T, ctx.gpu, PARAMS))
+    : pipeline(ctx, name, () => kernelSpec(w.dtype, plan), { WG: plan.wg });
   const bias = a.bias ?? zeros(ctx);
   for (const part of w.parts) {
     const params = ctx.params(packFields(PARAMS, {
@@ -307,13 +377,13 @@ export function matmul(
         params,
       ]
       : [data, padded(a.x), bias, a.out, params];
-    const groups = Math.ceil(part.rows / plan.rowsPerInvocation / plan.wg);
+    const groups = Math.ceil(part.rows / plan.rowsPerWorkgroup);
     ctx.dispatch(
       pass,
       p,
       refs,
       groups,
-      Math.ceil(a.T / plan.tokensPerInvocation),
+      Math.ceil(a.T / plan.tokensPerWorkgroup),
     );
   }
 }
