@@ -315,6 +315,9 @@ gpuTest(
     assert.ok(s.expert_cache_hit_rate >= 0 && s.expert_cache_hit_rate <= 1);
     assert.ok(s.bytes_streamed_per_token > 0);
     assert.ok(s.peak_gpu_bytes <= p - 60_000);
-    assert.match(small.stderr, /layer {2}chosen {2}loaded {6}bytes {2}hit rate/);
+    assert.match(
+      small.stderr,
+      /layer {2}chosen {2}loaded {6}bytes {2}hit rate/,
+    );
   },
 );
