@@ -139,6 +139,38 @@ export interface LayerPass {
   pos0: number;
   /** This layer's KV cache [maxSeq, KV*hd] and the byte offset of row pos0. */
   kv: { k: BufferRef; v: BufferRef; at: number };
+  /**
+   * Several sequences in one pass (lib/engine/_sequences.ts): the T rows are
+   * their tokens concatenated; attention runs per sequence over its own KV
+   * cache, and `kv`/`pos0` are unused.
+   */
+  seqs?: SeqRows;
+}
+
+/** One sequence's rows of a pass and this layer's KV cache of it. */
+export interface SeqSlice {
+  /** First row of the sequence in the pass. */
+  row: number;
+  /** Its tokens in the pass. */
+  T: number;
+  /** Position of its first token. */
+  pos0: number;
+  /** This layer's K and V caches [maxSeq, KV*hd] of the sequence. */
+  k: BufferRef;
+  /** See `k`. */
+  v: BufferRef;
+}
+
+/** The sequences of a pass, with scratch for one sequence's q, k and att (maxT rows each). */
+export interface SeqRows {
+  /** The sequences, in row order. */
+  list: readonly SeqSlice[];
+  /** Scratch [maxT, H*hd]. */
+  q: BufferRef;
+  /** Scratch [maxT, KV*hd]. */
+  k: BufferRef;
+  /** Scratch [maxT, H*hd]. */
+  att: BufferRef;
 }
 
 /** RoPE of `x` [T, nHeads*hd] at positions pos0.., in the step's style. */
@@ -197,8 +229,18 @@ function attention(p: LayerPass, s: AttentionStep, w: AttentionWeights): void {
     norm(a.q, w.qNorm, d.H);
     norm(a.k, w.kNorm, d.KV);
   }
-  rope(p, s.rope, a.q, d.H);
-  rope(p, s.rope, a.k, d.KV);
+  if (p.seqs) attendEach(p, s.rope, p.seqs);
+  else attend(p, s.rope);
+  // xb [T, D] = att · Woᵀ (+ bias)
+  K.matmul(rec.pass, { x: a.att, w: w.wo, bias: w.bo, out: a.xb, T });
+  residual(p, w.postNorm);
+}
+
+/** rope(q), rope(k); k, v → KV cache rows pos0..; att = attention(q, cache). */
+function attend(p: LayerPass, style: RopeStyle): void {
+  const { K, rec, a, d, T } = p;
+  rope(p, style, a.q, d.H);
+  rope(p, style, a.k, d.KV);
   // kCache, vCache [maxSeq, KV*hd]: rows pos0..pos0+T-1 = k, v
   rec.copy(a.k, { buffer: p.kv.k.buffer, offset: p.kv.at, size: a.k.size });
   rec.copy(a.v, { buffer: p.kv.v.buffer, offset: p.kv.at, size: a.v.size });
@@ -215,9 +257,36 @@ function attention(p: LayerPass, s: AttentionStep, w: AttentionWeights): void {
     headDim: d.hd,
     scale: d.scale,
   });
-  // xb [T, D] = att · Woᵀ (+ bias)
-  K.matmul(rec.pass, { x: a.att, w: w.wo, bias: w.bo, out: a.xb, T });
-  residual(p, w.postNorm);
+}
+
+/**
+ * {@link attend} per sequence: its rows of q, k → scratch (offset 0, so
+ * every binding is aligned), rope at its positions, k, v → its KV cache,
+ * attention over its cache → scratch → its rows of att.
+ */
+function attendEach(p: LayerPass, style: RopeStyle, seqs: SeqRows): void {
+  const { rec, a, d } = p;
+  const rows = (r: BufferRef, cols: number, row: number, n: number) => ({
+    buffer: r.buffer,
+    offset: r.offset + row * cols * 4,
+    size: n * cols * 4,
+  });
+  for (const s of seqs.list) {
+    const q = rows(seqs.q, d.qDim, 0, s.T), k = rows(seqs.k, d.kvDim, 0, s.T);
+    const att = rows(seqs.att, d.qDim, 0, s.T);
+    rec.copy(rows(a.q, d.qDim, s.row, s.T), q);
+    rec.copy(rows(a.k, d.kvDim, s.row, s.T), k);
+    const one: LayerPass = {
+      ...p,
+      T: s.T,
+      pos0: s.pos0,
+      kv: { k: s.k, v: s.v, at: s.pos0 * d.kvDim * 4 },
+      a: { ...a, q, k, v: rows(a.v, d.kvDim, s.row, s.T), att },
+      seqs: undefined,
+    };
+    attend(one, style);
+    rec.copy(att, rows(a.att, d.qDim, s.row, s.T));
+  }
 }
 
 /** x += mlp(rmsnorm(x)) (see `MlpStep` in lib/model/architectures.ts). */

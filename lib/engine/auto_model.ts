@@ -26,9 +26,11 @@ import type { ModelConfig } from "../model/config.ts";
 import { Forward, type ForwardStats } from "./forward.ts";
 import type { ResidencyPlan } from "./plan.ts";
 import { resolveModel } from "./resolve.ts";
+import { type BatchStats, type BatchToken, generateBatch } from "./batch.ts";
 import type { Tracer } from "./trace.ts";
 
 export type { GenerateOptions, GenerationStats } from "./generate.ts";
+export type { BatchStats, BatchToken, StopReason } from "./batch.ts";
 export type {
   Architecture,
   ModelConfig,
@@ -62,8 +64,14 @@ export interface FromPretrainedOptions {
   prefetch?: boolean;
   /** llama2.c tokenizer file for `.bin` checkpoints. */
   tokenizer?: string;
-  /** Largest prompt chunk per pass (default 64). */
+  /** Largest prompt chunk per pass (default 64); also the most rows (tokens of every sequence) one pass carries. */
   prefillChunk?: number;
+  /**
+   * Sequences that share each forward pass when `generate` / `stream` get an
+   * array of prompts (default 1; at most `prefillChunk`). Each has its own KV
+   * cache, planned under the budget.
+   */
+  batchSize?: number;
   /** Progress lines (the plan etc.); default: none. */
   log?: (line: string) => void;
   /** Use this GPU instead of requesting one. */
@@ -81,6 +89,8 @@ export interface FromPretrainedOptions {
 
 /** Everything measured over the last generate/stream call. */
 export interface ModelStats extends GenerationStats {
+  /** Batched calls: sequences, each one's stop reason, passes. */
+  batch?: Pick<BatchStats, "sequences" | "stopReasons" | "passes">;
   /** Forward-pass totals (read, upload, compute, bytes streamed). */
   forward: ForwardStats;
   /** Weight bytes streamed per forward pass. */
@@ -194,6 +204,13 @@ export class AutoModel {
       );
     }
     let maxSeqLen = opts.maxSeqLen ?? defaultMaxSeqLen(cfg);
+    const batchSize = opts.batchSize ?? 1;
+    const maxT = opts.prefillChunk ?? 64;
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > maxT) {
+      throw new UsageError(
+        `batchSize must be an integer 1..${maxT} (prefillChunk), got ${batchSize}`,
+      );
+    }
     for (;;) {
       try {
         const fwd = await Forward.create({
@@ -206,6 +223,7 @@ export class AutoModel {
           slots: opts.ringSlots,
           profile: opts.profiling,
           maxT: opts.prefillChunk,
+          sequences: batchSize,
           log: opts.log,
           trace: opts.trace,
         });
@@ -256,20 +274,67 @@ export class AutoModel {
     return [...s];
   }
 
-  /** Generates and returns the new ids (EOS included when it ends generation). */
-  async generate(
+  /** Sequences that share a pass (`batchSize`). */
+  get batchSize(): number {
+    return this.#fwd.caches.length;
+  }
+
+  /**
+   * Generates and returns the new ids (EOS included when it ends
+   * generation). Given an array of prompts, generates after all of them in
+   * shared passes (see {@link FromPretrainedOptions.batchSize}) and returns
+   * each one's ids; `opts` may then be one object per prompt.
+   */
+  generate(
     input: number[] | string,
-    opts: GenerateOptions = {},
-  ): Promise<number[]> {
+    opts?: GenerateOptions,
+  ): Promise<number[]>;
+  generate(
+    inputs: (number[] | string)[],
+    opts?: GenerateOptions | GenerateOptions[],
+  ): Promise<number[][]>;
+  async generate(
+    input: number[] | string | (number[] | string)[],
+    opts: GenerateOptions | GenerateOptions[] = {},
+  ): Promise<number[] | number[][]> {
+    if (isBatch(input)) {
+      const out: number[][] = input.map(() => []);
+      for await (const t of this.stream(input, opts)) out[t.index].push(t.id);
+      return out;
+    }
     const out: number[] = [];
-    for await (const id of this.stream(input, opts)) out.push(id);
+    for await (const id of this.stream(input, opts as GenerateOptions)) {
+      out.push(id);
+    }
     return out;
   }
 
-  /** Streams new ids as they are sampled. */
-  async *stream(
+  /**
+   * Streams new ids as they are sampled; given an array of prompts, streams
+   * `{ index, id }` of every sequence (see {@link AutoModel.generate}).
+   */
+  stream(
     input: number[] | string,
-    opts: GenerateOptions = {},
+    opts?: GenerateOptions,
+  ): AsyncGenerator<number, void, undefined>;
+  stream(
+    inputs: (number[] | string)[],
+    opts?: GenerateOptions | GenerateOptions[],
+  ): AsyncGenerator<BatchToken, void, undefined>;
+  stream(
+    input: number[] | string | (number[] | string)[],
+    opts: GenerateOptions | GenerateOptions[] = {},
+  ): AsyncGenerator<number | BatchToken, void, undefined> {
+    if (isBatch(input)) return this.#streamBatch(input, opts);
+    if (Array.isArray(opts)) {
+      throw new UsageError("one prompt takes one options object");
+    }
+    return this.#stream(input, opts);
+  }
+
+  async *#stream(
+    input: number[] | string,
+    opts: GenerateOptions,
   ): AsyncGenerator<number, void, undefined> {
     if (this.#busy) {
       throw new UsageError(
@@ -314,6 +379,62 @@ export class AutoModel {
     }
   }
 
+  async *#streamBatch(
+    inputs: (number[] | string)[],
+    opts: GenerateOptions | GenerateOptions[],
+  ): AsyncGenerator<BatchToken, void, undefined> {
+    if (this.#busy) {
+      throw new UsageError(
+        "this model is already generating; wait for the other call to finish",
+      );
+    }
+    const each = (i: number) => (Array.isArray(opts) ? opts[i] : opts) ?? {};
+    if (Array.isArray(opts) && opts.length !== inputs.length) {
+      throw new UsageError(
+        `${inputs.length} prompts but ${opts.length} option objects`,
+      );
+    }
+    const prompts = inputs.map((p) => this.encode(p));
+    const stops = prompts.map((p, i) => {
+      const stop = each(i).stop?.filter((s) => s.length > 0) ?? [];
+      if (stop.length === 0) return null;
+      if (!this.tokenizer) {
+        throw new UsageError("stop strings need a tokenizer");
+      }
+      return {
+        stops: new StopStrings(stop),
+        detok: new StreamingDetokenizer(this.tokenizer, { prefixIds: p }),
+      };
+    });
+    const eosIds = this.#eosIds();
+    this.#busy = true;
+    this.#fwd.resetStats();
+    let gen: BatchStats | null = null;
+    try {
+      yield* generateBatch(this.#fwd, prompts, {
+        perPrompt: prompts.map((_, i) => ({ ...each(i), eosIds })),
+        signal: prompts.length > 0 ? each(0).signal : undefined,
+        shouldStop: (i, id) => {
+          const s = stops[i];
+          return s !== null && s.stops.push(s.detok.push(id)).stopped;
+        },
+        onStats: (s) => gen = s,
+      });
+    } finally {
+      this.#busy = false;
+      if (gen) {
+        const { sequences, stopReasons, passes, ...g } = gen as BatchStats;
+        this.lastStats = {
+          ...g,
+          batch: { sequences, stopReasons, passes },
+          forward: { ...this.#fwd.stats },
+          bytesStreamedPerToken: this.plan.bytesStreamedPerToken,
+          peakGpuBytes: this.#fwd.peakGpuBytes,
+        };
+      }
+    }
+  }
+
   /** First-step logits of `ids` (all V values; for tests and debugging). */
   async logits(ids: number[]): Promise<Float32Array> {
     this.#fwd.reset();
@@ -350,6 +471,14 @@ export class AutoModel {
   async dispose(): Promise<void> {
     await this.#fwd.dispose();
   }
+}
+
+/** An array of prompts (not one prompt of ids). */
+function isBatch(
+  input: number[] | string | (number[] | string)[],
+): input is (number[] | string)[] {
+  return Array.isArray(input) &&
+    input.some((x) => typeof x !== "number");
 }
 
 function envSet(name: string): boolean {
