@@ -12,6 +12,7 @@ const HELP = `Usage: deno run -A cli.ts bench --kernels [--json] [--dtypes ${
   [...ENCODINGS.keys()].join(",")
 }] [--quick]
        deno run -A cli.ts bench [engine flags]   (see: bench --engine --help)
+       deno run -A cli.ts bench --throughput [flags]   (batching, speculative decoding)
 
 Kernel benchmark (--kernels): measures on the current WebGPU adapter the
 buffer-copy bandwidth (copyBufferToBuffer over 256 MiB: the roofline), each
@@ -34,6 +35,10 @@ roofline. Progress goes to stderr.
  * ```
  */
 export async function main(args: string[]): Promise<number> {
+  if (args.includes("--throughput")) {
+    const { runThroughputBench } = await import("../bench/throughput.ts");
+    return await runThroughputBench(args);
+  }
   if (!args.includes("--kernels")) {
     if (args.includes("--help") || args.includes("-h")) {
       console.log(HELP + "\n");

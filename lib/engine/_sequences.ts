@@ -208,6 +208,7 @@ export class SequenceState {
       q: ref(this.#b.q),
       k: ref(this.#b.k),
       att: ref(this.#b.att),
+      align: this.#device.limits.minStorageBufferOffsetAlignment,
     };
   }
 

@@ -171,6 +171,8 @@ export interface SeqRows {
   k: BufferRef;
   /** Scratch [maxT, H*hd]. */
   att: BufferRef;
+  /** minStorageBufferOffsetAlignment: rows at multiples of it are bound in place. */
+  align: number;
 }
 
 /** RoPE of `x` [T, nHeads*hd] at positions pos0.., in the step's style. */
@@ -238,13 +240,27 @@ function attention(p: LayerPass, s: AttentionStep, w: AttentionWeights): void {
 
 /** rope(q), rope(k); k, v → KV cache rows pos0..; att = attention(q, cache). */
 function attend(p: LayerPass, style: RopeStyle): void {
-  const { K, rec, a, d, T } = p;
-  rope(p, style, a.q, d.H);
-  rope(p, style, a.k, d.KV);
-  // kCache, vCache [maxSeq, KV*hd]: rows pos0..pos0+T-1 = k, v
+  ropeQk(p, style);
+  storeKv(p);
+  attendCache(p);
+}
+
+/** q [T, H*hd], k [T, KV*hd] rotated at positions pos0.. */
+function ropeQk(p: LayerPass, style: RopeStyle): void {
+  rope(p, style, p.a.q, p.d.H);
+  rope(p, style, p.a.k, p.d.KV);
+}
+
+/** kCache, vCache [maxSeq, KV*hd]: rows pos0..pos0+T-1 = k, v. */
+function storeKv(p: LayerPass): void {
+  const { rec, a } = p;
   rec.copy(a.k, { buffer: p.kv.k.buffer, offset: p.kv.at, size: a.k.size });
   rec.copy(a.v, { buffer: p.kv.v.buffer, offset: p.kv.at, size: a.v.size });
-  // att [T, H*hd] = softmax(q kᵀ * scale, causal) v   (GQA: head h reads kv head h / (H/KV))
+}
+
+/** att [T, H*hd] = softmax(q kᵀ * scale, causal) v   (GQA: head h reads kv head h / (H/KV)). */
+function attendCache(p: LayerPass): void {
+  const { K, rec, a, d, T } = p;
   K.attention(rec.pass, {
     q: a.q,
     kCache: p.kv.k,
@@ -260,9 +276,11 @@ function attend(p: LayerPass, style: RopeStyle): void {
 }
 
 /**
- * {@link attend} per sequence: its rows of q, k → scratch (offset 0, so
- * every binding is aligned), rope at its positions, k, v → its KV cache,
- * attention over its cache → scratch → its rows of att.
+ * {@link attend} per sequence, over its rows of q, k, v and att and its own
+ * KV cache. When every sequence's rows start at an aligned offset they are
+ * bound in place, and the ropes, the cache copies and the attentions of all
+ * sequences are recorded in three groups (two pass breaks per layer);
+ * otherwise each sequence's q, k go through scratch at offset 0 and back.
  */
 function attendEach(p: LayerPass, style: RopeStyle, seqs: SeqRows): void {
   const { rec, a, d } = p;
@@ -271,20 +289,38 @@ function attendEach(p: LayerPass, style: RopeStyle, seqs: SeqRows): void {
     offset: r.offset + row * cols * 4,
     size: n * cols * 4,
   });
+  const one = (s: SeqSlice, q: BufferRef, k: BufferRef, att: BufferRef) => ({
+    ...p,
+    T: s.T,
+    pos0: s.pos0,
+    kv: { k: s.k, v: s.v, at: s.pos0 * d.kvDim * 4 },
+    a: { ...a, q, k, v: rows(a.v, d.kvDim, s.row, s.T), att },
+    seqs: undefined,
+  });
+  const aligned = (row: number, cols: number) =>
+    (row * cols * 4) % seqs.align === 0;
+  if (
+    seqs.list.every((s) => aligned(s.row, d.qDim) && aligned(s.row, d.kvDim))
+  ) {
+    const each = seqs.list.map((s) =>
+      one(
+        s,
+        rows(a.q, d.qDim, s.row, s.T),
+        rows(a.k, d.kvDim, s.row, s.T),
+        rows(a.att, d.qDim, s.row, s.T),
+      )
+    );
+    for (const o of each) ropeQk(o, style);
+    for (const o of each) storeKv(o);
+    for (const o of each) attendCache(o);
+    return;
+  }
   for (const s of seqs.list) {
     const q = rows(seqs.q, d.qDim, 0, s.T), k = rows(seqs.k, d.kvDim, 0, s.T);
     const att = rows(seqs.att, d.qDim, 0, s.T);
     rec.copy(rows(a.q, d.qDim, s.row, s.T), q);
     rec.copy(rows(a.k, d.kvDim, s.row, s.T), k);
-    const one: LayerPass = {
-      ...p,
-      T: s.T,
-      pos0: s.pos0,
-      kv: { k: s.k, v: s.v, at: s.pos0 * d.kvDim * 4 },
-      a: { ...a, q, k, v: rows(a.v, d.kvDim, s.row, s.T), att },
-      seqs: undefined,
-    };
-    attend(one, style);
+    attend(one(s, q, k, att), style);
     rec.copy(att, rows(a.att, d.qDim, s.row, s.T));
   }
 }

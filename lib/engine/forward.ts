@@ -409,14 +409,21 @@ export class Forward {
     ids: number[],
     opts: { logits?: boolean } = {},
   ): Promise<{ topk: TopK; logits?: Float32Array }> {
+    return await this.#guard(() => {
+      this.#check(ids);
+      return this.#forward(ids, opts);
+    });
+  }
+
+  /** Runs a pass unless an earlier one failed; a failure (not a usage error) marks the model failed. */
+  async #guard<R>(pass: () => Promise<R>): Promise<R> {
     if (this.#failed !== null) {
       throw new StrataError(
         `the model failed in an earlier forward pass (${this.#failed}); dispose it and load it again`,
       );
     }
-    this.#check(ids);
     try {
-      return await this.#forward(ids, opts);
+      return await pass();
     } catch (e) {
       // usage errors are raised before anything is recorded; anything else may
       // leave the ring or the KV cache half-updated
@@ -448,10 +455,14 @@ export class Forward {
     seqs: SeqInput[],
     opts: { logits?: boolean } = {},
   ): Promise<SeqOutput[]> {
-    if (this.#failed !== null) {
-      throw new StrataError(
-        `the model failed in an earlier forward pass (${this.#failed}); dispose it and load it again`,
-      );
+    const one = seqs.length === 1 ? seqs[0] : null;
+    if (
+      one?.kv === this.kv && one.heads.length === 1 &&
+      one.heads[0] === one.ids.length - 1
+    ) {
+      // one sequence, its last row: the plain pass
+      const { topk, logits } = await this.forward(one.ids, opts);
+      return [{ topk: [topk], logits: logits && [logits] }];
     }
     if (!this.#seq) {
       throw new UsageError(
@@ -460,16 +471,11 @@ export class Forward {
     }
     const ids = seqs.flatMap((s) => s.ids);
     checkSeqs(seqs, this.#seq.sizes.rows);
-    for (const s of seqs) this.#check(s.ids, s.kv);
-    this.#check(ids, this.kv, true);
-    try {
+    return await this.#guard(async () => {
+      for (const s of seqs) this.#check(s.ids, s.kv);
+      this.#check(ids, this.kv, true);
       return (await this.#forward(ids, opts, seqs)).seqs!;
-    } catch (e) {
-      if (!(e instanceof UsageError)) {
-        this.#failed = e instanceof Error ? e.message : String(e);
-      }
-      throw e;
-    }
+    });
   }
 
   /** Usage errors, raised before anything is recorded. */
