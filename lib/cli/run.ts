@@ -32,6 +32,10 @@ split into the cache (~/.cache/strata or $STRATA_CACHE) on first use.
                            every prompt generated in shared passes (batched)
   --batch-size N           sequences per pass with --prompts-file (default
                            min(prompts, 64)); each has its own KV cache
+  --draft MODEL|ngram      speculative decoding: a small resident draft model sharing
+                           the vocabulary (or prompt lookup: ngram) proposes tokens
+                           that the target verifies in one streamed pass
+  --draft-tokens K         tokens proposed per target pass (default 4)
   --max-new-tokens N       tokens to generate (default 128)
   --temperature T          0 = greedy (default); > 0 samples
   --top-k K, --top-p P, --min-p P, --repetition-penalty R
@@ -117,6 +121,8 @@ export async function main(args: string[]): Promise<number> {
       "prompt-ids": { type: "string" },
       "prompts-file": { type: "string" },
       "batch-size": { type: "string" },
+      draft: { type: "string" },
+      "draft-tokens": { type: "string" },
       stop: { type: "string", multiple: true },
       "no-prefetch": { type: "boolean" },
       profile: { type: "boolean" },
@@ -146,6 +152,25 @@ export async function main(args: string[]): Promise<number> {
   const batchSize = filePrompts
     ? batchSizeFlag(v["batch-size"], filePrompts.length)
     : undefined;
+  if (v["draft-tokens"] !== undefined && v.draft === undefined) {
+    throw new UsageError("run: --draft-tokens needs --draft");
+  }
+  if (v.draft !== undefined && filePrompts) {
+    throw new UsageError(
+      "run: --draft works with one prompt, not with --prompts-file",
+    );
+  }
+  const draftTokens = v["draft-tokens"] === undefined
+    ? undefined
+    : Number(v["draft-tokens"]);
+  if (
+    draftTokens !== undefined &&
+    (!Number.isInteger(draftTokens) || draftTokens < 1)
+  ) {
+    throw new UsageError(
+      `--draft-tokens must be a positive integer, got '${v["draft-tokens"]}'`,
+    );
+  }
   const { quantize } = quantizeFlag(v.quantize);
   let promptIds: number[] | undefined;
   if (v["prompt-ids"] !== undefined) {
@@ -198,6 +223,8 @@ export async function main(args: string[]): Promise<number> {
     log,
     trace,
     batchSize,
+    draft: v.draft,
+    draftTokens,
   });
   try {
     let prompt: number[];
@@ -305,6 +332,10 @@ export async function main(args: string[]): Promise<number> {
       resident_layers: model.plan.resident.length,
       streamed_layers: model.plan.streamed.length,
       peak_gpu_bytes: s.peakGpuBytes,
+      ...(s.draftProposed === undefined ? {} : {
+        draft_proposed: s.draftProposed,
+        draft_accepted: s.draftAccepted,
+      }),
     };
     if (v.json) {
       const obj: Record<string, unknown> = { prompt_ids: prompt, ids };
@@ -317,7 +348,11 @@ export async function main(args: string[]): Promise<number> {
           s.prefillS.toFixed(3)
         } s, decode ${s.decodeS.toFixed(3)} s, ${
           s.tokensPerS.toFixed(2)
-        } tokens/s; streamed ${
+        } tokens/s${
+          s.draftProposed === undefined
+            ? ""
+            : ` (draft: ${s.draftAccepted}/${s.draftProposed} accepted)`
+        }; streamed ${
           (s.bytesStreamedPerToken / 2 ** 20).toFixed(1)
         } MiB/token; peak GPU ${(s.peakGpuBytes / 2 ** 20).toFixed(1)} MiB`,
       );

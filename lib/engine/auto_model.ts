@@ -19,6 +19,7 @@ import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
 import { applyChatTemplate } from "../text/chat_template.ts";
 import {
   generateIds,
+  type GenerateIdsOptions,
   type GenerateOptions,
   type GenerationStats,
 } from "./generate.ts";
@@ -27,6 +28,12 @@ import { Forward, type ForwardStats } from "./forward.ts";
 import type { ResidencyPlan } from "./plan.ts";
 import { resolveModel } from "./resolve.ts";
 import { type BatchStats, type BatchToken, generateBatch } from "./batch.ts";
+import {
+  type Drafter,
+  generateSpeculative,
+  ModelDrafter,
+  NgramDrafter,
+} from "./speculative.ts";
 import type { Tracer } from "./trace.ts";
 
 export type { GenerateOptions, GenerationStats } from "./generate.ts";
@@ -72,6 +79,17 @@ export interface FromPretrainedOptions {
    * cache, planned under the budget.
    */
   batchSize?: number;
+  /**
+   * Speculative decoding (single prompts): a draft model (path or repo id,
+   * sharing the vocabulary; loaded first, all resident, its bytes taken from
+   * the budget) or `"ngram"` (prompt lookup, no model) proposes
+   * `draftTokens` tokens that the target verifies in one pass. Greedy output
+   * is unchanged; sampled output keeps its distribution (see
+   * lib/engine/speculative.ts). Default: none.
+   */
+  draft?: string;
+  /** Tokens proposed per target pass with `draft` (default 4). */
+  draftTokens?: number;
   /** Progress lines (the plan etc.); default: none. */
   log?: (line: string) => void;
   /** Use this GPU instead of requesting one. */
@@ -126,6 +144,8 @@ export class AutoModel {
   lastStats: ModelStats | null = null;
   #fwd: Forward;
   #busy = false;
+  #draft: AutoModel | "ngram" | null = null;
+  #draftTokens = 4;
 
   private constructor(dir: string, fwd: Forward, tokenizer: Tokenizer | null) {
     this.dir = dir;
@@ -206,6 +226,42 @@ export class AutoModel {
     let maxSeqLen = opts.maxSeqLen ?? defaultMaxSeqLen(cfg);
     const batchSize = opts.batchSize ?? 1;
     const maxT = opts.prefillChunk ?? 64;
+    const draftTokens = opts.draftTokens ?? 4;
+    if (
+      opts.draft !== undefined &&
+      (!Number.isSafeInteger(draftTokens) || draftTokens < 1 ||
+        draftTokens + 1 > maxT)
+    ) {
+      throw new UsageError(
+        `draftTokens must be an integer 1..${maxT - 1}, got ${draftTokens}`,
+      );
+    }
+    let draft: AutoModel | "ngram" | null = null;
+    let targetBudget = budget;
+    if (opts.draft === "ngram") draft = "ngram";
+    else if (opts.draft !== undefined) {
+      draft = await AutoModel.fromPretrained(opts.draft, {
+        gpu,
+        gpuMemory: budget,
+        maxSeqLen: opts.maxSeqLen ?? Math.min(maxSeqLen, 4096),
+        prefillChunk: opts.prefillChunk,
+        log: opts.log && ((l) => opts.log!(`draft: ${l}`)),
+      });
+      const problem = draft.plan.streamed.length > 0
+        ? `does not fit resident in the budget (${
+          formatBytes(budget)
+        }): ${draft.plan.streamed.length} of its layers would stream`
+        : draft.config.vocabSize !== cfg.vocabSize
+        ? `has a vocabulary of ${draft.config.vocabSize}, the target ${cfg.vocabSize}`
+        : null;
+      if (problem) {
+        await draft.dispose();
+        throw new (draft.plan.streamed.length > 0 ? BudgetError : UsageError)(
+          `draft model ${opts.draft} ${problem}`,
+        );
+      }
+      targetBudget = budget - draft.#fwd.peakGpuBytes;
+    }
     if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > maxT) {
       throw new UsageError(
         `batchSize must be an integer 1..${maxT} (prefillChunk), got ${batchSize}`,
@@ -217,17 +273,21 @@ export class AutoModel {
           gpu,
           kernels,
           shards,
-          budget,
+          budget: targetBudget,
           maxSeqLen,
           prefetch: opts.prefetch,
           slots: opts.ringSlots,
           profile: opts.profiling,
           maxT: opts.prefillChunk,
           sequences: batchSize,
+          headRows: draft ? Math.max(batchSize, draftTokens + 1) : undefined,
           log: opts.log,
           trace: opts.trace,
         });
-        return new AutoModel(dir, fwd, tokenizer);
+        const m = new AutoModel(dir, fwd, tokenizer);
+        m.#draft = draft;
+        m.#draftTokens = draftTokens;
+        return m;
       } catch (e) {
         // the default maxSeqLen is capped by the budget: halve it until the plan fits (≥ 256)
         if (
@@ -238,6 +298,7 @@ export class AutoModel {
           opts.log?.(`budget: lowering maxSeqLen to ${maxSeqLen}`);
           continue;
         }
+        if (draft instanceof AutoModel) await draft.dispose();
         throw e;
       }
     }
@@ -354,7 +415,7 @@ export class AutoModel {
       : null;
     try {
       for await (
-        const id of generateIds(this.#fwd, prompt, {
+        const id of this.#generate(prompt, {
           ...opts,
           eosIds: this.#eosIds(),
           onStats: (s) => gen = s,
@@ -377,6 +438,22 @@ export class AutoModel {
         };
       }
     }
+  }
+
+  /** Plain or speculative generation of one prompt. */
+  #generate(
+    prompt: number[],
+    opts: GenerateIdsOptions,
+  ): AsyncGenerator<number, void, undefined> {
+    const d = this.#draft;
+    if (d === null) return generateIds(this.#fwd, prompt, opts);
+    const drafter: Drafter = d === "ngram"
+      ? new NgramDrafter()
+      : new ModelDrafter(d.#fwd, opts);
+    return generateSpeculative(this.#fwd, drafter, prompt, {
+      ...opts,
+      draftTokens: this.#draftTokens,
+    });
   }
 
   async *#streamBatch(
@@ -470,6 +547,7 @@ export class AutoModel {
   /** Frees the GPU buffers and closes the shard files. */
   async dispose(): Promise<void> {
     await this.#fwd.dispose();
+    if (this.#draft instanceof AutoModel) await this.#draft.dispose();
   }
 }
 
