@@ -74,6 +74,40 @@ gpuTest(
           alone[i].slice(0, 3),
         );
       }
+      // a stop string ends its sequence where it ends it alone; the others go on
+      const tok = m.tokenizer!;
+      const full = tok.decode(alone[1]);
+      const stop = tok.decode(alone[1].slice(0, 3)).slice(-2);
+      assert.ok(stop.length > 0 && full.includes(stop));
+      const stopped = await m.generate(PROMPTS[1], {
+        maxNewTokens: NEW,
+        temperature: 0,
+        stop: [stop],
+      });
+      assert.ok(stopped.length < alone[1].length, "the stop string ends it");
+      assert.deepEqual(
+        await m.generate(PROMPTS.slice(0, 3), [
+          { maxNewTokens: NEW, temperature: 0 },
+          { maxNewTokens: NEW, temperature: 0, stop: [stop] },
+          { maxNewTokens: NEW, temperature: 0 },
+        ]),
+        [alone[0], stopped, alone[2]],
+      );
+      assert.deepEqual(m.lastStats!.batch?.stopReasons[1], "stop");
+      // an abort ends every sequence
+      const ac = new AbortController();
+      let n = 0;
+      for await (
+        const _ of m.stream(PROMPTS.slice(0, 3), {
+          maxNewTokens: NEW,
+          temperature: 0,
+          signal: ac.signal,
+        })
+      ) {
+        if (++n === 2) ac.abort();
+      }
+      assert.ok(n < 3 * NEW);
+      assert.deepEqual(m.lastStats!.stopReason, "abort");
       // seeded sampling: per prompt, the same as alone with that seed
       const o = (seed: number) => ({
         maxNewTokens: NEW,
