@@ -238,16 +238,20 @@ export class SequenceState {
     const xr = { buffer: b.xr, offset: 0, size: R * d.D * 4 };
     const xn = { buffer: b.xn, offset: 0, size: R * d.D * 4 };
     const logits = { buffer: b.logits, offset: 0, size: R * d.V * 4 };
-    rows.forEach((row, r) =>
+    // x rows → xr, one copy per run of consecutive rows
+    for (let r = 0; r < R;) {
+      let n = 1;
+      while (r + n < R && rows[r + n] === rows[r] + n) n++;
       rec.copy(
         {
           buffer: a.x.buffer,
-          offset: a.x.offset + row * d.D * 4,
-          size: d.D * 4,
+          offset: a.x.offset + rows[r] * d.D * 4,
+          size: n * d.D * 4,
         },
-        { buffer: b.xr, offset: r * d.D * 4, size: d.D * 4 },
-      )
-    );
+        { buffer: b.xr, offset: r * d.D * 4, size: n * d.D * 4 },
+      );
+      r += n;
+    }
     K.rmsnorm(rec.pass, {
       x: xr,
       weight: w.finalNorm,
@@ -258,13 +262,15 @@ export class SequenceState {
     });
     K.matmul(rec.pass, { x: xn, w: w.lmHead, out: logits, T: R });
     const k = this.sizes.topK;
+    // each row's logits bound in place when their offsets are aligned, else
+    // copied to a.logits first
+    const inPlace =
+      (d.V * 4) % this.#device.limits.minStorageBufferOffsetAlignment === 0;
     for (let r = 0; r < R; r++) {
-      rec.copy({ buffer: b.logits, offset: r * d.V * 4, size: d.V * 4 }, {
-        ...a.logits,
-        size: d.V * 4,
-      });
+      const row = { buffer: b.logits, offset: r * d.V * 4, size: d.V * 4 };
+      if (!inPlace) rec.copy(row, { ...a.logits, size: d.V * 4 });
       K.topk(rec.pass, {
-        logits: a.logits,
+        logits: inPlace ? row : a.logits,
         out: { buffer: b.topk, offset: r * this.#stride, size: k * 8 },
         V: d.V,
         k,

@@ -12,7 +12,7 @@ import { tinyShards, VARIANTS } from "../engine/_models.ts";
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const NEW = 12;
 const PROMPT = [1, 72, 101, 108, 108, 111];
-const base = { ...VARIANTS[0], kvHeads: 4, seed: 77 };
+const base = { ...VARIANTS[0], kvHeads: 4, seed: 77, vocab: 320 }; // 1280-byte logits rows: top-k binds them in place
 
 async function run(args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {

@@ -18,7 +18,7 @@ import { loadReferenceModel, referenceGreedy } from "../reference/forward.ts";
 import { tinyShards, VARIANTS } from "./_models.ts";
 
 const NEW = 16;
-const base = { ...VARIANTS[0], kvHeads: 4, seed: 77 };
+const base = { ...VARIANTS[0], kvHeads: 4, seed: 77, vocab: 320 }; // 1280-byte logits rows: top-k binds them in place
 const target = { ...base, layers: 4, zeroFrom: 1 };
 const PROMPT = [1, 72, 101, 108, 108, 111];
 
