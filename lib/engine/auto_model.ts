@@ -350,6 +350,7 @@ export class AutoModel {
     input: number[] | string,
     opts?: GenerateOptions,
   ): Promise<number[]>;
+  /** Generates after every prompt in shared passes; returns each one's new ids. */
   generate(
     inputs: (number[] | string)[],
     opts?: GenerateOptions | GenerateOptions[],
@@ -378,6 +379,7 @@ export class AutoModel {
     input: number[] | string,
     opts?: GenerateOptions,
   ): AsyncGenerator<number, void, undefined>;
+  /** Streams `{ index, id }` of every prompt's sequence as ids are sampled. */
   stream(
     inputs: (number[] | string)[],
     opts?: GenerateOptions | GenerateOptions[],
