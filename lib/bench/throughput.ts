@@ -226,14 +226,18 @@ export async function runThroughputBench(args: string[]): Promise<number> {
   const ids: (number[][] | null)[] = configs.map(() => null);
   const accepted: [number, number][] = configs.map(() => [0, 0]);
   for (let r = 0; r < rounds; r++) {
-    for (const [i, c] of configs.entries()) {
+    // odd rounds run the configurations in reverse order, so a slow spell
+    // of the machine does not always land on the same ones
+    const order = [...configs.entries()];
+    if (r % 2 === 1) order.reverse();
+    for (const [i, c] of order) {
       const m = await AutoModel.fromPretrained(target, {
         ...c.opts,
         gpu,
         gpuMemory: budgets[i],
       });
       try {
-        if (r === 0 && i === 0) {
+        if (r === 0 && i === order[0][0]) {
           say(
             `model: ${m.config.numLayers} layers, ${
               formatBytes(m.plan.bytesStreamedPerToken)
