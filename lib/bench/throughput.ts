@@ -39,7 +39,7 @@ measured in the same run.
   --tokens N           new tokens per sequence (default 16)
   --batches LIST       batch sizes (default 1,4,16,64; 1 is always measured)
   --draft-tokens LIST  speculative K values (default 2,4,8; empty: none)
-  --rounds N           interleaved rounds; each configuration's best counts (default 3)
+  --rounds N           interleaved rounds; ratios are medians of per-round ratios (default 5)
   --dir DIR            where the models live (kept between runs)
   --json               one JSON object on stdout`;
 
@@ -63,9 +63,9 @@ export interface ThroughputRow {
   kind: "batch" | "speculative";
   /** Batch size, or K (0: plain decoding, the speculative baseline). */
   n: number;
-  /** Decode tokens/s (every sequence's tokens). */
+  /** Median decode tokens/s (every sequence's tokens). */
   tokensPerS: number;
-  /** tokensPerS over the baseline's (batch 1 / plain). */
+  /** Median over rounds of tokensPerS over the baseline's in the same round (batch 1 / plain). */
   ratio: number;
   /** Speculative: proposals accepted / proposed. */
   acceptRate?: number;
@@ -103,6 +103,13 @@ async function streamingBudget(
   return Math.floor(
     p.kvBytes + p.headBytes + p.activationBytes + 3 * layer + 65536 + extra,
   );
+}
+
+/** The median of `xs`. */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** One configuration: how to open the model and what to generate. */
@@ -149,7 +156,7 @@ export async function runThroughputBench(args: string[]): Promise<number> {
     ...new Set([1, ...list(v.batches, [1, 4, 16, 64], "--batches")]),
   ];
   const ks = list(v["draft-tokens"], [2, 4, 8], "--draft-tokens");
-  const rounds = Number(v.rounds ?? 3);
+  const rounds = Number(v.rounds ?? 5);
   if (!Number.isInteger(rounds) || rounds < 1) {
     throw new UsageError("--rounds must be a positive integer");
   }
@@ -167,15 +174,17 @@ export async function runThroughputBench(args: string[]): Promise<number> {
     await makeTinyModel(draft, { ...TARGET, layers: DRAFT_LAYERS });
   }
   const gpu = await requestGpu();
+  const rows: ThroughputRow[] = [];
   say(
     `adapter: ${
       gpu.adapter.description || gpu.adapter.vendor
     } (fallback: ${gpu.adapter.isFallback})`,
   );
   const prompt = (i: number) => [1, 72 + (i % 40), 101, 108, 108 + (i % 7)];
+  const specTokens = 3 * tokens;
   const base: FromPretrainedOptions = {
     layerShardsSavingPath: join(root, "target-shards"),
-    maxSeqLen: 96,
+    maxSeqLen: 8 + tokens + 1, // prompt + tokens: the caches stay small at batch 64
     ringSlots: 3,
   };
   const configs: Config[] = batches.map((B) => ({
@@ -185,7 +194,10 @@ export async function runThroughputBench(args: string[]): Promise<number> {
     prompts: Array.from({ length: B }, (_, i) => prompt(i)),
     maxNewTokens: tokens,
   }));
-  const specTokens = 3 * tokens;
+  const specBase = {
+    ...base,
+    maxSeqLen: 8 + specTokens + Math.max(0, ...ks) + 1,
+  };
   let draftBytes = 0;
   if (ks.length > 0) {
     const draftShards = join(root, "draft-shards");
@@ -193,14 +205,14 @@ export async function runThroughputBench(args: string[]): Promise<number> {
       gpu,
       layerShardsSavingPath: draftShards,
       gpuMemory: "4GB",
-      maxSeqLen: 96,
+      maxSeqLen: specBase.maxSeqLen,
     });
     draftBytes = dm.plan.totalBytes; // all resident: what it takes from the budget
     await dm.dispose();
     configs.push({
       row: { kind: "speculative", n: 0 },
       label: "plain   ",
-      opts: base,
+      opts: specBase,
       prompts: [prompt(0)],
       maxNewTokens: specTokens,
     });
@@ -208,81 +220,87 @@ export async function runThroughputBench(args: string[]): Promise<number> {
       configs.push({
         row: { kind: "speculative", n: K },
         label: `spec K=${K}`,
-        opts: { ...base, draft: draftShards, draftTokens: K },
+        opts: { ...specBase, draft: draftShards, draftTokens: K },
         prompts: [prompt(0)],
         maxNewTokens: specTokens,
       });
     }
   }
-  // budgets once; then rounds over every configuration, interleaved, keeping
-  // each one's best: other work on the machine slows runs, never speeds them
-  const budgets: number[] = [];
-  for (const c of configs) {
-    budgets.push(
-      await streamingBudget(gpu, target, c.opts, c.opts.draft ? draftBytes : 0),
-    );
-  }
-  const best: number[] = configs.map(() => 0);
-  const ids: (number[][] | null)[] = configs.map(() => null);
-  const accepted: [number, number][] = configs.map(() => [0, 0]);
-  for (let r = 0; r < rounds; r++) {
-    // odd rounds run the configurations in reverse order, so a slow spell
-    // of the machine does not always land on the same ones
-    const order = [...configs.entries()];
-    if (r % 2 === 1) order.reverse();
-    for (const [i, c] of order) {
-      const m = await AutoModel.fromPretrained(target, {
-        ...c.opts,
+  // every configuration opened once with its own streaming budget; then
+  // rounds over all of them, back to back (odd rounds in reverse order). The
+  // machine is shared, so each ratio is taken within a round (its two runs
+  // close in time) and the median over rounds is reported.
+  const models: AutoModel[] = [];
+  try {
+    for (const c of configs) {
+      const budget = await streamingBudget(
         gpu,
-        gpuMemory: budgets[i],
-      });
-      try {
-        if (r === 0 && i === order[0][0]) {
-          say(
-            `model: ${m.config.numLayers} layers, ${
-              formatBytes(m.plan.bytesStreamedPerToken)
-            } streamed per pass (${m.plan.streamed.length} of ${m.config.numLayers} layers); best of ${rounds} interleaved rounds`,
-          );
-        }
+        target,
+        c.opts,
+        c.opts.draft ? draftBytes : 0,
+      );
+      models.push(
+        await AutoModel.fromPretrained(target, {
+          ...c.opts,
+          gpu,
+          gpuMemory: budget,
+        }),
+      );
+    }
+    const m0 = models[0];
+    say(
+      `model: ${m0.config.numLayers} layers, ${
+        formatBytes(m0.plan.bytesStreamedPerToken)
+      } streamed per pass (${m0.plan.streamed.length} of ${m0.config.numLayers} layers); medians of ${rounds} interleaved rounds`,
+    );
+    const tps: number[][] = configs.map(() => []);
+    const ids: (number[][] | null)[] = configs.map(() => null);
+    const accepted: [number, number][] = configs.map(() => [0, 0]);
+    for (let r = 0; r < rounds; r++) {
+      const order = [...configs.entries()];
+      if (r % 2 === 1) order.reverse();
+      for (const [i, c] of order) {
+        const m = models[i];
         const o = { maxNewTokens: c.maxNewTokens, temperature: 0 };
         // speculative decoding runs single prompts; batches take arrays
         const out = c.row.kind === "speculative"
           ? [await m.generate(c.prompts[0], o)]
           : await m.generate(c.prompts, o);
         const s = m.lastStats!;
-        best[i] = Math.max(best[i], s.tokensPerS);
+        tps[i].push(s.tokensPerS);
         ids[i] ??= out;
         accepted[i][0] += s.draftAccepted ?? 0;
         accepted[i][1] += s.draftProposed ?? 0;
-      } finally {
-        await m.dispose();
       }
     }
-  }
-  const rows: ThroughputRow[] = [];
-  const plainAt = configs.findIndex((c) => c.row.kind === "speculative");
-  for (const [i, c] of configs.entries()) {
-    const spec = c.row.kind === "speculative";
-    const baseline = spec ? best[plainAt] : best[0];
-    const row: ThroughputRow = {
-      ...c.row,
-      tokensPerS: best[i],
-      ratio: best[i] / baseline,
-    };
-    let note = "";
-    if (spec && c.row.n > 0) {
-      row.acceptRate = accepted[i][0] / Math.max(1, accepted[i][1]);
-      row.sameIds = JSON.stringify(ids[i]) === JSON.stringify(ids[plainAt]);
-      note = `; ${accepted[i][0]}/${accepted[i][1]} accepted; ids ${
-        row.sameIds ? "identical to plain" : "DIFFER from plain"
-      }`;
+    const plainAt = configs.findIndex((c) => c.row.kind === "speculative");
+    for (const [i, c] of configs.entries()) {
+      const spec = c.row.kind === "speculative";
+      const b = spec ? plainAt : 0;
+      const row: ThroughputRow = {
+        ...c.row,
+        tokensPerS: median(tps[i]),
+        ratio: median(tps[i].map((t, r) => t / tps[b][r])),
+      };
+      let note = "";
+      if (spec && c.row.n > 0) {
+        row.acceptRate = accepted[i][0] / Math.max(1, accepted[i][1]);
+        row.sameIds = JSON.stringify(ids[i]) === JSON.stringify(ids[plainAt]);
+        note = `; ${accepted[i][0]}/${accepted[i][1]} accepted; ids ${
+          row.sameIds ? "identical to plain" : "DIFFER from plain"
+        }`;
+      }
+      rows.push(row);
+      say(
+        `${c.label}: ${row.tokensPerS.toFixed(1).padStart(8)} tokens/s  ${
+          row.ratio.toFixed(2)
+        }x ${spec ? "plain" : "batch 1"} (per round: ${
+          tps[i].map((t, r) => (t / tps[b][r]).toFixed(2)).join(" ")
+        })${note}`,
+      );
     }
-    rows.push(row);
-    say(
-      `${c.label}: ${best[i].toFixed(1).padStart(8)} tokens/s  ${
-        row.ratio.toFixed(2)
-      }x ${spec ? "plain" : "batch 1"}${note}`,
-    );
+  } finally {
+    for (const m of models) await m.dispose();
   }
   if (v.json) console.log(JSON.stringify({ tokens, rows }));
   return 0;
