@@ -13,6 +13,7 @@ const HELP = `Usage: deno run -A cli.ts bench --kernels [--json] [--dtypes ${
 }] [--quick] [--families gpu,cpu]
        deno run -A cli.ts bench [engine flags]   (see: bench --engine --help)
        deno run -A cli.ts bench --moe [flags]     (see: bench --moe --help)
+       deno run -A cli.ts bench --throughput [flags]   (batching, speculative decoding)
 
 Kernel benchmark (--kernels): measures on the current WebGPU adapter the
 buffer-copy bandwidth (copyBufferToBuffer over 256 MiB: the roofline), each
@@ -40,6 +41,10 @@ export async function main(args: string[]): Promise<number> {
   if (args.includes("--moe")) {
     const { runMoeBench } = await import("../bench/moe.ts");
     return await runMoeBench(args);
+  }
+  if (args.includes("--throughput")) {
+    const { runThroughputBench } = await import("../bench/throughput.ts");
+    return await runThroughputBench(args);
   }
   if (!args.includes("--kernels")) {
     if (args.includes("--help") || args.includes("-h")) {

@@ -17,6 +17,8 @@ import { expertProfileTable, moeJsonStats } from "../engine/moe_stats.ts";
 import { noteIgnoredTokenizer, quantizeFlag, samplingFlags } from "./_args.ts";
 import { TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
 import { parseModelCommand } from "./_model_command.ts";
+import { type FilePrompt, readPromptsFile } from "./_prompts_file.ts";
+import { batchSizeFlag, runBatch } from "./_run_batch.ts";
 
 const HELP = `Usage: deno run -A cli.ts run <model> [flags]
 
@@ -27,6 +29,14 @@ split into the cache (~/.cache/strata or $STRATA_CACHE) on first use.
   --prompt TEXT            prompt text (needs a tokenizer; '' = BOS only); streams text
   --prompt-ids 1,2,3       prompt token ids; prints the new ids on one line, then
                            (with a tokenizer) their text
+  --prompts-file FILE      JSON Lines of {"prompt_ids":[...]} or {"prompt":"..."}:
+                           every prompt generated in shared passes (batched)
+  --batch-size N           sequences per pass with --prompts-file (default
+                           min(prompts, 64)); each has its own KV cache
+  --draft MODEL|ngram      speculative decoding: a small resident draft model sharing
+                           the vocabulary (or prompt lookup: ngram) proposes tokens
+                           that the target verifies in one streamed pass
+  --draft-tokens K         tokens proposed per target pass (default 4)
   --max-new-tokens N       tokens to generate (default 128)
   --temperature T          0 = greedy (default); > 0 samples
   --top-k K, --top-p P, --min-p P, --repetition-penalty R
@@ -41,6 +51,7 @@ split into the cache (~/.cache/strata or $STRATA_CACHE) on first use.
   --no-prefetch            serial read → upload → compute (AirLLM style)
   --profile                per-layer read/upload/compute table on stderr (syncs per layer)
   --json                   one JSON object on stdout: prompt_ids, ids, text?, stats
+                           (--prompts-file: {"results":[{prompt_ids, ids, text?}], "stats"})
 ${TRACE_HELP}
   --help`;
 
@@ -109,6 +120,10 @@ export async function main(args: string[]): Promise<number> {
     options: {
       prompt: { type: "string" },
       "prompt-ids": { type: "string" },
+      "prompts-file": { type: "string" },
+      "batch-size": { type: "string" },
+      draft: { type: "string" },
+      "draft-tokens": { type: "string" },
       stop: { type: "string", multiple: true },
       "no-prefetch": { type: "boolean" },
       profile: { type: "boolean" },
@@ -120,6 +135,42 @@ export async function main(args: string[]): Promise<number> {
   const { values: v, modelName } = cmd;
   if (v.prompt !== undefined && v["prompt-ids"] !== undefined) {
     throw new UsageError("run: give --prompt or --prompt-ids, not both");
+  }
+  if (
+    v["prompts-file"] !== undefined &&
+    (v.prompt !== undefined || v["prompt-ids"] !== undefined)
+  ) {
+    throw new UsageError(
+      "run: give --prompts-file or --prompt/--prompt-ids, not both",
+    );
+  }
+  if (v["batch-size"] !== undefined && v["prompts-file"] === undefined) {
+    throw new UsageError("run: --batch-size needs --prompts-file");
+  }
+  const filePrompts: FilePrompt[] | null = v["prompts-file"] !== undefined
+    ? await readPromptsFile(v["prompts-file"])
+    : null;
+  const batchSize = filePrompts
+    ? batchSizeFlag(v["batch-size"], filePrompts.length)
+    : undefined;
+  if (v["draft-tokens"] !== undefined && v.draft === undefined) {
+    throw new UsageError("run: --draft-tokens needs --draft");
+  }
+  if (v.draft !== undefined && filePrompts) {
+    throw new UsageError(
+      "run: --draft works with one prompt, not with --prompts-file",
+    );
+  }
+  const draftTokens = v["draft-tokens"] === undefined
+    ? undefined
+    : Number(v["draft-tokens"]);
+  if (
+    draftTokens !== undefined &&
+    (!Number.isInteger(draftTokens) || draftTokens < 1)
+  ) {
+    throw new UsageError(
+      `--draft-tokens must be a positive integer, got '${v["draft-tokens"]}'`,
+    );
   }
   const { quantize } = quantizeFlag(v.quantize);
   let promptIds: number[] | undefined;
@@ -150,8 +201,11 @@ export async function main(args: string[]): Promise<number> {
     tokenizer: v.tokenizer,
     log,
   });
-  const needsTokenizer = v.prompt !== undefined ? "--prompt" : (v.stop ?? [])
-      .some((s) => s.length > 0)
+  const needsTokenizer = v.prompt !== undefined
+    ? "--prompt"
+    : filePrompts?.some((p) => "prompt" in p)
+    ? "--prompts-file with text prompts"
+    : (v.stop ?? []).some((s) => s.length > 0)
     ? "--stop"
     : null;
   if (needsTokenizer !== null && !(await exists(join(dir, "tokenizer.json")))) {
@@ -169,6 +223,9 @@ export async function main(args: string[]): Promise<number> {
     tokenizer: v.tokenizer,
     log,
     trace,
+    batchSize,
+    draft: v.draft,
+    draftTokens,
   });
   try {
     let prompt: number[];
@@ -176,6 +233,8 @@ export async function main(args: string[]): Promise<number> {
       prompt = promptIds;
     } else if (v.prompt !== undefined) {
       prompt = model.encode(v.prompt);
+    } else if (filePrompts) {
+      prompt = []; // each prompt of the file: see runBatch
     } else {
       const bos = model.tokenizer?.bosTokenId ?? model.config.bosTokenId;
       if (bos === null) {
@@ -197,7 +256,6 @@ export async function main(args: string[]): Promise<number> {
         "run: --stop needs a tokenizer (the model has no tokenizer.json)",
       );
     }
-    const stops = stop.length > 0 ? new StopStrings(stop) : null;
     const enc = new TextEncoder();
     // stdout closed by the reader (`run ... | head`): stop quietly, like a
     // Unix tool killed by SIGPIPE, instead of an "internal error".
@@ -213,6 +271,20 @@ export async function main(args: string[]): Promise<number> {
         closed = true;
       }
     };
+    if (filePrompts) {
+      await runBatch({
+        model,
+        prompts: filePrompts,
+        opts: { ...sampling, doSample, stop },
+        json: v.json ?? false,
+        wall0,
+        out,
+        log,
+      });
+      await writeTraceFlag(trace, v.trace, log);
+      return 0;
+    }
+    const stops = stop.length > 0 ? new StopStrings(stop) : null;
     const streamText = !v.json && v.prompt !== undefined && detok !== null;
     // The generated text, as streamed (the first token keeps the space the
     // prompt gives it; a stop string and what follows are left out).
@@ -263,6 +335,10 @@ export async function main(args: string[]): Promise<number> {
       streamed_layers: model.plan.streamed.length,
       peak_gpu_bytes: s.peakGpuBytes,
       ...(s.forward.experts ? moeJsonStats(s.forward.experts) : {}),
+      ...(s.draftProposed === undefined ? {} : {
+        draft_proposed: s.draftProposed,
+        draft_accepted: s.draftAccepted,
+      }),
     };
     if (v.json) {
       const obj: Record<string, unknown> = { prompt_ids: prompt, ids };
@@ -275,7 +351,11 @@ export async function main(args: string[]): Promise<number> {
           s.prefillS.toFixed(3)
         } s, decode ${s.decodeS.toFixed(3)} s, ${
           s.tokensPerS.toFixed(2)
-        } tokens/s; streamed ${
+        } tokens/s${
+          s.draftProposed === undefined
+            ? ""
+            : ` (draft: ${s.draftAccepted}/${s.draftProposed} accepted)`
+        }; streamed ${
           (s.bytesStreamedPerToken / 2 ** 20).toFixed(1)
         } MiB/token; peak GPU ${(s.peakGpuBytes / 2 ** 20).toFixed(1)} MiB`,
       );

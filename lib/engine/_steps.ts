@@ -149,6 +149,40 @@ export interface LayerPass {
   kv: { k: BufferRef; v: BufferRef; at: number };
   /** The runner of a `moe` step (models with experts). */
   moe?: MoeHook;
+  /**
+   * Several sequences in one pass (lib/engine/_sequences.ts): the T rows are
+   * their tokens concatenated; attention runs per sequence over its own KV
+   * cache, and `kv`/`pos0` are unused.
+   */
+  seqs?: SeqRows;
+}
+
+/** One sequence's rows of a pass and this layer's KV cache of it. */
+export interface SeqSlice {
+  /** First row of the sequence in the pass. */
+  row: number;
+  /** Its tokens in the pass. */
+  T: number;
+  /** Position of its first token. */
+  pos0: number;
+  /** This layer's K and V caches [maxSeq, KV*hd] of the sequence. */
+  k: BufferRef;
+  /** See `k`. */
+  v: BufferRef;
+}
+
+/** The sequences of a pass, with scratch for one sequence's q, k and att (maxT rows each). */
+export interface SeqRows {
+  /** The sequences, in row order. */
+  list: readonly SeqSlice[];
+  /** Scratch [maxT, H*hd]. */
+  q: BufferRef;
+  /** Scratch [maxT, KV*hd]. */
+  k: BufferRef;
+  /** Scratch [maxT, H*hd]. */
+  att: BufferRef;
+  /** minStorageBufferOffsetAlignment: rows at multiples of it are bound in place. */
+  align: number;
 }
 
 /** RoPE of `x` [T, nHeads*hd] at positions pos0.., in the step's style. */
@@ -203,12 +237,36 @@ function attention(p: LayerPass, s: AttentionStep, w: AttentionWeights): void {
     norm(a.q, w.qNorm, d.H);
     norm(a.k, w.kNorm, d.KV);
   }
-  rope(p, s.rope, a.q, d.H);
-  rope(p, s.rope, a.k, d.KV);
-  // kCache, vCache [maxSeq, KV*hd]: rows pos0..pos0+T-1 = k, v
+  if (p.seqs) attendEach(p, s.rope, p.seqs);
+  else attend(p, s.rope);
+  // xb [T, D] = att · Woᵀ (+ bias)
+  K.matmul(rec.pass, { x: a.att, w: w.wo, bias: w.bo, out: a.xb, T });
+  residual(p, w.postNorm);
+}
+
+/** rope(q), rope(k); k, v → KV cache rows pos0..; att = attention(q, cache). */
+function attend(p: LayerPass, style: RopeStyle): void {
+  ropeQk(p, style);
+  storeKv(p);
+  attendCache(p);
+}
+
+/** q [T, H*hd], k [T, KV*hd] rotated at positions pos0.. */
+function ropeQk(p: LayerPass, style: RopeStyle): void {
+  rope(p, style, p.a.q, p.d.H);
+  rope(p, style, p.a.k, p.d.KV);
+}
+
+/** kCache, vCache [maxSeq, KV*hd]: rows pos0..pos0+T-1 = k, v. */
+function storeKv(p: LayerPass): void {
+  const { rec, a } = p;
   rec.copy(a.k, { buffer: p.kv.k.buffer, offset: p.kv.at, size: a.k.size });
   rec.copy(a.v, { buffer: p.kv.v.buffer, offset: p.kv.at, size: a.v.size });
-  // att [T, H*hd] = softmax(q kᵀ * scale, causal) v   (GQA: head h reads kv head h / (H/KV))
+}
+
+/** att [T, H*hd] = softmax(q kᵀ * scale, causal) v   (GQA: head h reads kv head h / (H/KV)). */
+function attendCache(p: LayerPass): void {
+  const { K, rec, a, d, T } = p;
   K.attention(rec.pass, {
     q: a.q,
     kCache: p.kv.k,
@@ -221,9 +279,56 @@ function attention(p: LayerPass, s: AttentionStep, w: AttentionWeights): void {
     headDim: d.hd,
     scale: d.scale,
   });
-  // xb [T, D] = att · Woᵀ (+ bias)
-  K.matmul(rec.pass, { x: a.att, w: w.wo, bias: w.bo, out: a.xb, T });
-  residual(p, w.postNorm);
+}
+
+/**
+ * {@link attend} per sequence, over its rows of q, k, v and att and its own
+ * KV cache. When every sequence's rows start at an aligned offset they are
+ * bound in place, and the ropes, the cache copies and the attentions of all
+ * sequences are recorded in three groups (two pass breaks per layer);
+ * otherwise each sequence's q, k go through scratch at offset 0 and back.
+ */
+function attendEach(p: LayerPass, style: RopeStyle, seqs: SeqRows): void {
+  const { rec, a, d } = p;
+  const rows = (r: BufferRef, cols: number, row: number, n: number) => ({
+    buffer: r.buffer,
+    offset: r.offset + row * cols * 4,
+    size: n * cols * 4,
+  });
+  const one = (s: SeqSlice, q: BufferRef, k: BufferRef, att: BufferRef) => ({
+    ...p,
+    T: s.T,
+    pos0: s.pos0,
+    kv: { k: s.k, v: s.v, at: s.pos0 * d.kvDim * 4 },
+    a: { ...a, q, k, v: rows(a.v, d.kvDim, s.row, s.T), att },
+    seqs: undefined,
+  });
+  const aligned = (row: number, cols: number) =>
+    (row * cols * 4) % seqs.align === 0;
+  if (
+    seqs.list.every((s) => aligned(s.row, d.qDim) && aligned(s.row, d.kvDim))
+  ) {
+    const each = seqs.list.map((s) =>
+      one(
+        s,
+        rows(a.q, d.qDim, s.row, s.T),
+        rows(a.k, d.kvDim, s.row, s.T),
+        rows(a.att, d.qDim, s.row, s.T),
+      )
+    );
+    for (const o of each) ropeQk(o, style);
+    for (const o of each) storeKv(o);
+    for (const o of each) attendCache(o);
+    return;
+  }
+  for (const s of seqs.list) {
+    const q = rows(seqs.q, d.qDim, 0, s.T), k = rows(seqs.k, d.kvDim, 0, s.T);
+    const att = rows(seqs.att, d.qDim, 0, s.T);
+    rec.copy(rows(a.q, d.qDim, s.row, s.T), q);
+    rec.copy(rows(a.k, d.kvDim, s.row, s.T), k);
+    attend(one(s, q, k, att), style);
+    rec.copy(att, rows(a.att, d.qDim, s.row, s.T));
+  }
 }
 
 /** x += mlp(rmsnorm(x)) (see `MlpStep` in lib/model/architectures.ts). */

@@ -19,6 +19,7 @@ import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
 import { applyChatTemplate } from "../text/chat_template.ts";
 import {
   generateIds,
+  type GenerateIdsOptions,
   type GenerateOptions,
   type GenerationStats,
 } from "./generate.ts";
@@ -26,9 +27,17 @@ import type { ModelConfig } from "../model/config.ts";
 import { Forward, type ForwardStats } from "./forward.ts";
 import type { ResidencyPlan } from "./plan.ts";
 import { resolveModel } from "./resolve.ts";
+import { type BatchStats, type BatchToken, generateBatch } from "./batch.ts";
+import {
+  type Drafter,
+  generateSpeculative,
+  ModelDrafter,
+  NgramDrafter,
+} from "./speculative.ts";
 import type { Tracer } from "./trace.ts";
 
 export type { GenerateOptions, GenerationStats } from "./generate.ts";
+export type { BatchStats, BatchToken, StopReason } from "./batch.ts";
 export type {
   Architecture,
   ModelConfig,
@@ -62,8 +71,25 @@ export interface FromPretrainedOptions {
   prefetch?: boolean;
   /** llama2.c tokenizer file for `.bin` checkpoints. */
   tokenizer?: string;
-  /** Largest prompt chunk per pass (default 64). */
+  /** Largest prompt chunk per pass (default 64); also the most rows (tokens of every sequence) one pass carries. */
   prefillChunk?: number;
+  /**
+   * Sequences that share each forward pass when `generate` / `stream` get an
+   * array of prompts (default 1; at most `prefillChunk`). Each has its own KV
+   * cache, planned under the budget.
+   */
+  batchSize?: number;
+  /**
+   * Speculative decoding (single prompts): a draft model (path or repo id,
+   * sharing the vocabulary; loaded first, all resident, its bytes taken from
+   * the budget) or `"ngram"` (prompt lookup, no model) proposes
+   * `draftTokens` tokens that the target verifies in one pass. Greedy output
+   * is unchanged; sampled output keeps its distribution (see
+   * lib/engine/speculative.ts). Default: none.
+   */
+  draft?: string;
+  /** Tokens proposed per target pass with `draft` (default 4). */
+  draftTokens?: number;
   /** Progress lines (the plan etc.); default: none. */
   log?: (line: string) => void;
   /** Use this GPU instead of requesting one. */
@@ -81,6 +107,8 @@ export interface FromPretrainedOptions {
 
 /** Everything measured over the last generate/stream call. */
 export interface ModelStats extends GenerationStats {
+  /** Batched calls: sequences, each one's stop reason, passes. */
+  batch?: Pick<BatchStats, "sequences" | "stopReasons" | "passes">;
   /** Forward-pass totals (read, upload, compute, bytes streamed). */
   forward: ForwardStats;
   /** Weight bytes streamed per forward pass. */
@@ -116,6 +144,8 @@ export class AutoModel {
   lastStats: ModelStats | null = null;
   #fwd: Forward;
   #busy = false;
+  #draft: AutoModel | "ngram" | null = null;
+  #draftTokens = 4;
 
   private constructor(dir: string, fwd: Forward, tokenizer: Tokenizer | null) {
     this.dir = dir;
@@ -194,22 +224,70 @@ export class AutoModel {
       );
     }
     let maxSeqLen = opts.maxSeqLen ?? defaultMaxSeqLen(cfg);
+    const batchSize = opts.batchSize ?? 1;
+    const maxT = opts.prefillChunk ?? 64;
+    const draftTokens = opts.draftTokens ?? 4;
+    if (
+      opts.draft !== undefined &&
+      (!Number.isSafeInteger(draftTokens) || draftTokens < 1 ||
+        draftTokens + 1 > maxT)
+    ) {
+      throw new UsageError(
+        `draftTokens must be an integer 1..${maxT - 1}, got ${draftTokens}`,
+      );
+    }
+    let draft: AutoModel | "ngram" | null = null;
+    let targetBudget = budget;
+    if (opts.draft === "ngram") draft = "ngram";
+    else if (opts.draft !== undefined) {
+      draft = await AutoModel.fromPretrained(opts.draft, {
+        gpu,
+        gpuMemory: budget,
+        maxSeqLen: opts.maxSeqLen ?? Math.min(maxSeqLen, 4096),
+        prefillChunk: opts.prefillChunk,
+        log: opts.log && ((l) => opts.log!(`draft: ${l}`)),
+      });
+      const problem = draft.plan.streamed.length > 0
+        ? `does not fit resident in the budget (${
+          formatBytes(budget)
+        }): ${draft.plan.streamed.length} of its layers would stream`
+        : draft.config.vocabSize !== cfg.vocabSize
+        ? `has a vocabulary of ${draft.config.vocabSize}, the target ${cfg.vocabSize}`
+        : null;
+      if (problem) {
+        await draft.dispose();
+        throw new (draft.plan.streamed.length > 0 ? BudgetError : UsageError)(
+          `draft model ${opts.draft} ${problem}`,
+        );
+      }
+      targetBudget = budget - draft.#fwd.peakGpuBytes;
+    }
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > maxT) {
+      throw new UsageError(
+        `batchSize must be an integer 1..${maxT} (prefillChunk), got ${batchSize}`,
+      );
+    }
     for (;;) {
       try {
         const fwd = await Forward.create({
           gpu,
           kernels,
           shards,
-          budget,
+          budget: targetBudget,
           maxSeqLen,
           prefetch: opts.prefetch,
           slots: opts.ringSlots,
           profile: opts.profiling,
           maxT: opts.prefillChunk,
+          sequences: batchSize,
+          headRows: draft ? Math.max(batchSize, draftTokens + 1) : undefined,
           log: opts.log,
           trace: opts.trace,
         });
-        return new AutoModel(dir, fwd, tokenizer);
+        const m = new AutoModel(dir, fwd, tokenizer);
+        m.#draft = draft;
+        m.#draftTokens = draftTokens;
+        return m;
       } catch (e) {
         // the default maxSeqLen is capped by the budget: halve it until the plan fits (≥ 256)
         if (
@@ -220,6 +298,7 @@ export class AutoModel {
           opts.log?.(`budget: lowering maxSeqLen to ${maxSeqLen}`);
           continue;
         }
+        if (draft instanceof AutoModel) await draft.dispose();
         throw e;
       }
     }
@@ -256,20 +335,69 @@ export class AutoModel {
     return [...s];
   }
 
-  /** Generates and returns the new ids (EOS included when it ends generation). */
-  async generate(
+  /** Sequences that share a pass (`batchSize`). */
+  get batchSize(): number {
+    return this.#fwd.caches.length;
+  }
+
+  /**
+   * Generates and returns the new ids (EOS included when it ends
+   * generation). Given an array of prompts, generates after all of them in
+   * shared passes (see {@link FromPretrainedOptions.batchSize}) and returns
+   * each one's ids; `opts` may then be one object per prompt.
+   */
+  generate(
     input: number[] | string,
-    opts: GenerateOptions = {},
-  ): Promise<number[]> {
+    opts?: GenerateOptions,
+  ): Promise<number[]>;
+  /** Generates after every prompt in shared passes; returns each one's new ids. */
+  generate(
+    inputs: (number[] | string)[],
+    opts?: GenerateOptions | GenerateOptions[],
+  ): Promise<number[][]>;
+  async generate(
+    input: number[] | string | (number[] | string)[],
+    opts: GenerateOptions | GenerateOptions[] = {},
+  ): Promise<number[] | number[][]> {
+    if (isBatch(input)) {
+      const out: number[][] = input.map(() => []);
+      for await (const t of this.stream(input, opts)) out[t.index].push(t.id);
+      return out;
+    }
     const out: number[] = [];
-    for await (const id of this.stream(input, opts)) out.push(id);
+    for await (const id of this.stream(input, opts as GenerateOptions)) {
+      out.push(id);
+    }
     return out;
   }
 
-  /** Streams new ids as they are sampled. */
-  async *stream(
+  /**
+   * Streams new ids as they are sampled; given an array of prompts, streams
+   * `{ index, id }` of every sequence (see {@link AutoModel.generate}).
+   */
+  stream(
     input: number[] | string,
-    opts: GenerateOptions = {},
+    opts?: GenerateOptions,
+  ): AsyncGenerator<number, void, undefined>;
+  /** Streams `{ index, id }` of every prompt's sequence as ids are sampled. */
+  stream(
+    inputs: (number[] | string)[],
+    opts?: GenerateOptions | GenerateOptions[],
+  ): AsyncGenerator<BatchToken, void, undefined>;
+  stream(
+    input: number[] | string | (number[] | string)[],
+    opts: GenerateOptions | GenerateOptions[] = {},
+  ): AsyncGenerator<number | BatchToken, void, undefined> {
+    if (isBatch(input)) return this.#streamBatch(input, opts);
+    if (Array.isArray(opts)) {
+      throw new UsageError("one prompt takes one options object");
+    }
+    return this.#stream(input, opts);
+  }
+
+  async *#stream(
+    input: number[] | string,
+    opts: GenerateOptions,
   ): AsyncGenerator<number, void, undefined> {
     if (this.#busy) {
       throw new UsageError(
@@ -289,7 +417,7 @@ export class AutoModel {
       : null;
     try {
       for await (
-        const id of generateIds(this.#fwd, prompt, {
+        const id of this.#generate(prompt, {
           ...opts,
           eosIds: this.#eosIds(),
           onStats: (s) => gen = s,
@@ -310,6 +438,78 @@ export class AutoModel {
           // MoE: measured over decode passes (experts actually moved)
           bytesStreamedPerToken: this.#fwd.stats.experts?.decodeBytesPerToken ??
             this.plan.bytesStreamedPerToken,
+          peakGpuBytes: this.#fwd.peakGpuBytes,
+        };
+      }
+    }
+  }
+
+  /** Plain or speculative generation of one prompt. */
+  #generate(
+    prompt: number[],
+    opts: GenerateIdsOptions,
+  ): AsyncGenerator<number, void, undefined> {
+    const d = this.#draft;
+    if (d === null) return generateIds(this.#fwd, prompt, opts);
+    const drafter: Drafter = d === "ngram"
+      ? new NgramDrafter()
+      : new ModelDrafter(d.#fwd, opts);
+    return generateSpeculative(this.#fwd, drafter, prompt, {
+      ...opts,
+      draftTokens: this.#draftTokens,
+    });
+  }
+
+  async *#streamBatch(
+    inputs: (number[] | string)[],
+    opts: GenerateOptions | GenerateOptions[],
+  ): AsyncGenerator<BatchToken, void, undefined> {
+    if (this.#busy) {
+      throw new UsageError(
+        "this model is already generating; wait for the other call to finish",
+      );
+    }
+    const each = (i: number) => (Array.isArray(opts) ? opts[i] : opts) ?? {};
+    if (Array.isArray(opts) && opts.length !== inputs.length) {
+      throw new UsageError(
+        `${inputs.length} prompts but ${opts.length} option objects`,
+      );
+    }
+    const prompts = inputs.map((p) => this.encode(p));
+    const stops = prompts.map((p, i) => {
+      const stop = each(i).stop?.filter((s) => s.length > 0) ?? [];
+      if (stop.length === 0) return null;
+      if (!this.tokenizer) {
+        throw new UsageError("stop strings need a tokenizer");
+      }
+      return {
+        stops: new StopStrings(stop),
+        detok: new StreamingDetokenizer(this.tokenizer, { prefixIds: p }),
+      };
+    });
+    const eosIds = this.#eosIds();
+    this.#busy = true;
+    this.#fwd.resetStats();
+    let gen: BatchStats | null = null;
+    try {
+      yield* generateBatch(this.#fwd, prompts, {
+        perPrompt: prompts.map((_, i) => ({ ...each(i), eosIds })),
+        signal: prompts.length > 0 ? each(0).signal : undefined,
+        shouldStop: (i, id) => {
+          const s = stops[i];
+          return s !== null && s.stops.push(s.detok.push(id)).stopped;
+        },
+        onStats: (s) => gen = s,
+      });
+    } finally {
+      this.#busy = false;
+      if (gen) {
+        const { sequences, stopReasons, passes, ...g } = gen as BatchStats;
+        this.lastStats = {
+          ...g,
+          batch: { sequences, stopReasons, passes },
+          forward: { ...this.#fwd.stats },
+          bytesStreamedPerToken: this.plan.bytesStreamedPerToken,
           peakGpuBytes: this.#fwd.peakGpuBytes,
         };
       }
@@ -351,7 +551,16 @@ export class AutoModel {
   /** Frees the GPU buffers and closes the shard files. */
   async dispose(): Promise<void> {
     await this.#fwd.dispose();
+    if (this.#draft instanceof AutoModel) await this.#draft.dispose();
   }
+}
+
+/** An array of prompts (not one prompt of ids). */
+function isBatch(
+  input: number[] | string | (number[] | string)[],
+): input is (number[] | string)[] {
+  return Array.isArray(input) &&
+    input.some((x) => typeof x !== "number");
 }
 
 function envSet(name: string): boolean {

@@ -44,10 +44,18 @@ import { describePlan, planResidency, type ResidencyPlan } from "./plan.ts";
 import type { Tracer } from "./trace.ts"; // TRACE
 import { formatBytes } from "../_units.ts";
 import { kvBytesPerLayer, KvCache } from "./kv_cache.ts";
-import { expertLayouts, ExpertStore, planExperts } from "./_experts.ts"; // MOE
-import { MoeRunner, moeScratchBytes } from "./_moe_step.ts"; // MOE
+import { type MoeRunner, moeScratchBytes } from "./_moe_step.ts"; // MOE
+import { createMoeRunner, planWithExperts } from "./_moe_setup.ts"; // MOE
+import {
+  checkSeqs,
+  type SeqInput,
+  type SeqOutput,
+  SequenceState,
+  sequenceStateBytes,
+} from "./_sequences.ts";
 
 export type { ForwardStats, LayerProfile } from "./_stats.ts";
+export type { RowTopK, SeqInput, SeqOutput } from "./_sequences.ts";
 
 /** The shard directory as the forward pass sees it (lib/format/shards.ts ShardDir satisfies it). */
 export interface ShardSet {
@@ -83,6 +91,10 @@ export interface ForwardOptions {
   maxT?: number;
   /** Top-k pairs read back per pass (default 64). */
   topK?: number;
+  /** Sequences that may share a pass: one KV cache each, planned (default 1). */
+  sequences?: number;
+  /** Rows whose top-k one pass may read back (default `sequences`; > 1: see {@link Forward.forwardSeqs}). */
+  headRows?: number;
   /** Per-layer sync to time compute (profiling; default false). */
   profile?: boolean;
   /** Records a timeline of reads, uploads and compute (off: undefined). */
@@ -170,8 +182,10 @@ export class Forward {
   readonly config: ModelConfig;
   /** The residency plan. */
   readonly plan: ResidencyPlan;
-  /** The KV cache. */
+  /** The KV cache (of the single-sequence {@link Forward.forward}; `caches[0]`). */
   readonly kv: KvCache;
+  /** One KV cache per sequence a pass may carry (`sequences` of them). */
+  readonly caches: readonly KvCache[];
   /** Largest T per pass. */
   readonly maxT: number;
   /** Top-k pairs per readback. */
@@ -186,6 +200,7 @@ export class Forward {
   readonly #head: HeadWeights;
   readonly #buffers: GPUBuffer[];
   readonly #state: RunState;
+  readonly #seq: SequenceState | null;
   readonly #stats: StatsCollector;
   readonly #d: Dims;
   readonly #moe: MoeRunner | null; // MOE
@@ -199,7 +214,8 @@ export class Forward {
   private constructor(init: {
     o: ForwardOptions;
     plan: ResidencyPlan;
-    kv: KvCache;
+    caches: KvCache[];
+    seq: SequenceState | null;
     reader: LayerReader<GPUBuffer>;
     embed: EmbeddingTable;
     files: SafetensorsFile[];
@@ -216,7 +232,9 @@ export class Forward {
     this.trace = init.o.trace; // TRACE
     this.config = init.o.shards.config;
     this.plan = init.plan;
-    this.kv = init.kv;
+    this.caches = init.caches;
+    this.kv = init.caches[0];
+    this.#seq = init.seq;
     this.#reader = init.reader;
     this.#embed = init.embed;
     this.#files = init.files;
@@ -281,34 +299,46 @@ export class Forward {
         topK,
         maxSeqLen: o.maxSeqLen,
       });
+      const sequences = o.sequences ?? 1;
+      const headRows = Math.min(o.headRows ?? sequences, maxT);
+      if (!Number.isSafeInteger(sequences) || sequences < 1) {
+        throw new UsageError(
+          `sequences must be a positive integer, got ${sequences}`,
+        );
+      }
+      const seqSizes = sequences > 1 || headRows > 1
+        ? { maxT, rows: headRows, topK, sequences, layers: cfg.numLayers }
+        : null;
       const planInput = {
         layerBytes: layers.map((l) => l.layout.bytes),
         headBytes: headLayout.bytes + (tiedLayout?.bytes ?? 0),
-        kvBytesPerLayer: kvBytesPerLayer(cfg, o.maxSeqLen),
+        kvBytesPerLayer: kvBytesPerLayer(cfg, o.maxSeqLen) * sequences,
         activationBytes: activationBytes + moeScratchBytes(cfg, maxT) + // MOE
+          (seqSizes ? sequenceStateBytes(cfg, seqSizes) : 0) +
           (o.trace?.gpuBytes(o.gpu, cfg.numLayers) ?? 0), // TRACE
         slots: o.slots ?? (o.prefetch === false ? 1 : 3),
       };
-      // MOE: experts on their own share the budget with the plan (_experts.ts)
-      const ex = cfg.moe && o.expertStreaming !== false
-        ? expertLayouts(cfg, layers.map((l) => l.file), o.gpu.limits)
-        : null;
-      const exPlan = ex && cfg.moe
-        ? planExperts({
-          budget: o.budget,
-          input: planInput,
-          ex,
-          topK: cfg.moe.topK,
-        })
-        : null;
-      const plan = exPlan?.plan ??
-        planResidency({ budget: o.budget, ...planInput });
+      // MOE: experts on their own share the budget with the plan
+      const files = layers.map((l) => l.file);
+      const planned = planWithExperts({
+        cfg,
+        files,
+        limits: o.gpu.limits,
+        budget: o.budget,
+        input: planInput,
+        expertStreaming: o.expertStreaming,
+      });
+      const plan = planned.plan;
       o.log?.(describePlan(plan));
 
       // --- allocate: run state, KV cache, the head (resident, in as many
       // buffers as maxBufferSize requires), the reader's resident set and ring
       const state = RunState.create(device, cfg, { maxT, topK });
-      const kv = new KvCache(device, cfg, o.maxSeqLen, maxBinding);
+      const caches: KvCache[] = [];
+      for (let i = 0; i < sequences; i++) {
+        caches.push(new KvCache(device, cfg, o.maxSeqLen, maxBinding));
+      }
+      const seq = seqSizes ? SequenceState.create(device, cfg, seqSizes) : null;
       const target = gpuUploadTarget(device);
       const buffers: GPUBuffer[] = [];
       const bound = await uploadResident({
@@ -349,34 +379,23 @@ export class Forward {
         trace: o.trace, // TRACE
       });
       await o.trace?.attach(o.gpu, plan, cfg.numLayers); // TRACE
-      let moe: MoeRunner | null = null; // MOE
-      if (cfg.moe) {
-        const store = ex && exPlan
-          ? await ExpertStore.create({
-            target,
-            files: layers.map((l) => l.file),
-            layouts: ex,
-            slots: exPlan.slots,
-          })
-          : null;
-        const names = ex?.names ??
-          expertLayouts(cfg, layers.map((l) => l.file), o.gpu.limits).names;
-        moe = MoeRunner.create(device, cfg, maxT, { store, names });
-        if (ex && exPlan && store) {
-          o.log?.(
-            `experts: ${ex.count} of ${formatBytes(ex.slotBytes)} at most, ${
-              store.allResident ? "all resident" : `${store.capacity} cached`
-            } (${formatBytes(exPlan.cacheBytes)} of the ${
-              formatBytes(o.budget)
-            } budget; the plan above has the rest)`,
-          );
-        }
-      }
+      const moe = await createMoeRunner({ // MOE
+        device,
+        cfg,
+        maxT,
+        files,
+        limits: o.gpu.limits,
+        target,
+        budget: o.budget,
+        planned,
+        log: o.log,
+      });
       if (reader.probeRates) o.log?.(describeFloor(plan, reader.probeRates));
       return new Forward({
         o,
         plan,
-        kv,
+        caches,
+        seq,
         reader,
         embed,
         files: opened,
@@ -386,7 +405,7 @@ export class Forward {
         state,
         scratchEstimate,
         moe, // MOE
-        moeBytes: exPlan?.cacheBytes ?? 0, // MOE
+        moeBytes: planned.exPlan?.cacheBytes ?? 0, // MOE
       });
     } catch (e) {
       for (const f of opened) f.close();
@@ -433,14 +452,21 @@ export class Forward {
     ids: number[],
     opts: { logits?: boolean } = {},
   ): Promise<{ topk: TopK; logits?: Float32Array }> {
+    return await this.#guard(() => {
+      this.#check(ids);
+      return this.#forward(ids, opts);
+    });
+  }
+
+  /** Runs a pass unless an earlier one failed; a failure (not a usage error) marks the model failed. */
+  async #guard<R>(pass: () => Promise<R>): Promise<R> {
     if (this.#failed !== null) {
       throw new StrataError(
         `the model failed in an earlier forward pass (${this.#failed}); dispose it and load it again`,
       );
     }
-    this.#check(ids);
     try {
-      return await this.#forward(ids, opts);
+      return await pass();
     } catch (e) {
       // usage errors are raised before anything is recorded; anything else may
       // leave the ring or the KV cache half-updated
@@ -451,15 +477,60 @@ export class Forward {
     }
   }
 
+  /**
+   * Runs several sequences in one pass: sequence i's `ids` at positions
+   * `kv.length..` of its own KV cache (their rows concatenated, ≤ maxT in
+   * all; each cache at most once), and returns, per sequence, the top-k (and
+   * all V logits when `logits`) of its `heads` rows. One readback per call.
+   * Needs a Forward created with `sequences` > 1 or `headRows` > 1.
+   *
+   * @example
+   * ```ts ignore
+   * const [a, b] = fwd.caches;
+   * const out = await fwd.forwardSeqs([
+   *   { kv: a, ids: [1, 15, 27], heads: [2] },
+   *   { kv: b, ids: [1, 9], heads: [1] },
+   * ]);
+   * const nextA = out[0].topk[0].ids[0];
+   * ```
+   */
+  async forwardSeqs(
+    seqs: SeqInput[],
+    opts: { logits?: boolean } = {},
+  ): Promise<SeqOutput[]> {
+    const one = seqs.length === 1 ? seqs[0] : null;
+    if (
+      one?.kv === this.kv && one.heads.length === 1 &&
+      one.heads[0] === one.ids.length - 1
+    ) {
+      // one sequence, its last row: the plain pass
+      const { topk, logits } = await this.forward(one.ids, opts);
+      return [{ topk: [topk], logits: logits && [logits] }];
+    }
+    if (!this.#seq) {
+      throw new UsageError(
+        "forwardSeqs needs a Forward created with sequences > 1 or headRows > 1",
+      );
+    }
+    const ids = seqs.flatMap((s) => s.ids);
+    checkSeqs(seqs, this.#seq.sizes.rows);
+    return await this.#guard(async () => {
+      for (const s of seqs) this.#check(s.ids, s.kv);
+      this.#check(ids, this.kv, true);
+      return (await this.#forward(ids, opts, seqs)).seqs!;
+    });
+  }
+
   /** Usage errors, raised before anything is recorded. */
-  #check(ids: number[]): void {
-    const T = ids.length, pos0 = this.kv.length, V = this.config.vocabSize;
+  #check(ids: number[], kv = this.kv, rowsOnly = false): void {
+    const T = ids.length, pos0 = kv.length, V = this.config.vocabSize;
     if (T < 1 || T > this.maxT) {
       throw new UsageError(`forward: T must be 1..${this.maxT}, got ${T}`);
     }
-    if (pos0 + T > this.kv.maxSeqLen) {
+    if (rowsOnly) return;
+    if (pos0 + T > kv.maxSeqLen) {
       throw new UsageError(
-        `sequence of ${pos0 + T} tokens exceeds maxSeqLen ${this.kv.maxSeqLen}`,
+        `sequence of ${pos0 + T} tokens exceeds maxSeqLen ${kv.maxSeqLen}`,
       );
     }
     for (const id of ids) {
@@ -474,7 +545,8 @@ export class Forward {
   async #forward(
     ids: number[],
     opts: { logits?: boolean },
-  ): Promise<{ topk: TopK; logits?: Float32Array }> {
+    many?: SeqInput[],
+  ): Promise<{ topk: TopK; logits?: Float32Array; seqs?: SeqOutput[] }> {
     const T = ids.length;
     const pos0 = this.kv.length;
     const device = this.#gpu.device;
@@ -488,6 +560,11 @@ export class Forward {
     const a = this.#state.at(T);
     device.queue.writeBuffer(a.x.buffer, 0, await this.#embed.rows(ids));
     K.reset();
+    const starts: number[] = []; // first row of each of `many`
+    for (const s of many ?? []) {
+      starts.push((starts.at(-1) ?? 0) + s.ids.length);
+    }
+    starts.unshift(0);
 
     for (let l = 0; l < L; l++) {
       const got = await this.#reader.acquire(l);
@@ -504,8 +581,16 @@ export class Forward {
       );
       rec.stamp(this.trace?.gpuPass(l, true, false)); // TRACE
       const kv = { k, v, at: this.kv.rowOffset(pos0) };
+      const seqs = many && this.#seq!.layer(
+        many.map((s, i) => ({
+          row: starts[i],
+          T: s.ids.length,
+          pos0: s.kv.length,
+          ...s.kv.layer(l),
+        })),
+      );
       const moe = this.#moe?.at(l); // MOE
-      recordLayer({ steps, K, rec, a, d, T, pos0, kv, moe }, w);
+      recordLayer({ steps, K, rec, a, d, T, pos0, kv, seqs, moe }, w);
       rec.stamp(this.trace?.gpuPass(l, false, true)); // TRACE
       this.trace?.submitting(l); // TRACE
       K.submit([rec.finish()]);
@@ -519,6 +604,15 @@ export class Forward {
     // head: logits of the last row → top-k pairs → readback (+ all logits)
     const rec = new Recorder(device.createCommandEncoder({ label: "head" }));
     rec.stamp(this.trace?.gpuPass(L, true, false)); // TRACE
+    if (many) {
+      return await this.#seqsHead({
+        many,
+        starts,
+        rec,
+        a,
+        logits: opts.logits,
+      });
+    }
     recordHead({ K, rec, a, d, T, w: this.#head, topK: this.topK });
     const readback = this.#state.readback;
     rec.copy(a.topk, { buffer: readback, offset: 0, size: a.topk.size });
@@ -583,6 +677,61 @@ export class Forward {
     ];
   }
 
+  /** The head of a multi-sequence pass, its readback, the end of the pass. */
+  async #seqsHead(o: {
+    many: SeqInput[];
+    starts: number[];
+    rec: Recorder;
+    a: ReturnType<RunState["at"]>;
+    logits?: boolean;
+  }): Promise<{ topk: TopK; seqs: SeqOutput[] }> {
+    const seq = this.#seq!, d = this.#d, L = this.config.numLayers;
+    const rows = o.many.flatMap((s, i) => s.heads.map((h) => o.starts[i] + h));
+    let logitsTo: GPUBuffer | undefined;
+    if (o.logits) {
+      const { buffer, added } = seq.logitsReadback(rows.length, d.V);
+      this.#gpuBytes += added;
+      this.#peakGpuBytes = Math.max(this.#peakGpuBytes, this.#gpuBytes);
+      logitsTo = buffer;
+    }
+    const { rec } = o;
+    seq.recordHead({
+      K: this.#k,
+      rec,
+      a: o.a,
+      d,
+      w: this.#head,
+      rows,
+      logitsTo,
+    });
+    rec.stamp(this.trace?.gpuPass(L, false, true)); // TRACE
+    if (this.trace) rec.raw((enc) => this.trace!.resolve(enc)); // TRACE
+    this.trace?.submitting(L); // TRACE
+    this.#k.submit([rec.finish()]);
+    this.trace?.submitted(L); // TRACE
+    this.#reader.pump();
+    const w0 = performance.now();
+    await this.#stats.readback(
+      Promise.all([seq.map(logitsTo), this.trace?.gpuDone()]), // TRACE
+    );
+    this.trace?.readback(w0); // TRACE
+    this.#notePeak();
+    const got = seq.read(rows.length, d.V, logitsTo);
+    const out: SeqOutput[] = [];
+    let r = 0;
+    for (const s of o.many) {
+      const n = s.heads.length;
+      out.push({
+        topk: got.topk.slice(r, r + n),
+        logits: got.logits?.slice(r, r + n),
+      });
+      r += n;
+      s.kv.length += s.ids.length;
+    }
+    this.#stats.end();
+    return { topk: got.topk[0], seqs: out };
+  }
+
   /** Kernel scratch beyond the plan's estimate counts against the peak. */
   #notePeak(): void {
     let scratch = 0;
@@ -605,7 +754,8 @@ export class Forward {
     this.trace?.detach(); // TRACE
     for (const b of this.#buffers) b.destroy();
     this.#state.destroy();
-    this.kv.destroy();
+    this.#seq?.destroy();
+    for (const kv of this.caches) kv.destroy();
     for (const f of this.#files) f.close();
   }
 }

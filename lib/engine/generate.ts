@@ -37,6 +37,10 @@ export interface GenerationStats {
   tokensPerS: number;
   /** Why generation stopped. */
   stopReason: "length" | "eos" | "abort" | "context" | "stop";
+  /** Speculative decoding: tokens the drafter proposed. */
+  draftProposed?: number;
+  /** Speculative decoding: proposals the target accepted. */
+  draftAccepted?: number;
 }
 
 /** Options of {@link generateIds} beyond {@link GenerateOptions}. */

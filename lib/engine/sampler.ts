@@ -257,7 +257,15 @@ export class Sampler {
    * to (Hugging Face: the prompt and everything generated so far).
    */
   sample(c: Candidates, recent?: Iterable<number>): number {
-    const { ids, probs } = this.distribution(c, recent);
+    return this.draw(this.distribution(c, recent));
+  }
+
+  /**
+   * One draw from a distribution (ids and probabilities summing to 1, as
+   * {@link Sampler.distribution} gives); a single id takes no draw.
+   */
+  draw(d: { ids: number[]; probs: number[] }): number {
+    const { ids, probs } = d;
     if (ids.length === 1) return ids[0];
     const u = this.#rng.next();
     let cum = 0;
