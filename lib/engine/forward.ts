@@ -29,10 +29,12 @@ import {
 } from "../model/architectures.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { bindLayout, layoutOf, type TensorLayout } from "./_layout.ts";
+import { layerGroups, packUnits } from "./_units.ts";
 import { EmbeddingTable } from "./_embedding.ts";
 import { type Dims, dimsOf, RunState, runStateBytes } from "./_run_state.ts";
 import { checkSteps, Recorder, recordHead, recordLayer } from "./_steps.ts";
 import { describeFloor, type ForwardStats, StatsCollector } from "./_stats.ts";
+import type { BufferRef, GpuWeight } from "../gpu/kernels.ts";
 import {
   type HeadWeights,
   headWeights,
@@ -80,6 +82,12 @@ export interface ForwardOptions {
   maxT?: number;
   /** Top-k pairs read back per pass (default 64). */
   topK?: number;
+  /**
+   * What streams through the ring: "auto" (default) whole layers when at
+   * least 2 slots of them fit, else sub-layer units; "matrices" always
+   * sub-layer units (one or a few matrices each).
+   */
+  units?: "auto" | "matrices";
   /** Per-layer sync to time compute (profiling; default false). */
   profile?: boolean;
   /** Records a timeline of reads, uploads and compute (off: undefined). */
@@ -100,11 +108,43 @@ export interface TopK {
 interface LayerShard {
   steps: readonly LayerStep[];
   file: SafetensorsFile;
+  /** The whole layer (several segments when it exceeds maxBufferSize). */
   layout: TensorLayout;
   names: Partial<Record<LayerRole, string>>;
+  /** Its sub-layer streaming units (one buffer each), or null: it streams whole only. */
+  units: TensorLayout[] | null;
+  /** Unit group (lib/engine/_units.ts) → index of its unit. */
+  unitOf: Map<string, number>;
 }
 
-/** Opens layer `i`'s shard and checks it has every tensor of its steps, in one GPU buffer. */
+/**
+ * The streaming units of a layer: its groups packed up to the size of its
+ * largest group (so a slot holds one or a few matrices), each laid out as
+ * one buffer; null when a tensor is in no group or a group needs more than
+ * one buffer.
+ */
+function unitsOf(
+  file: SafetensorsFile,
+  groups: ReturnType<typeof layerGroups>,
+  maxBinding: number,
+  maxBuffer: number,
+): { units: TensorLayout[]; unitOf: Map<string, number> } | null {
+  if (groups === null) return null;
+  const layout = (names: string[]) =>
+    layoutOf(file, names, maxBinding, maxBuffer);
+  const bytes = (names: string[]) => layout(names).bytes;
+  const cap = Math.max(...groups.map((g) => bytes(g.names)));
+  const packed = packUnits(groups, bytes, cap);
+  const units = packed.map((u) => layout(u.names));
+  if (units.some((u) => u.segments.length !== 1)) return null;
+  const unitOf = new Map<string, number>();
+  packed.forEach((u, k) => {
+    for (const g of u.groups) unitOf.set(g, k);
+  });
+  return { units, unitOf };
+}
+
+/** Opens layer `i`'s shard and checks it has every tensor of its steps. */
 async function openLayer(
   o: ForwardOptions,
   i: number,
@@ -128,13 +168,27 @@ async function openLayer(
     maxStorageBufferBindingSize,
     maxBufferSize,
   );
-  if (layout.segments.length > 1) {
+  const steps = layerSteps(cfg, i);
+  const u = unitsOf(
+    file,
+    layerGroups(steps, names),
+    maxStorageBufferBindingSize,
+    maxBufferSize,
+  );
+  if (!u && layout.segments.length > 1) {
     throw new UnsupportedError(
       file.path,
-      `decoder layer ${i} needs ${layout.bytes} bytes, more than one GPU buffer may hold (maxBufferSize ${maxBufferSize})`,
+      `decoder layer ${i} needs ${layout.bytes} bytes, more than one GPU buffer may hold (maxBufferSize ${maxBufferSize}), and cannot stream in parts`,
     );
   }
-  return { steps: layerSteps(cfg, i), file, layout, names };
+  return {
+    steps,
+    file,
+    layout,
+    names,
+    units: u?.units ?? null,
+    unitOf: u?.unitOf ?? new Map(),
+  };
 }
 
 /**
@@ -270,6 +324,9 @@ export class Forward {
         activationBytes: activationBytes +
           (o.trace?.gpuBytes(o.gpu, cfg.numLayers) ?? 0), // TRACE
         slots: o.slots ?? (o.prefetch === false ? 1 : 3),
+        unitBytes: layers.map((l) => l.units?.map((u) => u.bytes) ?? null),
+        maxSlotBytes: maxBuffer,
+        units: o.units,
       });
       o.log?.(describePlan(plan));
 
@@ -307,6 +364,12 @@ export class Forward {
         target,
         files: layers.map((l) => l.file),
         layouts: layers.map((l) => l.layout),
+        units: plan.unit === "matrices"
+          ? layers.map((l) => l.units ?? undefined)
+          : undefined,
+        // sub-layer units upload a whole ring ahead: at least 2 units in
+        // flight while another computes, whenever the ring holds 3
+        eager: plan.unit === "matrices",
         resident: plan.resident,
         streamed: plan.streamed,
         slots: plan.slots,
@@ -432,27 +495,39 @@ export class Forward {
 
     for (let l = 0; l < L; l++) {
       const got = await this.#reader.acquire(l);
-      const { steps, file, names } = this.#layers[l];
-      const w = new LayerTensors({
-        path: file.path,
-        bound: bindLayout(got.layout, got.buffer),
-        names,
-        align,
-      });
+      const { steps, file, names, unitOf } = this.#layers[l];
+      const bound = new Map<string, GpuWeight | BufferRef>();
+      for (const u of got.units) {
+        for (const [name, t] of bindLayout(u.layout, u.buffers)) {
+          bound.set(name, t);
+        }
+      }
+      const w = new LayerTensors({ path: file.path, bound, names, align });
       const { k, v } = this.kv.layer(l);
+      const encoder = () =>
+        device.createCommandEncoder({ label: `layer.${l}` });
+      // streamed in units: the commands reading unit u are submitted once
+      // it has arrived, so later units upload while earlier ones compute
+      const U = got.units.length;
       const rec = new Recorder(
-        device.createCommandEncoder({ label: `layer.${l}` }),
+        encoder(),
+        U > 1 ? { unitOf: (g) => unitOf.get(g) ?? -1, encoder } : undefined,
       );
       rec.stamp(this.trace?.gpuPass(l, true, false)); // TRACE
       const kv = { k, v, at: this.kv.rowOffset(pos0) };
       recordLayer({ steps, K, rec, a, d, T, pos0, kv }, w);
       rec.stamp(this.trace?.gpuPass(l, false, true)); // TRACE
+      const commands = rec.finishUnits();
+      let computeMs = 0;
       this.trace?.submitting(l); // TRACE
-      K.submit([rec.finish()]);
-      this.trace?.submitted(l); // TRACE
-      const computeMs = await this.#stats.layerSubmitted();
-      await this.#reader.release(l);
-      this.#stats.layerReleased(l, got.streamed, computeMs);
+      for (let u = 0; u < U; u++) {
+        if (u > 0) await this.#reader.arrive(l, u);
+        K.submit(commands[u] ?? []);
+        if (u === U - 1) this.trace?.submitted(l); // TRACE
+        computeMs += await this.#stats.layerSubmitted();
+        await this.#reader.release(l);
+      }
+      this.#stats.layerReleased(l, got.streamed, computeMs, U);
     }
 
     // head: logits of the last row → top-k pairs → readback (+ all logits)
