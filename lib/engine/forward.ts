@@ -368,7 +368,7 @@ export class Forward {
           ? layers.map((l) => l.units ?? undefined)
           : undefined,
         // sub-layer units upload a whole ring ahead: at least 2 units in
-        // flight while another computes, whenever the ring holds 3
+        // flight while another computes, whenever the ring holds 2 or more
         eager: plan.unit === "matrices",
         resident: plan.resident,
         streamed: plan.streamed,

@@ -37,6 +37,9 @@ export {
 /** Reads in flight at once (two keep the disk busy without starving the next layer). */
 const READ_CONCURRENCY = 2;
 
+/** Bytes of `writeBuffer` between two submits of the staged writes. */
+const FLUSH_BYTES = 16 << 20;
+
 /** Options of {@link LayerReader.create}. */
 export interface LayerReaderOptions<B> {
   /** Where buffers live. */
@@ -170,6 +173,8 @@ export class LayerReader<B> {
   #residentUploadBytes = 0;
   #residentUploadS = 0;
   #closed = false;
+  /** Bytes written since the last flush. */
+  #unflushed = 0;
   /** Keep per-load timings. */
   profile = false;
   /** Totals. */
@@ -318,6 +323,14 @@ export class LayerReader<B> {
     for (let off = 0; off < bytes; off += this.#chunk) {
       const n = Math.min(this.#chunk, bytes - off);
       this.#o.target.write(buf, at + off, image.subarray(off, off + n));
+      // hand the staged bytes to the queue every FLUSH_BYTES: wgpu's staging
+      // memory then stays small and hot (a 448 MiB unit written without a
+      // submit uploaded at 0.12 GB/s on lavapipe)
+      this.#unflushed += n;
+      if (this.#unflushed >= FLUSH_BYTES) {
+        this.#o.target.flush?.();
+        this.#unflushed = 0;
+      }
     }
   }
 
