@@ -37,7 +37,11 @@ export {
 /** Reads in flight at once (two keep the disk busy without starving the next layer). */
 const READ_CONCURRENCY = 2;
 
-/** Bytes of `writeBuffer` between two submits of the staged writes. */
+/**
+ * Bytes of `writeBuffer` between two submits of the staged writes, in
+ * uploads of more than twice as many (smaller ones keep the submit their
+ * compute makes anyway).
+ */
 const FLUSH_BYTES = 16 << 20;
 
 /** Options of {@link LayerReader.create}. */
@@ -175,6 +179,8 @@ export class LayerReader<B> {
   #closed = false;
   /** Bytes written since the last flush. */
   #unflushed = 0;
+  /** Flush after this many bytes of the current upload (set by `#large`). */
+  #flushEvery = Infinity;
   /** Keep per-load timings. */
   profile = false;
   /** Totals. */
@@ -204,6 +210,7 @@ export class LayerReader<B> {
         const image = new Uint8Array(size);
         await readImage(o.files[i], layout, image, sgm);
         const t0 = performance.now();
+        r.#large(size);
         r.#write(buf, image);
         o.target.flush?.(); // one submit per layer keeps wgpu's staging memory small and hot
         r.#residentUploadS += (performance.now() - t0) / 1000;
@@ -323,15 +330,21 @@ export class LayerReader<B> {
     for (let off = 0; off < bytes; off += this.#chunk) {
       const n = Math.min(this.#chunk, bytes - off);
       this.#o.target.write(buf, at + off, image.subarray(off, off + n));
-      // hand the staged bytes to the queue every FLUSH_BYTES: wgpu's staging
-      // memory then stays small and hot (a 448 MiB unit written without a
-      // submit uploaded at 0.12 GB/s on lavapipe)
+      // a large upload hands its staged bytes to the queue every FLUSH_BYTES:
+      // wgpu's staging memory then stays small and hot (a 448 MiB unit
+      // written without a submit uploaded at 0.12 GB/s on lavapipe)
       this.#unflushed += n;
-      if (this.#unflushed >= FLUSH_BYTES) {
+      if (this.#unflushed >= this.#flushEvery) {
         this.#o.target.flush?.();
         this.#unflushed = 0;
       }
     }
+  }
+
+  /** An upload of `bytes` begins: flush within it when it is large. */
+  #large(bytes: number): void {
+    this.#flushEvery = bytes > 2 * FLUSH_BYTES ? FLUSH_BYTES : Infinity;
+    this.#unflushed = 0;
   }
 
   /** Maps the streamed layers' files and decodes their units' vectors once. */
@@ -365,6 +378,7 @@ export class LayerReader<B> {
    * vectors) or from the host image it was read into.
    */
   #uploadUnit(u: StreamUnit, slot: B, image: Uint8Array): void {
+    this.#large(u.layout.bytes);
     const m = this.#mapped.get(u.layer);
     if (!m) {
       this.#write(slot, image, u.layout.bytes);
