@@ -73,15 +73,15 @@ export function profileTable(
     by.set(l.layer, a);
   }
   const lines = [
-    "layer  kind      read ms  wait ms  upload ms  compute ms   (mean per pass)",
+    "layer  kind      units  read ms  wait ms  upload ms  compute ms   (mean per pass)",
   ];
   let read = 0, wait = 0, up = 0, comp = 0;
   for (const a of [...by.values()].sort((x, y) => x.layer - y.layer)) {
     const f = (x: number) => (x / a.n).toFixed(2).padStart(9);
     lines.push(
       `${String(a.layer).padStart(5)}  ${a.streamed ? "streamed" : "resident"}${
-        f(a.readMs)
-      }${f(a.readWaitMs)}${f(a.uploadMs).padStart(11)}${
+        String(a.units ?? 1).padStart(7)
+      }${f(a.readMs)}${f(a.readWaitMs)}${f(a.uploadMs).padStart(11)}${
         f(a.computeMs).padStart(12)
       }`,
     );
@@ -339,6 +339,7 @@ export async function main(args: string[]): Promise<number> {
         draft_proposed: s.draftProposed,
         draft_accepted: s.draftAccepted,
       }),
+      stream_units_in_flight: s.forward.unitsInFlight,
     };
     if (v.json) {
       const obj: Record<string, unknown> = { prompt_ids: prompt, ids };

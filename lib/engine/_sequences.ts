@@ -109,6 +109,64 @@ export interface SequenceSizes {
 }
 
 /**
+ * The sizes of a Forward's multi-sequence state, or null when it runs one
+ * sequence with one head row (the plain pass needs none).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sequenceSizes } from "./_sequences.ts";
+ * assert.equal(sequenceSizes({ maxT: 64, topK: 64, layers: 2 }), null);
+ * assert.equal(sequenceSizes({ sequences: 4, maxT: 64, topK: 64, layers: 2 })?.rows, 4);
+ * ```
+ */
+export function sequenceSizes(o: {
+  sequences?: number;
+  headRows?: number;
+  maxT: number;
+  topK: number;
+  layers: number;
+}): SequenceSizes | null {
+  const sequences = o.sequences ?? 1;
+  if (!Number.isSafeInteger(sequences) || sequences < 1) {
+    throw new UsageError(
+      `sequences must be a positive integer, got ${sequences}`,
+    );
+  }
+  const rows = Math.min(o.headRows ?? sequences, o.maxT);
+  return sequences > 1 || rows > 1
+    ? { maxT: o.maxT, rows, topK: o.topK, sequences, layers: o.layers }
+    : null;
+}
+
+/**
+ * Splits the rows a multi-sequence pass read back into each sequence's
+ * outputs, in order, and advances each sequence's KV cache length.
+ *
+ * @example
+ * ```ts ignore
+ * const out = splitOutputs(many, seq.read(rows.length, V, logitsTo));
+ * ```
+ */
+export function splitOutputs(
+  many: readonly SeqInput[],
+  got: { topk: RowTopK[]; logits?: Float32Array[] },
+): SeqOutput[] {
+  const out: SeqOutput[] = [];
+  let r = 0;
+  for (const s of many) {
+    const n = s.heads.length;
+    out.push({
+      topk: got.topk.slice(r, r + n),
+      logits: got.logits?.slice(r, r + n),
+    });
+    r += n;
+    s.kv.length += s.ids.length;
+  }
+  return out;
+}
+
+/**
  * GPU bytes a {@link SequenceState} takes: q/k/att scratch for maxT rows,
  * the head's R rows (x, normed x, logits, top-k), the top-k readback and the
  * Params the per-sequence attention adds (≤ 8 slices of 256 bytes per

@@ -15,6 +15,8 @@ export interface LayerProfile {
   layer: number;
   /** Streamed (true) or resident. */
   streamed: boolean;
+  /** Streaming units it came in (1: whole, or resident). */
+  units: number;
   /** Background read ms. */
   readMs: number;
   /** Time waiting for the read. */
@@ -41,6 +43,11 @@ export interface ForwardStats {
   computeS: number;
   /** Bytes uploaded for streamed layers. */
   bytesStreamed: number;
+  /**
+   * The most streamed units being read or uploaded ahead while another
+   * unit's compute had been submitted (0 without prefetch).
+   */
+  unitsInFlight: number;
   /** Per-layer timings of the last profiled pass(es). */
   layers: LayerProfile[];
   /** Mixture-of-experts models: the expert cache and router readbacks. */
@@ -111,16 +118,24 @@ export class StatsCollector {
     return ms;
   }
 
-  /** A layer was released: in profile mode, records its row. */
-  layerReleased(layer: number, streamed: boolean, computeMs: number): void {
+  /** A layer's `units` were released: in profile mode, records its row. */
+  layerReleased(
+    layer: number,
+    streamed: boolean,
+    computeMs: number,
+    units = 1,
+  ): void {
     if (!this.#profile) return;
-    const lt = streamed ? this.#reader.stats.loads.at(-1) : undefined;
+    const lts = streamed ? this.#reader.stats.loads.slice(-units) : [];
+    const sum = (f: (t: (typeof lts)[number]) => number) =>
+      lts.reduce((a, t) => a + f(t), 0);
     this.#layers.push({
       layer,
       streamed,
-      readMs: lt?.readMs ?? 0,
-      readWaitMs: lt?.readWaitMs ?? 0,
-      uploadMs: lt?.uploadMs ?? 0,
+      units,
+      readMs: sum((t) => t.readMs),
+      readWaitMs: sum((t) => t.readWaitMs),
+      uploadMs: sum((t) => t.uploadMs),
       computeMs,
     });
   }
@@ -142,6 +157,7 @@ export class StatsCollector {
     s.readWaitS = rs.readWaitS;
     s.uploadS = rs.uploadS;
     s.bytesStreamed = rs.bytesStreamed;
+    s.unitsInFlight = rs.unitsInFlight;
     if (this.#profile) s.layers.push(...this.#layers);
   }
 }
@@ -165,6 +181,7 @@ export function emptyStats(): ForwardStats {
     uploadS: 0,
     computeS: 0,
     bytesStreamed: 0,
+    unitsInFlight: 0,
     layers: [],
   };
 }

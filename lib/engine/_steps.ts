@@ -38,12 +38,51 @@ import {
  * ```
  */
 export class Recorder {
-  readonly #enc: GPUCommandEncoder;
+  #enc: GPUCommandEncoder;
   #pass: GPUComputePassEncoder | null = null;
+  readonly #cuts: UnitCuts | undefined;
+  /** Finished command buffers by the unit they wait for. */
+  #done: GPUCommandBuffer[][] = [];
+  #unit = 0;
 
-  /** Records into `enc`. */
-  constructor(enc: GPUCommandEncoder) {
+  /**
+   * Records into `enc`; with `cuts`, starts a new command buffer where the
+   * steps first read a later streaming unit ({@link Recorder.unit}).
+   */
+  constructor(enc: GPUCommandEncoder, cuts?: UnitCuts) {
     this.#enc = enc;
+    this.#cuts = cuts;
+  }
+
+  /**
+   * Marks where the steps start reading the tensors of unit group `group`
+   * (lib/engine/_units.ts): when it belongs to a later streaming unit, the
+   * commands recorded so far become one command buffer, submitted before
+   * that unit is waited for, and the rest go into a new one.
+   */
+  unit(group: string): void {
+    const c = this.#cuts;
+    if (!c) return;
+    const u = c.unitOf(group);
+    if (u < 0 || u === this.#unit) return;
+    if (u < this.#unit) {
+      throw new StrataError(
+        `layer steps read unit group ${group} after a later streaming unit`,
+      );
+    }
+    this.#end();
+    (this.#done[this.#unit] ??= []).push(this.#enc.finish());
+    this.#enc = c.encoder();
+    this.#unit = u;
+  }
+
+  /**
+   * Ends the pass and the encoder: the command buffers by the streaming
+   * unit each must wait for (index = unit; one entry without cuts).
+   */
+  finishUnits(): GPUCommandBuffer[][] {
+    (this.#done[this.#unit] ??= []).push(this.finish());
+    return this.#done;
   }
 
   /** The open compute pass (opened if none is). */
@@ -89,6 +128,14 @@ export class Recorder {
     this.#end();
     return this.#enc.finish();
   }
+}
+
+/** How a {@link Recorder} cuts a layer's commands at its streaming units. */
+export interface UnitCuts {
+  /** The unit (0..) holding group `group`; -1 for a group the layer does not have. */
+  unitOf(group: string): number;
+  /** A new encoder for the next unit's commands. */
+  encoder(): GPUCommandEncoder;
 }
 
 const ROPE_KERNELS: Readonly<Record<RopeStyle, boolean>> = {
@@ -218,10 +265,13 @@ function normToXb(p: LayerPass, x: BufferRef, weight: BufferRef): void {
 /** x += attention(rmsnorm(x)) (see {@link AttentionStep}). */
 function attention(p: LayerPass, s: AttentionStep, w: AttentionWeights): void {
   const { K, rec, a, d, T } = p;
+  rec.unit("attn.q"); // rec.unit: from here on, the group's weights are read
   normToXb(p, a.x, w.norm); // xb [T, D] = rmsnorm(x) * w
   // q [T, H*hd], k [T, KV*hd], v [T, KV*hd] = xb · Wᵀ (+ bias)
   K.matmul(rec.pass, { x: a.xb, w: w.wq, bias: w.bq, out: a.q, T });
+  rec.unit("attn.k");
   K.matmul(rec.pass, { x: a.xb, w: w.wk, bias: w.bk, out: a.k, T });
+  rec.unit("attn.v");
   K.matmul(rec.pass, { x: a.xb, w: w.wv, bias: w.bv, out: a.v, T });
   if (w.qNorm && w.kNorm) {
     // per-head rmsnorm of q and k over hd (in place)
@@ -240,6 +290,7 @@ function attention(p: LayerPass, s: AttentionStep, w: AttentionWeights): void {
   if (p.seqs) attendEach(p, s.rope, p.seqs);
   else attend(p, s.rope);
   // xb [T, D] = att · Woᵀ (+ bias)
+  rec.unit("attn.o");
   K.matmul(rec.pass, { x: a.att, w: w.wo, bias: w.bo, out: a.xb, T });
   residual(p, w.postNorm);
 }
@@ -334,12 +385,15 @@ function attendEach(p: LayerPass, style: RopeStyle, seqs: SeqRows): void {
 /** x += mlp(rmsnorm(x)) (see `MlpStep` in lib/model/architectures.ts). */
 function mlp(p: LayerPass, w: MlpWeights): void {
   const { K, rec, a, d, T } = p;
+  rec.unit("mlp.gate");
   normToXb(p, a.x, w.norm); // xb [T, D] = rmsnorm(x) * w
   // hb [T, F] = xb · Wgᵀ, hb2 [T, F] = xb · Wuᵀ, hb = silu(hb) * hb2
   K.matmul(rec.pass, { x: a.xb, w: w.wGate, out: a.hb, T });
+  rec.unit("mlp.up");
   K.matmul(rec.pass, { x: a.xb, w: w.wUp, out: a.hb2, T });
   K.siluMul(rec.pass, { gate: a.hb, up: a.hb2, out: a.hb, n: T * d.F });
   // xb [T, D] = hb · Wdᵀ
+  rec.unit("mlp.down");
   K.matmul(rec.pass, { x: a.hb, w: w.wDown, out: a.xb, T });
   residual(p, w.postNorm);
 }

@@ -22,7 +22,12 @@ import type {
   MlpStep,
   VectorRole,
 } from "../model/architectures.ts";
-import { bindLayout, readImage, type TensorLayout } from "./_layout.ts";
+import {
+  bindLayout,
+  layoutOf,
+  readImage,
+  type TensorLayout,
+} from "./_layout.ts";
 import type { UploadTarget } from "./reader.ts";
 
 type Bound = Map<string, GpuWeight | BufferRef>;
@@ -395,4 +400,98 @@ export async function uploadResident(o: {
     }
   }
   return bindLayout(layout, bufs);
+}
+
+/** The head's layout, and the embedding's when the model ties lm_head to it. */
+export interface HeadLayouts {
+  /** final norm (+ lm_head) in head.safetensors. */
+  head: TensorLayout;
+  /** The embedding matrix as lm_head (tied models), else null. */
+  tied: TensorLayout | null;
+}
+
+/** Tensor names of the head (from the architecture row). */
+export interface HeadNames {
+  /** Final norm weight. */
+  finalNorm: string;
+  /** Output projection. */
+  lmHead: string;
+  /** Token embedding (lm_head when tied). */
+  embed: string;
+}
+
+/**
+ * Lays out the head file (and the embedding when tied: head.safetensors has
+ * no lm_head); a missing final norm is a FormatError naming the file.
+ *
+ * @example
+ * ```ts ignore
+ * const hl = headLayouts({ headFile, embedFile, names: row, maxBinding, maxBuffer });
+ * ```
+ */
+export function headLayouts(o: {
+  headFile: SafetensorsFile;
+  embedFile: SafetensorsFile;
+  names: HeadNames;
+  maxBinding: number;
+  maxBuffer: number;
+}): HeadLayouts {
+  const { names: n, maxBinding, maxBuffer } = o;
+  const head = layoutOf(
+    o.headFile,
+    [n.finalNorm, n.lmHead],
+    maxBinding,
+    maxBuffer,
+  );
+  if (!head.entries.has(n.finalNorm)) {
+    throw new FormatError(o.headFile.path, `missing tensor ${n.finalNorm}`);
+  }
+  const tied = head.entries.has(n.lmHead)
+    ? null
+    : layoutOf(o.embedFile, [n.embed], maxBinding, maxBuffer);
+  return { head, tied };
+}
+
+/**
+ * Uploads the head (and the tied embedding) into buffers it adds to
+ * `owned`, and returns its weights.
+ *
+ * @example
+ * ```ts ignore
+ * const head = await uploadHead({ target, headFile, embedFile, layouts, names: row, owned });
+ * ```
+ */
+export async function uploadHead(o: {
+  target: UploadTarget<GPUBuffer>;
+  headFile: SafetensorsFile;
+  embedFile: SafetensorsFile;
+  layouts: HeadLayouts;
+  names: HeadNames;
+  owned: GPUBuffer[];
+}): Promise<HeadWeights> {
+  const { target, names: n, owned } = o;
+  const bound = await uploadResident({
+    target,
+    file: o.headFile,
+    layout: o.layouts.head,
+    label: "head",
+    owned,
+  });
+  if (o.layouts.tied) {
+    const tiedW = await uploadResident({
+      target,
+      file: o.embedFile,
+      layout: o.layouts.tied,
+      label: "lm_head(tied)",
+      owned,
+    });
+    const lm = tiedW.get(n.embed);
+    if (lm) bound.set(n.lmHead, lm);
+  }
+  return headWeights({
+    bound,
+    finalNorm: n.finalNorm,
+    lmHead: n.lmHead,
+    path: o.headFile.path,
+  });
 }

@@ -97,6 +97,12 @@ export interface FromPretrainedOptions {
   /** Ring slots to plan for when layers stream (default 3 with prefetch, 1 without; benchmarks pin it). */
   ringSlots?: number;
   /**
+   * What streams through the ring: "auto" (default) whole layers when at
+   * least 2 slots of them fit, else sub-layer units (one or a few matrices);
+   * "matrices" always sub-layer units.
+   */
+  streamUnits?: "auto" | "matrices";
+  /**
    * Records every forward pass of this model on a timeline (reads, uploads,
    * GPU compute per layer, sampling, readback, GPU memory): pass a
    * {@link Tracer} and write it with `tracer.write(path)` when done
@@ -277,6 +283,7 @@ export class AutoModel {
           maxSeqLen,
           prefetch: opts.prefetch,
           slots: opts.ringSlots,
+          units: opts.streamUnits,
           profile: opts.profiling,
           maxT: opts.prefillChunk,
           sequences: batchSize,

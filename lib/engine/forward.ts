@@ -11,38 +11,28 @@
  *
  * @module
  */
-import {
-  FormatError,
-  StrataError,
-  UnsupportedError,
-  UsageError,
-} from "../errors.ts";
+import { StrataError, UsageError } from "../errors.ts";
 import { SafetensorsFile } from "../format/safetensors.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Kernels } from "../gpu/kernels.ts";
-import {
-  architectureOf,
-  type LayerRole,
-  type LayerStep,
-  layerSteps,
-  layerTensors,
-} from "../model/architectures.ts";
+import { architectureOf } from "../model/architectures.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { bindLayout, layoutOf, type TensorLayout } from "./_layout.ts";
+import { bindLayout } from "./_layout.ts";
 import { EmbeddingTable } from "./_embedding.ts";
+import { type LayerShard, openLayer } from "./_layer_shard.ts";
 import { type Dims, dimsOf, RunState, runStateBytes } from "./_run_state.ts";
 import { checkSteps, Recorder, recordHead, recordLayer } from "./_steps.ts";
 import { describeFloor, type ForwardStats, StatsCollector } from "./_stats.ts";
+import type { BufferRef, GpuWeight } from "../gpu/kernels.ts";
 import {
+  headLayouts,
   type HeadWeights,
-  headWeights,
   LayerTensors,
-  uploadResident,
+  uploadHead,
 } from "./_weights.ts";
 import { gpuUploadTarget, LayerReader } from "./reader.ts";
-import { describePlan, planResidency, type ResidencyPlan } from "./plan.ts";
+import { describePlan, type ResidencyPlan } from "./plan.ts";
 import type { Tracer } from "./trace.ts"; // TRACE
-import { formatBytes } from "../_units.ts";
 import { kvBytesPerLayer, KvCache } from "./kv_cache.ts";
 import { type MoeRunner, moeScratchBytes } from "./_moe_step.ts"; // MOE
 import { createMoeRunner, planWithExperts } from "./_moe_setup.ts"; // MOE
@@ -50,8 +40,10 @@ import {
   checkSeqs,
   type SeqInput,
   type SeqOutput,
+  sequenceSizes,
   SequenceState,
   sequenceStateBytes,
+  splitOutputs,
 } from "./_sequences.ts";
 
 export type { ForwardStats, LayerProfile } from "./_stats.ts";
@@ -95,6 +87,12 @@ export interface ForwardOptions {
   sequences?: number;
   /** Rows whose top-k one pass may read back (default `sequences`; > 1: see {@link Forward.forwardSeqs}). */
   headRows?: number;
+  /**
+   * What streams through the ring: "auto" (default) whole layers when at
+   * least 2 slots of them fit, else sub-layer units; "matrices" always
+   * sub-layer units (one or a few matrices each).
+   */
+  units?: "auto" | "matrices";
   /** Per-layer sync to time compute (profiling; default false). */
   profile?: boolean;
   /** Records a timeline of reads, uploads and compute (off: undefined). */
@@ -115,53 +113,6 @@ export interface TopK {
   values: Float32Array;
   /** Token ids. */
   ids: Uint32Array;
-}
-
-/** A decoder layer: its steps, and its shard's file, layout and tensor names by role. */
-interface LayerShard {
-  steps: readonly LayerStep[];
-  file: SafetensorsFile;
-  layout: TensorLayout;
-  names: Partial<Record<LayerRole, string>>;
-}
-
-/**
- * Opens layer `i`'s shard and checks it has every tensor of its steps, in one
- * GPU buffer (without its experts when they stream on their own).
- */
-async function openLayer(
-  o: ForwardOptions,
-  i: number,
-  opened: SafetensorsFile[],
-): Promise<LayerShard> {
-  const ownExperts = o.expertStreaming !== false; // MOE
-  const cfg = o.shards.config;
-  const { maxStorageBufferBindingSize, maxBufferSize } = o.gpu.limits;
-  const file = await SafetensorsFile.open(o.shards.layerPath(i));
-  opened.push(file);
-  const want = layerTensors(cfg, i);
-  const names: Partial<Record<LayerRole, string>> = {};
-  for (const t of want) {
-    if (!file.tensors.has(t.name)) {
-      throw new FormatError(file.path, `missing tensor ${t.name}`);
-    }
-    names[t.role] = t.name;
-  }
-  const layout = layoutOf(
-    file,
-    want.filter((t) => !ownExperts || t.expert === undefined).map((t) =>
-      t.name
-    ),
-    maxStorageBufferBindingSize,
-    maxBufferSize,
-  );
-  if (layout.segments.length > 1) {
-    throw new UnsupportedError(
-      file.path,
-      `decoder layer ${i} needs ${layout.bytes} bytes, more than one GPU buffer may hold (maxBufferSize ${maxBufferSize})`,
-    );
-  }
-  return { steps: layerSteps(cfg, i), file, layout, names };
 }
 
 /**
@@ -279,19 +230,13 @@ export class Forward {
       const embedFile = await SafetensorsFile.open(o.shards.embedPath());
       opened.push(embedFile);
       const embed = new EmbeddingTable(embedFile, row.embed, cfg);
-      const headLayout = layoutOf(
+      const hl = headLayouts({
         headFile,
-        [row.finalNorm, row.lmHead],
+        embedFile,
+        names: row,
         maxBinding,
         maxBuffer,
-      );
-      if (!headLayout.entries.has(row.finalNorm)) {
-        throw new FormatError(headFile.path, `missing tensor ${row.finalNorm}`);
-      }
-      const tied = !headLayout.entries.has(row.lmHead);
-      const tiedLayout = tied
-        ? layoutOf(embedFile, [row.embed], maxBinding, maxBuffer)
-        : null;
+      });
 
       // --- the plan ---
       const { activationBytes, scratchEstimate } = runStateBytes(cfg, {
@@ -299,24 +244,24 @@ export class Forward {
         topK,
         maxSeqLen: o.maxSeqLen,
       });
-      const sequences = o.sequences ?? 1;
-      const headRows = Math.min(o.headRows ?? sequences, maxT);
-      if (!Number.isSafeInteger(sequences) || sequences < 1) {
-        throw new UsageError(
-          `sequences must be a positive integer, got ${sequences}`,
-        );
-      }
-      const seqSizes = sequences > 1 || headRows > 1
-        ? { maxT, rows: headRows, topK, sequences, layers: cfg.numLayers }
-        : null;
+      const seqSizes = sequenceSizes({
+        ...o,
+        maxT,
+        topK,
+        layers: cfg.numLayers,
+      });
+      const sequences = seqSizes?.sequences ?? 1;
       const planInput = {
         layerBytes: layers.map((l) => l.layout.bytes),
-        headBytes: headLayout.bytes + (tiedLayout?.bytes ?? 0),
+        headBytes: hl.head.bytes + (hl.tied?.bytes ?? 0),
         kvBytesPerLayer: kvBytesPerLayer(cfg, o.maxSeqLen) * sequences,
         activationBytes: activationBytes + moeScratchBytes(cfg, maxT) + // MOE
           (seqSizes ? sequenceStateBytes(cfg, seqSizes) : 0) +
           (o.trace?.gpuBytes(o.gpu, cfg.numLayers) ?? 0), // TRACE
         slots: o.slots ?? (o.prefetch === false ? 1 : 3),
+        unitBytes: layers.map((l) => l.units?.map((u) => u.bytes) ?? null),
+        maxSlotBytes: maxBuffer,
+        units: o.units,
       };
       // MOE: experts on their own share the budget with the plan
       const files = layers.map((l) => l.file);
@@ -341,34 +286,24 @@ export class Forward {
       const seq = seqSizes ? SequenceState.create(device, cfg, seqSizes) : null;
       const target = gpuUploadTarget(device);
       const buffers: GPUBuffer[] = [];
-      const bound = await uploadResident({
+      const head = await uploadHead({
         target,
-        file: headFile,
-        layout: headLayout,
-        label: "head",
+        headFile,
+        embedFile,
+        layouts: hl,
+        names: row,
         owned: buffers,
-      });
-      if (tiedLayout) {
-        const tiedW = await uploadResident({
-          target,
-          file: embedFile,
-          layout: tiedLayout,
-          label: "lm_head(tied)",
-          owned: buffers,
-        });
-        const lm = tiedW.get(row.embed);
-        if (lm) bound.set(row.lmHead, lm);
-      }
-      const head = headWeights({
-        bound,
-        finalNorm: row.finalNorm,
-        lmHead: row.lmHead,
-        path: headFile.path,
       });
       const reader = await LayerReader.create({
         target,
         files: layers.map((l) => l.file),
         layouts: layers.map((l) => l.layout),
+        units: plan.unit === "matrices"
+          ? layers.map((l) => l.units ?? undefined)
+          : undefined,
+        // sub-layer units upload a whole ring ahead: at least 2 units in
+        // flight while another computes, whenever the ring holds 2 or more
+        eager: plan.unit === "matrices",
         resident: plan.resident,
         streamed: plan.streamed,
         slots: plan.slots,
@@ -568,16 +503,23 @@ export class Forward {
 
     for (let l = 0; l < L; l++) {
       const got = await this.#reader.acquire(l);
-      const { steps, file, names } = this.#layers[l];
-      const w = new LayerTensors({
-        path: file.path,
-        bound: bindLayout(got.layout, got.buffer),
-        names,
-        align,
-      });
+      const { steps, file, names, unitOf } = this.#layers[l];
+      const bound = new Map<string, GpuWeight | BufferRef>();
+      for (const u of got.units) {
+        for (const [name, t] of bindLayout(u.layout, u.buffers)) {
+          bound.set(name, t);
+        }
+      }
+      const w = new LayerTensors({ path: file.path, bound, names, align });
       const { k, v } = this.kv.layer(l);
+      const encoder = () =>
+        device.createCommandEncoder({ label: `layer.${l}` });
+      // streamed in units: the commands reading unit u are submitted once
+      // it has arrived, so later units upload while earlier ones compute
+      const U = got.units.length;
       const rec = new Recorder(
-        device.createCommandEncoder({ label: `layer.${l}` }),
+        encoder(),
+        U > 1 ? { unitOf: (g) => unitOf.get(g) ?? -1, encoder } : undefined,
       );
       rec.stamp(this.trace?.gpuPass(l, true, false)); // TRACE
       const kv = { k, v, at: this.kv.rowOffset(pos0) };
@@ -592,13 +534,20 @@ export class Forward {
       const moe = this.#moe?.at(l); // MOE
       recordLayer({ steps, K, rec, a, d, T, pos0, kv, seqs, moe }, w);
       rec.stamp(this.trace?.gpuPass(l, false, true)); // TRACE
+      const commands = rec.finishUnits();
+      let computeMs = 0;
       this.trace?.submitting(l); // TRACE
-      K.submit([rec.finish()]);
-      this.trace?.submitted(l); // TRACE
-      if (this.#moe) await this.#moe.finish(l); // MOE: streamed experts
-      const computeMs = await this.#stats.layerSubmitted();
-      await this.#reader.release(l);
-      this.#stats.layerReleased(l, got.streamed, computeMs);
+      for (let u = 0; u < U; u++) {
+        if (u > 0) await this.#reader.arrive(l, u);
+        K.submit(commands[u] ?? []);
+        if (u === U - 1) {
+          this.trace?.submitted(l); // TRACE
+          if (this.#moe) await this.#moe.finish(l); // MOE: streamed experts
+        }
+        computeMs += await this.#stats.layerSubmitted();
+        await this.#reader.release(l);
+      }
+      this.#stats.layerReleased(l, got.streamed, computeMs, U);
     }
 
     // head: logits of the last row → top-k pairs → readback (+ all logits)
@@ -717,17 +666,7 @@ export class Forward {
     this.trace?.readback(w0); // TRACE
     this.#notePeak();
     const got = seq.read(rows.length, d.V, logitsTo);
-    const out: SeqOutput[] = [];
-    let r = 0;
-    for (const s of o.many) {
-      const n = s.heads.length;
-      out.push({
-        topk: got.topk.slice(r, r + n),
-        logits: got.logits?.slice(r, r + n),
-      });
-      r += n;
-      s.kv.length += s.ids.length;
-    }
+    const out = splitOutputs(o.many, got);
     this.#stats.end();
     return { topk: got.topk[0], seqs: out };
   }

@@ -127,6 +127,19 @@ export interface PlanInput {
   activationBytes: number;
   /** Ring slots wanted when layers stream (3 = prefetch depth 2; 1 without prefetch). */
   slots: number;
+  /**
+   * GPU bytes of each layer's sub-layer streaming units (lib/engine/_units.ts),
+   * in order; null (or absent) for a layer that streams whole only.
+   */
+  unitBytes?: (number[] | null)[];
+  /** The largest buffer a slot may be (maxBufferSize): a bigger layer streams in units. */
+  maxSlotBytes?: number;
+  /**
+   * What streams: "auto" (default) whole layers when a ring of at least 2
+   * of them fits (1 without prefetch), else sub-layer units; "matrices"
+   * always units.
+   */
+  units?: "auto" | "matrices";
 }
 
 /** The result of {@link planResidency}. */
@@ -139,8 +152,12 @@ export interface ResidencyPlan {
   streamed: number[];
   /** Ring slots (0 when nothing streams). */
   slots: number;
-  /** Bytes of one ring slot (largest streamed layer). */
+  /** Bytes of one ring slot (the largest streamed unit). */
   slotBytes: number;
+  /** What one ring slot holds: a whole layer, or a sub-layer unit (one or a few matrices). */
+  unit: "layer" | "matrices";
+  /** Units streamed per forward pass (the streamed layers when whole layers stream). */
+  streamedUnits: number;
   /** KV cache bytes (all layers). */
   kvBytes: number;
   /** Head bytes. */
@@ -157,17 +174,25 @@ export interface ResidencyPlan {
 
 /**
  * Chooses resident and streamed layers under `budget`: essentials first, then
- * the most resident layers that fit with the ring; if the wanted ring does
- * not fit, fewer slots (down to one) are tried.
+ * the most resident layers that fit with the ring. Whole layers stream when
+ * a ring of at least 2 of them fits (the wanted slots first, then fewer);
+ * otherwise the streamed layers go through the ring in sub-layer units
+ * (`unitBytes`: one or a few matrices each), with the wanted slots down to
+ * one; a ring of one whole layer is the last resort. Resident layers are
+ * always whole.
  *
  * @throws {BudgetError} when even the essentials plus one slot do not fit.
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { planResidency } from "./plan.ts";
- * const p = planResidency({ budget: 1000, layerBytes: [200, 200, 200, 200, 200], headBytes: 100,
- *   kvBytesPerLayer: 10, activationBytes: 50, slots: 3 });
- * assert.deepEqual([p.resident, p.streamed, p.slots], [[0], [1, 2, 3, 4], 3]);
+ * const base = { layerBytes: [200, 200, 200, 200, 200], headBytes: 100,
+ *   kvBytesPerLayer: 10, activationBytes: 50, slots: 3 };
+ * const p = planResidency({ ...base, budget: 1000 });
+ * assert.deepEqual([p.resident, p.streamed, p.slots, p.unit], [[0], [1, 2, 3, 4], 3, "layer"]);
+ * // two whole-layer slots do not fit beside the essentials: 4 units of 50 bytes per layer do
+ * const u = planResidency({ ...base, budget: 560, unitBytes: base.layerBytes.map(() => [50, 50, 50, 50]) });
+ * assert.deepEqual([u.resident, u.slots, u.slotBytes, u.unit, u.streamedUnits], [[0], 3, 50, "matrices", 16]);
  * ```
  */
 export function planResidency(input: PlanInput): ResidencyPlan {
@@ -177,43 +202,86 @@ export function planResidency(input: PlanInput): ResidencyPlan {
   const essentials = kvBytes + headBytes + activationBytes;
   const prefix = [0];
   for (const b of layerBytes) prefix.push(prefix[prefix.length - 1] + b);
-  const make = (r: number, slots: number, slotBytes: number): ResidencyPlan => {
+  const maxSlot = input.maxSlotBytes ?? Infinity;
+  const unitsOf = (i: number) => input.unitBytes?.[i] ?? null;
+  const make = (
+    r: number,
+    slots: number,
+    slotBytes: number,
+    unit: ResidencyPlan["unit"],
+  ): ResidencyPlan => {
     const residentBytes = prefix[r];
+    let streamedUnits = L - r, streamedBytes = prefix[L] - residentBytes;
+    if (unit === "matrices") {
+      streamedUnits = streamedBytes = 0;
+      for (let i = r; i < L; i++) {
+        streamedUnits += unitsOf(i)!.length;
+        streamedBytes += unitsOf(i)!.reduce((a, b) => a + b, 0);
+      }
+    }
     return {
       budget,
       resident: Array.from({ length: r }, (_, i) => i),
       streamed: Array.from({ length: L - r }, (_, i) => r + i),
       slots,
       slotBytes,
+      unit,
+      streamedUnits: slots > 0 ? streamedUnits : 0,
       kvBytes,
       headBytes,
       activationBytes,
       residentBytes,
       totalBytes: essentials + residentBytes + slots * slotBytes,
-      bytesStreamedPerToken: prefix[L] - residentBytes,
+      bytesStreamedPerToken: streamedBytes,
     };
   };
-  if (essentials + prefix[L] <= budget) return make(L, 0, 0);
-  for (let want = Math.max(1, input.slots); want >= 1; want--) {
+  if (essentials + prefix[L] <= budget) return make(L, 0, 0, "layer");
+  // the most resident layers with a ring of `want` slots of `unit`s, or null
+  const attempt = (unit: ResidencyPlan["unit"], want: number) => {
     for (let r = L - 1; r >= 0; r--) {
-      const slots = Math.min(want, L - r);
-      let slotBytes = 0;
-      for (let i = r; i < L; i++) {
-        slotBytes = Math.max(slotBytes, layerBytes[i]);
+      let slotBytes = 0, units = 0;
+      for (let i = r; i < L && slotBytes <= maxSlot; i++) {
+        const u = unit === "layer" ? [layerBytes[i]] : unitsOf(i);
+        if (u === null) return null; // this layer cannot stream in units
+        slotBytes = Math.max(slotBytes, ...u);
+        units += u.length;
       }
+      if (slotBytes > maxSlot) continue;
+      const slots = Math.min(want, units);
       if (essentials + prefix[r] + slots * slotBytes <= budget) {
-        return make(r, slots, slotBytes);
+        return make(r, slots, slotBytes, unit);
       }
     }
+    return null;
+  };
+  const W = Math.max(1, input.slots);
+  const auto = input.units !== "matrices";
+  let plan: ResidencyPlan | null = null;
+  for (let want = W; auto && !plan && want >= Math.min(2, W); want--) {
+    plan = attempt("layer", want);
   }
-  const minSlot = Math.max(0, ...layerBytes);
+  for (let want = W; !plan && want >= 1; want--) {
+    plan = attempt("matrices", want);
+  }
+  if (!plan && auto && W > 1) plan = attempt("layer", 1);
+  if (plan) return plan;
+  const smallest = (i: number) =>
+    Math.min(
+      layerBytes[i] <= maxSlot ? layerBytes[i] : Infinity,
+      Math.max(...(unitsOf(i) ?? [Infinity])),
+    );
+  const minSlot = Math.max(0, ...layerBytes.map((_, i) => smallest(i)));
   throw new BudgetError(
     `GPU memory budget ${formatBytes(budget)} is too small: the KV cache (${
       formatBytes(kvBytes)
     }), ` +
       `head (${formatBytes(headBytes)}), activations (${
         formatBytes(activationBytes)
-      }) and one layer slot ` +
+      }) and one ${
+        layerBytes.every((_, i) => smallest(i) === layerBytes[i])
+          ? "layer"
+          : "streaming unit"
+      } slot ` +
       `(${formatBytes(minSlot)}) need ${
         formatBytes(essentials + minSlot)
       }; raise --gpu-memory or lower --max-seq-len`,
@@ -251,6 +319,9 @@ export function describePlan(
       formatBytes(p.residentBytes)
     }), ` +
     `streamed layers ${range(p.streamed)} (${p.streamed.length})`;
+  if (p.slots > 0 && p.unit === "matrices") {
+    s += ` in ${p.streamedUnits} sub-layer units (one or a few matrices)`;
+  }
   if (p.slots > 0) {
     s += ` through ${p.slots} slot(s) of ${formatBytes(p.slotBytes)}`;
   }

@@ -3,10 +3,12 @@
  * their shard files into reused host images and uploaded with
  * `queue.writeBuffer` (in chunks) into a ring of GPU weight slots.
  *
- * Streamed layers are loaded in a fixed cyclic order (load n = streamed layer
- * `n mod S`, slot `n mod R`, host image `n mod H`), so the reader knows what
- * comes next across token boundaries: while the last layers of one forward
- * pass compute, the first streamed layers of the next pass are already read.
+ * A streamed layer goes through the ring whole or in sub-layer units (one or
+ * a few matrices each, lib/engine/_units.ts). Streamed units are loaded in a
+ * fixed cyclic order (load n = streamed unit `n mod S`, slot `n mod R`, host
+ * image `n mod H`), so the reader knows what comes next across token
+ * boundaries: while the last layers of one forward pass compute, the first
+ * streamed units of the next pass are already read.
  *
  * Ordering: WebGPU executes queue operations in the order they are issued, so
  * a `writeBuffer` into slot s issued after the `submit` of the work that read
@@ -23,71 +25,24 @@ import { readImage, type TensorLayout } from "./_layout.ts";
 import { decodeFloats } from "./_decode.ts";
 import { mapFile, type MappedFile } from "./_mmap.ts";
 import type { Tracer } from "./trace.ts"; // TRACE
+import { type ReaderStats, type UploadTarget, zeroStats } from "./_upload.ts";
+
+export {
+  gpuUploadTarget,
+  type LoadTiming,
+  type ReaderStats,
+  type UploadTarget,
+} from "./_upload.ts";
 
 /** Reads in flight at once (two keep the disk busy without starving the next layer). */
 const READ_CONCURRENCY = 2;
 
-/** Where uploads go: a GPU (see {@link gpuUploadTarget}) or a fake in tests. */
-export interface UploadTarget<B> {
-  /** Creates a destination buffer of `size` bytes. */
-  create(size: number, label: string): B;
-  /** Copies `data` into `buffer` at `offset` (queue-ordered). */
-  write(buffer: B, offset: number, data: Uint8Array): void;
-  /** Resolves when all submitted work has finished (used without prefetch and in profile mode). */
-  wait(): Promise<void>;
-  /** Hands the writes issued so far to the queue (an empty submit on WebGPU). */
-  flush?(): void;
-  /** Frees a buffer. */
-  destroy(buffer: B): void;
-}
-
 /**
- * The WebGPU upload target: storage buffers written with `queue.writeBuffer`.
- *
- * @example
- * ```ts ignore
- * import { gpuUploadTarget } from "./reader.ts";
- * const target = gpuUploadTarget(gpu.device);
- * const b = target.create(1024, "slot.0");
- * target.write(b, 0, new Uint8Array(1024));
- * ```
+ * Bytes of `writeBuffer` between two submits of the staged writes, in
+ * uploads of more than twice as many (smaller ones keep the submit their
+ * compute makes anyway).
  */
-export function gpuUploadTarget(device: GPUDevice): UploadTarget<GPUBuffer> {
-  return {
-    create: (size, label) =>
-      device.createBuffer({
-        label,
-        size,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST |
-          GPUBufferUsage.COPY_SRC,
-      }),
-    write: (buffer, offset, data) =>
-      device.queue.writeBuffer(
-        buffer,
-        offset,
-        data.buffer as ArrayBuffer,
-        data.byteOffset,
-        data.byteLength,
-      ),
-    wait: () => device.queue.onSubmittedWorkDone(),
-    flush: () => device.queue.submit([]),
-    destroy: (b) => b.destroy(),
-  };
-}
-
-/** Timing of one streamed load. */
-export interface LoadTiming {
-  /** Layer index. */
-  layer: number;
-  /** Wall time of the file read (in the background). */
-  readMs: number;
-  /** Time the forward pass waited for the read. */
-  readWaitMs: number;
-  /** Time spent in writeBuffer. */
-  uploadMs: number;
-  /** Bytes uploaded. */
-  bytes: number;
-}
+const FLUSH_BYTES = 16 << 20;
 
 /** Options of {@link LayerReader.create}. */
 export interface LayerReaderOptions<B> {
@@ -95,15 +50,25 @@ export interface LayerReaderOptions<B> {
   target: UploadTarget<B>;
   /** One open shard file per layer. */
   files: SafetensorsFile[];
-  /** One layout per layer. */
+  /** One layout per layer (a resident layer may span several buffers: its segments). */
   layouts: TensorLayout[];
+  /**
+   * The streaming units of each streamed layer, in order (one single-buffer
+   * layout each); default: the layer's layout, one unit.
+   */
+  units?: (TensorLayout[] | undefined)[];
+  /**
+   * Upload every read unit whose slot is free right after each release,
+   * up to a whole ring ahead, instead of each at its acquire (default false).
+   */
+  eager?: boolean;
   /** Layers kept on the GPU. */
   resident: number[];
   /** Layers streamed, in forward order. */
   streamed: number[];
   /** Ring slots (≥ 1 when something streams). */
   slots: number;
-  /** Bytes of one slot (≥ every streamed layout). */
+  /** Bytes of one slot (≥ every streamed unit). */
   slotBytes: number;
   /** Read ahead and overlap (default true); false = serial read, upload, compute, wait. */
   prefetch?: boolean;
@@ -123,54 +88,50 @@ export interface LayerReaderOptions<B> {
   trace?: Tracer; // TRACE
 }
 
+/** One unit of an acquired layer: where it is (or will be) and its layout. */
+export interface AcquiredUnit<B> {
+  /** Its buffers (one per segment of a resident layer; a ring slot). */
+  buffers: B[];
+  /** Its layout. */
+  layout: TensorLayout;
+}
+
 /** What {@link LayerReader.acquire} returns. */
 export interface AcquiredLayer<B> {
-  /** The buffer holding the layer (resident buffer or ring slot). */
+  /** The buffer holding the layer's first unit (resident buffer or ring slot). */
   buffer: B;
   /** Its layout. */
   layout: TensorLayout;
   /** True when it came through the ring. */
   streamed: boolean;
+  /**
+   * Every unit of the layer in order, with the slot it lands in: the first
+   * has arrived; the others arrive with {@link LayerReader.arrive}.
+   */
+  units: AcquiredUnit<B>[];
 }
 
-/** Totals since the last {@link LayerReader.resetStats}. */
-export interface ReaderStats {
-  /** Background read time, summed over loads. */
-  readS: number;
-  /** Time the forward pass waited on reads. */
-  readWaitS: number;
-  /** Time spent in writeBuffer for streamed layers. */
-  uploadS: number;
-  /** Time waiting for the GPU (no-prefetch mode only). */
-  syncS: number;
-  /** Bytes uploaded for streamed layers. */
-  bytesStreamed: number;
-  /** Per-load timings (kept when profiling). */
-  loads: LoadTiming[];
+/** A streamed unit: a layer, which of its units, its layout. */
+interface StreamUnit {
+  layer: number;
+  part: number;
+  layout: TensorLayout;
 }
 
 interface Load {
   n: number;
   layer: number;
+  part: number;
+  layout: TensorLayout;
   image: Uint8Array;
+  /** A read into a host image was started. */
+  reading: boolean;
   read: Promise<void>;
   readDone: boolean;
   readMs: number;
   uploaded: boolean;
   readWaitMs: number;
   uploadMs: number;
-}
-
-/** Totals before any load. */
-function zeroStats(): ReaderStats {
-  return {
-    readS: 0,
-    readWaitS: 0,
-    uploadS: 0,
-    syncS: 0,
-    bytesStreamed: 0,
-    loads: [],
-  };
 }
 
 /**
@@ -193,13 +154,17 @@ export class LayerReader<B> {
   #o: LayerReaderOptions<B>;
   #prefetch: boolean;
   #chunk: number;
-  #residentBuf = new Map<number, B>();
+  #residentBuf = new Map<number, B[]>();
   #slots: B[] = [];
   #images: Uint8Array[] = [];
-  /** Mapped streamed layers: the file's bytes and the layer's decoded vectors. */
+  /** The streamed units in forward order (one pass). */
+  #seq: StreamUnit[] = [];
+  /** Each streamed layer's units. */
+  #units = new Map<number, TensorLayout[]>();
+  /** Mapped streamed layers: the file's bytes and each unit's decoded vectors. */
   #mapped = new Map<
     number,
-    { file: MappedFile; vectors: { offset: number; bytes: Uint8Array }[] }
+    { file: MappedFile; vectors: { offset: number; bytes: Uint8Array }[][] }
   >();
   #loads = new Map<number, Load>();
   #readChains: Promise<void>[] = Array.from(
@@ -212,6 +177,10 @@ export class LayerReader<B> {
   #residentUploadBytes = 0;
   #residentUploadS = 0;
   #closed = false;
+  /** Bytes written since the last flush. */
+  #unflushed = 0;
+  /** Flush after this many bytes of the current upload (set by `#large`). */
+  #flushEvery = Infinity;
   /** Keep per-load timings. */
   profile = false;
   /** Totals. */
@@ -221,6 +190,11 @@ export class LayerReader<B> {
     this.#o = o;
     this.#prefetch = o.prefetch !== false;
     this.#chunk = o.chunkBytes ?? 1 << 20;
+    for (const layer of o.streamed) {
+      const units = o.units?.[layer] ?? [o.layouts[layer]];
+      this.#units.set(layer, units);
+      units.forEach((layout, part) => this.#seq.push({ layer, part, layout }));
+    }
   }
 
   /** Creates the reader: allocates the ring and uploads the resident layers. */
@@ -228,21 +202,34 @@ export class LayerReader<B> {
     const r = new LayerReader(o);
     for (const i of o.resident) {
       const layout = o.layouts[i];
-      const buf = o.target.create(layout.bytes, `layer.${i}`);
-      const image = new Uint8Array(layout.bytes);
-      await readImage(o.files[i], layout, image);
-      const t0 = performance.now();
-      r.#write(buf, image);
-      o.target.flush?.(); // one submit per layer keeps wgpu's staging memory small and hot
-      r.#residentUploadS += (performance.now() - t0) / 1000;
-      r.#residentUploadBytes += image.byteLength;
-      r.#residentBuf.set(i, buf);
+      const bufs: B[] = [];
+      for (let sgm = 0; sgm < layout.segments.length; sgm++) {
+        const size = layout.segments[sgm];
+        const buf = o.target.create(size, `layer.${i}.${sgm}`);
+        bufs.push(buf);
+        const image = new Uint8Array(size);
+        await readImage(o.files[i], layout, image, sgm);
+        const t0 = performance.now();
+        r.#large(size);
+        r.#write(buf, image);
+        o.target.flush?.(); // one submit per layer keeps wgpu's staging memory small and hot
+        r.#residentUploadS += (performance.now() - t0) / 1000;
+        r.#residentUploadBytes += image.byteLength;
+      }
+      r.#residentBuf.set(i, bufs);
     }
     if (o.streamed.length > 0) {
       if (o.slots < 1) {
         throw new StrataError(
           "layer reader: streamed layers need at least one slot",
         );
+      }
+      for (const u of r.#seq) {
+        if (u.layout.segments.length !== 1 || u.layout.bytes > o.slotBytes) {
+          throw new StrataError(
+            `layer reader: a streaming unit of layer ${u.layer} (${u.layout.bytes} bytes) does not fit one slot of ${o.slotBytes} bytes`,
+          );
+        }
       }
       for (let s = 0; s < o.slots; s++) {
         r.#slots.push(o.target.create(o.slotBytes, `slot.${s}`));
@@ -266,40 +253,39 @@ export class LayerReader<B> {
   }
 
   /**
-   * Reads the first streamed layers into a scratch image and uploads them
-   * into slot 0 (no compute has been recorded yet, so the slot is free),
-   * timing both: the I/O rates the plan's floor is computed from. The upload
-   * is timed as the profile's upload column is: the time in `writeBuffer` on
-   * the JS thread. The queue's copy out of wgpu's staging memory runs later,
-   * with the compute, and the queue wait (≈ 10 ms of latency per call on
-   * lavapipe, whatever the size) is not counted.
+   * Reads the first streamed units (up to 3 layers' worth) into a scratch
+   * image and uploads them into slot 0 (no compute has been recorded yet, so
+   * the slot is free), timing both: the I/O rates the plan's floor is
+   * computed from. The upload is timed as the profile's upload column is:
+   * the time in `writeBuffer` on the JS thread. The queue's copy out of
+   * wgpu's staging memory runs later, with the compute, and the queue wait
+   * (≈ 10 ms of latency per call on lavapipe, whatever the size) is not
+   * counted.
    */
   async #probe(): Promise<void> {
     // up to 3 streamed layers, twice: the first round warms the host image and
     // wgpu's staging memory; the second is timed (one queue wait per round)
     const layers = this.#o.streamed.slice(0, 3);
-    const image = new Uint8Array(
-      layers.every((l) => this.#mapped.has(l)) ? 0 : this.#o.slotBytes,
-    );
+    const units = this.#seq.filter((u) => layers.includes(u.layer));
+    const mapped = layers.every((l) => this.#mapped.has(l));
+    const image = new Uint8Array(mapped ? 0 : this.#o.slotBytes);
     let readS = 0, uploadS = 0, bytes = 0;
     for (let round = 0; round < 2; round++) {
       readS = uploadS = bytes = 0;
-      for (const layer of layers) {
-        const layout = this.#o.layouts[layer];
+      for (const u of units) {
         const t0 = performance.now();
-        if (!this.#mapped.has(layer)) {
-          await readImage(this.#o.files[layer], layout, image);
+        if (!this.#mapped.has(u.layer)) {
+          await readImage(this.#o.files[u.layer], u.layout, image);
         }
         const t1 = performance.now();
-        this.#uploadLayer(layer, this.#slots[0], image);
+        this.#uploadUnit(u, this.#slots[0], image);
         this.#o.target.flush?.();
         readS += (t1 - t0) / 1000;
         uploadS += (performance.now() - t1) / 1000;
-        bytes += layout.bytes;
+        bytes += u.layout.bytes;
       }
       await this.#o.target.wait();
     }
-    const mapped = layers.every((l) => this.#mapped.has(l));
     this.probeRates = {
       readBytesPerS: mapped ? Infinity : bytes / Math.max(1e-6, readS),
       uploadBytesPerS: bytes / Math.max(1e-6, uploadS),
@@ -344,46 +330,61 @@ export class LayerReader<B> {
     for (let off = 0; off < bytes; off += this.#chunk) {
       const n = Math.min(this.#chunk, bytes - off);
       this.#o.target.write(buf, at + off, image.subarray(off, off + n));
+      // a large upload hands its staged bytes to the queue every FLUSH_BYTES:
+      // wgpu's staging memory then stays small and hot (a 448 MiB unit
+      // written without a submit uploaded at 0.12 GB/s on lavapipe)
+      this.#unflushed += n;
+      if (this.#unflushed >= this.#flushEvery) {
+        this.#o.target.flush?.();
+        this.#unflushed = 0;
+      }
     }
   }
 
-  /** Maps the streamed layers' files and decodes their vectors once. */
+  /** An upload of `bytes` begins: flush within it when it is large. */
+  #large(bytes: number): void {
+    this.#flushEvery = bytes > 2 * FLUSH_BYTES ? FLUSH_BYTES : Infinity;
+    this.#unflushed = 0;
+  }
+
+  /** Maps the streamed layers' files and decodes their units' vectors once. */
   #mapStreamed(): void {
     for (const layer of this.#o.streamed) {
       const f = this.#o.files[layer];
-      const layout = this.#o.layouts[layer];
-      if (layout.segments.length !== 1) continue;
       const file = mapFile(f.path, f.size);
       if (!file) continue;
-      const vectors: { offset: number; bytes: Uint8Array }[] = [];
-      for (const e of layout.entries.values()) {
-        if (e.kind !== "vector") continue;
-        const v = decodeFloats(
-          file.bytes.subarray(e.fileOffset, e.fileOffset + e.fileLength),
-          e.srcDtype,
-        );
-        vectors.push({
-          offset: e.offset,
-          bytes: new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
-        });
-      }
+      const vectors = this.#units.get(layer)!.map((layout) => {
+        const out: { offset: number; bytes: Uint8Array }[] = [];
+        for (const e of layout.entries.values()) {
+          if (e.kind !== "vector") continue;
+          const v = decodeFloats(
+            file.bytes.subarray(e.fileOffset, e.fileOffset + e.fileLength),
+            e.srcDtype,
+          );
+          out.push({
+            offset: e.offset,
+            bytes: new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
+          });
+        }
+        return out;
+      });
       this.#mapped.set(layer, { file, vectors });
     }
   }
 
   /**
-   * Uploads streamed layer `layer` into `slot`: from its mapping (the file's
-   * byte ranges straight into their places, then the decoded vectors) or
-   * from the host image it was read into.
+   * Uploads streamed unit `u` into `slot`: from its layer's mapping (the
+   * file's byte ranges straight into their places, then the decoded
+   * vectors) or from the host image it was read into.
    */
-  #uploadLayer(layer: number, slot: B, image: Uint8Array): void {
-    const layout = this.#o.layouts[layer];
-    const m = this.#mapped.get(layer);
+  #uploadUnit(u: StreamUnit, slot: B, image: Uint8Array): void {
+    this.#large(u.layout.bytes);
+    const m = this.#mapped.get(u.layer);
     if (!m) {
-      this.#write(slot, image, layout.bytes);
+      this.#write(slot, image, u.layout.bytes);
       return;
     }
-    for (const e of layout.entries.values()) {
+    for (const e of u.layout.entries.values()) {
       if (e.kind !== "matrix") continue;
       for (const c of e.copies) {
         // writeBuffer sizes are multiples of 4: the body from the mapping,
@@ -401,11 +402,13 @@ export class LayerReader<B> {
         }
       }
     }
-    for (const v of m.vectors) this.#o.target.write(slot, v.offset, v.bytes);
+    for (const v of m.vectors[u.part]) {
+      this.#o.target.write(slot, v.offset, v.bytes);
+    }
   }
 
-  #layerOf(n: number): number {
-    return this.#o.streamed[n % this.#o.streamed.length];
+  #unitOf(n: number): StreamUnit {
+    return this.#seq[n % this.#seq.length];
   }
 
   /** Starts reads for loads whose host image is free (prefetch mode: up to H ahead). */
@@ -427,16 +430,18 @@ export class LayerReader<B> {
   }
 
   #beginRead(n: number): Load {
-    const layer = this.#layerOf(n);
-    const layout = this.#o.layouts[layer];
-    const mapped = this.#mapped.has(layer);
+    const u = this.#unitOf(n);
+    const mapped = this.#mapped.has(u.layer);
     const image = mapped
       ? new Uint8Array(0)
       : this.#images[n % this.#images.length];
     const load: Load = {
       n,
-      layer,
+      layer: u.layer,
+      part: u.part,
+      layout: u.layout,
       image,
+      reading: !mapped,
       read: Promise.resolve(),
       readDone: false,
       readMs: 0,
@@ -449,21 +454,21 @@ export class LayerReader<B> {
       // nothing to read: the upload copies from the mapping; from a cold disk
       // the kernel reads the file ahead meanwhile instead of faulting it in
       // page by page on the JS thread during the upload
-      this.#mapped.get(layer)!.file.willNeed();
+      if (u.part === 0) this.#mapped.get(u.layer)!.file.willNeed();
       load.readDone = true;
       return load;
     }
-    // at most READ_CONCURRENCY reads in flight, started in order: the layer
+    // at most READ_CONCURRENCY reads in flight, started in order: the unit
     // needed first arrives first instead of sharing the disk and the CPU with
-    // every layer behind it
+    // every unit behind it
     const lane = n % READ_CONCURRENCY;
     const start = this.#readChains[lane];
     load.read = start.then(async () => {
       const t0 = performance.now();
-      await readImage(this.#o.files[layer], layout, image);
+      await readImage(this.#o.files[u.layer], u.layout, image);
       load.readDone = true;
       load.readMs = performance.now() - t0;
-      this.#o.trace?.load("read", load, layout.bytes, t0); // TRACE
+      this.#o.trace?.load("read", load, u.layout.bytes, t0); // TRACE
     });
     this.#readChains[lane] = load.read.catch(() => {}); // errors surface in acquire
     return load;
@@ -471,9 +476,9 @@ export class LayerReader<B> {
 
   #upload(load: Load): void {
     const t0 = performance.now();
-    const bytes = this.#o.layouts[load.layer].bytes;
-    this.#uploadLayer(
-      load.layer,
+    const bytes = load.layout.bytes;
+    this.#uploadUnit(
+      load,
       this.#slots[load.n % this.#slots.length],
       load.image,
     );
@@ -483,23 +488,8 @@ export class LayerReader<B> {
     this.stats.bytesStreamed += bytes;
   }
 
-  /**
-   * Returns the buffer holding layer `i`. Streamed layers must be acquired
-   * in the plan's order (the same every pass); acquire waits for the layer's
-   * read and uploads it into its slot if that has not happened yet.
-   */
-  async acquire(i: number): Promise<AcquiredLayer<B>> {
-    const res = this.#residentBuf.get(i);
-    if (res !== undefined) {
-      return { buffer: res, layout: this.#o.layouts[i], streamed: false };
-    }
-    const n = this.#nextAcquire;
-    const expected = this.#layerOf(n);
-    if (expected !== i) {
-      throw new StrataError(
-        `layer reader: layer ${i} acquired out of order (expected ${expected})`,
-      );
-    }
+  /** Waits for load `n`'s read (started now if it was not) and uploads it. */
+  async #arrive(n: number): Promise<void> {
     let load = this.#loads.get(n);
     if (!load) {
       if (this.#prefetch) this.#nextRead = Math.max(this.#nextRead, n + 1);
@@ -510,25 +500,82 @@ export class LayerReader<B> {
         const t0 = performance.now();
         await load.read;
         load.readWaitMs = performance.now() - t0;
-        this.#o.trace?.wait("read", i, t0); // TRACE
+        this.#o.trace?.wait("read", load.layer, t0); // TRACE
       }
       this.#upload(load);
     }
     this.#nextAcquire = n + 1;
+  }
+
+  /**
+   * Returns where layer `i` is: its resident buffers, or the ring slots its
+   * streaming units land in, the first of which has arrived (waited for and
+   * uploaded). Streamed layers must be acquired in the plan's order (the
+   * same every pass).
+   */
+  async acquire(i: number): Promise<AcquiredLayer<B>> {
+    const res = this.#residentBuf.get(i);
+    if (res !== undefined) {
+      const layout = this.#o.layouts[i];
+      return {
+        buffer: res[0],
+        layout,
+        streamed: false,
+        units: [{ buffers: res, layout }],
+      };
+    }
+    const n = this.#nextAcquire;
+    const expected = this.#unitOf(n);
+    if (expected.layer !== i || expected.part !== 0) {
+      throw new StrataError(
+        `layer reader: layer ${i} acquired out of order (expected ${expected.layer})`,
+      );
+    }
+    await this.#arrive(n);
+    const units = this.#units.get(i)!.map((layout, k) => ({
+      buffers: [this.#slots[(n + k) % this.#slots.length]],
+      layout,
+    }));
     return {
-      buffer: this.#slots[n % this.#slots.length],
-      layout: this.#o.layouts[i],
+      buffer: units[0].buffers[0],
+      layout: units[0].layout,
       streamed: true,
+      units,
     };
   }
 
   /**
-   * Says that the compute reading layer `i` has been submitted: its slot may
+   * Waits for unit `part` (≥ 1) of the acquired streamed layer `i` and
+   * uploads it into its slot; units arrive in order, each after the compute
+   * of the units a ring before it has been released.
+   */
+  async arrive(i: number, part: number): Promise<void> {
+    const n = this.#nextAcquire;
+    const u = this.#unitOf(n);
+    if (u.layer !== i || u.part !== part) {
+      throw new StrataError(
+        `layer reader: unit ${part} of layer ${i} arrives out of order (expected unit ${u.part} of layer ${u.layer})`,
+      );
+    }
+    if (n >= this.#released + this.#slots.length) {
+      throw new StrataError(
+        `layer reader: unit ${part} of layer ${i} needs a slot whose unit has not been released`,
+      );
+    }
+    await this.#arrive(n);
+  }
+
+  /**
+   * Says that the compute reading the oldest unreleased unit of layer `i`
+   * (the whole layer when it streams whole) has been submitted: its slot may
    * be overwritten by later (queue-ordered) uploads. Without prefetch this
    * waits for the GPU (serial mode).
    */
   async release(i: number): Promise<void> {
-    if (this.#residentBuf.has(i)) return;
+    if (this.#residentBuf.has(i)) {
+      this.#noteInFlight(this.#released);
+      return;
+    }
     const n = this.#released;
     const load = this.#loads.get(n);
     if (load) {
@@ -539,10 +586,11 @@ export class LayerReader<B> {
       if (this.profile) {
         this.stats.loads.push({
           layer: load.layer,
+          part: load.part,
           readMs: load.readMs,
           readWaitMs: load.readWaitMs,
           uploadMs: load.uploadMs,
-          bytes: this.#o.layouts[load.layer].bytes,
+          bytes: load.layout.bytes,
         });
       }
     }
@@ -553,26 +601,48 @@ export class LayerReader<B> {
       this.stats.syncS += (performance.now() - t0) / 1000;
       this.#o.trace?.wait("GPU", i, t0); // TRACE
     }
+    if (this.#o.eager) this.#uploadAhead();
     this.#startReads();
+    this.#noteInFlight(this.#released);
   }
 
   /**
-   * Uploads already-read loads whose slots are free (their previous user has
-   * been released) without waiting for anything. Call after submitting the
-   * last layer of a pass, before waiting for its readback: the next pass's
-   * first streamed layers then upload while the head computes.
+   * The units from load `from` on that are being read or are uploaded,
+   * while the compute just submitted runs: the stats keep the most.
    */
-  pump(): void {
-    if (!this.#prefetch || this.#slots.length === 0) return;
+  #noteInFlight(from: number): void {
+    let k = 0;
+    for (const [n, l] of this.#loads) {
+      if (n >= from && (l.uploaded || l.reading)) k++;
+    }
+    this.stats.unitsInFlight = Math.max(this.stats.unitsInFlight, k);
+  }
+
+  /**
+   * Uploads, in order, the read loads whose slots are free (their previous
+   * user has been released), without waiting for anything.
+   */
+  #uploadAhead(): void {
     const R = this.#slots.length;
     for (let n = this.#nextAcquire; n < this.#released + R; n++) {
       const load = this.#loads.get(n);
       if (!load || !load.readDone) break;
       if (!load.uploaded) {
         this.#upload(load);
-        this.#o.target.flush?.(); // hand each layer's staging to the queue
+        this.#o.target.flush?.(); // hand each unit's staging to the queue
       }
     }
+  }
+
+  /**
+   * Uploads already-read loads whose slots are free (their previous user has
+   * been released) without waiting for anything. Call after submitting the
+   * last layer of a pass, before waiting for its readback: the next pass's
+   * first streamed units then upload while the head computes.
+   */
+  pump(): void {
+    if (!this.#prefetch || this.#slots.length === 0) return;
+    this.#uploadAhead();
     this.#startReads();
   }
 
@@ -580,7 +650,9 @@ export class LayerReader<B> {
   async destroy(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#loads.values()].map((l) => l.read));
-    for (const b of this.#residentBuf.values()) this.#o.target.destroy(b);
+    for (const bs of this.#residentBuf.values()) {
+      for (const b of bs) this.#o.target.destroy(b);
+    }
     for (const b of this.#slots) this.#o.target.destroy(b);
     this.#residentBuf.clear();
     this.#slots = [];

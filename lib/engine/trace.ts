@@ -7,8 +7,8 @@
  * read, upload (`writeBuffer`), GPU compute (one span per layer and one for
  * the head), sampling and the readback. Spans are complete events
  * (`"ph": "X"`, microseconds of `performance.now()`); their `args` carry the
- * layer, the load (`unit`, the reader's load counter), the bytes, the forward
- * pass and the token step. Counter events (`"ph": "C"`) record the GPU memory
+ * layer, the load (`unit`, the reader's load counter; `part`, which of the
+ * layer's streaming units), the bytes, the forward pass and the token step. Counter events (`"ph": "C"`) record the GPU memory
  * in use, by use, and the budget.
  *
  * GPU compute is timed with timestamp queries where the device has the
@@ -151,7 +151,10 @@ export class Tracer {
   #passPos0 = 0;
   /** Token step of each forward pass, by pass index. */
   #passSteps: number[] = [];
+  /** Streamed loads (units) per forward pass. */
   #streamedCount = 0;
+  /** Whether layers stream in sub-layer units. */
+  #split = false;
   /** End of the last span on each read track. */
   #readEnds: number[] = [];
   /** GPU spans in GPU-clock ms, placed on the CPU clock by {@link toJSON}. */
@@ -230,16 +233,21 @@ export class Tracer {
    */
   load(
     track: "read" | "upload",
-    load: { layer: number; n: number },
+    load: { layer: number; n: number; part?: number },
     bytes: number,
     t0: number,
   ): void {
     const pass = this.#streamedCount > 0
       ? Math.floor(load.n / this.#streamedCount)
       : -1;
-    this.span(track, `${track} L${load.layer}`, t0, this.now(), {
+    const part = load.part ?? 0;
+    const name = this.#split
+      ? `${track} L${load.layer}.${part}`
+      : `${track} L${load.layer}`;
+    this.span(track, name, t0, this.now(), {
       layer: load.layer,
       unit: load.n,
+      part,
       bytes,
       pass,
     });
@@ -311,7 +319,8 @@ export class Tracer {
       done: [],
     };
     if (ts) await this.#calibrate(this.#gpu);
-    this.#streamedCount = plan.streamed.length;
+    this.#streamedCount = plan.streamedUnits ?? plan.streamed.length;
+    this.#split = plan.unit === "matrices";
     this.#pass = -1;
     this.#passSteps = [];
     this.memory(plan.totalBytes);

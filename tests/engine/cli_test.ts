@@ -89,6 +89,7 @@ for (const v of VARIANTS) {
           "resident_layers",
           "streamed_layers",
           "peak_gpu_bytes",
+          "stream_units_in_flight",
         ]
       ) assert.equal(typeof obj.stats[k], "number", k);
       assert.ok(obj.stats.peak_gpu_bytes <= budget);
@@ -96,6 +97,10 @@ for (const v of VARIANTS) {
       assert.ok(obj.stats.streamed_layers > 0);
       assert.ok(obj.stats.bytes_streamed_per_token > 0);
       assert.match(r.stderr, /plan: /);
+      // two whole-layer slots do not fit: the layers stream in sub-layer
+      // units, with at least 2 in flight while another computes
+      assert.match(r.stderr, /in \d+ sub-layer units .* through 3 slot\(s\)/);
+      assert.ok(obj.stats.stream_units_in_flight >= 2);
     },
   );
 }
@@ -121,7 +126,7 @@ gpuTest(
     ]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.stdout.length > 0);
-    assert.match(r.stderr, /layer\s+kind\s+read ms/);
+    assert.match(r.stderr, /layer\s+kind\s+units\s+read ms/);
     assert.match(r.stderr, /overlap/);
     const bad = await run(["run", shards, "--max-new-tokens", "x"]);
     assert.equal(bad.code, 1);

@@ -93,15 +93,16 @@ for (const v0 of [VARIANTS[0], VARIANTS.find((x) => x.arch === "qwen3")!]) {
       await all.dispose();
       const layer = p.residentBytes / p.resident.length;
       const essentials = p.kvBytes + p.headBytes + p.activationBytes;
-      // one layer fits: everything streams through one slot
+      // one layer fits: everything streams, in sub-layer units through 3
+      // slots with prefetch, whole through one slot without;
       // five layers fit: 2 resident + 3 slots with prefetch, 4 resident + 1 slot without
-      const cases: [number, boolean, number, number][] = [
-        [essentials + layer + 1024, true, 0, 1],
-        [essentials + layer + 1024, false, 0, 1],
-        [essentials + 5 * layer, true, 2, 3],
-        [essentials + 5 * layer, false, 4, 1],
+      const cases: [number, boolean, number, number, string][] = [
+        [essentials + layer + 1024, true, 0, 3, "matrices"],
+        [essentials + layer + 1024, false, 0, 1, "layer"],
+        [essentials + 5 * layer, true, 2, 3, "layer"],
+        [essentials + 5 * layer, false, 4, 1, "layer"],
       ];
-      for (const [budget, prefetch, resident, slots] of cases) {
+      for (const [budget, prefetch, resident, slots, unit] of cases) {
         {
           const m = await AutoModel.fromPretrained(shards, {
             gpu: g,
@@ -112,6 +113,7 @@ for (const v0 of [VARIANTS[0], VARIANTS.find((x) => x.arch === "qwen3")!]) {
           try {
             assert.equal(m.plan.resident.length, resident, "resident layers");
             assert.equal(m.plan.slots, slots, "slots");
+            assert.equal(m.plan.unit, unit, "what streams");
             const ids = await m.generate(PROMPT, {
               maxNewTokens: NEW,
               temperature: 0,
@@ -123,6 +125,10 @@ for (const v0 of [VARIANTS[0], VARIANTS.find((x) => x.arch === "qwen3")!]) {
             );
             assert.ok(m.lastStats!.peakGpuBytes <= budget, "peak under budget");
             assert.ok(m.lastStats!.forward.bytesStreamed > 0);
+            // prefetch keeps units in flight while others compute; serial: none
+            const inFlight = m.lastStats!.forward.unitsInFlight;
+            if (prefetch) assert.ok(inFlight >= 2, `in flight ${inFlight}`);
+            else assert.equal(inFlight, 0);
             assert.equal(maxAbsDiff(await m.logits(PROMPT), wantLogits), 0);
             // a second generate reuses the ring across calls
             assert.deepEqual(
@@ -233,7 +239,7 @@ gpuTest(
 if (!gpu) console.log("engine tests skipped: no WebGPU adapter");
 
 gpuTest(
-  "engine: a head larger than maxBufferSize spans several buffers; an oversized layer is a clear error",
+  "engine: a head and layers larger than maxBufferSize span several buffers; a matrix beyond one buffer is a clear error",
   async (g) => {
     const v = { ...VARIANTS[0], vocab: 2000, name: "llama-f32-vocab2000" };
     const { hf, shards } = await tinyShards(v.name, v);
@@ -258,6 +264,8 @@ gpuTest(
     } finally {
       await m.dispose();
     }
+    // decoder layers of ~200 KiB in buffers of ≤ 64 KiB: resident in
+    // several buffers, or streamed in sub-layer units
     const tiny = {
       ...g,
       limits: {
@@ -266,14 +274,35 @@ gpuTest(
         maxBufferSize: 64 * 1024,
       },
     };
+    for (const gpuMemory of ["1GB", 3 * 2 ** 20]) {
+      const t = await AutoModel.fromPretrained(shards, {
+        gpu: tiny,
+        gpuMemory,
+        maxSeqLen: 64,
+      });
+      try {
+        assert.ok(t.plan.resident.every((i) => i >= 0));
+        assert.ok(maxAbsDiff(await t.logits(PROMPT), want) < LOGIT_TOL);
+      } finally {
+        await t.dispose();
+      }
+    }
+    const tinier = {
+      ...g,
+      limits: {
+        ...g.limits,
+        maxStorageBufferBindingSize: 4 * 1024,
+        maxBufferSize: 8 * 1024,
+      },
+    };
     await assert.rejects(
       () =>
         AutoModel.fromPretrained(shards, {
-          gpu: tiny,
+          gpu: tinier,
           gpuMemory: "1GB",
           maxSeqLen: 64,
         }),
-      /decoder layer 0 needs \d+ bytes, more than one GPU buffer may hold/,
+      /decoder layer 0 needs \d+ bytes, more than one GPU buffer may hold .*cannot stream in parts/,
     );
   },
 );

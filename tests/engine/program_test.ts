@@ -166,25 +166,34 @@ gpuTest(
     const kernels = await Kernels.create(g);
     try {
       let streamBudget = 0;
-      for (const streamed of [false, true]) {
+      // resident; streamed in sub-layer units (fused [q; k; v] and [gate; up]
+      // are one unit each) through 3 slots; streamed whole through one slot
+      for (const mode of ["resident", "units", "whole"] as const) {
+        const streamed = mode !== "resident";
         const fwd = await Forward.create({
           gpu: g,
           kernels,
           shards: set,
           budget: streamed ? streamBudget : 1e9,
           maxSeqLen: 32,
+          prefetch: mode !== "whole",
         });
         try {
           const p = fwd.plan;
           assert.equal(p.streamed.length > 0, streamed);
-          // one layer and the essentials: every layer streams through one slot
-          streamBudget = p.kvBytes + p.headBytes + p.activationBytes +
-            p.residentBytes / p.resident.length + 1024;
+          if (streamed) {
+            assert.equal(p.unit, mode === "units" ? "matrices" : "layer");
+          }
+          // one layer and the essentials: every layer streams
+          if (!streamed) {
+            streamBudget = p.kvBytes + p.headBytes + p.activationBytes +
+              p.residentBytes / p.resident.length + 1024;
+          }
           const { logits } = await fwd.forward(PROMPT, { logits: true });
           const err = diff(logits!, want);
           assert.ok(
             err < 1e-3,
-            `streamed ${streamed}: max |logit error| ${err}`,
+            `${mode}: max |logit error| ${err}`,
           );
           // decode one more token on top of the cache
           await fwd.forward([7]);
