@@ -49,15 +49,22 @@ interface Piece {
   srcBytes: number;
   /** Set on the last piece of a tensor. */
   last?: OutTensor;
-  /** Whether its buffer may be reused once written (copied chunks). */
-  reuse?: boolean;
+  /**
+   * Where its buffer goes once written and hashed: back to the copy
+   * buffers, or to the pool's output buffers.
+   */
+  reuse?: "copy" | "out";
 }
 
-/** Copy buffers of `copyBytes`, reused once written (no allocation per chunk). */
-const spare: Uint8Array[] = [];
-function copyBuffer(size: number): Uint8Array {
-  const b = spare.pop();
-  return b && b.length === size ? b : new Uint8Array(size);
+/**
+ * Copy buffers of `copyBytes`, reused once written: no allocation per chunk
+ * (first touching fresh pages costs more than copying them).
+ */
+const spare: ArrayBuffer[] = [];
+function copyBuffer(capacity: number, size: number): Uint8Array {
+  const i = spare.findIndex((b) => b.byteLength >= size);
+  const b = i >= 0 ? spare.splice(i, 1)[0] : new ArrayBuffer(capacity);
+  return new Uint8Array(b, 0, size);
 }
 
 function bytesOf(a: ArrayBufferView): Uint8Array {
@@ -119,16 +126,13 @@ function* tensorPieces(t: OutTensor, o: CopyOptions): Generator<Piece> {
     }
     for (let a = 0; a < n; a += o.copyBytes) {
       const b = Math.min(n, a + o.copyBytes);
-      const full = b - a === o.copyBytes;
       yield {
         name: dataName,
-        bytes: quiet(
-          full ? src.readRange(a, copyBuffer(o.copyBytes)) : range(a, b),
-        ),
+        bytes: quiet(src.readRange(a, copyBuffer(o.copyBytes, b - a))),
         outBytes: b - a,
         srcBytes: b - a,
         last: b === n ? t : undefined,
-        reuse: full,
+        reuse: "copy",
       };
     }
     return;
@@ -207,6 +211,7 @@ function* tensorPieces(t: OutTensor, o: CopyOptions): Generator<Piece> {
       outBytes: (r1 - r0) * rowData,
       srcBytes: (r1 - r0) * cols * el,
       last: !scalesName && r1 === rows ? t : undefined,
+      reuse: "out",
     };
   }
   if (!scalesName) return;
@@ -214,12 +219,17 @@ function* tensorPieces(t: OutTensor, o: CopyOptions): Generator<Piece> {
     name: scalesName,
     bytes: quiet(
       Promise.all(parts).then((ps) => {
-        const scales = new Uint8Array(scaleBytes);
+        const scales = new Uint8Array(
+          o.pool.outBuffer(scaleBytes),
+          0,
+          scaleBytes,
+        );
         let off = 0;
         for (const p of ps) {
           const b = bytesOf(p ?? new Uint16Array(0));
           scales.set(b, off);
           off += b.length;
+          if (p) o.pool.recycleOutput(p);
         }
         if (off !== scaleBytes) {
           throw new FormatError(
@@ -233,6 +243,7 @@ function* tensorPieces(t: OutTensor, o: CopyOptions): Generator<Piece> {
     outBytes: scaleBytes,
     srcBytes: 0,
     last: t,
+    reuse: "out",
   };
 }
 
@@ -293,7 +304,9 @@ export async function writeTensorFile(
       const w = writer.write(p.name, bytes);
       h.update(bytes); // while the write runs on another thread
       await w;
-      if (p.reuse && spare.length < 8) spare.push(bytes);
+      if (p.reuse === "copy" && spare.length < 8) {
+        spare.push(bytes.buffer as ArrayBuffer);
+      } else if (p.reuse === "out") o.pool.recycleOutput(bytes);
       size += bytes.length;
       o.onPiece?.(p.outBytes, p.srcBytes);
       if (p.last) await o.onTensor?.(p.last);

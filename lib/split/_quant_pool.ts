@@ -9,10 +9,11 @@
  * @module
  */
 import { StrataError } from "../errors.ts";
-import type {
-  FloatDtype,
-  PackedName,
-  PackedWeight,
+import {
+  encoding,
+  type FloatDtype,
+  type PackedName,
+  type PackedWeight,
 } from "../quant/encoding.ts";
 import { quantizeChunk } from "./_quant_rows.ts";
 
@@ -32,19 +33,70 @@ export class QuantPool {
   #pending = new Map<number, Pending & { slot: Slot }>();
   #next = 0;
   #failed: Error | null = null;
-  #free: Uint8Array[] = [];
+  /** Input buffers back from the workers, to read the next chunks into. */
+  #free: ArrayBuffer[] = [];
+  /** Output buffers already written, handed to the workers to pack into. */
+  #outFree: ArrayBuffer[] = [];
 
   /**
-   * A buffer of `size` bytes to read a chunk into: one that came back from a
-   * worker when there is one (no allocation, no page faults), else new.
+   * A buffer of `size` bytes to read a chunk into: the smallest large enough
+   * of those that came back from a worker, else new. Fresh memory is not
+   * free: first touching a page costs a fault (about 7 ms per MiB measured
+   * in this project's VM, more than packing it), so buffers go round.
    */
   buffer(size: number): Uint8Array {
-    const i = this.#free.findIndex((b) => b.length === size);
-    return i >= 0 ? this.#free.splice(i, 1)[0] : new Uint8Array(size);
+    let best = -1;
+    for (const [i, b] of this.#free.entries()) {
+      if (
+        b.byteLength >= size &&
+        (best < 0 || b.byteLength < this.#free[best].byteLength)
+      ) best = i;
+    }
+    if (best < 0) return new Uint8Array(size);
+    return new Uint8Array(this.#free.splice(best, 1)[0], 0, size);
   }
 
   #recycle(b: Uint8Array | undefined): void {
-    if (b && b.byteOffset === 0 && this.#free.length < 16) this.#free.push(b);
+    if (b && this.#free.length < 16) this.#free.push(b.buffer as ArrayBuffer);
+  }
+
+  /**
+   * Gives back the buffer of a packed piece once written (and hashed): the
+   * workers pack later chunks into it instead of new memory.
+   */
+  recycleOutput(b: ArrayBufferView): void {
+    if (
+      b.buffer instanceof ArrayBuffer && b.buffer.byteLength > 0 &&
+      this.#outFree.length < 32 && !this.#outFree.includes(b.buffer)
+    ) this.#outFree.push(b.buffer);
+  }
+
+  /** The smallest written output buffer of at least `size` bytes, or null. */
+  #takeOut(size: number): ArrayBuffer | null {
+    let best = -1;
+    for (const [i, b] of this.#outFree.entries()) {
+      if (
+        b.byteLength >= size &&
+        (best < 0 || b.byteLength < this.#outFree[best].byteLength)
+      ) best = i;
+    }
+    return best < 0 ? null : this.#outFree.splice(best, 1)[0];
+  }
+
+  /** A buffer of at least `size` bytes from the written outputs, else new. */
+  outBuffer(size: number): ArrayBuffer {
+    return this.#takeOut(size) ?? new ArrayBuffer(size);
+  }
+
+  /** Spare output buffers for one job's data and scales (`kind`, rows x cols). */
+  #spareOut(kind: PackedName, rows: number, cols: number): ArrayBuffer[] {
+    const [rb, sb] = encoding(kind).rowBytes(cols);
+    const out: ArrayBuffer[] = [];
+    for (const size of [rows * rb, rows * sb]) {
+      const b = size > 0 ? this.#takeOut(size) : null;
+      if (b) out.push(b);
+    }
+    return out;
   }
 
   /** Number of workers (0: the calling thread does the work). */
@@ -127,9 +179,11 @@ export class QuantPool {
     data?: Uint8Array;
     scales?: Uint16Array;
     input?: Uint8Array;
+    spare?: ArrayBuffer[];
     error?: string;
   }): void {
     this.#recycle(msg.input);
+    for (const b of msg.spare ?? []) this.recycleOutput(new Uint8Array(b));
     const p = this.#pending.get(msg.id);
     if (!p) return;
     this.#pending.delete(msg.id);
@@ -160,7 +214,14 @@ export class QuantPool {
     if (this.#failed) return Promise.reject(this.#failed);
     if (this.#slots.length === 0) {
       try {
-        const q = quantizeChunk({ kind, dtype, bytes, rows, cols });
+        const q = quantizeChunk({
+          kind,
+          dtype,
+          bytes,
+          rows,
+          cols,
+          out: this.#spareOut(kind, rows, cols),
+        });
         this.#recycle(bytes);
         return Promise.resolve(q);
       } catch (e) {
@@ -168,17 +229,19 @@ export class QuantPool {
       }
     }
     const slot = this.#slots.reduce((a, b) => (b.busy < a.busy ? b : a));
-    const own = bytes.byteOffset === 0 &&
-        bytes.byteLength === bytes.buffer.byteLength
+    // a view at offset 0 travels with its whole buffer; others are copied
+    const own = bytes.byteOffset === 0 && bytes.buffer instanceof ArrayBuffer
       ? bytes
       : bytes.slice();
+    const out = this.#spareOut(kind, rows, cols);
     const id = this.#next++;
     slot.busy++;
     return new Promise<PackedWeight>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, slot });
-      slot.worker.postMessage({ id, kind, dtype, bytes: own, rows, cols }, [
-        own.buffer as ArrayBuffer,
-      ]);
+      slot.worker.postMessage(
+        { id, kind, dtype, bytes: own, rows, cols, out },
+        [own.buffer as ArrayBuffer, ...out],
+      );
     });
   }
 

@@ -15,7 +15,12 @@ import {
   type PackedName,
   type PackedWeight,
 } from "../quant/encoding.ts";
-import { isSimdInput, quantizeSimd, simdInput } from "./_simd_quant.ts";
+import {
+  isSimdInput,
+  quantizeSimd,
+  simdInput,
+  simdWiden,
+} from "./_simd_quant.ts";
 import { UsageError } from "../errors.ts";
 
 let scratch = new Float32Array(0);
@@ -80,12 +85,13 @@ export function quantizeRows(
   w: Float32Array,
   rows: number,
   cols: number,
+  out: ArrayBuffer[] = [],
 ): PackedWeight {
   if (
     (kind === "q8" || kind === "q4") && isSimdInput(w) &&
     w.length === rows * cols
   ) {
-    const q = quantizeSimd(kind, rows, cols, f32ToF16);
+    const q = quantizeSimd(kind, rows, cols, f32ToF16, out);
     if (q) return q;
   }
   return encoding(kind).encode(w, rows, cols);
@@ -93,7 +99,9 @@ export function quantizeRows(
 
 /**
  * Decodes and packs one chunk of rows, reusing a module-level scratch
- * buffer (or the SIMD module's memory) for the f32 copy.
+ * buffer (or the SIMD module's memory) for the f32 copy; `out` may hold
+ * spare buffers the SIMD packer writes its result into instead of new
+ * memory.
  *
  * @example
  * ```ts
@@ -110,6 +118,7 @@ export function quantizeChunk(job: {
   bytes: Uint8Array;
   rows: number;
   cols: number;
+  out?: ArrayBuffer[];
 }): PackedWeight {
   const n = job.rows * job.cols;
   let into = job.kind === "q8" || job.kind === "q4" ? simdInput(n) : null;
@@ -117,6 +126,14 @@ export function quantizeChunk(job: {
     if (scratch.length < n) scratch = new Float32Array(n);
     into = scratch;
   }
-  const w = decodeRows(job.bytes, job.dtype, into);
-  return quantizeRows(job.kind, w, job.rows, job.cols);
+  const w = job.dtype !== "F32" && isSimdInput(into) &&
+      simdWiden(job.bytes, job.dtype, n)
+    ? into
+    : decodeRows(job.bytes, job.dtype, into);
+  const q = quantizeRows(job.kind, w, job.rows, job.cols, job.out);
+  // data and scales are recycled separately once written: never one buffer
+  if (q.scales && q.scales.buffer === q.data.buffer) {
+    return { data: q.data, scales: q.scales.slice() };
+  }
+  return q;
 }

@@ -15,6 +15,8 @@ interface Job {
   bytes: Uint8Array;
   rows: number;
   cols: number;
+  /** Spare buffers to pack into (output buffers already written). */
+  out?: ArrayBuffer[];
 }
 
 // deno-lint-ignore no-explicit-any

@@ -74,6 +74,89 @@ const I32X4_MIN_S = 0xb6, F32X4_MUL = 0xe6, F32X4_ADD = 0xe4;
 const F32X4_SUB = 0xe5, F32X4_ABS = 0xe0, F32X4_GE = 0x46, F32X4_TRUNC = 0x69;
 const I32X4_TRUNC_SAT_S = 0xf8, I16X8_NARROW_S = 0x85;
 const I8X16_NARROW_U = 0x66, I8X16_NARROW_S = 0x65, I8X16_SHL = 0x6b;
+const I32X4_EXTEND_LOW_U = 0xa9, I32X4_EXTEND_HIGH_U = 0xaa, I32X4_SHL = 0xab;
+const I32X4_GT_S = 0x3b, V128_BITSELECT = 0x52;
+
+/**
+ * One function `(src, groups, dst, _) -> 0` widening `groups` groups of 8
+ * F16 (or BF16) values at byte offset `src` to f32 at `dst`, exactly as
+ * lib/quant/half.ts decodes them: BF16 is the top half of an f32; an F16's
+ * exponent and mantissa shifted into f32 position times 2^112 is its value
+ * (normal and subnormal alike), infinities and NaNs keep an all-ones
+ * exponent, and the sign is copied.
+ */
+function widenFunction(dtype: "F16" | "BF16"): number[] {
+  // params: 0 src, 1 groups, 2 dst, 3 unused; locals: 4 i (i32),
+  // 5 v, 6 x, 7 em, 8 a (v128)
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]) => {
+    for (const x of xs) {
+      if (Array.isArray(x)) code.push(...x);
+      else code.push(x);
+    }
+  };
+  const splat = (n: number) => [...i32(n), ...simd(I32X4_SPLAT)];
+  /** the i32x4 of u16 bits in local 6 → f32x4 bits on the stack */
+  const convert = (): number[] => {
+    if (dtype === "BF16") return [...get(6), ...i32(16), ...simd(I32X4_SHL)];
+    return [
+      // em = x & 0x7fff; a = em << 13
+      ...get(6),
+      ...splat(0x7fff),
+      ...simd(V128_AND),
+      ...tee(7),
+      ...i32(13),
+      ...simd(I32X4_SHL),
+      ...set(8),
+      // bitselect(a | 0x7f800000, a * 2^112, em > 0x7bff)
+      ...get(8),
+      ...splat(0x7f800000),
+      ...simd(V128_OR),
+      ...get(8),
+      ...f32c(2 ** 112),
+      ...simd(F32X4_SPLAT),
+      ...simd(F32X4_MUL),
+      ...get(7),
+      ...splat(0x7bff),
+      ...simd(I32X4_GT_S),
+      ...simd(V128_BITSELECT),
+      // | sign << 16
+      ...get(6),
+      ...splat(0x8000),
+      ...simd(V128_AND),
+      ...i32(16),
+      ...simd(I32X4_SHL),
+      ...simd(V128_OR),
+    ];
+  };
+  emit(i32(0), set(4));
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(get(4), get(1), I32_GE_U, BR_IF, 1);
+  emit(
+    get(0),
+    get(4),
+    i32(4),
+    I32_SHL,
+    I32_ADD,
+    simd(V128_LOAD, ...mem(4, 0)),
+    set(5),
+  );
+  for (
+    const [ext, off] of [[I32X4_EXTEND_LOW_U, 0], [I32X4_EXTEND_HIGH_U, 16]]
+  ) {
+    emit(get(2), get(4), i32(5), I32_SHL, I32_ADD); // store address
+    emit(get(5), simd(ext), set(6));
+    emit(convert(), simd(V128_STORE, ...mem(4, off)));
+  }
+  emit(get(4), i32(1), I32_ADD, set(4), BR, 0, END, END);
+  emit(i32(0), END);
+  const locals = vec([
+    [...uleb(1), 0x7f], // i32 x1
+    [...uleb(4), 0x7b], // v128 x4
+  ]);
+  const body = [...locals, ...code];
+  return [...uleb(body.length), ...body];
+}
 
 /**
  * One function `(src, blocks, outData, outD) -> i32` over `blocks` blocks of
@@ -341,15 +424,25 @@ function moduleBytes(): Uint8Array {
     2,
     vec([[...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]]),
   );
-  const funcs = section(3, vec([[0x00], [0x00]]));
+  const funcs = section(3, vec([[0x00], [0x00], [0x00], [0x00]]));
   const exports = section(
     7,
     vec([
       [...str("q8"), 0x00, 0x00],
       [...str("q4"), 0x00, 0x01],
+      [...str("f16"), 0x00, 0x02],
+      [...str("bf16"), 0x00, 0x03],
     ]),
   );
-  const code = section(10, vec([quantFunction("q8"), quantFunction("q4")]));
+  const code = section(
+    10,
+    vec([
+      quantFunction("q8"),
+      quantFunction("q4"),
+      widenFunction("F16"),
+      widenFunction("BF16"),
+    ]),
+  );
   return new Uint8Array([
     0x00,
     0x61,
@@ -367,10 +460,14 @@ function moduleBytes(): Uint8Array {
   ]);
 }
 
+type Fn = (a: number, b: number, c: number, d: number) => number;
+
 interface Simd {
   memory: WebAssembly.Memory;
-  q8: (src: number, blocks: number, outData: number, outD: number) => number;
-  q4: (src: number, blocks: number, outData: number, outD: number) => number;
+  q8: Fn;
+  q4: Fn;
+  f16: Fn;
+  bf16: Fn;
 }
 
 let simd_: Simd | null | undefined;
@@ -383,24 +480,48 @@ export function simdQuant(): Simd | null {
     const mod = new WebAssembly.Module(moduleBytes() as BufferSource);
     const inst = new WebAssembly.Instance(mod, { env: { mem: memory } });
     const e = inst.exports as unknown as Omit<Simd, "memory">;
-    simd_ = { memory, q8: e.q8, q4: e.q4 };
+    simd_ = { memory, q8: e.q8, q4: e.q4, f16: e.f16, bf16: e.bf16 };
   } catch {
     simd_ = null;
   }
   return simd_;
 }
 
+/** Byte offset of the raw F16/BF16 input of n values (after the f32s and outputs). */
+const rawOffset = (n: number) =>
+  Math.ceil((n * 5 + (n / 32) * 4 + 64) / 16) * 16;
+
 /**
- * Room for `rows * cols` f32 inputs plus the outputs in the module's memory;
- * returns the f32 input view to fill (then call {@link quantizeSimd}).
+ * Room for `rows * cols` f32 inputs plus the outputs in the module's memory
+ * (and the raw 16-bit input {@link simdWiden} reads); returns the f32 input
+ * view to fill (then call {@link quantizeSimd}).
  */
 export function simdInput(n: number): Float32Array | null {
   const s = simdQuant();
   if (!s) return null;
-  const need = n * 4 + n + (n / 32) * 4 + 64;
+  const need = rawOffset(n) + n * 2;
   const have = s.memory.buffer.byteLength;
   if (need > have) s.memory.grow(Math.ceil((need - have) / 65536));
   return new Float32Array(s.memory.buffer, 0, n);
+}
+
+/**
+ * Decodes F16 or BF16 `bytes` into the f32 input view of
+ * {@link simdInput} (`n` values) with the module; false when it cannot
+ * (no module, or `n` not a multiple of 8): decode in JavaScript then.
+ */
+export function simdWiden(
+  bytes: Uint8Array,
+  dtype: "F16" | "BF16",
+  n: number,
+): boolean {
+  const s = simdQuant();
+  if (!s || n % 8 !== 0 || bytes.length !== n * 2) return false;
+  const raw = rawOffset(n);
+  if (s.memory.buffer.byteLength < raw + n * 2) return false;
+  new Uint8Array(s.memory.buffer, raw, n * 2).set(bytes);
+  (dtype === "F16" ? s.f16 : s.bf16)(raw, n / 8, 0, 0);
+  return true;
 }
 
 /** Whether `w` is the input view of {@link simdInput}. */
@@ -412,13 +533,15 @@ export function isSimdInput(w: Float32Array): boolean {
 /**
  * Quantizes the `rows * cols` floats placed by {@link simdInput}; null when
  * lib/quant must do it (cols not a multiple of 32, a NaN, an overflowing
- * 1/d, or no SIMD).
+ * 1/d, or no SIMD). The data and scales go into buffers of `spare` that are
+ * large enough (taken from it), else into new ones.
  */
 export function quantizeSimd(
   kind: "q8" | "q4",
   rows: number,
   cols: number,
   f32ToF16: (x: number) => number,
+  spare: ArrayBuffer[] = [],
 ): { data: Uint8Array; scales: Uint16Array } | null {
   const s = simdQuant();
   if (!s || cols % 32 !== 0) return null;
@@ -429,9 +552,14 @@ export function quantizeSimd(
   const outD = outData + Math.ceil(dataBytes / 16) * 16;
   const fn = kind === "q8" ? s.q8 : s.q4;
   if (fn(0, blocks, outData, outD) !== 0) return null;
-  const data = new Uint8Array(s.memory.buffer, outData, dataBytes).slice();
+  const take = (bytes: number): ArrayBuffer => {
+    const i = spare.findIndex((b) => b.byteLength >= bytes);
+    return i >= 0 ? spare.splice(i, 1)[0] : new ArrayBuffer(bytes);
+  };
+  const data = new Uint8Array(take(dataBytes), 0, dataBytes);
+  data.set(new Uint8Array(s.memory.buffer, outData, dataBytes));
   const d = new Float32Array(s.memory.buffer, outD, blocks);
-  const scales = new Uint16Array(blocks);
+  const scales = new Uint16Array(take(blocks * 2), 0, blocks);
   for (let b = 0; b < blocks; b++) scales[b] = f32ToF16(d[b]);
   return { data, scales };
 }

@@ -14,6 +14,7 @@ import {
   quantizeSimd,
   simdInput,
   simdQuant,
+  simdWiden,
 } from "../../lib/split/_simd_quant.ts";
 import { f32ToF16, fromFloat32, toFloat32 } from "../../lib/quant/half.ts";
 import { PACKED, type PackedName } from "../../lib/quant/encoding.ts";
@@ -166,4 +167,34 @@ Deno.test("the quantization pool packs every encoding of the registry as its cod
   } finally {
     pool.close();
   }
+});
+
+Deno.test("SIMD widening of F16 and BF16 gives lib/quant/half.ts's f32 for every 16-bit pattern", () => {
+  assert.ok(simdQuant(), "WebAssembly SIMD is available");
+  const n = 65536;
+  const bits = new Uint16Array(n);
+  for (let i = 0; i < n; i++) bits[i] = i;
+  const bytes = new Uint8Array(bits.buffer);
+  for (const dtype of ["F16", "BF16"] as const) {
+    const into = simdInput(n)!;
+    assert.ok(simdWiden(bytes, dtype, n));
+    const got = new Uint32Array(into.buffer, 0, n).slice();
+    const want = toFloat32(bytes, dtype);
+    const wantBits = new Uint32Array(want.buffer, want.byteOffset, n);
+    for (let i = 0; i < n; i++) {
+      if (Number.isNaN(want[i])) {
+        // a NaN stays a NaN with its sign (payload bits are not compared)
+        assert.ok(Number.isNaN(into[i]), `${dtype} ${i.toString(16)}`);
+        assert.equal(
+          got[i] >>> 31,
+          i >>> 15,
+          `${dtype} ${i.toString(16)} sign`,
+        );
+      } else {
+        assert.equal(got[i], wantBits[i], `${dtype} ${i.toString(16)}`);
+      }
+    }
+  }
+  // ragged sizes are left to JavaScript
+  assert.equal(simdWiden(new Uint8Array(6), "F16", 3), false);
 });
