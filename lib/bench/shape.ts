@@ -65,7 +65,7 @@ function unitsInFlight(stats: object): number | undefined {
   for (const o of [stats, forward]) {
     if (!o) continue;
     const r = o as Record<string, unknown>;
-    for (const k of ["streamUnitsInFlight", "stream_units_in_flight"]) {
+    for (const k of ["unitsInFlight", "streamUnitsInFlight"]) {
       if (typeof r[k] === "number") return r[k] as number;
     }
   }
