@@ -16,6 +16,7 @@ import { openSource } from "../split/open_source.ts";
 import { splitModel, type SplitProgress } from "../split/split.ts";
 import { formatBytes } from "../_units.ts";
 import { parseOneArgCommand } from "./_args.ts";
+import process from "node:process";
 
 const GGUF_TYPES = PACKED.flatMap((e) => e.gguf ? [e.gguf.type] : []).join(
   ", ",
@@ -166,6 +167,7 @@ export async function main(args: string[]): Promise<number> {
     throw e;
   }
   const progress = new ProgressLine();
+  const cpu0 = process.cpuUsage();
   let last: SplitProgress | null = null;
   // Ctrl-C: say what is left and how to go on (finished files are kept).
   const onInterrupt = () => {
@@ -226,6 +228,11 @@ export async function main(args: string[]): Promise<number> {
         }) = ${(floor.bps / 1e9).toFixed(2)} GB/s`,
       );
     }
+    // CPU time of all threads (workers included): beside the wall time it
+    // says whether the split waited on the disk or on the cores
+    const cpu = process.cpuUsage(cpu0);
+    const cpuS = (cpu.user + cpu.system) / 1e6;
+    if (written > 0) parts.push(`CPU ${seconds(cpuS)}`);
     if (skipped > 0) parts.push(`${formatBytes(skipped, 1000)} already done`);
     if (values["delete-original"]) {
       parts.push(`deleted ${source.sourceFiles.length} source files`);
@@ -241,6 +248,7 @@ export async function main(args: string[]): Promise<number> {
         bytes: total,
         bytes_written: written,
         seconds: el,
+        cpu_s: cpuS,
         source_bytes_read: srcRead,
         source_gbps: srcRead / Math.max(lp?.seconds ?? el, 1e-3) / 1e9,
         floor: floor

@@ -98,6 +98,8 @@ Deno.test("split --json reports its source rate against the floor it measured", 
       );
       if (q === "q4") assert.ok(f.ratio > 1.5); // F32 projections → q4: 7× fewer bytes
       assert.ok(j.source_gbps > 0);
+      assert.ok(j.cpu_s > 0, r.stdout); // the process's CPU time, workers included
+      assert.match(r.stderr, /CPU [0-9.]+s/);
       assert.match(r.stderr, /× the floor/);
       assert.match(r.stderr, /fdatasync'd write/);
       // no probe file left behind
