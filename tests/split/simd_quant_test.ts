@@ -198,3 +198,32 @@ Deno.test("SIMD widening of F16 and BF16 gives lib/quant/half.ts's f32 for every
   // ragged sizes are left to JavaScript
   assert.equal(simdWiden(new Uint8Array(6), "F16", 3), false);
 });
+
+Deno.test("the quantization pool packs into written output buffers handed back, and reads into returned inputs", async () => {
+  const { QuantPool } = await import("../../lib/split/_quant_pool.ts");
+  const r = 8, c = 64;
+  const w = rows(r * c, 3);
+  const pool = await QuantPool.create({ workers: 0 }); // this thread: buffers keep their identity
+  try {
+    const input = pool.buffer(r * c * 4);
+    input.set(new Uint8Array(w.slice().buffer));
+    const a = await pool.quantize("q4", "F32", input, r, c);
+    assert.equal(pool.buffer(r * c * 4).buffer, input.buffer); // the input came back
+    pool.recycleOutput(a.data);
+    pool.recycleOutput(a.scales!);
+    const b = await pool.quantize(
+      "q4",
+      "F32",
+      new Uint8Array(w.slice().buffer),
+      r,
+      c,
+    );
+    assert.equal(b.data.buffer, a.data.buffer);
+    assert.equal(b.scales!.buffer, a.scales!.buffer);
+    const want = quantizeQ4(w, r, c);
+    assert.deepEqual(b.data, want.data);
+    assert.deepEqual(b.scales, want.scales);
+  } finally {
+    pool.close();
+  }
+});
