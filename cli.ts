@@ -19,6 +19,7 @@ Commands:
   serve <model>   OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions)
   split <source>  convert a checkpoint into per-layer shard files once
   info <model>    describe a model or shard directory
+  plan <model>    residency plan and predicted s/token under --gpu-memory (no GPU needed)
   bench           benchmark the streaming engine (--kernels: the WGSL kernels)
   demo            make a tiny seeded model, split it and run it streamed
 
@@ -34,6 +35,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   serve: async () => (await import("./lib/cli/serve.ts")).main,
   split: async () => (await import("./lib/cli/split.ts")).main,
   info: async () => (await import("./lib/cli/info.ts")).main,
+  plan: async () => (await import("./lib/cli/plan.ts")).main,
   bench: async () => (await import("./lib/cli/bench.ts")).main,
   demo: async () => (await import("./lib/cli/demo.ts")).main,
 };

@@ -69,7 +69,11 @@ export type {
   TensorData,
 } from "./lib/split/source.ts";
 export { splitModel } from "./lib/split/split.ts";
-export type { SplitOptions, SplitProgress } from "./lib/split/split.ts";
+export type {
+  SplitFloor,
+  SplitOptions,
+  SplitProgress,
+} from "./lib/split/split.ts";
 export { SHARD_FORMAT, SHARD_VERSION, ShardDir } from "./lib/format/shards.ts";
 export type {
   Manifest,

@@ -21,7 +21,7 @@ import { canMap } from "../engine/_mmap.ts";
 import { formatBytes } from "../_units.ts";
 import { makeTinyModel } from "../testing/tiny_model.ts";
 import { exists } from "../_fs.ts";
-import { parseHelpedCommand } from "../cli/_args.ts";
+import { numberFlag, parseHelpedCommand } from "../cli/_args.ts";
 import { Tracer } from "../engine/trace.ts";
 import {
   passTimeline,
@@ -33,6 +33,7 @@ import {
 const HELP =
   `Usage: deno run -A cli.ts bench [--engine] [--tokens N] [--resident N] [--dir DIR]
                                 [--svg FILE] [--trace FILE]
+       deno run -A cli.ts bench --shape llama-2-70b|llama-3-8b --layers N [--gpu-memory 4GB] [--tokens N] [--dir DIR]
 
 Engine benchmark: a 24-layer ~0.54 GB F16 llama (seeded, generated once into
 DIR, default $STRATA_CACHE/bench or ~/.cache/strata/bench), a budget keeping
@@ -47,7 +48,18 @@ lines) beside the numbers.
   --resident N   resident layers under the budget (default 4)
   --dir DIR      where the model and its shards live (kept between runs)
   --svg FILE     where the timeline picture goes (default DIR/timeline.svg)
-  --trace FILE   also write the traced run's Chrome trace-event JSON (Perfetto)`;
+  --trace FILE   also write the traced run's Chrome trace-event JSON (Perfetto)
+
+At a real model's shapes (--shape): a seeded F16 model with that model's
+layer and vocabulary sizes but --layers decoder layers, made and split once
+in DIR (the split's GB/s against its floor is printed), decoded under
+--gpu-memory (default 4GB); prints s/token, the read, upload and compute
+floors of the same run, units in flight and what 'plan' predicts from them.
+mixtral-8x7b is refused: mixture-of-experts layers are not implemented yet.
+
+  --shape NAME     llama-2-70b (1.7 GB per F16 layer) or llama-3-8b
+  --layers N       decoder layers to make (a 2-layer llama-2-70b is ~4.5 GB on disk)
+  --gpu-memory S   the budget (default 4GB)`;
 
 const PROMPT = [1, 72, 101, 108, 108, 111];
 
@@ -72,11 +84,37 @@ export async function runEngineBench(args: string[]): Promise<number> {
       dir: { type: "string" },
       svg: { type: "string" },
       trace: { type: "string" },
+      shape: { type: "string" },
+      layers: { type: "string" },
+      "gpu-memory": { type: "string" },
     },
     help: HELP,
   });
   if (parsed === null) return 0;
   const v = parsed.values;
+  const root = v.dir ??
+    join(
+      Deno.env.get("STRATA_CACHE") ??
+        join(Deno.env.get("HOME") ?? ".", ".cache", "strata"),
+      "bench",
+    );
+  if (v.shape !== undefined) {
+    const { runShapeBench } = await import("./shape.ts");
+    const layers = numberFlag("layers", v.layers ?? "2", {
+      int: true,
+      min: 1,
+    })!;
+    return await runShapeBench({
+      shape: v.shape,
+      layers,
+      gpuMemory: v["gpu-memory"] ?? "4GB",
+      tokens: numberFlag("tokens", v.tokens ?? "3", { int: true, min: 2 })!,
+      root,
+    });
+  }
+  if (v.layers !== undefined || v["gpu-memory"] !== undefined) {
+    throw new UsageError("--layers and --gpu-memory go with --shape");
+  }
   const tokens = Number(v.tokens ?? 10);
   const residentWanted = Number(v.resident ?? 4);
   if (!Number.isInteger(tokens) || tokens < 2) {
@@ -88,12 +126,6 @@ export async function runEngineBench(args: string[]): Promise<number> {
   ) {
     throw new UsageError("--resident must be 0..23");
   }
-  const root = v.dir ??
-    join(
-      Deno.env.get("STRATA_CACHE") ??
-        join(Deno.env.get("HOME") ?? ".", ".cache", "strata"),
-      "bench",
-    );
   const hf = join(root, "llama-bench-f16");
   const shards = join(root, "llama-bench-f16-shards");
   const t0 = performance.now();

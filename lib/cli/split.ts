@@ -16,6 +16,7 @@ import { openSource } from "../split/open_source.ts";
 import { splitModel, type SplitProgress } from "../split/split.ts";
 import { formatBytes } from "../_units.ts";
 import { parseOneArgCommand } from "./_args.ts";
+import process from "node:process";
 
 const GGUF_TYPES = PACKED.flatMap((e) => e.gguf ? [e.gguf.type] : []).join(
   ", ",
@@ -69,6 +70,23 @@ function seconds(s: number): string {
   return `${m}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
 }
 
+/**
+ * "read 1.2 GB/s (0.61× the floor 2.0 GB/s)": the rate at which the split
+ * consumes its source, against the floor measured at the start when known.
+ */
+function sourceRate(p: SplitProgress, el: number): string {
+  const read = (p.sourceBytesDone ?? 0) - (p.sourceBytesSkipped ?? 0);
+  const t = p.seconds ?? el;
+  const rate = t > 0 ? read / t : 0;
+  let s = `read ${(rate / 1e9).toFixed(2)} GB/s`;
+  if (p.floor) {
+    s += ` (${(rate / p.floor.bps).toFixed(2)}× the floor ${
+      (p.floor.bps / 1e9).toFixed(2)
+    } GB/s)`;
+  }
+  return s;
+}
+
 /** Renders progress on stderr: a live line on a terminal, nothing otherwise. */
 class ProgressLine {
   #tty = Deno.stderr.isTerminal();
@@ -89,7 +107,7 @@ class ProgressLine {
     const pct = p.bytesTotal ? (100 * p.bytesDone / p.bytesTotal) : 100;
     const line = `split ${pct.toFixed(0).padStart(3)}%  ${
       formatBytes(p.bytesDone, 1000)
-    } / ${formatBytes(p.bytesTotal, 1000)}  ${formatBytes(rate, 1000)}/s  ETA ${
+    } / ${formatBytes(p.bytesTotal, 1000)}  ${sourceRate(p, el)}  ETA ${
       seconds(eta)
     }  ${p.file}`;
     Deno.stderr.writeSync(this.#enc.encode(`\r\x1b[2K${line}`));
@@ -149,6 +167,7 @@ export async function main(args: string[]): Promise<number> {
     throw e;
   }
   const progress = new ProgressLine();
+  const cpu0 = process.cpuUsage();
   let last: SplitProgress | null = null;
   // Ctrl-C: say what is left and how to go on (finished files are kept).
   const onInterrupt = () => {
@@ -189,13 +208,31 @@ export async function main(args: string[]): Promise<number> {
         formatBytes(total, 1000)
       }`,
     ];
+    const lp = last as SplitProgress | null;
+    const srcRead = (lp?.sourceBytesDone ?? 0) -
+      (lp?.sourceBytesSkipped ?? 0);
     if (written > 0) {
       parts.push(
         `wrote ${formatBytes(written, 1000)} in ${seconds(el)} (${
           formatBytes(written / Math.max(el, 1e-3), 1000)
-        }/s)`,
+        }/s; ${lp ? sourceRate(lp, el) : ""})`,
       );
     }
+    const floor = lp?.floor;
+    if (floor) {
+      parts.push(
+        `floor min(warm read ${
+          (floor.readBps / 1e9).toFixed(2)
+        }, fdatasync'd write ${(floor.writeBps / 1e9).toFixed(2)} × ${
+          floor.ratio.toFixed(2)
+        }) = ${(floor.bps / 1e9).toFixed(2)} GB/s`,
+      );
+    }
+    // CPU time of all threads (workers included): beside the wall time it
+    // says whether the split waited on the disk or on the cores
+    const cpu = process.cpuUsage(cpu0);
+    const cpuS = (cpu.user + cpu.system) / 1e6;
+    if (written > 0) parts.push(`CPU ${seconds(cpuS)}`);
     if (skipped > 0) parts.push(`${formatBytes(skipped, 1000)} already done`);
     if (values["delete-original"]) {
       parts.push(`deleted ${source.sourceFiles.length} source files`);
@@ -211,6 +248,18 @@ export async function main(args: string[]): Promise<number> {
         bytes: total,
         bytes_written: written,
         seconds: el,
+        cpu_s: cpuS,
+        source_bytes_read: srcRead,
+        source_gbps: srcRead / Math.max(lp?.seconds ?? el, 1e-3) / 1e9,
+        floor: floor
+          ? {
+            read_gbps: floor.readBps / 1e9,
+            write_gbps: floor.writeBps / 1e9,
+            ratio: floor.ratio,
+            gbps: floor.bps / 1e9,
+            probe_bytes: floor.probeBytes,
+          }
+          : null,
       }));
     }
     return 0;

@@ -70,6 +70,8 @@ export interface DownloadOptions {
   onProgress?: (p: DownloadProgress) => void;
   /** Attempts per file when the connection drops (default 5). */
   retries?: number;
+  /** Fetch only these top-level files (e.g. `["config.json"]` for `plan`). */
+  only?: string[];
 }
 
 /** Files a model needs, by exact name at the top of the repo. */
@@ -379,6 +381,7 @@ export async function downloadSnapshot(
   for (const s of siblings) {
     const base = s.rfilename.split(/[\\/]/).pop() ?? "";
     if (!wanted(base) && !wanted(s.rfilename)) continue;
+    if (opts.only && !opts.only.includes(s.rfilename)) continue;
     checkRepoFileName(repoId, s.rfilename);
     if (!s.rfilename.includes("/")) picked.push(s);
   }
@@ -388,7 +391,7 @@ export async function downloadSnapshot(
       "the repo has no config.json (not a transformers model)",
     );
   }
-  if (!picked.some((s) => s.rfilename.endsWith(".safetensors"))) {
+  if (!opts.only && !picked.some((s) => s.rfilename.endsWith(".safetensors"))) {
     throw new UnsupportedError(
       repoId,
       "the repo has no *.safetensors weights (download a .gguf or convert the checkpoint first)",

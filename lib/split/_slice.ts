@@ -36,6 +36,7 @@ export function sliceOf(
     name: lt.name,
     shape: [n],
     byteLength: n * el,
+    readRange: undefined, // the source's would read the fused tensor's bytes
     read: async () => {
       const d = await src.read();
       if ("data" in d) {

@@ -79,6 +79,12 @@ export interface SourceTensor {
   file?: string;
   /** Reads the tensor; at most one tensor's worth of memory. */
   read(): Promise<TensorData>;
+  /**
+   * Optional, for float tensors stored as they are (F32/F16/BF16, row-major):
+   * fills `into` with the tensor's bytes from byte `start` of its data, so
+   * the split can copy or pack it in chunks without holding it whole.
+   */
+  readRange?(start: number, into: Uint8Array): Promise<Uint8Array>;
 }
 
 /**

@@ -236,6 +236,17 @@ export async function openHfSource(dir: string): Promise<ModelSource> {
             dtype: info.dtype as "F32" | "F16" | "BF16",
             bytes: await file.read(name),
           }),
+          readRange: (start, into) => {
+            if (start < 0 || start + into.length > info.byteLength) {
+              return Promise.reject(
+                new FormatError(
+                  path,
+                  `read of ${into.length} bytes at ${start} is outside tensor ${name} (${info.byteLength} bytes)`,
+                ),
+              );
+            }
+            return file.readRange(info.offset + start, into);
+          },
         });
       }
     }

@@ -2,8 +2,13 @@
  * `splitModel`: turns a {@link ModelSource} into a shard directory (see
  * docs/format.md), tensor by tensor, atomically and resumably.
  *
- * - Peak memory is about one tensor (plus its quantized form).
- * - Every file is written as `<file>.partial`, fsynced, hashed, renamed;
+ * - Tensors stream through in chunks (see _copy.ts): unquantized ones are
+ *   copied in 16 MiB sequential pieces, float weights are packed a chunk of
+ *   rows at a time on one worker per core (_quant_pool.ts; q8/q4 with
+ *   WebAssembly SIMD). Peak memory is a few chunks per worker (a whole
+ *   tensor only for sources that cannot read a range: GGUF, llama2.c).
+ * - Every file is written as `<file>.partial`, hashed as it is written,
+ *   fsynced once, renamed (its fsync overlaps the writing of the next file);
  *   `manifest.json` is written last. A progress record
  *   (`.strata-split.json`) lists finished files; a re-run checks them (size
  *   and SHA-256) and skips them. Output is deterministic, so a resumed split
@@ -16,17 +21,16 @@
  * the file after the N-th finished one; `STRATA_SPLIT_KILL_AFTER=N` kills the
  * process with SIGKILL at the same point; `STRATA_SPLIT_FREE_BYTES=N`
  * pretends the disk has N bytes free; `STRATA_SPLIT_CHUNK_BYTES=N` sets the
- * size of the row chunks quantized at a time (default 16 MiB of f32).
+ * size of the row chunks quantized at a time (default 16 MiB of f32);
+ * `STRATA_SPLIT_COPY_BYTES=N` the size of copied chunks (default 16 MiB);
+ * `STRATA_SPLIT_WORKERS=N` the number of quantization workers (0: none);
+ * `STRATA_SPLIT_FLOOR=0|1` turns the floor measurement off or on (default:
+ * on for sources of 1 GB or more), `STRATA_SPLIT_FLOOR_BYTES=N` sizes its
+ * probes (default 256 MiB).
  *
  * @module
  */
-import {
-  FormatError,
-  StrataError,
-  UnsupportedError,
-  UsageError,
-} from "../errors.ts";
-import { SafetensorsWriter, type TensorDecl } from "../format/safetensors.ts";
+import { StrataError, UsageError } from "../errors.ts";
 import { recordVerified } from "../format/_integrity.ts";
 import {
   EMBED_FILE,
@@ -43,25 +47,17 @@ import {
   verifyFile,
 } from "../format/shards.ts";
 import { type ModelConfig, normalizeConfig } from "../model/config.ts";
-import { globalTensors, layerTensors } from "../model/architectures.ts";
 import { expertLayout } from "../model/expert_layout.ts";
-import { toFloat32 } from "../quant/half.ts";
 import {
-  EMBEDDING_PACKING,
   encoding,
-  isPacked,
   type PackedName,
   parseQuantization,
-  storedShapes,
 } from "../quant/encoding.ts";
-import {
-  type ModelSource,
-  PROGRESS_FILE,
-  type SourceTensor,
-  type TensorData,
-} from "./source.ts";
-import { HF_TEXT_FILES } from "./source_hf.ts";
-import { sliceOf } from "./_slice.ts";
+import { type ModelSource, PROGRESS_FILE } from "./source.ts";
+import { writeTensorFile } from "./_copy.ts";
+import { QuantPool } from "./_quant_pool.ts";
+import { measureSplitFloor, type SplitFloor } from "./_floor.ts";
+import { type OutFile, plan } from "./_route.ts";
 import {
   checkOutDir,
   envInt,
@@ -77,6 +73,8 @@ import { createHash } from "node:crypto";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { formatBytes } from "../_units.ts";
 import { exists, hashFile } from "../_fs.ts";
+
+export type { SplitFloor } from "./_floor.ts";
 
 /**
  * Progress of a split, reported after every tensor and skipped file.
@@ -97,6 +95,16 @@ export interface SplitProgress {
   file: string;
   /** Of bytesDone, how many were already there from an earlier run. */
   bytesSkipped: number;
+  /** Source bytes read (or skipped) so far; with `sourceBytesTotal`, the read rate. */
+  sourceBytesDone?: number;
+  /** Source bytes the split reads in all. */
+  sourceBytesTotal?: number;
+  /** Of sourceBytesDone, the bytes of files skipped on resume. */
+  sourceBytesSkipped?: number;
+  /** The floor measured at the start of this run, when measured. */
+  floor?: SplitFloor;
+  /** Seconds since this run started writing (after the floor probe). */
+  seconds?: number;
 }
 
 /**
@@ -120,213 +128,18 @@ export interface SplitOptions {
   deleteOriginal?: boolean;
   /** Called as the split advances. */
   onProgress?: (p: SplitProgress) => void;
+  /**
+   * Measure the floor (warm source read, fdatasync'd write) before writing
+   * and report it in progress; default: `$STRATA_SPLIT_FLOOR`, else only
+   * for sources of 1 GB or more.
+   */
+  measureFloor?: boolean;
 }
 
-type OutKind = "raw" | PackedName;
-
-interface OutTensor {
-  src: SourceTensor;
-  kind: OutKind;
-  decls: TensorDecl[];
-  bytes: number;
-}
-
-interface OutFile {
-  path: string;
-  /** Text content (copied files), or tensors. */
-  text?: string;
-  tensors: OutTensor[];
-  metadata?: Record<string, string>;
-  estSize: number;
-}
-
-const PROJECTION_ROLES = new Set([
-  "qProj",
-  "kProj",
-  "vProj",
-  "oProj",
-  "gateProj",
-  "upProj",
-  "downProj",
-  "expertGate",
-  "expertUp",
-  "expertDown",
-  "sharedGate",
-  "sharedUp",
-  "sharedDown",
-]);
-
-function sameShape(a: number[], b: number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-function shapeStr(s: number[]): string {
-  return `[${s.join(", ")}]`;
-}
-
-/** What a tensor becomes: its raw bytes, or a packed encoding's data + scales. */
-function outTensor(src: SourceTensor, want: OutKind): OutTensor {
-  let kind: OutKind = want;
-  // Already-packed sources keep their packing unless asked for another.
-  if (want === "raw" && isPacked(src.dtype)) kind = src.dtype;
-  if (kind === "raw") {
-    return {
-      src,
-      kind,
-      decls: [{
-        name: src.name,
-        dtype: src.dtype as "F32" | "F16" | "BF16",
-        shape: src.shape.slice(),
-      }],
-      bytes: src.byteLength,
-    };
-  }
-  if (src.shape.length !== 2) {
-    throw new FormatError(
-      src.file ?? src.name,
-      `tensor ${src.name} has shape ${
-        shapeStr(src.shape)
-      }; only 2-D weights can be quantized`,
-    );
-  }
-  const [rows, cols] = src.shape;
-  const shapes = storedShapes(encoding(kind), rows, cols);
-  const decls: TensorDecl[] = [{ name: src.name, ...shapes.data }];
-  if (shapes.scales) {
-    decls.push({ name: `${src.name}.scales`, ...shapes.scales });
-  }
-  const [rb, sb] = encoding(kind).rowBytes(cols);
-  return { src, kind, decls, bytes: rows * (rb + sb) };
-}
-
-function headerEstimate(
-  decls: TensorDecl[],
-  metadata?: Record<string, string>,
-): number {
-  const h: Record<string, unknown> = {};
-  if (metadata) h.__metadata__ = metadata;
-  for (const d of decls) {
-    h[d.name] = {
-      dtype: d.dtype,
-      shape: d.shape,
-      data_offsets: [1e12, 1e12],
-    };
-  }
-  return 8 +
-    Math.ceil(new TextEncoder().encode(JSON.stringify(h)).length / 8) * 8;
-}
-
-function tensorFile(path: string, tensors: OutTensor[]): OutFile {
-  const quant: Record<string, QuantLayout> = {};
-  for (const t of tensors) {
-    if (t.kind !== "raw") {
-      quant[t.src.name] = {
-        type: t.kind,
-        shape: [t.src.shape[0], t.src.shape[1]],
-        block: encoding(t.kind).blockElems,
-      };
-    }
-  }
-  const metadata = Object.keys(quant).length
-    ? { "strata.quant": JSON.stringify(quant) }
-    : undefined;
-  const decls = tensors.flatMap((t) => t.decls);
-  const estSize = headerEstimate(decls, metadata) +
-    tensors.reduce((a, t) => a + t.bytes, 0);
-  return { path, tensors, metadata, estSize };
-}
-
-/** Routes and checks the source's tensors; returns the output files in write order. */
-function plan(
-  source: ModelSource,
-  cfg: ModelConfig,
-  quantize: Quantization,
-  quantizeEmbedding: boolean,
-): OutFile[] {
-  const byName = new Map<string, SourceTensor>();
-  for (const t of source.tensors) {
-    if (byName.has(t.name)) {
-      throw new FormatError(
-        t.file ?? source.path,
-        `tensor ${t.name} appears twice`,
-      );
-    }
-    byName.set(t.name, t);
-  }
-  const used = new Set<string>();
-  const take = (name: string, shape: number[]): SourceTensor => {
-    const t = byName.get(name);
-    if (!t) {
-      throw new FormatError(
-        source.path,
-        `missing tensor ${name} (required by the ${cfg.architecture} config)`,
-      );
-    }
-    if (!sameShape(t.shape, shape)) {
-      throw new FormatError(
-        t.file ?? source.path,
-        `tensor ${name} has shape ${shapeStr(t.shape)}, the config implies ${
-          shapeStr(shape)
-        }`,
-      );
-    }
-    used.add(name);
-    return t;
-  };
-  const projKind: OutKind = quantize === "none" ? "raw" : quantize;
-
-  const files: OutFile[] = [];
-  for (const name of HF_TEXT_FILES) {
-    let text = source.files[name];
-    if (name === "config.json" && text === undefined) {
-      text = JSON.stringify(source.config, null, 2) + "\n";
-    }
-    if (text === undefined) continue;
-    files.push({
-      path: name,
-      text,
-      tensors: [],
-      estSize: new TextEncoder().encode(text).length,
-    });
-  }
-
-  const globals = new Map(globalTensors(cfg).map((g) => [g.role, g]));
-  const emb = globals.get("embed")!;
-  files.push(tensorFile(EMBED_FILE, [
-    outTensor(
-      take(emb.name, emb.shape),
-      quantizeEmbedding ? EMBEDDING_PACKING : "raw",
-    ),
-  ]));
-  for (let i = 0; i < cfg.numLayers; i++) {
-    const ts = layerTensors(cfg, i).map((lt) =>
-      outTensor(
-        lt.slice
-          ? sliceOf(take(lt.slice.of, [lt.slice.total]), lt)
-          : take(lt.name, lt.shape),
-        PROJECTION_ROLES.has(lt.role) ? projKind : "raw",
-      )
-    );
-    files.push(tensorFile(layerFile(i), ts));
-  }
-  const norm = globals.get("finalNorm")!;
-  const head = [outTensor(take(norm.name, norm.shape), "raw")];
-  const lm = globals.get("lmHead");
-  if (lm) head.push(outTensor(take(lm.name, lm.shape), projKind));
-  files.push(tensorFile(HEAD_FILE, head));
-
-  for (const t of source.tensors) {
-    if (used.has(t.name)) continue;
-    // recomputed (ChatGLM's rotary_pos_emb.inv_freq also ignores rope_ratio)
-    if (/rotary_(pos_)?emb\.inv_freq$/.test(t.name)) continue;
-    if (t.name === "lm_head.weight" && cfg.tieWordEmbeddings) continue; // tied copy
-    throw new UnsupportedError(
-      t.file ?? source.path,
-      `unexpected tensor ${t.name} for a ${cfg.architecture} model`,
-    );
-  }
-  return files;
-}
+/** Bytes per copied chunk of an unquantized tensor. */
+const COPY_BYTES = 16 << 20;
+/** f32 bytes per chunk of rows packed at a time. */
+const CHUNK_F32_BYTES = 16 << 20;
 
 function planHash(
   source: ModelSource,
@@ -350,77 +163,6 @@ function planHash(
   }));
   for (const f of files) if (f.text !== undefined) h.update(f.text);
   return h.digest("hex");
-}
-
-function bytesOf(a: ArrayBufferView): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
-/** Rows quantized at a time: bounds the f32 copy to about 16 MB. */
-const CHUNK_F32_BYTES = 16 << 20;
-
-/**
- * Reads `t` from its source and writes its declared tensors to `writer`.
- * Float sources are quantized a chunk of rows at a time (the packed data is
- * written as it is made; the scales, 1/16 of the packed size or less, follow),
- * so peak memory is the source tensor plus about 16 MB.
- */
-async function emit(t: OutTensor, writer: SafetensorsWriter): Promise<void> {
-  const d: TensorData = await t.src.read();
-  const where = t.src.file ?? t.src.name;
-  const [dataName, scalesName] = [t.decls[0].name, t.decls[1]?.name];
-  if (t.kind === "raw") {
-    if ("data" in d) {
-      throw new FormatError(
-        where,
-        `tensor ${t.src.name}: unexpected packed data`,
-      );
-    }
-    await writer.write(dataName, d.bytes);
-    return;
-  }
-  const [rows, cols] = t.src.shape;
-  const enc = encoding(t.kind);
-  const writePacked = async (
-    q: { data: ArrayBufferView; scales?: Uint16Array },
-  ) => {
-    await writer.write(dataName, bytesOf(q.data));
-    if (scalesName) await writer.write(scalesName, bytesOf(q.scales!));
-  };
-  if (d.dtype === t.kind) return await writePacked(d);
-  if ("data" in d) {
-    // Repacking another packing: rare (GGUF), done whole.
-    const w = encoding(d.dtype).decode(
-      { data: bytesOf(d.data), scales: d.scales },
-      rows,
-      cols,
-    );
-    return await writePacked(enc.encode(w, rows, cols));
-  }
-  const elBytes = d.dtype === "F32" ? 4 : 2;
-  if (d.bytes.length !== rows * cols * elBytes) {
-    throw new FormatError(
-      where,
-      `tensor ${t.src.name}: ${d.bytes.length} bytes for ${d.dtype} ${
-        shapeStr(t.src.shape)
-      }`,
-    );
-  }
-  const nb = Math.ceil(cols / enc.blockElems);
-  const scales = new Uint16Array(rows * nb);
-  const chunk = envInt("STRATA_SPLIT_CHUNK_BYTES") ?? CHUNK_F32_BYTES;
-  const step = Math.max(1, Math.floor(chunk / (4 * Math.max(cols, 1))));
-  for (let r0 = 0; r0 < rows; r0 += step) {
-    const r1 = Math.min(rows, r0 + step);
-    const w = toFloat32(
-      d.bytes.subarray(r0 * cols * elBytes, r1 * cols * elBytes),
-      d.dtype,
-    );
-    const q = enc.encode(w, r1 - r0, cols);
-    if (q.scales) scales.set(q.scales, r0 * nb);
-    await writer.write(dataName, bytesOf(q.data));
-  }
-  if (scalesName) await writer.write(scalesName, bytesOf(scales));
 }
 
 function configLabel(source: ModelSource): string {
@@ -564,64 +306,122 @@ export async function splitModel(
       );
     }
   };
+  const hooks = failAfter !== null || killAfter !== null;
+  const srcBytesOf = (f: OutFile) =>
+    f.tensors.reduce((a, t) => a + t.src.byteLength, 0);
+  const sourceBytesTotal = files.reduce((a, f) => a + srcBytesOf(f), 0);
+  const floorEnv = Deno.env.get("STRATA_SPLIT_FLOOR");
+  const wantFloor = opts.measureFloor ??
+    (floorEnv === "1"
+      ? true
+      : floorEnv === "0"
+      ? false
+      : sourceBytesTotal >= 1e9);
+  const floor = wantFloor
+    ? await measureSplitFloor({
+      files: source.sourceFiles,
+      dir: out,
+      sourceBytes: sourceBytesTotal,
+      outputBytes: bytesTotal,
+      probeBytes: envInt("STRATA_SPLIT_FLOOR_BYTES") ?? undefined,
+    })
+    : undefined;
+
   let completed = 0;
   let bytesDone = 0;
   let bytesSkipped = 0;
-  const entries: ManifestFile[] = [];
-  for (const f of files) {
-    const target = join(out, f.path);
-    const done = finished.get(f.path);
-    if (done) {
-      entries.push(done);
-      bytesDone += done.size;
-      bytesSkipped += done.size;
-      opts.onProgress?.({ bytesDone, bytesTotal, file: f.path, bytesSkipped });
-      continue;
-    }
-    const inject = () => injectFailure(target, completed);
-    const partial = target + ".partial";
-    if (f.text !== undefined) {
-      await Deno.writeTextFile(partial, f.text);
-      inject();
-    } else {
-      const writer = await SafetensorsWriter.create(
-        partial,
-        f.tensors.flatMap((t) => t.decls),
-        f.metadata,
-      );
-      try {
-        for (const t of f.tensors) {
-          await emit(t, writer);
-          bytesDone += t.bytes;
-          opts.onProgress?.({
-            bytesDone,
-            bytesTotal,
-            file: f.path,
-            bytesSkipped,
-          });
-          inject();
-        }
-        await writer.close();
-      } catch (e) {
-        try {
-          await writer.close();
-        } catch {
-          // incomplete on purpose
-        }
-        await removeIfExists(partial);
-        throw e;
+  let sourceBytesDone = 0;
+  let sourceBytesSkipped = 0;
+  const entries: ManifestFile[] = new Array(files.length);
+  const t0 = performance.now();
+  const report = (file: string) =>
+    opts.onProgress?.({
+      bytesDone,
+      bytesTotal,
+      file,
+      bytesSkipped,
+      sourceBytesDone,
+      sourceBytesTotal,
+      sourceBytesSkipped,
+      floor,
+      seconds: (performance.now() - t0) / 1000,
+    });
+  const needsPool = files.some((f) =>
+    !finished.has(f.path) && f.tensors.some((t) => t.kind !== "raw")
+  );
+  const pool = needsPool ? await QuantPool.create() : null;
+  // The finishing (fsync, rename, progress record) of the file before the
+  // one being written: it overlaps the writing of the next file.
+  let chain: Promise<void> = Promise.resolve();
+  let partial: string | null = null;
+  try {
+    for (const [i, f] of files.entries()) {
+      const target = join(out, f.path);
+      const done = finished.get(f.path);
+      if (done) {
+        entries[i] = done;
+        bytesDone += done.size;
+        bytesSkipped += done.size;
+        sourceBytesDone += srcBytesOf(f);
+        sourceBytesSkipped += srcBytesOf(f);
+        report(f.path);
+        continue;
       }
+      const inject = async () => {
+        if (!hooks) return;
+        await chain; // the hooks count finished files exactly
+        injectFailure(target, completed);
+      };
+      partial = target + ".partial";
+      const part = partial;
+      let finish: () => Promise<{ sha256: string; size: number }>;
+      if (f.text !== undefined) {
+        await Deno.writeTextFile(part, f.text);
+        await inject();
+        finish = () => hashFile(part, { sync: true });
+      } else {
+        const w = await writeTensorFile(part, f.tensors, f.metadata, {
+          copyBytes: envInt("STRATA_SPLIT_COPY_BYTES") || COPY_BYTES,
+          quantBytes: envInt("STRATA_SPLIT_CHUNK_BYTES") || CHUNK_F32_BYTES,
+          pool: pool!,
+          window: envInt("STRATA_SPLIT_WINDOW") ||
+            Math.max(4, 2 * (pool?.workers ?? 0) + 2),
+          onPiece: (outBytes, srcBytes) => {
+            bytesDone += outBytes;
+            sourceBytesDone += srcBytes;
+            report(f.path);
+          },
+          onTensor: inject,
+        });
+        finish = async () => {
+          await w.writer.close({ sync: true });
+          return { sha256: w.sha256, size: w.size };
+        };
+      }
+      partial = null;
+      const prev = chain;
+      chain = (async () => {
+        await prev;
+        const { sha256, size } = await finish();
+        await Deno.rename(part, target);
+        await syncDir(dirname(target));
+        entries[i] = { path: f.path, size, sha256 };
+        if (f.text !== undefined) bytesDone += size;
+        else bytesDone += size - f.tensors.reduce((a, t) => a + t.bytes, 0);
+        record.done[f.path] = { size, sha256 };
+        await writeTextAtomic(progressPath, JSON.stringify(record), false);
+        completed++;
+        report(f.path);
+      })();
+      chain.catch(() => {}); // awaited below; an error surfaces there
     }
-    const { sha256, size } = await hashFile(partial, { sync: true });
-    await Deno.rename(partial, target);
-    await syncDir(dirname(target));
-    const entry = { path: f.path, size, sha256 };
-    entries.push(entry);
-    if (f.text !== undefined) bytesDone += size;
-    else bytesDone += size - f.tensors.reduce((a, t) => a + t.bytes, 0);
-    record.done[f.path] = { size, sha256 };
-    await writeTextAtomic(progressPath, JSON.stringify(record), false);
-    completed++;
+    await chain;
+  } catch (e) {
+    await chain.catch(() => {}); // let a pending fsync and rename finish
+    if (partial !== null) await removeIfExists(partial);
+    throw e;
+  } finally {
+    pool?.close();
   }
 
   // Every shard is in place; the manifest is not yet (the last hook point).

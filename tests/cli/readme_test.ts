@@ -161,7 +161,7 @@ gpuTest("README: the Command line commands print no error line", async () => {
       assertQuiet(line, r);
       ran++;
     }
-    assert.equal(ran, 6, "split, info, run ×3 (one traced), chat");
+    assert.equal(ran, 7, "split, info, plan, run ×3 (one traced), chat");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

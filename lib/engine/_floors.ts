@@ -1,0 +1,172 @@
+/**
+ * Measures the floors {@link predict} uses, on this machine: the sequential
+ * read rate of the model's files (or of a temporary file), and, when a GPU
+ * adapter is there, the upload rate (`queue.writeBuffer`) and the matvec
+ * kernel's weight bandwidth for the model's encoding.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { warmReadRate } from "../_io_rate.ts";
+import type { Floors, WeightEncoding } from "./predict.ts";
+import type { Gpu } from "../gpu/device.ts";
+import {
+  encoding as encodingRecord,
+  floatEncoding,
+} from "../quant/encoding.ts";
+import { mapFile, type MappedFile } from "./_mmap.ts";
+
+/**
+ * Warm sequential read rate of `files` (their first `bytes`), or of a
+ * temporary file of `bytes` when there are none; bytes/s.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { measureReadRate } from "./_floors.ts";
+ * assert.ok(await measureReadRate([], 1 << 20) > 0);
+ * ```
+ */
+export async function measureReadRate(
+  files: string[],
+  bytes = 256 << 20,
+): Promise<number> {
+  if (files.length > 0) return await warmReadRate(files, bytes);
+  const dir = await Deno.makeTempDir({ prefix: "strata-plan-" });
+  try {
+    const path = join(dir, "probe");
+    const chunk = new Uint8Array(Math.min(bytes, 16 << 20));
+    chunk.fill(0x5a);
+    const f = await Deno.open(path, { write: true, create: true });
+    try {
+      for (let done = 0; done < bytes; done += chunk.length) {
+        let k = 0;
+        const n = Math.min(chunk.length, bytes - done);
+        while (k < n) k += await f.write(chunk.subarray(k, n));
+      }
+    } finally {
+      f.close();
+    }
+    return await warmReadRate([path], bytes);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** GPU floors and the adapter's name. */
+export interface GpuFloors extends Floors {
+  /** Adapter description. */
+  adapter: string;
+  /** Host → GPU upload, bytes/s. */
+  uploadBps: number;
+  /** Matvec weight bytes per second. */
+  computeBps: number;
+  /** Whether the adapter runs on the CPU. */
+  cpuAdapter: boolean;
+}
+
+/**
+ * Upload (`queue.writeBuffer` of 64 MiB) and matvec (4096x4096 of the
+ * encoding) rates on `gpu`. Takes a few seconds (longer on a CPU adapter).
+ *
+ * @example
+ * ```ts ignore
+ * import { requestGpu } from "../gpu/device.ts";
+ * import { gpuFloors } from "./_floors.ts";
+ * console.log(await gpuFloors(await requestGpu(), "F16"));
+ * ```
+ */
+export async function gpuFloors(
+  gpu: Gpu,
+  encoding: WeightEncoding,
+  upload: { bytes?: number; file?: string } = {},
+): Promise<GpuFloors> {
+  // the upload as the engine does it: one slot-sized buffer, filled in 1 MiB
+  // writeBuffer pieces from a memory-mapped layer file when there is one;
+  // timed on the second pass (a warm slot, as in steady state)
+  const size = Math.max(
+    1 << 20,
+    Math.min(
+      upload.bytes ?? 64 << 20,
+      1 << 30,
+      Math.floor(gpu.limits.maxBufferSize / 256) * 256,
+    ) & ~255,
+  );
+  let mapped: MappedFile | null = null;
+  let host: Uint8Array;
+  if (upload.file) {
+    const st = await Deno.stat(upload.file);
+    mapped = st.size >= size ? mapFile(upload.file, size) : null;
+  }
+  if (mapped) host = mapped.bytes;
+  else {
+    host = new Uint8Array(size);
+    host.fill(1);
+  }
+  const buf = gpu.device.createBuffer({
+    size,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
+  let best = Infinity;
+  for (let r = 0; r < 2; r++) {
+    await gpu.device.queue.onSubmittedWorkDone();
+    const t0 = performance.now();
+    for (let k = 0; k < size; k += 1 << 20) {
+      gpu.device.queue.writeBuffer(
+        buf,
+        k,
+        host as Uint8Array<ArrayBuffer>,
+        k,
+        Math.min(1 << 20, size - k),
+      );
+    }
+    gpu.device.queue.submit([]);
+    await gpu.device.queue.onSubmittedWorkDone();
+    if (r > 0) best = Math.min(best, performance.now() - t0);
+  }
+  buf.destroy();
+  mapped?.unmap();
+  const { benchKernels } = await import("../gpu/bench.ts");
+  const dtype = (floatEncoding(encoding) ?? encodingRecord(encoding)).name;
+  const report = await benchKernels(gpu, {
+    dtypes: [dtype],
+    shapes: [[4096, 4096]],
+    prefillT: 0,
+    rounds: 2,
+    roundMs: 150,
+    idleWaitMs: 200,
+  });
+  return {
+    adapter: gpu.adapter.description || gpu.adapter.vendor || "WebGPU",
+    uploadBps: size / (best / 1000),
+    computeBps: report.kernels[0].gbps * 1e9,
+    cpuAdapter: gpu.adapter.isFallback,
+  };
+}
+
+/**
+ * {@link gpuFloors} on the default WebGPU adapter, or null when there is none.
+ *
+ * @example
+ * ```ts ignore
+ * import { measureGpuFloors } from "./_floors.ts";
+ * console.log(await measureGpuFloors("F16"));
+ * ```
+ */
+export async function measureGpuFloors(
+  encoding: WeightEncoding,
+  upload: { bytes?: number; file?: string } = {},
+): Promise<GpuFloors | null> {
+  const { requestGpu } = await import("../gpu/device.ts");
+  let gpu: Gpu;
+  try {
+    gpu = await requestGpu();
+  } catch {
+    return null;
+  }
+  try {
+    return await gpuFloors(gpu, encoding, upload);
+  } finally {
+    gpu.device.destroy();
+  }
+}

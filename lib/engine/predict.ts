@@ -1,0 +1,249 @@
+/**
+ * How fast will a model run under a GPU memory budget? From the config alone
+ * (no weights, no GPU): the GPU bytes of every layer, the head, the KV cache
+ * and the activations as the engine lays them out, the residency plan
+ * ({@link planResidency}), the bytes streamed per token, and a prediction of
+ * seconds per token from three floors:
+ *
+ * - read: the disk (or page cache) rate at which streamed layers are read;
+ * - upload: the host → GPU rate (`queue.writeBuffer`);
+ * - compute: the rate at which the matvec kernels consume weight bytes.
+ *
+ * The model: a pass reads and uploads the streamed bytes and computes over
+ * every layer and the head. With one ring slot these add up (read + upload +
+ * compute); with two or more, prefetch overlaps them, and the pass takes the
+ * largest of the three (the ideal the engine approaches). Tokens per pass
+ * (`batch`) share the streamed bytes; the compute of a pass is memory-bound
+ * on a GPU (the same weight bytes for a small batch) but grows with the
+ * batch on a CPU (software) adapter.
+ *
+ * @module
+ */
+import { layerTensors } from "../model/architectures.ts";
+import type { ModelConfig } from "../model/config.ts";
+import {
+  encoding,
+  type EncodingName,
+  type FloatDtype,
+  floatEncoding,
+} from "../quant/encoding.ts";
+import { kvBytesPerLayer } from "./kv_cache.ts";
+import { runStateBytes } from "./_run_state.ts";
+import { type PlanInput, planResidency, type ResidencyPlan } from "./plan.ts";
+
+/**
+ * How the weights are stored on the GPU: an encoding of the registry
+ * (lib/quant/encoding.ts), plain floats also by their safetensors dtype.
+ */
+export type WeightEncoding = FloatDtype | EncodingName;
+
+const ALIGN = 256;
+const align = (n: number) => Math.max(ALIGN, Math.ceil(n / ALIGN) * ALIGN);
+
+const PROJECTIONS = new Set([
+  "qProj",
+  "kProj",
+  "vProj",
+  "oProj",
+  "gateProj",
+  "upProj",
+  "downProj",
+]);
+
+/**
+ * Bytes of a `[rows, cols]` matrix stored as `enc` (its data rows, and its
+ * scales tensor where the encoding has one), each part aligned as the engine
+ * aligns it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matrixBytes } from "./predict.ts";
+ * assert.equal(matrixBytes(4096, 4096, "F16"), 4096 * 4096 * 2);
+ * assert.equal(matrixBytes(4096, 4096, "q4"), 4096 * 128 * 16 + 4096 * 128 * 2);
+ * assert.equal(matrixBytes(4096, 4096, "q4k"), 4096 * 16 * 144);
+ * ```
+ */
+export function matrixBytes(
+  rows: number,
+  cols: number,
+  enc: WeightEncoding,
+): number {
+  const e = floatEncoding(enc) ?? encoding(enc);
+  const [rb, sb] = e.rowBytes(cols);
+  return align(rows * rb) + (sb > 0 ? align(rows * sb) : 0);
+}
+
+/** What {@link gpuBytes} needs besides the config. */
+export interface GpuBytesOptions {
+  /** Encoding of the projection weights (q/k/v/o, gate/up/down) and lm_head. */
+  encoding: WeightEncoding;
+  /** Encoding of the token embedding (the head when tied); default: F16/BF16/F32 as `source`. */
+  embedEncoding?: WeightEncoding;
+  /** KV cache positions (default 4096 or max_position_embeddings if less). */
+  maxSeqLen?: number;
+  /** Tokens per pass the activations are sized for (the engine's default: 64). */
+  maxT?: number;
+  /** Top-k candidates read back (default 64). */
+  topK?: number;
+}
+
+/**
+ * The inputs of {@link planResidency} for `cfg`, without a GPU: layer bytes
+ * as laid out in a slot (2-D weights in their encoding, 1-D tensors decoded
+ * to f32), the head, the KV cache per layer and the activations (sized as
+ * the forward pass sizes them).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { normalizeConfig } from "../model/config.ts";
+ * import { gpuBytes } from "./predict.ts";
+ * const cfg = normalizeConfig({ model_type: "llama", hidden_size: 64, intermediate_size: 128,
+ *   num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 100 }, "config.json");
+ * const b = gpuBytes(cfg, { encoding: "F16" });
+ * assert.equal(b.layerBytes.length, 2);
+ * assert.ok(b.layerBytes[0] > 4 * 64 * 64 * 2);
+ * ```
+ */
+export function gpuBytes(
+  cfg: ModelConfig,
+  o: GpuBytesOptions,
+): Omit<PlanInput, "budget" | "slots"> {
+  const layerBytes: number[] = [];
+  for (let i = 0; i < cfg.numLayers; i++) {
+    let b = 0;
+    for (const t of layerTensors(cfg, i)) {
+      b += t.shape.length === 2 && PROJECTIONS.has(t.role)
+        ? matrixBytes(t.shape[0], t.shape[1], o.encoding)
+        : align(t.shape.reduce((a, n) => a * n, 1) * 4);
+    }
+    layerBytes.push(b);
+  }
+  const D = cfg.hiddenSize, V = cfg.vocabSize;
+  const embedEnc = o.embedEncoding ?? "F16";
+  const headBytes = align(D * 4) +
+    (cfg.tieWordEmbeddings
+      ? matrixBytes(V, D, embedEnc)
+      : matrixBytes(V, D, o.encoding));
+  const maxSeqLen = o.maxSeqLen ??
+    Math.min(4096, cfg.maxPositionEmbeddings || 4096);
+  const maxT = o.maxT ?? 64;
+  const topK = Math.min(o.topK ?? 64, V);
+  // as Forward.create sizes them: the run state, readback, arena, scratch
+  const { activationBytes } = runStateBytes(cfg, { maxT, topK, maxSeqLen });
+  return {
+    layerBytes,
+    headBytes,
+    kvBytesPerLayer: kvBytesPerLayer(cfg, maxSeqLen),
+    activationBytes,
+  };
+}
+
+/** Measured or given rates, bytes per second; a missing one is unknown. */
+export interface Floors {
+  /** Sequential read of the model's files (disk or page cache). */
+  readBps?: number;
+  /** Host → GPU upload (`queue.writeBuffer`, PCIe on a discrete GPU). */
+  uploadBps?: number;
+  /** Weight bytes the matvec kernels consume per second. */
+  computeBps?: number;
+  /** The adapter runs on the CPU: compute grows with the batch. */
+  cpuAdapter?: boolean;
+}
+
+/** The options of {@link predict}. */
+export interface PredictOptions extends GpuBytesOptions {
+  /** GPU memory budget in bytes. */
+  budget: number;
+  /** Ring slots wanted (default 3, as the engine). */
+  slots?: number;
+  /** Tokens per pass (default 1: decode). */
+  batch?: number;
+  /** The floors. */
+  floors: Floors;
+}
+
+/** What {@link predict} returns. */
+export interface Prediction {
+  /** The residency plan the engine would choose. */
+  plan: ResidencyPlan;
+  /** Tokens per pass. */
+  batch: number;
+  /** KV cache positions planned for. */
+  maxSeqLen: number;
+  /** Weight bytes streamed (read and uploaded) per token. */
+  streamedBytesPerToken: number;
+  /** Weight bytes the kernels read per pass (every layer and the head). */
+  computeBytesPerPass: number;
+  /** Seconds per pass of each floor (NaN when unknown). */
+  readS: number;
+  uploadS: number;
+  computeS: number;
+  /** Whether prefetch overlaps read, upload and compute (≥ 2 slots, or nothing streamed). */
+  overlapped: boolean;
+  /** Predicted seconds per token, from the known floors only. */
+  secondsPerToken: number;
+  /** Floors the prediction needed but did not have ("read", "upload", "compute"): then it is a lower bound. */
+  unknown: string[];
+}
+
+/**
+ * Plans residency for `cfg` under `o.budget` and predicts seconds per token
+ * from the floors.
+ *
+ * @throws {BudgetError} when the budget cannot hold the essentials and a slot.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { normalizeConfig } from "../model/config.ts";
+ * import { predict } from "./predict.ts";
+ * const cfg = normalizeConfig({ model_type: "llama", hidden_size: 8192, intermediate_size: 28672,
+ *   num_hidden_layers: 80, num_attention_heads: 64, num_key_value_heads: 8, vocab_size: 32000,
+ *   max_position_embeddings: 4096 }, "config.json");
+ * const p = predict(cfg, { encoding: "F16", budget: 4e9, maxSeqLen: 512,
+ *   floors: { readBps: 2e9, uploadBps: 10e9, computeBps: 50e9 } });
+ * assert.equal(p.plan.slots, 1); // two 1.6 GiB slots do not fit beside the head
+ * assert.ok(p.secondsPerToken > p.streamedBytesPerToken / 2e9);
+ * ```
+ */
+export function predict(cfg: ModelConfig, o: PredictOptions): Prediction {
+  const bytes = gpuBytes(cfg, o);
+  const plan = planResidency({
+    ...bytes,
+    budget: o.budget,
+    slots: o.slots ?? 3,
+  });
+  const batch = Math.max(1, Math.floor(o.batch ?? 1));
+  const f = o.floors;
+  const streamed = plan.bytesStreamedPerToken;
+  const computeBytes = bytes.layerBytes.reduce((a, b) => a + b, 0) +
+    bytes.headBytes;
+  const rate = (n: number, bps?: number) =>
+    n === 0 ? 0 : bps && bps > 0 ? n / bps : NaN;
+  const readS = rate(streamed, f.readBps);
+  const uploadS = rate(streamed, f.uploadBps);
+  const computeS = rate(computeBytes, f.computeBps) *
+    (f.cpuAdapter ? batch : 1);
+  const overlapped = plan.streamed.length === 0 || plan.slots >= 2;
+  const unknown = (["read", "upload", "compute"] as const).filter((_, i) =>
+    Number.isNaN([readS, uploadS, computeS][i])
+  );
+  const [r, u, c] = [readS, uploadS, computeS].map((x) =>
+    Number.isNaN(x) ? 0 : x
+  );
+  const pass = overlapped ? Math.max(r, u, c) : r + u + c;
+  return {
+    plan,
+    batch,
+    maxSeqLen: o.maxSeqLen ?? Math.min(4096, cfg.maxPositionEmbeddings || 4096),
+    streamedBytesPerToken: streamed / batch,
+    computeBytesPerPass: computeBytes,
+    readS,
+    uploadS,
+    computeS,
+    overlapped,
+    secondsPerToken: pass / batch,
+    unknown: [...unknown],
+  };
+}

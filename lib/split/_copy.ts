@@ -1,0 +1,319 @@
+/**
+ * Writes one shard file of a split as a stream of pieces: unquantized
+ * tensors are copied in large sequential chunks (read-ahead overlapping the
+ * writes), float weights are packed (any packed encoding of the registry) a
+ * chunk of rows at a time on the worker pool, several chunks in flight, and
+ * the pieces are written in order. Already-packed sources (GGUF) keep their
+ * blocks, or are repacked whole.
+ * The SHA-256 of the file is computed as it is written (no second pass), and
+ * the file is fsynced once, by the caller, before its rename.
+ *
+ * @module
+ */
+import { FormatError } from "../errors.ts";
+import { SafetensorsWriter } from "../format/safetensors.ts";
+import { encoding, type FloatDtype } from "../quant/encoding.ts";
+import { readFully } from "../_fs.ts";
+import { createHash, type Hash } from "node:crypto";
+import type { TensorData } from "./source.ts";
+import type { QuantPool } from "./_quant_pool.ts";
+import { type OutTensor, shapeStr } from "./_route.ts";
+
+/** Tunables of {@link writeTensorFile}. */
+export interface CopyOptions {
+  /** Bytes per copied chunk (default 16 MiB). */
+  copyBytes: number;
+  /** f32 bytes per quantized chunk of rows (default 16 MiB). */
+  quantBytes: number;
+  /** The pool quantizing chunks. */
+  pool: QuantPool;
+  /** After each piece: output and source bytes it accounted for. */
+  onPiece?: (outBytes: number, srcBytes: number) => void;
+  /** After each tensor (test hooks). */
+  onTensor?: (t: OutTensor) => void | Promise<void>;
+}
+
+/** What {@link writeTensorFile} returns: the file's hash and size. */
+export interface WrittenFile {
+  sha256: string;
+  size: number;
+  writer: SafetensorsWriter;
+}
+
+interface Piece {
+  name: string;
+  bytes: Promise<Uint8Array>;
+  /** Output bytes this piece accounts for in progress. */
+  outBytes: number;
+  /** Source bytes it accounts for. */
+  srcBytes: number;
+  /** Set on the last piece of a tensor. */
+  last?: OutTensor;
+  /**
+   * Where its buffer goes once written and hashed: back to the copy
+   * buffers, or to the pool's output buffers.
+   */
+  reuse?: "copy" | "out";
+}
+
+/**
+ * Copy buffers of `copyBytes`, reused once written: no allocation per chunk
+ * (first touching fresh pages costs more than copying them).
+ */
+const spare: ArrayBuffer[] = [];
+function copyBuffer(capacity: number, size: number): Uint8Array {
+  const i = spare.findIndex((b) => b.byteLength >= size);
+  const b = i >= 0 ? spare.splice(i, 1)[0] : new ArrayBuffer(capacity);
+  return new Uint8Array(b, 0, size);
+}
+
+function bytesOf(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** A promise whose rejection is handled (it may be abandoned on errors). */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
+/** The pieces of one tensor, in write order, created lazily. */
+function* tensorPieces(t: OutTensor, o: CopyOptions): Generator<Piece> {
+  const src = t.src;
+  const where = src.file ?? src.name;
+  const [dataName, scalesName] = [t.decls[0].name, t.decls[1]?.name];
+  const isFloat = src.dtype === "F32" || src.dtype === "F16" ||
+    src.dtype === "BF16";
+  let whole: Promise<TensorData> | null = null;
+  const readWhole = () => (whole ??= quiet(src.read()));
+  const floatBytes = async (): Promise<Uint8Array> => {
+    const d = await readWhole();
+    if ("data" in d) {
+      throw new FormatError(
+        where,
+        `tensor ${src.name}: unexpected packed data`,
+      );
+    }
+    return d.bytes;
+  };
+  /** Bytes [a, b) of the float tensor: a range read when the source can. */
+  const range = (a: number, b: number): Promise<Uint8Array> =>
+    src.readRange
+      ? src.readRange(a, new Uint8Array(b - a))
+      : floatBytes().then((all) => all.subarray(a, b));
+
+  if (t.kind === "raw") {
+    if (!isFloat || !src.readRange) {
+      yield {
+        name: dataName,
+        bytes: quiet(floatBytes()),
+        outBytes: t.bytes,
+        srcBytes: src.byteLength,
+        last: t,
+      };
+      return;
+    }
+    const n = src.byteLength;
+    if (n === 0) {
+      yield {
+        name: dataName,
+        bytes: Promise.resolve(new Uint8Array(0)),
+        outBytes: 0,
+        srcBytes: 0,
+        last: t,
+      };
+      return;
+    }
+    for (let a = 0; a < n; a += o.copyBytes) {
+      const b = Math.min(n, a + o.copyBytes);
+      yield {
+        name: dataName,
+        bytes: quiet(src.readRange(a, copyBuffer(o.copyBytes, b - a))),
+        outBytes: b - a,
+        srcBytes: b - a,
+        last: b === n ? t : undefined,
+        reuse: "copy",
+      };
+    }
+    return;
+  }
+  const [rows, cols] = src.shape;
+  const kind = t.kind;
+  const enc = encoding(kind);
+  const [rowData, rowScales] = enc.rowBytes(cols);
+  const dataBytes = rows * rowData;
+  const scaleBytes = scalesName ? rows * rowScales : 0;
+  if (!isFloat) {
+    // Already packed: kept as is, or repacked whole (rare: GGUF).
+    const both = quiet((async () => {
+      const d = await readWhole();
+      if (!("data" in d)) {
+        throw new FormatError(
+          where,
+          `tensor ${src.name}: expected packed data`,
+        );
+      }
+      const q = d.dtype === kind ? d : enc.encode(
+        encoding(d.dtype).decode(
+          { data: bytesOf(d.data), scales: d.scales },
+          rows,
+          cols,
+        ),
+        rows,
+        cols,
+      );
+      return {
+        data: bytesOf(q.data),
+        scales: q.scales ? bytesOf(q.scales) : new Uint8Array(0),
+      };
+    })());
+    yield {
+      name: dataName,
+      bytes: both.then((x) => x.data),
+      outBytes: dataBytes,
+      srcBytes: src.byteLength,
+      last: scalesName ? undefined : t,
+    };
+    if (scalesName) {
+      yield {
+        name: scalesName,
+        bytes: both.then((x) => x.scales),
+        outBytes: scaleBytes,
+        srcBytes: 0,
+        last: t,
+      };
+    }
+    return;
+  }
+  const dtype = src.dtype as FloatDtype;
+  const el = dtype === "F32" ? 4 : 2;
+  if (src.byteLength !== rows * cols * el) {
+    throw new FormatError(
+      where,
+      `tensor ${src.name}: ${src.byteLength} bytes for ${dtype} ${
+        shapeStr(src.shape)
+      }`,
+    );
+  }
+  const step = Math.max(1, Math.floor(o.quantBytes / (4 * Math.max(cols, 1))));
+  const parts: Promise<Uint16Array | undefined>[] = [];
+  for (let r0 = 0; r0 < rows; r0 += step) {
+    const r1 = Math.min(rows, r0 + step);
+    const [a, b] = [r0 * cols * el, r1 * cols * el];
+    const q = quiet(
+      (src.readRange ? src.readRange(a, o.pool.buffer(b - a)) : range(a, b))
+        .then((bytes) => o.pool.quantize(kind, dtype, bytes, r1 - r0, cols)),
+    );
+    if (scalesName) parts.push(q.then((x) => x.scales));
+    yield {
+      name: dataName,
+      bytes: q.then((x) => bytesOf(x.data)),
+      outBytes: (r1 - r0) * rowData,
+      srcBytes: (r1 - r0) * cols * el,
+      last: !scalesName && r1 === rows ? t : undefined,
+      reuse: "out",
+    };
+  }
+  if (!scalesName) return;
+  yield {
+    name: scalesName,
+    bytes: quiet(
+      Promise.all(parts).then((ps) => {
+        const scales = new Uint8Array(
+          o.pool.outBuffer(scaleBytes),
+          0,
+          scaleBytes,
+        );
+        let off = 0;
+        for (const p of ps) {
+          const b = bytesOf(p ?? new Uint16Array(0));
+          scales.set(b, off);
+          off += b.length;
+          if (p) o.pool.recycleOutput(p);
+        }
+        if (off !== scaleBytes) {
+          throw new FormatError(
+            where,
+            `tensor ${src.name}: ${off} bytes of scales, ${scaleBytes} expected`,
+          );
+        }
+        return scales;
+      }),
+    ),
+    outBytes: scaleBytes,
+    srcBytes: 0,
+    last: t,
+    reuse: "out",
+  };
+}
+
+/** The header bytes a writer just wrote (read back to start the hash). */
+async function headerBytes(path: string): Promise<Uint8Array> {
+  const f = await Deno.open(path, { read: true });
+  try {
+    const len = new Uint8Array(8);
+    await readFully(path, f, 0, len);
+    const n = Number(new DataView(len.buffer).getBigUint64(0, true));
+    const all = new Uint8Array(8 + n);
+    all.set(len);
+    await readFully(path, f, 8, all.subarray(8));
+    return all;
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * Writes `tensors` to the safetensors file `path` (created or truncated),
+ * keeping `window` pieces in flight; returns the open writer (complete, not
+ * yet closed or synced) with the file's SHA-256 and size.
+ */
+export async function writeTensorFile(
+  path: string,
+  tensors: OutTensor[],
+  metadata: Record<string, string> | undefined,
+  o: CopyOptions & { window: number },
+): Promise<WrittenFile> {
+  const writer = await SafetensorsWriter.create(
+    path,
+    tensors.flatMap((t) => t.decls),
+    metadata,
+  );
+  try {
+    const h: Hash = createHash("sha256");
+    const head = await headerBytes(path);
+    h.update(head);
+    let size = head.length;
+    const gen = (function* () {
+      for (const t of tensors) yield* tensorPieces(t, o);
+    })();
+    const queue: Piece[] = [];
+    let done = false;
+    const fill = () => {
+      while (!done && queue.length < o.window) {
+        const n = gen.next();
+        if (n.done) done = true;
+        else queue.push(n.value);
+      }
+    };
+    fill();
+    while (queue.length > 0) {
+      const p = queue.shift()!;
+      const bytes = await p.bytes;
+      fill();
+      const w = writer.write(p.name, bytes);
+      h.update(bytes); // while the write runs on another thread
+      await w;
+      if (p.reuse === "copy" && spare.length < 8) {
+        spare.push(bytes.buffer as ArrayBuffer);
+      } else if (p.reuse === "out") o.pool.recycleOutput(bytes);
+      size += bytes.length;
+      o.onPiece?.(p.outBytes, p.srcBytes);
+      if (p.last) await o.onTensor?.(p.last);
+    }
+    return { sha256: h.digest("hex"), size, writer };
+  } catch (e) {
+    writer.abort();
+    throw e;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * One chunk of rows of a float weight turned into a packed encoding: the
+ * single call the split makes per chunk (in a worker, or on the main thread
+ * when workers are unavailable). The float bytes are decoded into a reused
+ * f32 scratch buffer, then packed by the encoding's codec in the registry
+ * (lib/quant/encoding.ts); q8 and q4 go through the WebAssembly SIMD packer
+ * (_simd_quant.ts), byte-identical to their codecs.
+ *
+ * @module
+ */
+import { f16Table, f32ToF16 } from "../quant/half.ts";
+import {
+  encoding,
+  type FloatDtype,
+  type PackedName,
+  type PackedWeight,
+} from "../quant/encoding.ts";
+import {
+  isSimdInput,
+  quantizeSimd,
+  simdInput,
+  simdWiden,
+} from "./_simd_quant.ts";
+import { UsageError } from "../errors.ts";
+
+let scratch = new Float32Array(0);
+
+/**
+ * Decodes little-endian F32/F16/BF16 `bytes` into `out` (which must hold
+ * `bytes.length / elementSize` floats); returns the filled view.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeRows } from "./_quant_rows.ts";
+ * const w = decodeRows(new Uint8Array([0, 0x3c, 0, 0xc0]), "F16", new Float32Array(2));
+ * assert.deepEqual([...w], [1, -2]);
+ * ```
+ */
+export function decodeRows(
+  bytes: Uint8Array,
+  dtype: FloatDtype,
+  out: Float32Array,
+): Float32Array {
+  const size = dtype === "F32" ? 4 : 2;
+  const n = bytes.length / size;
+  if (!Number.isInteger(n) || out.length < n) {
+    throw new UsageError(
+      `decodeRows: ${bytes.length} bytes of ${dtype} into ${out.length} floats`,
+    );
+  }
+  const w = out.subarray(0, n);
+  if (dtype === "F32") {
+    new Uint8Array(w.buffer, w.byteOffset, bytes.length).set(bytes);
+    return w;
+  }
+  const src = bytes.byteOffset % 2 === 0
+    ? new Uint16Array(bytes.buffer, bytes.byteOffset, n)
+    : new Uint16Array(bytes.slice().buffer);
+  if (dtype === "F16") {
+    const t = f16Table();
+    for (let i = 0; i < n; i++) w[i] = t[src[i]];
+  } else {
+    const o = new Uint32Array(w.buffer, w.byteOffset, n);
+    for (let i = 0; i < n; i++) o[i] = src[i] << 16;
+  }
+  return w;
+}
+
+/**
+ * Packs `rows` rows of `cols` f32 values as `kind` (the encoding's codec;
+ * rows placed in the SIMD module's memory by {@link simdInput} are packed
+ * there when `kind` is q8 or q4, with the same bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { quantizeRows } from "./_quant_rows.ts";
+ * const q = quantizeRows("q4", new Float32Array([-8, 4]), 1, 2);
+ * assert.equal(q.data[0], 0x80);
+ * ```
+ */
+export function quantizeRows(
+  kind: PackedName,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  out: ArrayBuffer[] = [],
+): PackedWeight {
+  if (
+    (kind === "q8" || kind === "q4") && isSimdInput(w) &&
+    w.length === rows * cols
+  ) {
+    const q = quantizeSimd(kind, rows, cols, f32ToF16, out);
+    if (q) return q;
+  }
+  return encoding(kind).encode(w, rows, cols);
+}
+
+/**
+ * Decodes and packs one chunk of rows, reusing a module-level scratch
+ * buffer (or the SIMD module's memory) for the f32 copy; `out` may hold
+ * spare buffers the SIMD packer writes its result into instead of new
+ * memory.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { quantizeChunk } from "./_quant_rows.ts";
+ * const bytes = new Uint8Array(new Float32Array([-8, 4]).buffer);
+ * const q = quantizeChunk({ kind: "q4", dtype: "F32", bytes, rows: 1, cols: 2 });
+ * assert.equal(q.data[0], 0x80);
+ * ```
+ */
+export function quantizeChunk(job: {
+  kind: PackedName;
+  dtype: FloatDtype;
+  bytes: Uint8Array;
+  rows: number;
+  cols: number;
+  out?: ArrayBuffer[];
+}): PackedWeight {
+  const n = job.rows * job.cols;
+  let into = job.kind === "q8" || job.kind === "q4" ? simdInput(n) : null;
+  if (!into) {
+    if (scratch.length < n) scratch = new Float32Array(n);
+    into = scratch;
+  }
+  const w = job.dtype !== "F32" && isSimdInput(into) &&
+      simdWiden(job.bytes, job.dtype, n)
+    ? into
+    : decodeRows(job.bytes, job.dtype, into);
+  const q = quantizeRows(job.kind, w, job.rows, job.cols, job.out);
+  // data and scales are recycled separately once written: never one buffer
+  if (q.scales && q.scales.buffer === q.data.buffer) {
+    return { data: q.data, scales: q.scales.slice() };
+  }
+  return q;
+}

@@ -1,0 +1,565 @@
+/**
+ * q8/q4 quantization of f32 rows with WebAssembly SIMD, bit-identical to
+ * lib/quant's quantizeQ8/quantizeQ4 (same f32 arithmetic, same first-on-ties
+ * maximum). The module is assembled here, instruction by instruction (no
+ * build step, nothing fetched). It covers whole blocks (cols a multiple of
+ * 32) of finite scales; a chunk holding a NaN, or a block whose 1/d
+ * overflows, is reported back and quantized by lib/quant instead.
+ *
+ * Per block of 32 floats: the largest |x| by its magnitude bits (monotonic
+ * in |x| for non-NaN floats) and the first element holding it; q4:
+ * `d = max / -8`, `q = min(15, trunc(x * (1/d) + 8.5))`; q8:
+ * `d = max|x| / 127`, `q = roundf(x * (1/d))`. d is stored as f32; the caller
+ * rounds it to f16 as lib/quant does.
+ *
+ * @module
+ */
+
+// --- a minimal WebAssembly encoder ---
+const uleb = (n: number): number[] => {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+};
+const sleb = (n: number): number[] => {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+};
+const f32c = (x: number): number[] => {
+  const b = new Uint8Array(new Float32Array([x]).buffer);
+  return [0x43, ...b];
+};
+const vec = (items: number[][]): number[] => [
+  ...uleb(items.length),
+  ...items.flat(),
+];
+const section = (id: number, body: number[]): number[] => [
+  id,
+  ...uleb(body.length),
+  ...body,
+];
+const str = (s: string): number[] => vec([...s].map((c) => [c.charCodeAt(0)]));
+
+// opcodes
+const get = (i: number) => [0x20, ...uleb(i)];
+const set = (i: number) => [0x21, ...uleb(i)];
+const tee = (i: number) => [0x22, ...uleb(i)];
+const i32 = (n: number) => [0x41, ...sleb(n | 0)];
+const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
+const mem = (align: number, offset: number) => [align, ...uleb(offset)];
+const I32_ADD = 0x6a, I32_SHL = 0x74, I32_CTZ = 0x68, I32_GT_U = 0x4b;
+const F32_DIV = 0x95, F32_ADD = 0x92, F32_NE = 0x5c, F32_EQ = 0x5b;
+const F32_ABS = 0x8b, F32_LOAD = 0x2a, F32_STORE = 0x38;
+const F32_REINTERPRET = 0xbe, SELECT = 0x1b, I32_GE_U = 0x4f;
+const BLOCK = 0x02, LOOP = 0x03, BR = 0x0c, BR_IF = 0x0d, END = 0x0b;
+const IF = 0x04, RETURN = 0x0f, VOID = 0x40;
+const V128_LOAD = 0x00, V128_STORE = 0x0b;
+const I32X4_SPLAT = 0x11, F32X4_SPLAT = 0x13, I32X4_EXTRACT = 0x1b;
+const V128_AND = 0x4e, V128_OR = 0x50;
+const I32X4_EQ = 0x37, I32X4_BITMASK = 0xa4, I32X4_MAX_S = 0xb8;
+const I32X4_MIN_S = 0xb6, F32X4_MUL = 0xe6, F32X4_ADD = 0xe4;
+const F32X4_SUB = 0xe5, F32X4_ABS = 0xe0, F32X4_GE = 0x46, F32X4_TRUNC = 0x69;
+const I32X4_TRUNC_SAT_S = 0xf8, I16X8_NARROW_S = 0x85;
+const I8X16_NARROW_U = 0x66, I8X16_NARROW_S = 0x65, I8X16_SHL = 0x6b;
+const I32X4_EXTEND_LOW_U = 0xa9, I32X4_EXTEND_HIGH_U = 0xaa, I32X4_SHL = 0xab;
+const I32X4_GT_S = 0x3b, V128_BITSELECT = 0x52;
+
+/**
+ * One function `(src, groups, dst, _) -> 0` widening `groups` groups of 8
+ * F16 (or BF16) values at byte offset `src` to f32 at `dst`, exactly as
+ * lib/quant/half.ts decodes them: BF16 is the top half of an f32; an F16's
+ * exponent and mantissa shifted into f32 position times 2^112 is its value
+ * (normal and subnormal alike), infinities and NaNs keep an all-ones
+ * exponent, and the sign is copied.
+ */
+function widenFunction(dtype: "F16" | "BF16"): number[] {
+  // params: 0 src, 1 groups, 2 dst, 3 unused; locals: 4 i (i32),
+  // 5 v, 6 x, 7 em, 8 a (v128)
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]) => {
+    for (const x of xs) {
+      if (Array.isArray(x)) code.push(...x);
+      else code.push(x);
+    }
+  };
+  const splat = (n: number) => [...i32(n), ...simd(I32X4_SPLAT)];
+  /** the i32x4 of u16 bits in local 6 → f32x4 bits on the stack */
+  const convert = (): number[] => {
+    if (dtype === "BF16") return [...get(6), ...i32(16), ...simd(I32X4_SHL)];
+    return [
+      // em = x & 0x7fff; a = em << 13
+      ...get(6),
+      ...splat(0x7fff),
+      ...simd(V128_AND),
+      ...tee(7),
+      ...i32(13),
+      ...simd(I32X4_SHL),
+      ...set(8),
+      // bitselect(a | 0x7f800000, a * 2^112, em > 0x7bff)
+      ...get(8),
+      ...splat(0x7f800000),
+      ...simd(V128_OR),
+      ...get(8),
+      ...f32c(2 ** 112),
+      ...simd(F32X4_SPLAT),
+      ...simd(F32X4_MUL),
+      ...get(7),
+      ...splat(0x7bff),
+      ...simd(I32X4_GT_S),
+      ...simd(V128_BITSELECT),
+      // | sign << 16
+      ...get(6),
+      ...splat(0x8000),
+      ...simd(V128_AND),
+      ...i32(16),
+      ...simd(I32X4_SHL),
+      ...simd(V128_OR),
+    ];
+  };
+  emit(i32(0), set(4));
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(get(4), get(1), I32_GE_U, BR_IF, 1);
+  emit(
+    get(0),
+    get(4),
+    i32(4),
+    I32_SHL,
+    I32_ADD,
+    simd(V128_LOAD, ...mem(4, 0)),
+    set(5),
+  );
+  for (
+    const [ext, off] of [[I32X4_EXTEND_LOW_U, 0], [I32X4_EXTEND_HIGH_U, 16]]
+  ) {
+    emit(get(2), get(4), i32(5), I32_SHL, I32_ADD); // store address
+    emit(get(5), simd(ext), set(6));
+    emit(convert(), simd(V128_STORE, ...mem(4, off)));
+  }
+  emit(get(4), i32(1), I32_ADD, set(4), BR, 0, END, END);
+  emit(i32(0), END);
+  const locals = vec([
+    [...uleb(1), 0x7f], // i32 x1
+    [...uleb(4), 0x7b], // v128 x4
+  ]);
+  const body = [...locals, ...code];
+  return [...uleb(body.length), ...body];
+}
+
+/**
+ * One function `(src, blocks, outData, outD) -> i32` over `blocks` blocks of
+ * 32 f32 at byte offset `src`: packed bytes to `outData` (16 or 32 per
+ * block), the f32 scale of each block to `outD`; returns 0, or 1 when a
+ * block needs lib/quant (a NaN, or 1/d not finite).
+ */
+function quantFunction(kind: "q8" | "q4"): number[] {
+  // params: 0 src, 1 blocks, 2 outData, 3 outD; locals: 4 b, 5 am, 6 lane,
+  // 7 idx, 8 mask (i32), 9 d, 10 id (f32),
+  // 11..18 v0..v7 (v128), 19 t (v128), 20 vid (v128)
+  const V = (k: number) => 11 + k;
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]) => {
+    for (const x of xs) {
+      if (Array.isArray(x)) code.push(...x);
+      else code.push(x);
+    }
+  };
+  emit(i32(0), set(4));
+  emit(BLOCK, VOID, LOOP, VOID);
+  // if b >= blocks: break
+  emit(get(4), get(1), I32_GE_U, BR_IF, 1);
+  // load v0..v7 from src + b*128 + 16k
+  for (let k = 0; k < 8; k++) {
+    emit(
+      get(0),
+      get(4),
+      i32(7),
+      I32_SHL,
+      I32_ADD,
+      simd(V128_LOAD, ...mem(4, 16 * k)),
+      set(V(k)),
+    );
+  }
+  // t = max_s over (v_k & 0x7fffffff)
+  const absBits = (k: number) => [
+    ...get(V(k)),
+    ...i32(0x7fffffff),
+    ...simd(I32X4_SPLAT),
+    ...simd(V128_AND),
+  ];
+  emit(absBits(0));
+  for (let k = 1; k < 8; k++) emit(absBits(k), simd(I32X4_MAX_S));
+  emit(set(19));
+  // am = max of the 4 lanes
+  emit(get(19), simd(I32X4_EXTRACT, 0), set(5));
+  for (let l = 1; l < 4; l++) {
+    emit(
+      get(19),
+      simd(I32X4_EXTRACT, l),
+      tee(6),
+      get(5),
+      get(6),
+      get(5),
+      I32_GT_U,
+      SELECT,
+      set(5),
+    );
+  }
+  // a NaN: lib/quant does this chunk
+  emit(get(5), i32(0x7f800000), I32_GT_U, IF, VOID, i32(1), RETURN, END);
+  if (kind === "q4") {
+    // idx = first element whose magnitude bits equal am
+    emit(i32(0), set(7), i32(0), set(6));
+    emit(BLOCK, VOID, LOOP, VOID);
+    // mask = bitmask(eq(v_k & 0x7fffffff, splat am)) for k = 0..7 (unrolled via a br_table-free chain)
+    for (let k = 0; k < 8; k++) {
+      emit(
+        absBits(k),
+        get(5),
+        simd(I32X4_SPLAT),
+        simd(I32X4_EQ),
+        simd(I32X4_BITMASK),
+        tee(8),
+        IF,
+        VOID,
+        i32(4 * k),
+        get(8),
+        I32_CTZ,
+        I32_ADD,
+        set(7),
+        BR,
+        2, // out of the block
+        END,
+      );
+    }
+    emit(BR, 1, END, END); // (loop never repeats)
+    // d = max / -8 + 0
+    emit(
+      get(0),
+      get(4),
+      i32(7),
+      I32_SHL,
+      I32_ADD,
+      get(7),
+      i32(2),
+      I32_SHL,
+      I32_ADD,
+      F32_LOAD,
+      ...mem(2, 0),
+      f32c(-8),
+      F32_DIV,
+      f32c(0),
+      F32_ADD,
+      set(9),
+    );
+  } else {
+    // d = amax / 127
+    emit(get(5), F32_REINTERPRET, f32c(127), F32_DIV, set(9));
+  }
+  // id = d != 0 ? 1/d : 0
+  emit(
+    f32c(1),
+    get(9),
+    F32_DIV,
+    f32c(0),
+    get(9),
+    f32c(0),
+    F32_NE,
+    SELECT,
+    set(10),
+  );
+  // 1/d overflowed: lib/quant does this chunk
+  emit(
+    get(10),
+    F32_ABS,
+    f32c(Infinity),
+    F32_EQ,
+    IF,
+    VOID,
+    i32(1),
+    RETURN,
+    END,
+  );
+  // store d
+  emit(
+    get(3),
+    get(4),
+    i32(2),
+    I32_SHL,
+    I32_ADD,
+    get(9),
+    F32_STORE,
+    ...mem(2, 0),
+  );
+  emit(get(10), simd(F32X4_SPLAT), set(20));
+  const scaled = (k: number) => [
+    ...get(V(k)),
+    ...get(20),
+    ...simd(F32X4_MUL),
+  ];
+  if (kind === "q4") {
+    // q_k = clamp(trunc_sat(x*id + 8.5), 0, 15)
+    for (let k = 0; k < 8; k++) {
+      emit(
+        scaled(k),
+        f32c(8.5),
+        simd(F32X4_SPLAT),
+        simd(F32X4_ADD),
+        simd(I32X4_TRUNC_SAT_S),
+        i32(15),
+        simd(I32X4_SPLAT),
+        simd(I32X4_MIN_S),
+        i32(0),
+        simd(I32X4_SPLAT),
+        simd(I32X4_MAX_S),
+        set(V(k)),
+      );
+    }
+    // bytes: low nibbles from elements 0..15, high from 16..31
+    emit(get(2), get(4), i32(4), I32_SHL, I32_ADD);
+    emit(
+      get(V(0)),
+      get(V(1)),
+      simd(I16X8_NARROW_S),
+      get(V(2)),
+      get(V(3)),
+      simd(I16X8_NARROW_S),
+      simd(I8X16_NARROW_U),
+    );
+    emit(
+      get(V(4)),
+      get(V(5)),
+      simd(I16X8_NARROW_S),
+      get(V(6)),
+      get(V(7)),
+      simd(I16X8_NARROW_S),
+      simd(I8X16_NARROW_U),
+      i32(4),
+      simd(I8X16_SHL),
+      simd(V128_OR),
+      simd(V128_STORE, ...mem(4, 0)),
+    );
+  } else {
+    // roundf: t = trunc(x); t += sign(x) where |x - t| >= 0.5
+    for (let k = 0; k < 8; k++) {
+      emit(scaled(k), set(19));
+      emit(
+        get(19),
+        simd(F32X4_TRUNC),
+        tee(V(k)),
+        // sign(x) as ±1.0 masked by |x - t| >= 0.5
+        get(19),
+        i32(0x80000000 | 0),
+        simd(I32X4_SPLAT),
+        simd(V128_AND),
+        f32c(1),
+        simd(F32X4_SPLAT),
+        simd(V128_OR),
+        get(19),
+        get(V(k)),
+        simd(F32X4_SUB),
+        simd(F32X4_ABS),
+        f32c(0.5),
+        simd(F32X4_SPLAT),
+        simd(F32X4_GE),
+        simd(V128_AND),
+        simd(F32X4_ADD),
+        simd(I32X4_TRUNC_SAT_S),
+        set(V(k)),
+      );
+    }
+    emit(get(2), get(4), i32(5), I32_SHL, I32_ADD);
+    emit(
+      get(V(0)),
+      get(V(1)),
+      simd(I16X8_NARROW_S),
+      get(V(2)),
+      get(V(3)),
+      simd(I16X8_NARROW_S),
+      simd(I8X16_NARROW_S),
+      simd(V128_STORE, ...mem(4, 0)),
+    );
+    emit(get(2), get(4), i32(5), I32_SHL, I32_ADD);
+    emit(
+      get(V(4)),
+      get(V(5)),
+      simd(I16X8_NARROW_S),
+      get(V(6)),
+      get(V(7)),
+      simd(I16X8_NARROW_S),
+      simd(I8X16_NARROW_S),
+      simd(V128_STORE, ...mem(4, 16)),
+    );
+  }
+  // b++; continue
+  emit(get(4), i32(1), I32_ADD, set(4), BR, 0, END, END);
+  emit(i32(0), END);
+  const locals = vec([
+    [...uleb(5), 0x7f], // i32 x5
+    [...uleb(2), 0x7d], // f32 x2
+    [...uleb(10), 0x7b], // v128 x10
+  ]);
+  const body = [...locals, ...code];
+  return [...uleb(body.length), ...body];
+}
+
+function moduleBytes(): Uint8Array {
+  const type = section(
+    1,
+    vec([[0x60, ...vec([[0x7f], [0x7f], [0x7f], [0x7f]]), ...vec([[0x7f]])]]),
+  );
+  const imports = section(
+    2,
+    vec([[...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]]),
+  );
+  const funcs = section(3, vec([[0x00], [0x00], [0x00], [0x00]]));
+  const exports = section(
+    7,
+    vec([
+      [...str("q8"), 0x00, 0x00],
+      [...str("q4"), 0x00, 0x01],
+      [...str("f16"), 0x00, 0x02],
+      [...str("bf16"), 0x00, 0x03],
+    ]),
+  );
+  const code = section(
+    10,
+    vec([
+      quantFunction("q8"),
+      quantFunction("q4"),
+      widenFunction("F16"),
+      widenFunction("BF16"),
+    ]),
+  );
+  return new Uint8Array([
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    ...type,
+    ...imports,
+    ...funcs,
+    ...exports,
+    ...code,
+  ]);
+}
+
+type Fn = (a: number, b: number, c: number, d: number) => number;
+
+interface Simd {
+  memory: WebAssembly.Memory;
+  q8: Fn;
+  q4: Fn;
+  f16: Fn;
+  bf16: Fn;
+}
+
+let simd_: Simd | null | undefined;
+
+/** The instantiated module, or null where WebAssembly SIMD is unavailable. */
+export function simdQuant(): Simd | null {
+  if (simd_ !== undefined) return simd_;
+  try {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const mod = new WebAssembly.Module(moduleBytes() as BufferSource);
+    const inst = new WebAssembly.Instance(mod, { env: { mem: memory } });
+    const e = inst.exports as unknown as Omit<Simd, "memory">;
+    simd_ = { memory, q8: e.q8, q4: e.q4, f16: e.f16, bf16: e.bf16 };
+  } catch {
+    simd_ = null;
+  }
+  return simd_;
+}
+
+/** Byte offset of the raw F16/BF16 input of n values (after the f32s and outputs). */
+const rawOffset = (n: number) =>
+  Math.ceil((n * 5 + (n / 32) * 4 + 64) / 16) * 16;
+
+/**
+ * Room for `rows * cols` f32 inputs plus the outputs in the module's memory
+ * (and the raw 16-bit input {@link simdWiden} reads); returns the f32 input
+ * view to fill (then call {@link quantizeSimd}).
+ */
+export function simdInput(n: number): Float32Array | null {
+  const s = simdQuant();
+  if (!s) return null;
+  const need = rawOffset(n) + n * 2;
+  const have = s.memory.buffer.byteLength;
+  if (need > have) s.memory.grow(Math.ceil((need - have) / 65536));
+  return new Float32Array(s.memory.buffer, 0, n);
+}
+
+/**
+ * Decodes F16 or BF16 `bytes` into the f32 input view of
+ * {@link simdInput} (`n` values) with the module; false when it cannot
+ * (no module, or `n` not a multiple of 8): decode in JavaScript then.
+ */
+export function simdWiden(
+  bytes: Uint8Array,
+  dtype: "F16" | "BF16",
+  n: number,
+): boolean {
+  const s = simdQuant();
+  if (!s || n % 8 !== 0 || bytes.length !== n * 2) return false;
+  const raw = rawOffset(n);
+  if (s.memory.buffer.byteLength < raw + n * 2) return false;
+  new Uint8Array(s.memory.buffer, raw, n * 2).set(bytes);
+  (dtype === "F16" ? s.f16 : s.bf16)(raw, n / 8, 0, 0);
+  return true;
+}
+
+/** Whether `w` is the input view of {@link simdInput}. */
+export function isSimdInput(w: Float32Array): boolean {
+  return simd_ != null && w.buffer === simd_.memory.buffer &&
+    w.byteOffset === 0;
+}
+
+/**
+ * Quantizes the `rows * cols` floats placed by {@link simdInput}; null when
+ * lib/quant must do it (cols not a multiple of 32, a NaN, an overflowing
+ * 1/d, or no SIMD). The data and scales go into buffers of `spare` that are
+ * large enough (taken from it), else into new ones.
+ */
+export function quantizeSimd(
+  kind: "q8" | "q4",
+  rows: number,
+  cols: number,
+  f32ToF16: (x: number) => number,
+  spare: ArrayBuffer[] = [],
+): { data: Uint8Array; scales: Uint16Array } | null {
+  const s = simdQuant();
+  if (!s || cols % 32 !== 0) return null;
+  const n = rows * cols;
+  const blocks = n / 32;
+  const outData = n * 4;
+  const dataBytes = kind === "q8" ? n : n / 2;
+  const outD = outData + Math.ceil(dataBytes / 16) * 16;
+  const fn = kind === "q8" ? s.q8 : s.q4;
+  if (fn(0, blocks, outData, outD) !== 0) return null;
+  const take = (bytes: number): ArrayBuffer => {
+    const i = spare.findIndex((b) => b.byteLength >= bytes);
+    return i >= 0 ? spare.splice(i, 1)[0] : new ArrayBuffer(bytes);
+  };
+  const data = new Uint8Array(take(dataBytes), 0, dataBytes);
+  data.set(new Uint8Array(s.memory.buffer, outData, dataBytes));
+  const d = new Float32Array(s.memory.buffer, outD, blocks);
+  const scales = new Uint16Array(take(blocks * 2), 0, blocks);
+  for (let b = 0; b < blocks; b++) scales[b] = f32ToF16(d[b]);
+  return { data, scales };
+}

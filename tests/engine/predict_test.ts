@@ -1,0 +1,269 @@
+/**
+ * `plan` and lib/engine/predict.ts: the bytes of a Llama-2-70B config from
+ * its public shapes (hidden 8192, intermediate 28672, 64 heads, 8 KV heads,
+ * 80 layers, vocab 32000) worked out by hand, the prediction from given
+ * floors, the CLI on that config.json alone, and the predicted plan against
+ * the plan the engine makes for a real (tiny) model.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { gpu, gpuTest } from "../_gpu.ts";
+import { normalizeConfig } from "../../lib/model/config.ts";
+import { gpuBytes, predict } from "../../lib/engine/predict.ts";
+import { AutoModel } from "../../lib/engine/auto_model.ts";
+import { tinyShards } from "./_models.ts";
+
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+
+/** Llama-2-70B's config.json fields (public). */
+const LLAMA2_70B = {
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  hidden_size: 8192,
+  intermediate_size: 28672,
+  num_attention_heads: 64,
+  num_key_value_heads: 8,
+  num_hidden_layers: 80,
+  vocab_size: 32000,
+  max_position_embeddings: 4096,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  tie_word_embeddings: false,
+  torch_dtype: "float16",
+  hidden_act: "silu",
+};
+
+// by hand: q, o 8192x8192; k, v 1024x8192; gate, up 28672x8192; down 8192x28672; two f32 norms
+const PARAMS_70B = 2 * 8192 * 8192 + 2 * 1024 * 8192 + 3 * 28672 * 8192;
+const LAYER_F16 = 2 * PARAMS_70B + 2 * 8192 * 4;
+// q4: per row of n columns, n/32 blocks of 16 bytes + a 2-byte scale
+const LAYER_Q4 = PARAMS_70B / 32 * 18 + 2 * 8192 * 4;
+
+async function cli(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test("predict: Llama-2-70B layer bytes and the 4 GB plan from the public shapes", () => {
+  const cfg = normalizeConfig(LLAMA2_70B, "config.json");
+  const b = gpuBytes(cfg, { encoding: "F16", maxSeqLen: 512 });
+  assert.equal(b.layerBytes.length, 80);
+  assert.equal(b.layerBytes[0], LAYER_F16); // 1.71 GB
+  assert.equal(gpuBytes(cfg, { encoding: "q4" }).layerBytes[7], LAYER_Q4);
+  assert.equal(b.headBytes, 32000 * 8192 * 2 + 8192 * 4);
+  assert.equal(b.kvBytesPerLayer, 2 * 512 * 8 * 128 * 4);
+
+  const floors = { readBps: 2e9, uploadBps: 8e9, computeBps: 20e9 };
+  const p = predict(cfg, {
+    encoding: "F16",
+    budget: 4e9,
+    maxSeqLen: 512,
+    floors,
+  });
+  // two 1.71 GB slots do not fit beside the 0.52 GB head: one slot, nothing resident
+  assert.equal(p.plan.slots, 1);
+  assert.equal(p.plan.resident.length, 0);
+  assert.equal(p.streamedBytesPerToken, 80 * LAYER_F16);
+  assert.equal(p.overlapped, false);
+  const streamed = 80 * LAYER_F16;
+  const computed = streamed + b.headBytes;
+  const expected = streamed / 2e9 + streamed / 8e9 + computed / 20e9;
+  assert.ok(Math.abs(p.secondsPerToken - expected) < 1e-9 * expected);
+  assert.deepEqual(p.unknown, []);
+
+  // a budget with room for 3 slots overlaps: the largest floor counts
+  const big = predict(cfg, {
+    encoding: "F16",
+    budget: 12e9,
+    maxSeqLen: 512,
+    floors,
+  });
+  assert.equal(big.plan.slots, 3);
+  assert.ok(big.overlapped);
+  assert.ok(
+    Math.abs(big.secondsPerToken - big.streamedBytesPerToken / 2e9) <
+      1e-9 * big.secondsPerToken,
+  );
+  // batch 4 shares the streamed bytes; on a GPU the compute of a pass stays
+  const b4 = predict(cfg, {
+    encoding: "F16",
+    budget: 4e9,
+    maxSeqLen: 512,
+    floors,
+    batch: 4,
+  });
+  assert.ok(Math.abs(b4.secondsPerToken - expected / 4) < 1e-9 * expected);
+  // on a CPU adapter the compute grows with the batch
+  const cpu = predict(cfg, {
+    encoding: "F16",
+    budget: 4e9,
+    maxSeqLen: 512,
+    floors: { ...floors, cpuAdapter: true },
+    batch: 4,
+  });
+  assert.ok(cpu.secondsPerToken > b4.secondsPerToken);
+  // q4 streams 18/64 of the bytes
+  const q4 = predict(cfg, {
+    encoding: "q4",
+    budget: 4e9,
+    maxSeqLen: 512,
+    floors,
+  });
+  assert.ok(q4.streamedBytesPerToken < 0.3 * p.streamedBytesPerToken);
+  // unknown floors give a lower bound and say so
+  const lb = predict(cfg, {
+    encoding: "F16",
+    budget: 4e9,
+    maxSeqLen: 512,
+    floors: { readBps: 2e9 },
+  });
+  assert.deepEqual(lb.unknown, ["upload", "compute"]);
+  assert.ok(Math.abs(lb.secondsPerToken - streamed / 2e9) < 1e-9 * streamed);
+});
+
+Deno.test("plan CLI runs on a Llama-2-70B config.json alone", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "config.json");
+    await Deno.writeTextFile(path, JSON.stringify(LLAMA2_70B));
+    const flags = [
+      "--gpu-memory",
+      "4GB",
+      "--disk-gbps",
+      "2",
+      "--pcie-gbps",
+      "8",
+      "--compute-gbps",
+      "20",
+      "--max-seq-len",
+      "512",
+    ];
+    const r = await cli(["plan", path, ...flags]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /streamed layers 0-79 \(80\) through 1 slot\(s\)/);
+    assert.match(r.stdout, /one slot: they add up/);
+    assert.match(r.stdout, /^q4 /m);
+    const j = await cli(["plan", path, ...flags, "--json"]);
+    assert.equal(j.code, 0, j.stderr);
+    const o = JSON.parse(j.stdout);
+    assert.equal(o.layers, 80);
+    assert.equal(o.encoding, "F16");
+    assert.equal(o.plan.streamed_bytes_per_token, 80 * LAYER_F16);
+    const streamed = 80 * LAYER_F16;
+    const expected = streamed / 2e9 + streamed / 8e9 +
+      (streamed + 32000 * 8192 * 2 + 8192 * 4) / 20e9;
+    assert.ok(Math.abs(o.plan.seconds_per_token - expected) < 1e-6 * expected);
+    // the table: q8 and q4, 2x and 4x the budget, batches 4 and 16
+    const encs = new Set(o.table.map((r: { encoding: string }) => r.encoding));
+    assert.deepEqual([...encs], ["F16", "q8", "q4"]);
+    assert.equal(o.table.length, 11);
+    const q4 = o.table.find((r: { encoding: string; budget: number }) =>
+      r.encoding === "q4" && r.budget === 4e9
+    );
+    assert.ok(q4.seconds_per_token < o.plan.seconds_per_token);
+    // q4 on the command line
+    const q = await cli(["plan", path, ...flags, "--quantize", "q4", "--json"]);
+    assert.equal(
+      JSON.parse(q.stdout).plan.streamed_bytes_per_token % LAYER_Q4,
+      0,
+    );
+    // any packed encoding of the registry: q4k stores 144 bytes per 256 weights
+    const k = await cli([
+      "plan",
+      path,
+      ...flags,
+      "--quantize",
+      "q4k",
+      "--json",
+    ]);
+    assert.equal(k.code, 0, k.stderr);
+    const ko = JSON.parse(k.stdout);
+    assert.equal(ko.encoding, "q4k");
+    assert.equal(
+      ko.plan.streamed_bytes_per_token %
+        (PARAMS_70B / 256 * 144 + 2 * 8192 * 4),
+      0,
+    );
+    // errors: one line, non-zero
+    for (
+      const bad of [
+        ["plan"],
+        ["plan", path, "--gpu-memory", "lots"],
+        ["plan", path, "--quantize", "q3", "--no-gpu"],
+        [
+          "plan",
+          path,
+          "--gpu-memory",
+          "100MB",
+          "--max-seq-len",
+          "512",
+          "--no-gpu",
+        ],
+        ["plan", join(dir, "nope.json"), "--no-gpu"],
+      ]
+    ) {
+      const e = await cli(bad);
+      assert.equal(e.code, 1, e.stderr);
+      assert.equal(e.stderr.trim().split("\n").length, 1, e.stderr);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+gpuTest(
+  "predicted plan equals the engine's plan for a real model",
+  async () => {
+    const { shards } = await tinyShards("predict-llama", {
+      arch: "llama",
+      dtype: "F16",
+      layers: 4,
+    });
+    for (const budget of [1e9, 0]) {
+      const m = await AutoModel.fromPretrained(shards, {
+        gpu: gpu!,
+        gpuMemory: budget || "1GB",
+        maxSeqLen: 64,
+      });
+      let b = budget;
+      if (!b) {
+        // just room for the essentials, one resident layer and 3 slots
+        const p = m.plan;
+        const layer = p.residentBytes / p.resident.length;
+        b = p.kvBytes + p.headBytes + p.activationBytes + 4 * layer + 16;
+        await m.dispose();
+        const s = await AutoModel.fromPretrained(shards, {
+          gpu: gpu!,
+          gpuMemory: b,
+          maxSeqLen: 64,
+        });
+        const want = predict(s.config, {
+          encoding: "F16",
+          budget: b,
+          maxSeqLen: 64,
+          floors: {},
+        }).plan;
+        assert.deepEqual(want, s.plan);
+        await s.dispose();
+        continue;
+      }
+      const want = predict(m.config, {
+        encoding: "F16",
+        budget: b,
+        maxSeqLen: 64,
+        floors: {},
+      }).plan;
+      assert.deepEqual(want, m.plan);
+      await m.dispose();
+    }
+  },
+);

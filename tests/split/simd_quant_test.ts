@@ -1,0 +1,229 @@
+/**
+ * The split's WebAssembly SIMD quantizer gives the bytes lib/quant gives
+ * (quantizeQ8/quantizeQ4, themselves checked against llama.cpp's rules in
+ * tests/quant): random rows, ties between +m and -m, zero and -0 blocks,
+ * infinities, tiny blocks whose 1/d overflows, NaNs and ragged rows (the
+ * last two fall back to lib/quant).
+ */
+import assert from "node:assert/strict";
+import { quantizeQ4 } from "../../lib/quant/q4.ts";
+import { quantizeQ8 } from "../../lib/quant/q8.ts";
+import { toF16Bits } from "../../lib/testing/tiny_model.ts";
+import { quantizeChunk } from "../../lib/split/_quant_rows.ts";
+import {
+  quantizeSimd,
+  simdInput,
+  simdQuant,
+  simdWiden,
+} from "../../lib/split/_simd_quant.ts";
+import { f32ToF16, fromFloat32, toFloat32 } from "../../lib/quant/half.ts";
+import { PACKED, type PackedName } from "../../lib/quant/encoding.ts";
+
+function rows(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+  const w = new Float32Array(n);
+  for (let i = 0; i < n; i++) w[i] = (next() - 0.5) * (i % 97 === 0 ? 50 : 1);
+  return w;
+}
+
+function check(w: Float32Array, r: number, c: number, label: string) {
+  const bytes = new Uint8Array(w.slice().buffer);
+  for (const kind of ["q8", "q4"] as const) {
+    const want = kind === "q8" ? quantizeQ8(w, r, c) : quantizeQ4(w, r, c);
+    const got = quantizeChunk({ kind, dtype: "F32", bytes, rows: r, cols: c });
+    assert.deepEqual(
+      got.data,
+      new Uint8Array(want.data.buffer),
+      `${label} ${kind} data`,
+    );
+    assert.deepEqual(got.scales, want.scales, `${label} ${kind} scales`);
+  }
+}
+
+Deno.test("SIMD quantization is available and bit-identical to lib/quant", () => {
+  assert.ok(simdQuant() !== null, "WebAssembly SIMD");
+  const r = 64, c = 256;
+  const w = rows(r * c, 7);
+  // ties: +m before -m, and -m before +m, in one block each
+  w.set([5, 0, -5], 32 * 3);
+  w.set([-7, 1, 7], 32 * 5 + 10);
+  // zero, -0 and mixed-zero blocks
+  w.fill(0, 32 * 8, 32 * 9);
+  w.fill(-0, 32 * 9, 32 * 10);
+  // infinities
+  w[32 * 12 + 4] = Infinity;
+  w[32 * 13 + 30] = -Infinity;
+  w[32 * 13 + 2] = Infinity;
+  // values at rounding boundaries for q8 (x * 127 / amax = k + 0.5)
+  for (let j = 0; j < 32; j++) w[32 * 20 + j] = (j - 16) + 0.5;
+  w[32 * 20 + 31] = 127;
+  check(w, r, c, "mixed");
+  // (and this chunk did take the SIMD path)
+  for (const kind of ["q8", "q4"] as const) {
+    simdInput(r * c)!.set(w);
+    assert.ok(quantizeSimd(kind, r, c, f32ToF16) !== null, kind);
+  }
+  // f32 subnormal-sized blocks: 1/d overflows, lib/quant does the chunk
+  const tiny = rows(4 * 64, 9).map((x) => x * 1e-39);
+  check(tiny, 4, 64, "tiny");
+  // a NaN anywhere: lib/quant does the chunk
+  const nan = rows(8 * 64, 3);
+  nan[100] = NaN;
+  check(nan, 8, 64, "nan");
+  // ragged rows (cols not a multiple of 32)
+  check(rows(5 * 70, 4), 5, 70, "ragged");
+});
+
+Deno.test("SIMD quantization of F16 chunks matches lib/quant on the decoded floats", () => {
+  const r = 32, c = 4096;
+  const w = rows(r * c, 11);
+  const h = new Uint16Array(r * c);
+  for (let i = 0; i < h.length; i++) h[i] = toF16Bits(w[i]);
+  const bytes = new Uint8Array(h.buffer);
+  // decode independently: exact half → float
+  const f = new Float32Array(r * c);
+  for (let i = 0; i < h.length; i++) {
+    const e = (h[i] >> 10) & 31, m = h[i] & 1023, s = h[i] & 0x8000 ? -1 : 1;
+    f[i] = e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  for (const kind of ["q8", "q4"] as const) {
+    const want = kind === "q8" ? quantizeQ8(f, r, c) : quantizeQ4(f, r, c);
+    const got = quantizeChunk({ kind, dtype: "F16", bytes, rows: r, cols: c });
+    assert.deepEqual(got.data, new Uint8Array(want.data.buffer), kind);
+    assert.deepEqual(got.scales, want.scales, kind);
+  }
+});
+
+Deno.test("the quantization pool: workers give lib/quant's bytes; a worker that cannot start leaves the work to this thread", async () => {
+  const { QuantPool } = await import("../../lib/split/_quant_pool.ts");
+  const r = 16, c = 96;
+  const w = rows(r * c, 5);
+  const want = quantizeQ4(w, r, c);
+  for (
+    const opts of [
+      { workers: 2 },
+      {
+        workers: 1,
+        url: new URL("data:application/javascript,throw new Error('no')"),
+      },
+    ]
+  ) {
+    const pool = await QuantPool.create(opts);
+    try {
+      assert.equal(pool.workers, opts.url ? 0 : 2);
+      const got = await pool.quantize(
+        "q4",
+        "F32",
+        new Uint8Array(w.slice().buffer),
+        r,
+        c,
+      );
+      assert.deepEqual(got.data, want.data);
+      assert.deepEqual(got.scales, want.scales);
+    } finally {
+      pool.close();
+    }
+  }
+});
+
+Deno.test("the quantization pool packs every encoding of the registry as its codec does, from F32, F16 and BF16", async () => {
+  const { QuantPool } = await import("../../lib/split/_quant_pool.ts");
+  const r = 6, c = 512; // whole K-quant blocks (256) and 32-blocks
+  const w = rows(r * c, 11);
+  const pool = await QuantPool.create({ workers: 2 });
+  try {
+    for (const dtype of ["F32", "F16", "BF16"] as const) {
+      const bytes = fromFloat32(w, dtype);
+      const exact = toFloat32(bytes, dtype); // what the codec sees
+      for (const e of PACKED) {
+        const want = e.encode(exact, r, c);
+        const got = await pool.quantize(
+          e.name as PackedName,
+          dtype,
+          bytes.slice(),
+          r,
+          c,
+        );
+        assert.deepEqual(
+          new Uint8Array(
+            got.data.buffer,
+            got.data.byteOffset,
+            got.data.byteLength,
+          ),
+          new Uint8Array(
+            want.data.buffer,
+            want.data.byteOffset,
+            want.data.byteLength,
+          ),
+          `${e.name} ${dtype} data`,
+        );
+        assert.deepEqual(got.scales, want.scales, `${e.name} ${dtype} scales`);
+      }
+    }
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("SIMD widening of F16 and BF16 gives lib/quant/half.ts's f32 for every 16-bit pattern", () => {
+  assert.ok(simdQuant(), "WebAssembly SIMD is available");
+  const n = 65536;
+  const bits = new Uint16Array(n);
+  for (let i = 0; i < n; i++) bits[i] = i;
+  const bytes = new Uint8Array(bits.buffer);
+  for (const dtype of ["F16", "BF16"] as const) {
+    const into = simdInput(n)!;
+    assert.ok(simdWiden(bytes, dtype, n));
+    const got = new Uint32Array(into.buffer, 0, n).slice();
+    const want = toFloat32(bytes, dtype);
+    const wantBits = new Uint32Array(want.buffer, want.byteOffset, n);
+    for (let i = 0; i < n; i++) {
+      if (Number.isNaN(want[i])) {
+        // a NaN stays a NaN with its sign (payload bits are not compared)
+        assert.ok(Number.isNaN(into[i]), `${dtype} ${i.toString(16)}`);
+        assert.equal(
+          got[i] >>> 31,
+          i >>> 15,
+          `${dtype} ${i.toString(16)} sign`,
+        );
+      } else {
+        assert.equal(got[i], wantBits[i], `${dtype} ${i.toString(16)}`);
+      }
+    }
+  }
+  // ragged sizes are left to JavaScript
+  assert.equal(simdWiden(new Uint8Array(6), "F16", 3), false);
+});
+
+Deno.test("the quantization pool packs into written output buffers handed back, and reads into returned inputs", async () => {
+  const { QuantPool } = await import("../../lib/split/_quant_pool.ts");
+  const r = 8, c = 64;
+  const w = rows(r * c, 3);
+  const pool = await QuantPool.create({ workers: 0 }); // this thread: buffers keep their identity
+  try {
+    const input = pool.buffer(r * c * 4);
+    input.set(new Uint8Array(w.slice().buffer));
+    const a = await pool.quantize("q4", "F32", input, r, c);
+    assert.equal(pool.buffer(r * c * 4).buffer, input.buffer); // the input came back
+    pool.recycleOutput(a.data);
+    pool.recycleOutput(a.scales!);
+    const b = await pool.quantize(
+      "q4",
+      "F32",
+      new Uint8Array(w.slice().buffer),
+      r,
+      c,
+    );
+    assert.equal(b.data.buffer, a.data.buffer);
+    assert.equal(b.scales!.buffer, a.scales!.buffer);
+    const want = quantizeQ4(w, r, c);
+    assert.deepEqual(b.data, want.data);
+    assert.deepEqual(b.scales, want.scales);
+  } finally {
+    pool.close();
+  }
+});
