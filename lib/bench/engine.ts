@@ -14,7 +14,7 @@ import { requestGpu } from "../gpu/device.ts";
 import { AutoModel } from "../engine/auto_model.ts";
 import { ShardDir } from "../format/shards.ts";
 import { SafetensorsFile } from "../format/safetensors.ts";
-import { layerTensors } from "../model/architectures.ts";
+import { layerTensors } from "../model/tensors.ts";
 import { layoutOf, readImage, type TensorLayout } from "../engine/_layout.ts";
 import { gpuUploadTarget, LayerReader } from "../engine/reader.ts";
 import { canMap } from "../engine/_mmap.ts";

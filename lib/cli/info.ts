@@ -7,7 +7,7 @@ import { UsageError } from "../errors.ts";
 import { SafetensorsFile } from "../format/safetensors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { type ModelConfig, normalizeConfig } from "../model/config.ts";
-import { layerIndexOf } from "../model/architectures.ts";
+import { layerIndexOf } from "../model/tensors.ts";
 import { openSource } from "../split/open_source.ts";
 import {
   describeTokenizer,

@@ -8,7 +8,7 @@ import { BudgetError, UsageError } from "../errors.ts";
 import { ShardDir } from "../format/shards.ts";
 import { SafetensorsFile } from "../format/safetensors.ts";
 import { type ModelConfig, normalizeConfig } from "../model/config.ts";
-import { layerTensors } from "../model/architectures.ts";
+import { layerTensors } from "../model/tensors.ts";
 import { describePlan, parseSize } from "../engine/plan.ts";
 import {
   type Floors,

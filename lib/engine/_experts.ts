@@ -18,7 +18,7 @@
  */
 import type { SafetensorsFile } from "../format/safetensors.ts";
 import type { BufferRef, GpuWeight } from "../gpu/kernels.ts";
-import { layerTensors } from "../model/architectures.ts";
+import { layerTensors } from "../model/tensors.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { StrataError, UnsupportedError } from "../errors.ts";
 import {

@@ -11,8 +11,8 @@ import {
   type LayerRole,
   type LayerStep,
   layerSteps,
-  layerTensors,
 } from "../model/architectures.ts";
+import { layerTensors } from "../model/tensors.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { layoutOf, type TensorLayout } from "./_layout.ts";
 import { layerGroups, packUnits } from "./_units.ts";

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { layerTensors } from "../model/architectures.ts";
+import { layerTensors } from "../model/tensors.ts";
 import type { ModelConfig } from "../model/config.ts";
 import {
   encoding,

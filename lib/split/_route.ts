@@ -15,7 +15,7 @@ import {
   type QuantLayout,
 } from "../format/shards.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { globalTensors, layerTensors } from "../model/architectures.ts";
+import { globalTensors, layerTensors } from "../model/tensors.ts";
 import {
   EMBEDDING_PACKING,
   encoding,

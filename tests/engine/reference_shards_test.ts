@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { makeTinyModel } from "../../lib/testing/tiny_model.ts";
 import { openSource } from "../../lib/split/open_source.ts";
 import { splitModel } from "../../lib/split/split.ts";
-import { globalTensors, layerTensors } from "../../lib/model/architectures.ts";
+import { globalTensors, layerTensors } from "../../lib/model/tensors.ts";
 import {
   loadReferenceModel,
   referenceForward,

@@ -4,7 +4,7 @@
 // mapping, q/k norm, biases, RoPE table agreement with lib/model/rope.ts).
 import assert from "node:assert/strict";
 import { makeTinyModel, tinyVariants } from "../../lib/testing/tiny_model.ts";
-import { globalTensors, layerTensors } from "../../lib/model/architectures.ts";
+import { globalTensors, layerTensors } from "../../lib/model/tensors.ts";
 import { type ModelConfig, normalizeConfig } from "../../lib/model/config.ts";
 import { ropeInvFreq } from "../../lib/model/rope.ts";
 import {

@@ -29,10 +29,9 @@ import {
   type ArchitectureRow,
   ARCHITECTURES,
   type AttentionStep,
-  layerTensors,
   type MlpStep,
-  stepTensors,
 } from "../../lib/model/architectures.ts";
+import { layerTensors, stepTensors } from "../../lib/model/tensors.ts";
 import { normalizeConfig } from "../../lib/model/config.ts";
 import type { Architecture } from "../../lib/model/model_config.ts";
 import { checkSteps } from "../../lib/engine/_steps.ts";

@@ -3,13 +3,13 @@ import {
   normalizeConfig,
   validateModelConfig,
 } from "../../lib/model/config.ts";
+import { architectureOf } from "../../lib/model/architectures.ts";
 import {
-  architectureOf,
   globalTensors,
   layerIndexOf,
   layerTensorNames,
   layerTensors,
-} from "../../lib/model/architectures.ts";
+} from "../../lib/model/tensors.ts";
 import { FormatError, UnsupportedError } from "../../lib/errors.ts";
 
 const base = {

@@ -12,12 +12,8 @@
  * - sparse layers: i ∉ mlp_only_layers and (i + 1) % decoder_sparse_step == 0.
  */
 import assert from "node:assert/strict";
-import {
-  ARCHITECTURES,
-  layerSteps,
-  layerTensorNames,
-  layerTensors,
-} from "../../lib/model/architectures.ts";
+import { ARCHITECTURES, layerSteps } from "../../lib/model/architectures.ts";
+import { layerTensorNames, layerTensors } from "../../lib/model/tensors.ts";
 import {
   normalizeConfig,
   validateModelConfig,
@@ -27,7 +23,7 @@ import {
   makeTinyModel,
   tinyMoeVariants,
 } from "../../lib/testing/tiny_model.ts";
-import { globalTensors } from "../../lib/model/architectures.ts";
+import { globalTensors } from "../../lib/model/tensors.ts";
 import {
   loadReferenceModel,
   referenceGreedy,

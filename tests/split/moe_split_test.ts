@@ -11,7 +11,7 @@ import { openSource } from "../../lib/split/open_source.ts";
 import { splitModel } from "../../lib/split/split.ts";
 import { ShardDir } from "../../lib/format/shards.ts";
 import { SafetensorsFile } from "../../lib/format/safetensors.ts";
-import { layerTensors } from "../../lib/model/architectures.ts";
+import { layerTensors } from "../../lib/model/tensors.ts";
 import { FormatError } from "../../lib/errors.ts";
 
 Deno.test("split moe: manifest experts record, one byte range per expert, q8 experts", async () => {
