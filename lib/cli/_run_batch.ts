@@ -7,6 +7,7 @@
 import type { AutoModel, GenerateOptions } from "../engine/auto_model.ts";
 import { UsageError } from "../errors.ts";
 import type { FilePrompt } from "./_prompts_file.ts";
+import { runJsonStats } from "./_run_stats.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
 
 /** The most sequences one pass carries by default. */
@@ -93,17 +94,7 @@ export async function runBatch(o: RunBatchOptions): Promise<void> {
     passes: s.batch?.passes ?? s.forward.passes,
     prompt_tokens: s.promptTokens,
     new_tokens: s.newTokens,
-    prefill_s: s.prefillS,
-    decode_s: s.decodeS,
-    tokens_per_s: s.tokensPerS,
-    bytes_streamed_per_token: s.bytesStreamedPerToken,
-    read_s: s.forward.readS,
-    upload_s: s.forward.uploadS,
-    compute_s: s.forward.computeS,
-    wall_s: (performance.now() - o.wall0) / 1000,
-    resident_layers: model.plan.resident.length,
-    streamed_layers: model.plan.streamed.length,
-    peak_gpu_bytes: s.peakGpuBytes,
+    ...runJsonStats(model, (performance.now() - o.wall0) / 1000),
   };
   if (o.json) {
     const results = out.map((r, i) => {

@@ -13,7 +13,8 @@ import { resolveModel } from "../engine/resolve.ts";
 import { exists } from "../_fs.ts";
 import { StopStrings, StreamingDetokenizer } from "../text/detokenizer.ts";
 import type { LayerProfile } from "../engine/forward.ts";
-import { expertProfileTable, moeJsonStats } from "../engine/moe_stats.ts";
+import { expertProfileTable } from "../engine/moe_stats.ts";
+import { runJsonStats } from "./_run_stats.ts";
 import { noteIgnoredTokenizer, quantizeFlag, samplingFlags } from "./_args.ts";
 import { TRACE_HELP, traceFlag, writeTraceFlag } from "./_trace.ts";
 import { parseModelCommand } from "./_model_command.ts";
@@ -322,25 +323,7 @@ export async function main(args: string[]): Promise<number> {
       log(profileTable(s.forward.layers, s.forward.passes, s.forward.wallS));
       if (s.forward.experts) log(expertProfileTable(s.forward.experts));
     }
-    const stats = {
-      prefill_s: s.prefillS,
-      decode_s: s.decodeS,
-      tokens_per_s: s.tokensPerS,
-      bytes_streamed_per_token: s.bytesStreamedPerToken,
-      read_s: s.forward.readS,
-      upload_s: s.forward.uploadS,
-      compute_s: s.forward.computeS,
-      wall_s: wallS,
-      resident_layers: model.plan.resident.length,
-      streamed_layers: model.plan.streamed.length,
-      peak_gpu_bytes: s.peakGpuBytes,
-      ...(s.forward.experts ? moeJsonStats(s.forward.experts) : {}),
-      ...(s.draftProposed === undefined ? {} : {
-        draft_proposed: s.draftProposed,
-        draft_accepted: s.draftAccepted,
-      }),
-      stream_units_in_flight: s.forward.unitsInFlight,
-    };
+    const stats = runJsonStats(model, wallS);
     if (v.json) {
       const obj: Record<string, unknown> = { prompt_ids: prompt, ids };
       if (tok) obj.text = text;

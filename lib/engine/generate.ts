@@ -52,6 +52,36 @@ export interface GenerateIdsOptions extends GenerateOptions {
 }
 
 /**
+ * Checks a generation's prompt (at least one id) and `maxNewTokens` (a
+ * non-negative integer, default 128), which it returns.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkGeneration } from "./generate.ts";
+ * assert.equal(checkGeneration([1], undefined), 128);
+ * assert.throws(() => checkGeneration([], 4));
+ * ```
+ */
+export function checkGeneration(
+  prompt: readonly number[],
+  maxNewTokens: number | undefined,
+): number {
+  if (prompt.length === 0) {
+    throw new UsageError(
+      "the prompt is empty: give at least one token id (e.g. BOS)",
+    );
+  }
+  const maxNew = maxNewTokens ?? 128;
+  if (!Number.isSafeInteger(maxNew) || maxNew < 0) {
+    throw new UsageError(
+      `maxNewTokens must be a non-negative integer, got ${maxNew}`,
+    );
+  }
+  return maxNew;
+}
+
+/**
  * Generates ids after `prompt` (a fresh sequence: the KV cache is reset),
  * yielding each id as soon as it is sampled.
  *
@@ -70,17 +100,7 @@ export async function* generateIds(
   prompt: number[],
   opts: GenerateIdsOptions = {},
 ): AsyncGenerator<number, void, undefined> {
-  if (prompt.length === 0) {
-    throw new UsageError(
-      "the prompt is empty: give at least one token id (e.g. BOS)",
-    );
-  }
-  const maxNew = opts.maxNewTokens ?? 128;
-  if (!Number.isSafeInteger(maxNew) || maxNew < 0) {
-    throw new UsageError(
-      `maxNewTokens must be a non-negative integer, got ${maxNew}`,
-    );
-  }
+  const maxNew = checkGeneration(prompt, opts.maxNewTokens);
   const sampler = new Sampler({
     doSample: opts.doSample,
     temperature: opts.temperature,

@@ -26,7 +26,11 @@
  */
 import { UsageError } from "../errors.ts";
 import type { Forward } from "./forward.ts";
-import type { GenerateIdsOptions, GenerationStats } from "./generate.ts";
+import {
+  checkGeneration,
+  type GenerateIdsOptions,
+  type GenerationStats,
+} from "./generate.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
 
 /** A distribution over token ids (probabilities summing to 1). */
@@ -248,17 +252,7 @@ export async function* generateSpeculative(
   prompt: number[],
   opts: SpeculativeOptions,
 ): AsyncGenerator<number, void, undefined> {
-  if (prompt.length === 0) {
-    throw new UsageError(
-      "the prompt is empty: give at least one token id (e.g. BOS)",
-    );
-  }
-  const maxNew = opts.maxNewTokens ?? 128;
-  if (!Number.isSafeInteger(maxNew) || maxNew < 0) {
-    throw new UsageError(
-      `maxNewTokens must be a non-negative integer, got ${maxNew}`,
-    );
-  }
+  const maxNew = checkGeneration(prompt, opts.maxNewTokens);
   const K = opts.draftTokens;
   if (!Number.isSafeInteger(K) || K < 1 || K + 1 > fwd.maxT) {
     throw new UsageError(
