@@ -118,9 +118,15 @@ Deno.test({
         "Once upon a time".length,
       );
       assert.ok(reply.length > 20, reply);
+      // The terminal's line discipline flushes its output queue on SIGINT
+      // (termios NOFLSH is off), so text written just before Ctrl-C may never
+      // reach the screen: the reply shown is the story's start, then at most
+      // one gap, then a later piece of the story.
+      let p = 0;
+      while (p < reply.length && reply[p] === expected[p]) p++;
       assert.ok(
-        expected.startsWith(reply),
-        `reply ${JSON.stringify(reply)} is not a prefix of the greedy story`,
+        p > 20 && expected.indexOf(reply.slice(p), p) >= p,
+        `reply ${JSON.stringify(reply)} is not the start of the greedy story`,
       );
       assert.ok(reply.length < expected.length, "stopped before the end");
       // /reset, another turn, then /exit.
