@@ -303,3 +303,30 @@ Deno.test("the quantization pool packs into written output buffers handed back, 
     pool.close();
   }
 });
+
+Deno.test("the runtime's Float16Array rounds scales as f32ToF16 does (every exponent, ties, subnormals)", () => {
+  const F16 = (globalThis as {
+    Float16Array?: new (n: number) => ArrayLike<number> & {
+      set(a: ArrayLike<number>): void;
+      buffer: ArrayBufferLike;
+    };
+  }).Float16Array;
+  if (!F16) return; // the packer then calls f32ToF16 per scale
+  const bits = new Uint32Array(1 << 20);
+  let s = 7;
+  for (let i = 0; i < bits.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    // low mantissa bits forced to an exact f16 tie on a quarter of them
+    bits[i] = (i & 3) === 0 ? (s & ~0x1fff) | 0x1000 : s;
+    if (((bits[i] >>> 23) & 0xff) === 0xff) bits[i] &= ~0x7f800000; // no NaN/inf
+  }
+  const f = new Float32Array(bits.buffer);
+  const h = new F16(f.length);
+  h.set(f);
+  const got = new Uint16Array(h.buffer);
+  for (let i = 0; i < f.length; i++) {
+    if (got[i] !== f32ToF16(f[i])) {
+      assert.fail(`${f[i]}: ${got[i]} vs ${f32ToF16(f[i])}`);
+    }
+  }
+});
