@@ -386,7 +386,7 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
       !pred.overlapped
         ? "one slot: their sum"
         : g?.cpuAdapter
-        ? "overlapped on a CPU adapter: the larger of read and upload + compute"
+        ? "overlapped on a CPU adapter: read, or the larger of upload and compute + half the smaller"
         : "overlapped: the largest"
     }) → measured/predicted ${ratio(pred.secondsPerToken)}${
       kernelPred

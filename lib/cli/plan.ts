@@ -381,7 +381,7 @@ export async function main(args: string[]): Promise<number> {
       !p.overlapped
         ? "one slot: they add up"
         : floors.cpuAdapter
-        ? "prefetch overlaps the read; on a CPU adapter upload and compute share the cores and add up"
+        ? "prefetch overlaps the read; on a CPU adapter upload and compute share the cores: the larger plus half the smaller"
         : "prefetch overlaps them (the largest counts)"
     }`,
   );
