@@ -378,9 +378,11 @@ export async function main(args: string[]): Promise<number> {
     `per pass: read ${secs(p.readS)}, upload ${secs(p.uploadS)}, compute ${
       secs(p.computeS)
     }; ${
-      p.overlapped
-        ? "prefetch overlaps them (the largest counts)"
-        : "one slot: they add up"
+      !p.overlapped
+        ? "one slot: they add up"
+        : floors.cpuAdapter
+        ? "prefetch overlaps the read; on a CPU adapter upload and compute share the cores: the larger plus half the smaller"
+        : "prefetch overlaps them (the largest counts)"
     }`,
   );
   out.push(

@@ -200,9 +200,21 @@ function* tensorPieces(t: OutTensor, o: CopyOptions): Generator<Piece> {
   for (let r0 = 0; r0 < rows; r0 += step) {
     const r1 = Math.min(rows, r0 + step);
     const [a, b] = [r0 * cols * el, r1 * cols * el];
+    // a worker reads its rows itself where the source says where they lie
+    const fr = src.fileRange && src.readRange && o.pool.workers > 0
+      ? src.fileRange
+      : null;
     const q = quiet(
-      (src.readRange ? src.readRange(a, o.pool.buffer(b - a)) : range(a, b))
-        .then((bytes) => o.pool.quantize(kind, dtype, bytes, r1 - r0, cols)),
+      fr
+        ? o.pool.quantizeFile(
+          kind,
+          dtype,
+          { path: fr.path, offset: fr.offset + a, length: b - a },
+          r1 - r0,
+          cols,
+        )
+        : (src.readRange ? src.readRange(a, o.pool.buffer(b - a)) : range(a, b))
+          .then((bytes) => o.pool.quantize(kind, dtype, bytes, r1 - r0, cols)),
     );
     if (scalesName) parts.push(q.then((x) => x.scales));
     yield {

@@ -15,7 +15,7 @@ import {
   type PackedName,
   type PackedWeight,
 } from "../quant/encoding.ts";
-import { quantizeChunk } from "./_quant_rows.ts";
+import { quantizeChunk, quantizeFileChunk } from "./_quant_rows.ts";
 
 interface Pending {
   resolve: (q: PackedWeight) => void;
@@ -241,6 +241,42 @@ export class QuantPool {
       slot.worker.postMessage(
         { id, kind, dtype, bytes: own, rows, cols, out },
         [own.buffer as ArrayBuffer, ...out],
+      );
+    });
+  }
+
+  /**
+   * Packs `rows` x `cols` values of `dtype` that a worker reads itself:
+   * `file.length` bytes at absolute `file.offset` of `file.path` (no read,
+   * copy or transfer of the input on this thread). Without workers, read
+   * and packed here.
+   */
+  quantizeFile(
+    kind: PackedName,
+    dtype: FloatDtype,
+    file: { path: string; offset: number; length: number },
+    rows: number,
+    cols: number,
+  ): Promise<PackedWeight> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    const out = this.#spareOut(kind, rows, cols);
+    if (this.#slots.length === 0) {
+      try {
+        return Promise.resolve(
+          quantizeFileChunk({ kind, dtype, file, rows, cols, out }),
+        );
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    const slot = this.#slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const id = this.#next++;
+    slot.busy++;
+    return new Promise<PackedWeight>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, slot });
+      slot.worker.postMessage(
+        { id, kind, dtype, bytes: null, file, rows, cols, out },
+        out,
       );
     });
   }

@@ -18,10 +18,12 @@ import {
 import {
   isSimdInput,
   quantizeSimd,
+  quantizeSimdWide,
   simdInput,
+  simdRawInput,
   simdWiden,
 } from "./_simd_quant.ts";
-import { UsageError } from "../errors.ts";
+import { FormatError, UsageError } from "../errors.ts";
 
 let scratch = new Float32Array(0);
 
@@ -121,6 +123,19 @@ export function quantizeChunk(job: {
   out?: ArrayBuffer[];
 }): PackedWeight {
   const n = job.rows * job.cols;
+  if ((job.kind === "q8" || job.kind === "q4") && job.dtype !== "F32") {
+    // widened and packed a cache-sized tile at a time
+    const q = quantizeSimdWide(
+      job.kind,
+      job.dtype,
+      job.bytes,
+      job.rows,
+      job.cols,
+      f32ToF16,
+      job.out,
+    );
+    if (q) return q;
+  }
   let into = job.kind === "q8" || job.kind === "q4" ? simdInput(n) : null;
   if (!into) {
     if (scratch.length < n) scratch = new Float32Array(n);
@@ -136,4 +151,80 @@ export function quantizeChunk(job: {
     return { data: q.data, scales: q.scales.slice() };
   }
   return q;
+}
+
+/** Files the chunks are read from, open for the life of this thread. */
+const files = new Map<string, Deno.FsFile>();
+
+/** Fills `into` from absolute `offset` of `path` (synchronous: a worker thread). */
+function readAt(path: string, offset: number, into: Uint8Array): void {
+  let f = files.get(path);
+  if (!f) {
+    f = Deno.openSync(path, { read: true });
+    files.set(path, f);
+  }
+  f.seekSync(offset, Deno.SeekMode.Start);
+  for (let got = 0; got < into.length;) {
+    const n = f.readSync(into.subarray(got));
+    if (n === null || n === 0) {
+      throw new FormatError(
+        path,
+        `ends before byte ${offset + into.length} (a tensor's data)`,
+      );
+    }
+    got += n;
+  }
+}
+
+/**
+ * {@link quantizeChunk} of rows this thread reads itself from `file`
+ * (`length` bytes at absolute `offset` of `path`): F16/BF16 into q8/q4 go
+ * straight into the SIMD module's memory, no copy on the way; anything
+ * else is read into a buffer first. The same bytes as {@link quantizeChunk}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { quantizeFileChunk } from "./_quant_rows.ts";
+ * const path = Deno.makeTempFileSync();
+ * Deno.writeFileSync(path, new Uint8Array(new Float32Array([0, -8, 4]).buffer));
+ * const q = quantizeFileChunk({ kind: "q4", dtype: "F32", rows: 1, cols: 2,
+ *   file: { path, offset: 4, length: 8 } });
+ * assert.equal(q.data[0], 0x80);
+ * Deno.removeSync(path);
+ * ```
+ */
+export function quantizeFileChunk(job: {
+  kind: PackedName;
+  dtype: FloatDtype;
+  file: { path: string; offset: number; length: number };
+  rows: number;
+  cols: number;
+  out?: ArrayBuffer[];
+}): PackedWeight {
+  const { path, offset, length } = job.file;
+  const n = job.rows * job.cols;
+  if (
+    (job.kind === "q8" || job.kind === "q4") && job.dtype !== "F32" &&
+    length === n * 2 && job.cols % 32 === 0
+  ) {
+    const raw = simdRawInput(n);
+    if (raw) {
+      readAt(path, offset, raw);
+      const q = quantizeSimdWide(
+        job.kind,
+        job.dtype,
+        null,
+        job.rows,
+        job.cols,
+        f32ToF16,
+        job.out,
+      );
+      if (q) return q;
+      // a NaN or an overflowing scale: the general path, bytes read again
+    }
+  }
+  const bytes = new Uint8Array(length);
+  readAt(path, offset, bytes);
+  return quantizeChunk({ ...job, bytes });
 }

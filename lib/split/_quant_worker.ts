@@ -6,13 +6,16 @@
  * @module
  */
 import type { FloatDtype, PackedName } from "../quant/encoding.ts";
-import { quantizeChunk } from "./_quant_rows.ts";
+import { quantizeChunk, quantizeFileChunk } from "./_quant_rows.ts";
 
 interface Job {
   id: number;
   kind: PackedName;
   dtype: FloatDtype;
-  bytes: Uint8Array;
+  /** The float rows, or (with `file`) null: the worker reads them. */
+  bytes: Uint8Array | null;
+  /** Where to read them: absolute `offset` of `path`, `length` bytes. */
+  file?: { path: string; offset: number; length: number };
   rows: number;
   cols: number;
   /** Spare buffers to pack into (output buffers already written). */
@@ -24,14 +27,19 @@ const scope = self as any;
 scope.onmessage = (e: MessageEvent<Job>) => {
   const job = e.data;
   try {
-    const q = quantizeChunk(job);
-    const transfer = new Set<ArrayBufferLike>([
-      q.data.buffer,
-      job.bytes.buffer,
-    ]);
+    const q = job.file
+      ? quantizeFileChunk({ ...job, file: job.file })
+      : quantizeChunk({ ...job, bytes: job.bytes! });
+    const transfer = new Set<ArrayBufferLike>([q.data.buffer]);
+    if (job.bytes) transfer.add(job.bytes.buffer);
     if (q.scales) transfer.add(q.scales.buffer);
     scope.postMessage(
-      { id: job.id, data: q.data, scales: q.scales, input: job.bytes },
+      {
+        id: job.id,
+        data: q.data,
+        scales: q.scales,
+        input: job.bytes ?? undefined,
+      },
       [...transfer],
     );
   } catch (err) {

@@ -37,6 +37,7 @@ export function sliceOf(
     shape: [n],
     byteLength: n * el,
     readRange: undefined, // the source's would read the fused tensor's bytes
+    fileRange: undefined,
     read: async () => {
       const d = await src.read();
       if ("data" in d) {

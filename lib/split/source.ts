@@ -85,6 +85,12 @@ export interface SourceTensor {
    * the split can copy or pack it in chunks without holding it whole.
    */
   readRange?(start: number, into: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Optional, with `readRange`: the tensor's bytes lie as they are at
+   * absolute byte `offset` of file `path`, so a quantization worker may
+   * read its chunks itself (straight into its packing memory).
+   */
+  fileRange?: { path: string; offset: number };
 }
 
 /**

@@ -232,6 +232,7 @@ export async function openHfSource(dir: string): Promise<ModelSource> {
           shape: info.shape.slice(),
           byteLength: info.byteLength,
           file: path,
+          fileRange: { path, offset: info.offset },
           read: async () => ({
             dtype: info.dtype as "F32" | "F16" | "BF16",
             bytes: await file.read(name),

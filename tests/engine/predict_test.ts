@@ -63,14 +63,17 @@ Deno.test("predict: Llama-2-70B layer bytes and the 4 GB plan from the public sh
   assert.equal(b.kvBytesPerLayer, 2 * 512 * 8 * 128 * 4);
 
   const floors = { readBps: 2e9, uploadBps: 8e9, computeBps: 20e9 };
+  // without prefetch (one slot): two 1.71 GB slots would not fit beside the
+  // 0.52 GB head anyway; one whole-layer slot, nothing resident
   const p = predict(cfg, {
     encoding: "F16",
     budget: 4e9,
     maxSeqLen: 512,
     floors,
+    slots: 1,
   });
-  // two 1.71 GB slots do not fit beside the 0.52 GB head: one slot, nothing resident
   assert.equal(p.plan.slots, 1);
+  assert.equal(p.plan.unit, "layer");
   assert.equal(p.plan.resident.length, 0);
   assert.equal(p.streamedBytesPerToken, 80 * LAYER_F16);
   assert.equal(p.overlapped, false);
@@ -100,6 +103,7 @@ Deno.test("predict: Llama-2-70B layer bytes and the 4 GB plan from the public sh
     maxSeqLen: 512,
     floors,
     batch: 4,
+    slots: 1,
   });
   assert.ok(Math.abs(b4.secondsPerToken - expected / 4) < 1e-9 * expected);
   // on a CPU adapter the compute grows with the batch
@@ -109,6 +113,7 @@ Deno.test("predict: Llama-2-70B layer bytes and the 4 GB plan from the public sh
     maxSeqLen: 512,
     floors: { ...floors, cpuAdapter: true },
     batch: 4,
+    slots: 1,
   });
   assert.ok(cpu.secondsPerToken > b4.secondsPerToken);
   // q4 streams 18/64 of the bytes
@@ -125,9 +130,65 @@ Deno.test("predict: Llama-2-70B layer bytes and the 4 GB plan from the public sh
     budget: 4e9,
     maxSeqLen: 512,
     floors: { readBps: 2e9 },
+    slots: 1,
   });
   assert.deepEqual(lb.unknown, ["upload", "compute"]);
   assert.ok(Math.abs(lb.secondsPerToken - streamed / 2e9) < 1e-9 * streamed);
+});
+
+// by hand, the engine's grouping (lib/engine/_units.ts) packed up to the
+// largest group: attention norm + q, k, v, o; MLP norm + gate; up; down
+const UNITS_F16 = [
+  2 * (2 * 8192 * 8192 + 2 * 1024 * 8192) + 8192 * 4,
+  2 * 28672 * 8192 + 8192 * 4,
+  2 * 28672 * 8192,
+  2 * 28672 * 8192,
+];
+
+Deno.test("predict: Llama-2-70B streams in sub-layer units under 4 GB, as the engine plans", () => {
+  const cfg = normalizeConfig(LLAMA2_70B, "config.json");
+  const b = gpuBytes(cfg, { encoding: "F16", maxSeqLen: 512 });
+  assert.equal(UNITS_F16.reduce((a, x) => a + x, 0), LAYER_F16);
+  for (const u of b.unitBytes!) assert.deepEqual(u, UNITS_F16);
+  const floors = { readBps: 2e9, uploadBps: 8e9, computeBps: 20e9 };
+  const p = predict(cfg, {
+    encoding: "F16",
+    budget: 4e9,
+    maxSeqLen: 512,
+    floors,
+  });
+  // two 1.71 GB whole-layer slots do not fit beside the head; 3 unit slots do
+  assert.equal(p.plan.unit, "matrices");
+  assert.equal(p.plan.slots, 3);
+  assert.equal(p.plan.slotBytes, UNITS_F16[1]);
+  assert.equal(p.plan.resident.length, 0);
+  assert.equal(p.plan.streamedUnits, 80 * 4);
+  assert.equal(p.streamedBytesPerToken, 80 * LAYER_F16);
+  assert.ok(p.overlapped);
+  // on a GPU, prefetch overlaps read, upload and compute: the largest counts
+  const streamed = 80 * LAYER_F16;
+  assert.ok(Math.abs(p.secondsPerToken - streamed / 2e9) < 1e-9 * streamed);
+  // on a CPU adapter upload and compute share the cores: the read hides, and
+  // half of the shorter of upload and compute
+  const cpu = predict(cfg, {
+    encoding: "F16",
+    budget: 4e9,
+    maxSeqLen: 512,
+    floors: {
+      readBps: 20e9,
+      uploadBps: 8e9,
+      computeBps: 20e9,
+      cpuAdapter: true,
+    },
+  });
+  const computed = streamed + b.headBytes;
+  const [up, comp] = [streamed / 8e9, computed / 20e9];
+  const want = Math.max(up, comp) + Math.min(up, comp) / 2;
+  assert.ok(Math.abs(cpu.secondsPerToken - want) < 1e-9 * want);
+  // q4 units (18/64 of the bytes, scales aligned per matrix) and a q4 plan
+  const q4 = gpuBytes(cfg, { encoding: "q4", maxSeqLen: 512 });
+  assert.equal(q4.unitBytes![0]!.reduce((a, x) => a + x, 0), LAYER_Q4);
+  assert.equal(q4.unitBytes![0]!.length, 4);
 });
 
 Deno.test("plan CLI runs on a Llama-2-70B config.json alone", async () => {
@@ -149,8 +210,10 @@ Deno.test("plan CLI runs on a Llama-2-70B config.json alone", async () => {
     ];
     const r = await cli(["plan", path, ...flags]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /streamed layers 0-79 \(80\) through 1 slot\(s\)/);
-    assert.match(r.stdout, /one slot: they add up/);
+    assert.match(
+      r.stdout,
+      /streamed layers 0-79 \(80\) in 320 sub-layer units .* through 3 slot\(s\)/,
+    );
     assert.match(r.stdout, /^q4 /m);
     const j = await cli(["plan", path, ...flags, "--json"]);
     assert.equal(j.code, 0, j.stderr);
@@ -159,8 +222,12 @@ Deno.test("plan CLI runs on a Llama-2-70B config.json alone", async () => {
     assert.equal(o.encoding, "F16");
     assert.equal(o.plan.streamed_bytes_per_token, 80 * LAYER_F16);
     const streamed = 80 * LAYER_F16;
-    const expected = streamed / 2e9 + streamed / 8e9 +
-      (streamed + 32000 * 8192 * 2 + 8192 * 4) / 20e9;
+    // units through 3 slots: prefetch overlaps, the slowest floor (the disk) counts
+    const expected = Math.max(
+      streamed / 2e9,
+      streamed / 8e9,
+      (streamed + 32000 * 8192 * 2 + 8192 * 4) / 20e9,
+    );
     assert.ok(Math.abs(o.plan.seconds_per_token - expected) < 1e-6 * expected);
     // the table: q8 and q4, 2x and 4x the budget, batches 4 and 16
     const encs = new Set(o.table.map((r: { encoding: string }) => r.encoding));
@@ -264,6 +331,34 @@ gpuTest(
       }).plan;
       assert.deepEqual(want, m.plan);
       await m.dispose();
+    }
+    // room for the essentials and one layer: two whole-layer slots do not
+    // fit, so the layers stream in sub-layer units, sized alike
+    const roomy = await AutoModel.fromPretrained(shards, {
+      gpu: gpu!,
+      gpuMemory: "1GB",
+      maxSeqLen: 64,
+    });
+    const r = roomy.plan;
+    const b = r.kvBytes + r.headBytes + r.activationBytes +
+      r.residentBytes / r.resident.length + 16;
+    await roomy.dispose();
+    const u = await AutoModel.fromPretrained(shards, {
+      gpu: gpu!,
+      gpuMemory: b,
+      maxSeqLen: 64,
+    });
+    try {
+      assert.equal(u.plan.unit, "matrices");
+      const want = predict(u.config, {
+        encoding: "F16",
+        budget: b,
+        maxSeqLen: 64,
+        floors: {},
+      }).plan;
+      assert.deepEqual(want, u.plan);
+    } finally {
+      await u.dispose();
     }
   },
 );

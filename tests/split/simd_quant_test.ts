@@ -9,7 +9,10 @@ import assert from "node:assert/strict";
 import { quantizeQ4 } from "../../lib/quant/q4.ts";
 import { quantizeQ8 } from "../../lib/quant/q8.ts";
 import { toF16Bits } from "../../lib/testing/tiny_model.ts";
-import { quantizeChunk } from "../../lib/split/_quant_rows.ts";
+import {
+  quantizeChunk,
+  quantizeFileChunk,
+} from "../../lib/split/_quant_rows.ts";
 import {
   quantizeSimd,
   simdInput,
@@ -95,6 +98,79 @@ Deno.test("SIMD quantization of F16 chunks matches lib/quant on the decoded floa
     const got = quantizeChunk({ kind, dtype: "F16", bytes, rows: r, cols: c });
     assert.deepEqual(got.data, new Uint8Array(want.data.buffer), kind);
     assert.deepEqual(got.scales, want.scales, kind);
+  }
+});
+
+Deno.test("F16/BF16 widened and packed tile by tile, from memory or read from a file, match lib/quant (a ragged last tile, a NaN in a late tile)", async () => {
+  const r = 17, c = 4128; // 70176 values: two 32768-value tiles and a tail
+  const w = rows(r * c, 5);
+  const path = await Deno.makeTempFile();
+  try {
+    for (const dtype of ["F16", "BF16"] as const) {
+      for (const nan of [false, true]) {
+        const h = new Uint16Array(r * c);
+        for (let i = 0; i < h.length; i++) {
+          h[i] = dtype === "F16"
+            ? toF16Bits(w[i])
+            : new Uint32Array(new Float32Array([w[i]]).buffer)[0] >>> 16;
+        }
+        if (nan) h[70000] = dtype === "F16" ? 0x7e00 : 0x7fc0;
+        // decode independently: exact half → float, bfloat16 → its top bits
+        const f = new Float32Array(r * c);
+        for (let i = 0; i < h.length; i++) {
+          if (dtype === "BF16") {
+            f[i] = new Float32Array(new Uint32Array([h[i] << 16]).buffer)[0];
+            continue;
+          }
+          const e = (h[i] >> 10) & 31, m = h[i] & 1023;
+          const s = h[i] & 0x8000 ? -1 : 1;
+          f[i] = e === 31
+            ? NaN
+            : e === 0
+            ? s * m * 2 ** -24
+            : s * (1 + m / 1024) * 2 ** (e - 15);
+        }
+        const bytes = new Uint8Array(h.buffer);
+        // the rows at byte 6 of a file, as a tensor in a safetensors file
+        await Deno.writeFile(
+          path,
+          new Uint8Array([...new Uint8Array(6), ...bytes]),
+        );
+        for (const kind of ["q8", "q4"] as const) {
+          const want = kind === "q8"
+            ? quantizeQ8(f, r, c)
+            : quantizeQ4(f, r, c);
+          const job = { kind, dtype, rows: r, cols: c };
+          const a = quantizeChunk({ ...job, bytes });
+          const b = quantizeFileChunk({
+            ...job,
+            file: { path, offset: 6, length: bytes.length },
+          });
+          for (const got of [a, b]) {
+            assert.deepEqual(
+              got.data,
+              new Uint8Array(want.data.buffer),
+              `${dtype} ${kind} nan=${nan}`,
+            );
+            assert.deepEqual(got.scales, want.scales, `${dtype} ${kind}`);
+          }
+        }
+      }
+    }
+    // a file shorter than the rows: a one-line FormatError naming it
+    assert.throws(
+      () =>
+        quantizeFileChunk({
+          kind: "q4",
+          dtype: "F16",
+          rows: 1,
+          cols: 64,
+          file: { path, offset: 0, length: 128 * 1024 * 1024 },
+        }),
+      /ends before byte/,
+    );
+  } finally {
+    await Deno.remove(path);
   }
 });
 
@@ -225,5 +301,32 @@ Deno.test("the quantization pool packs into written output buffers handed back, 
     assert.deepEqual(b.scales, want.scales);
   } finally {
     pool.close();
+  }
+});
+
+Deno.test("the runtime's Float16Array rounds scales as f32ToF16 does (every exponent, ties, subnormals)", () => {
+  const F16 = (globalThis as {
+    Float16Array?: new (n: number) => ArrayLike<number> & {
+      set(a: ArrayLike<number>): void;
+      buffer: ArrayBufferLike;
+    };
+  }).Float16Array;
+  if (!F16) return; // the packer then calls f32ToF16 per scale
+  const bits = new Uint32Array(1 << 20);
+  let s = 7;
+  for (let i = 0; i < bits.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    // low mantissa bits forced to an exact f16 tie on a quarter of them
+    bits[i] = (i & 3) === 0 ? (s & ~0x1fff) | 0x1000 : s;
+    if (((bits[i] >>> 23) & 0xff) === 0xff) bits[i] &= ~0x7f800000; // no NaN/inf
+  }
+  const f = new Float32Array(bits.buffer);
+  const h = new F16(f.length);
+  h.set(f);
+  const got = new Uint16Array(h.buffer);
+  for (let i = 0; i < f.length; i++) {
+    if (got[i] !== f32ToF16(f[i])) {
+      assert.fail(`${f[i]}: ${got[i]} vs ${f32ToF16(f[i])}`);
+    }
   }
 });
