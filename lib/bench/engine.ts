@@ -55,7 +55,8 @@ layer and vocabulary sizes but --layers decoder layers, made and split once
 in DIR (the split's GB/s against its floor is printed), decoded under
 --gpu-memory (default 4GB); prints s/token, the read, upload and compute
 floors of the same run, units in flight and what 'plan' predicts from them.
-mixtral-8x7b is refused: mixture-of-experts layers are not implemented yet.
+mixtral-8x7b is refused: this bench makes dense models only (bench --moe
+measures expert streaming on a smaller Mixtral-shaped model).
 
   --shape NAME     llama-2-70b (1.7 GB per F16 layer) or llama-3-8b
   --layers N       decoder layers to make (a 2-layer llama-2-70b is ~4.5 GB on disk)

@@ -94,7 +94,7 @@ export interface ShapeBenchOptions {
 /**
  * Runs the shape benchmark; prints its report and returns the exit code.
  *
- * @throws {UnsupportedError} for mixtral-8x7b (mixture of experts is not implemented).
+ * @throws {UnsupportedError} for mixtral-8x7b (the shape bench makes dense models only; see `bench --moe`).
  * @example
  * ```ts ignore
  * import { runShapeBench } from "./shape.ts";
@@ -105,7 +105,7 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
   if (o.shape === "mixtral-8x7b") {
     throw new UnsupportedError(
       "--shape mixtral-8x7b",
-      "mixture-of-experts layers are not implemented yet (being built: issue 10); a dense stand-in would stream all 8 experts per layer, which measures nothing Mixtral does; use llama-2-70b or llama-3-8b",
+      "the shape bench does not make mixture-of-experts models yet (8 experts of 7B shapes: 2.8 GB of experts per F16 layer); `bench --moe` measures expert streaming against whole layers on a smaller Mixtral-shaped model, and --shape llama-2-70b or llama-3-8b measures dense layers",
     );
   }
   const s = SHAPES[o.shape];
