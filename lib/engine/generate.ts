@@ -82,6 +82,28 @@ export function checkGeneration(
 }
 
 /**
+ * Runs the prompt through `fwd` in chunks of `maxT` tokens and returns the
+ * last chunk's result, or null when `signal` aborted before a chunk.
+ *
+ * @example
+ * ```ts ignore
+ * const last = await prefill(fwd, prompt, signal);
+ * ```
+ */
+export async function prefill(
+  fwd: Forward,
+  prompt: readonly number[],
+  signal?: AbortSignal,
+): Promise<Awaited<ReturnType<Forward["forward"]>> | null> {
+  let last: Awaited<ReturnType<Forward["forward"]>> | null = null;
+  for (let i = 0; i < prompt.length; i += fwd.maxT) {
+    if (signal?.aborted) return null;
+    last = await fwd.forward(prompt.slice(i, i + fwd.maxT));
+  }
+  return last;
+}
+
+/**
  * Generates ids after `prompt` (a fresh sequence: the KV cache is reset),
  * yielding each id as soon as it is sampled.
  *
@@ -131,20 +153,17 @@ export async function* generateIds(
     // prefill: chunks of maxT tokens
     const t0 = performance.now();
     fwd.trace?.setStep(0); // TRACE
-    let last: Awaited<ReturnType<Forward["forward"]>> | null = null;
-    for (let i = 0; i < prompt.length; i += fwd.maxT) {
-      if (opts.signal?.aborted) {
-        stats.stopReason = "abort";
-        return;
-      }
-      last = await fwd.forward(prompt.slice(i, i + fwd.maxT));
+    let last = await prefill(fwd, prompt, opts.signal);
+    if (last === null) {
+      stats.stopReason = "abort";
+      return;
     }
     stats.prefillS = (performance.now() - t0) / 1000;
     for (let n = 0; n < maxNew; n++) {
       const s0 = fwd.trace?.now(); // TRACE
       const id = sampler.sample({
-        values: last!.topk.values,
-        indices: last!.topk.ids,
+        values: last.topk.values,
+        indices: last.topk.ids,
       }, history);
       fwd.trace?.sampled(s0!, id); // TRACE
       history.push(id);

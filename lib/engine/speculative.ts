@@ -30,6 +30,7 @@ import {
   checkGeneration,
   type GenerateIdsOptions,
   type GenerationStats,
+  prefill,
 } from "./generate.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
 
@@ -106,10 +107,7 @@ export class ModelDrafter implements Drafter {
     while (
       out.ids.length < k && fwd.kv.length + feed.length <= fwd.kv.maxSeqLen
     ) {
-      let last: Awaited<ReturnType<Forward["forward"]>> | null = null;
-      for (let i = 0; i < feed.length; i += fwd.maxT) {
-        last = await fwd.forward(feed.slice(i, i + fwd.maxT));
-      }
+      const last = await prefill(fwd, feed);
       done.push(...feed);
       const q = this.#sampler.distribution(
         { values: last!.topk.values, indices: last!.topk.ids },
@@ -287,16 +285,13 @@ export async function* generateSpeculative(
     drafter.reset();
     if (maxNew === 0) return;
     const t0 = performance.now();
-    let last: Awaited<ReturnType<Forward["forward"]>> | null = null;
-    for (let i = 0; i < prompt.length; i += fwd.maxT) {
-      if (opts.signal?.aborted) {
-        stats.stopReason = "abort";
-        return;
-      }
-      last = await fwd.forward(prompt.slice(i, i + fwd.maxT));
+    let last = await prefill(fwd, prompt, opts.signal);
+    if (last === null) {
+      stats.stopReason = "abort";
+      return;
     }
     stats.prefillS = (performance.now() - t0) / 1000;
-    let emit = [sampler.sample(cand(last!.topk), history)];
+    let emit = [sampler.sample(cand(last.topk), history)];
     for (;;) {
       for (const id of emit) {
         history.push(id);
