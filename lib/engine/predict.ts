@@ -28,6 +28,7 @@ import {
   type LayerRole,
   type LayerStep,
   layerSteps,
+  QUANTIZED_ROLES,
 } from "../model/architectures.ts";
 import { layerTensors } from "../model/tensors.ts";
 import type { ModelConfig } from "../model/config.ts";
@@ -50,18 +51,6 @@ export type WeightEncoding = FloatDtype | EncodingName;
 
 const ALIGN = 256;
 const align = (n: number) => Math.max(ALIGN, Math.ceil(n / ALIGN) * ALIGN);
-
-const PROJECTIONS = new Set([
-  "qProj",
-  "qkvProj",
-  "kProj",
-  "vProj",
-  "oProj",
-  "gateProj",
-  "gateUpProj",
-  "upProj",
-  "downProj",
-]);
 
 /**
  * Bytes of a `[rows, cols]` matrix stored as `enc` (its data rows, and its
@@ -130,7 +119,7 @@ export function gpuBytes(
     const byRole = new Map<string, number>();
     let sum = 0;
     for (const t of layerTensors(cfg, i)) {
-      const b = t.shape.length === 2 && PROJECTIONS.has(t.role)
+      const b = t.shape.length === 2 && QUANTIZED_ROLES.has(t.role)
         ? matrixBytes(t.shape[0], t.shape[1], o.encoding)
         : align(t.shape.reduce((a, n) => a * n, 1) * 4);
       byRole.set(t.role, (byRole.get(t.role) ?? 0) + b);

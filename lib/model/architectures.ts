@@ -118,6 +118,36 @@ export type MatrixRole =
   | "sharedDown"
   | "sharedExpertGate";
 
+/**
+ * The matrix roles `split --quantize` packs: the projections, fused or not,
+ * and the routed and shared experts'; the router and the shared-expert gate
+ * keep the source precision.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { QUANTIZED_ROLES } from "./architectures.ts";
+ * assert.ok(QUANTIZED_ROLES.has("qkvProj") && !QUANTIZED_ROLES.has("router"));
+ * ```
+ */
+export const QUANTIZED_ROLES: ReadonlySet<string> = new Set<MatrixRole>([
+  "qProj",
+  "kProj",
+  "vProj",
+  "qkvProj",
+  "oProj",
+  "gateProj",
+  "upProj",
+  "gateUpProj",
+  "downProj",
+  "expertGate",
+  "expertUp",
+  "expertDown",
+  "sharedGate",
+  "sharedUp",
+  "sharedDown",
+]);
+
 /** The role of a 1-D tensor (norm weight or bias) within a decoder layer. */
 export type VectorRole =
   | "attnNorm"

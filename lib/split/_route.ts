@@ -15,6 +15,7 @@ import {
   type QuantLayout,
 } from "../format/shards.ts";
 import type { ModelConfig } from "../model/config.ts";
+import { QUANTIZED_ROLES } from "../model/architectures.ts";
 import { globalTensors, layerTensors } from "../model/tensors.ts";
 import {
   EMBEDDING_PACKING,
@@ -48,22 +49,6 @@ export interface OutFile {
   metadata?: Record<string, string>;
   estSize: number;
 }
-
-const PROJECTION_ROLES = new Set([
-  "qProj",
-  "kProj",
-  "vProj",
-  "oProj",
-  "gateProj",
-  "upProj",
-  "downProj",
-  "expertGate",
-  "expertUp",
-  "expertDown",
-  "sharedGate",
-  "sharedUp",
-  "sharedDown",
-]);
 
 function sameShape(a: number[], b: number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -214,7 +199,7 @@ export function plan(
         lt.slice
           ? sliceOf(take(lt.slice.of, [lt.slice.total]), lt)
           : take(lt.name, lt.shape),
-        PROJECTION_ROLES.has(lt.role) ? projKind : "raw",
+        QUANTIZED_ROLES.has(lt.role) ? projKind : "raw",
       )
     );
     files.push(tensorFile(layerFile(i), ts));

@@ -25,7 +25,10 @@ import { AutoModel } from "../../lib/engine/auto_model.ts";
 import { Forward } from "../../lib/engine/forward.ts";
 import { Kernels } from "../../lib/gpu/kernels.ts";
 import { ShardDir } from "../../lib/format/shards.ts";
-import { SafetensorsWriter } from "../../lib/format/safetensors.ts";
+import {
+  SafetensorsFile,
+  SafetensorsWriter,
+} from "../../lib/format/safetensors.ts";
 import { makeTinyGlm, tinyGlmVariants } from "../../lib/testing/tiny_glm.ts";
 import { openSource } from "../../lib/split/open_source.ts";
 import { splitModel } from "../../lib/split/split.ts";
@@ -136,6 +139,28 @@ gpuTest(
         await splitModel(s, { out: shards, quantize });
       } finally {
         s.close();
+      }
+      // the fused matrices are stored packed (I8 / U8 with their scales)
+      const layer0 = await SafetensorsFile.open(
+        join(shards, "layers", "000.safetensors"),
+      );
+      try {
+        for (
+          const n of [
+            "self_attention.query_key_value.weight",
+            "mlp.dense_h_to_4h.weight",
+          ]
+        ) {
+          const name = `transformer.encoder.layers.0.${n}`;
+          assert.equal(
+            layer0.tensors.get(name)?.dtype,
+            quantize === "q8" ? "I8" : "U8",
+            `${quantize}: ${name}`,
+          );
+          assert.ok(layer0.tensors.has(`${name}.scales`), name);
+        }
+      } finally {
+        layer0.close();
       }
       const ref = await loadReferenceModel(shards); // dequantized by the reference's own decoder
       const m = await AutoModel.fromPretrained(shards, {
