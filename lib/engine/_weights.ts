@@ -189,40 +189,6 @@ export function splitRows(
   return out;
 }
 
-/**
- * Splits an f32 vector into consecutive blocks of `counts` elements (views of
- * the same buffer, each `align`-byte aligned).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { splitVector } from "./_weights.ts";
- * const buffer = {} as GPUBuffer;
- * const [q, k] = splitVector({ buffer, offset: 0, size: 512 }, [64, 64], {
- *   align: 256, path: "f", role: "qkvBias" });
- * assert.deepEqual([q.offset, k.offset, k.size], [0, 256, 256]);
- * ```
- */
-export function splitVector(
-  b: BufferRef,
-  counts: number[],
-  o: SplitOptions,
-): BufferRef[] {
-  const { align, path, role } = o;
-  let at = 0;
-  return counts.map((n) => {
-    const offset = b.offset + at * 4;
-    if (offset % align !== 0) {
-      throw new UnsupportedError(
-        path,
-        `${role} splits at an element that is not ${align}-byte aligned; split it at split time`,
-      );
-    }
-    at += n;
-    return { buffer: b.buffer, offset, size: n * 4 };
-  });
-}
-
 /** What the attention step reads (shapes with H*hd = qDim, KV*hd = kvDim). */
 export interface AttentionWeights {
   /** [D] rmsnorm weight before the block. */

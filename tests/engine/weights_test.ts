@@ -11,7 +11,7 @@ import {
   uploadWeight,
 } from "../../lib/gpu/kernels.ts";
 import { quantizeQ8 } from "../../lib/quant/q8.ts";
-import { splitRows, splitVector } from "../../lib/engine/_weights.ts";
+import { splitRows } from "../../lib/engine/_weights.ts";
 import { FormatError, UnsupportedError } from "../../lib/errors.ts";
 
 const buffer = {} as GPUBuffer; // offsets only
@@ -56,15 +56,6 @@ Deno.test("weights: splitRows cuts parts and scales at the right rows", () => {
       err instanceof UnsupportedError && /qkvProj.*256-byte/.test(err.message),
   );
   assert.throws(() => splitRows(w, [64, 64], at), FormatError);
-  const [q, k] = splitVector({ buffer, offset: 256, size: 1024 }, [128, 64], {
-    ...at,
-    role: "qkvBias",
-  });
-  assert.deepEqual([q.offset, q.size, k.offset, k.size], [256, 512, 768, 256]);
-  assert.throws(
-    () => splitVector({ buffer, offset: 0, size: 512 }, [8, 120], at),
-    UnsupportedError,
-  );
 });
 
 gpuTest(
