@@ -140,7 +140,19 @@ export function shapeTable(d: Dims, topK: number): Record<Activation, Shape> {
   };
 }
 
-const alignUp = (n: number) => Math.max(256, Math.ceil(n / 256) * 256);
+/**
+ * Bytes of a GPU buffer holding `n` bytes: a multiple of 256 (the storage
+ * offset alignment), at least 256.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { alignUp } from "./_run_state.ts";
+ * assert.deepEqual([alignUp(1), alignUp(256), alignUp(257)], [256, 256, 512]);
+ * ```
+ */
+export const alignUp = (n: number): number =>
+  Math.max(256, Math.ceil(n / 256) * 256);
 const STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
 
 /** What {@link runStateBytes} counts. */

@@ -18,7 +18,7 @@ import { UsageError } from "../errors.ts";
 import type { BufferRef, Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { Activations, Dims } from "./_run_state.ts";
-import { dimsOf } from "./_run_state.ts";
+import { alignUp, dimsOf } from "./_run_state.ts";
 import type { Recorder, SeqRows } from "./_steps.ts";
 import type { HeadWeights } from "./_weights.ts";
 import type { KvCache } from "./kv_cache.ts";
@@ -91,7 +91,6 @@ export function checkSeqs(seqs: readonly SeqInput[], rows: number): void {
   }
 }
 
-const alignUp = (n: number) => Math.max(256, Math.ceil(n / 256) * 256);
 const STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
 
 /** Sizes of a {@link SequenceState}. */

@@ -39,7 +39,7 @@ import {
   floatEncoding,
 } from "../quant/encoding.ts";
 import { kvBytesPerLayer } from "./kv_cache.ts";
-import { runStateBytes } from "./_run_state.ts";
+import { alignUp, runStateBytes } from "./_run_state.ts";
 import { layerGroups, packUnits } from "./_units.ts";
 import { type PlanInput, planResidency, type ResidencyPlan } from "./plan.ts";
 
@@ -48,9 +48,6 @@ import { type PlanInput, planResidency, type ResidencyPlan } from "./plan.ts";
  * (lib/quant/encoding.ts), plain floats also by their safetensors dtype.
  */
 export type WeightEncoding = FloatDtype | EncodingName;
-
-const ALIGN = 256;
-const align = (n: number) => Math.max(ALIGN, Math.ceil(n / ALIGN) * ALIGN);
 
 /**
  * Bytes of a `[rows, cols]` matrix stored as `enc` (its data rows, and its
@@ -73,7 +70,7 @@ export function matrixBytes(
 ): number {
   const e = floatEncoding(enc) ?? encoding(enc);
   const [rb, sb] = e.rowBytes(cols);
-  return align(rows * rb) + (sb > 0 ? align(rows * sb) : 0);
+  return alignUp(rows * rb) + (sb > 0 ? alignUp(rows * sb) : 0);
 }
 
 /** What {@link gpuBytes} needs besides the config. */
@@ -121,7 +118,7 @@ export function gpuBytes(
     for (const t of layerTensors(cfg, i)) {
       const b = t.shape.length === 2 && QUANTIZED_ROLES.has(t.role)
         ? matrixBytes(t.shape[0], t.shape[1], o.encoding)
-        : align(t.shape.reduce((a, n) => a * n, 1) * 4);
+        : alignUp(t.shape.reduce((a, n) => a * n, 1) * 4);
       byRole.set(t.role, (byRole.get(t.role) ?? 0) + b);
       sum += b;
     }
@@ -130,7 +127,7 @@ export function gpuBytes(
   }
   const D = cfg.hiddenSize, V = cfg.vocabSize;
   const embedEnc = o.embedEncoding ?? "F16";
-  const headBytes = align(D * 4) +
+  const headBytes = alignUp(D * 4) +
     (cfg.tieWordEmbeddings
       ? matrixBytes(V, D, embedEnc)
       : matrixBytes(V, D, o.encoding));
