@@ -9,6 +9,7 @@
  * @module
  */
 import { join } from "node:path";
+import { cacheRoot } from "../engine/resolve.ts";
 import { UsageError } from "../errors.ts";
 import { requestGpu } from "../gpu/device.ts";
 import { AutoModel } from "../engine/auto_model.ts";
@@ -93,12 +94,7 @@ export async function runEngineBench(args: string[]): Promise<number> {
   });
   if (parsed === null) return 0;
   const v = parsed.values;
-  const root = v.dir ??
-    join(
-      Deno.env.get("STRATA_CACHE") ??
-        join(Deno.env.get("HOME") ?? ".", ".cache", "strata"),
-      "bench",
-    );
+  const root = v.dir ?? join(cacheRoot(), "bench");
   if (v.shape !== undefined) {
     const { runShapeBench } = await import("./shape.ts");
     const layers = numberFlag("layers", v.layers ?? "2", {

@@ -17,7 +17,8 @@
  * @module
  */
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { cacheRoot } from "../engine/resolve.ts";
+import { parseHelpedCommand } from "../cli/_args.ts";
 import { UsageError } from "../errors.ts";
 import { type Gpu, requestGpu } from "../gpu/device.ts";
 import { Kernels } from "../gpu/kernels.ts";
@@ -97,35 +98,25 @@ async function mapAsyncMs(gpu: Gpu, rounds = 40): Promise<number> {
  * ```
  */
 export async function runMoeBench(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      options: {
-        moe: { type: "boolean" },
-        tokens: { type: "string" },
-        dir: { type: "string" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (e) {
-    throw new UsageError(`bench --moe: ${(e as Error).message}`);
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
+  const parsed = parseHelpedCommand({
+    command: "bench",
+    args,
+    positionals: false,
+    options: {
+      moe: { type: "boolean" },
+      tokens: { type: "string" },
+      dir: { type: "string" },
+      json: { type: "boolean" },
+    },
+    help: HELP,
+  });
+  if (parsed === null) return 0;
+  const values = parsed.values;
   const tokens = Number(values.tokens ?? 16);
   if (!Number.isInteger(tokens) || tokens < 2) {
     throw new UsageError("bench --moe: --tokens must be an integer ≥ 2");
   }
-  const home = Deno.env.get("HOME") ?? ".";
-  const dir = values.dir ?? join(
-    Deno.env.get("STRATA_CACHE") ?? join(home, ".cache", "strata"),
-    "bench-moe",
-  );
+  const dir = values.dir ?? join(cacheRoot(), "bench-moe");
   const hf = join(dir, "hf"), out = join(dir, "shards");
   if (!(await exists(join(out, "manifest.json")))) {
     console.error(`bench --moe: generating the model in ${dir}`);

@@ -16,6 +16,7 @@
  * @module
  */
 import { join } from "node:path";
+import { cacheRoot } from "../engine/resolve.ts";
 import { UsageError } from "../errors.ts";
 import { type Gpu, requestGpu } from "../gpu/device.ts";
 import { AutoModel, type FromPretrainedOptions } from "../engine/auto_model.ts";
@@ -161,12 +162,7 @@ export async function runThroughputBench(args: string[]): Promise<number> {
     throw new UsageError("--rounds must be a positive integer");
   }
   const say = (s: string) => v.json ? console.error(s) : console.log(s);
-  const root = v.dir ??
-    join(
-      Deno.env.get("STRATA_CACHE") ??
-        join(Deno.env.get("HOME") ?? ".", ".cache", "strata"),
-      "throughput",
-    );
+  const root = v.dir ?? join(cacheRoot(), "throughput");
   const target = join(root, "target"), draft = join(root, "draft");
   if (!(await exists(join(target, "config.json")))) {
     say(`making the benchmark models in ${root} …`);

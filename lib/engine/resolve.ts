@@ -40,6 +40,20 @@ function homeDir(): string {
 }
 
 /**
+ * The root of Strata's cache: `$STRATA_CACHE`, else `~/.cache/strata`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cacheRoot } from "./resolve.ts";
+ * assert.ok(cacheRoot().length > 0);
+ * ```
+ */
+export function cacheRoot(): string {
+  return Deno.env.get("STRATA_CACHE") ?? join(homeDir(), ".cache", "strata");
+}
+
+/**
  * The cache directory for a split of `source` with `quantize`.
  *
  * @example
@@ -57,8 +71,7 @@ export function cacheDirFor(
   quantize: string,
   fingerprint = "",
 ): string {
-  const root = Deno.env.get("STRATA_CACHE") ??
-    join(homeDir(), ".cache", "strata");
+  const root = cacheRoot();
   const abs = resolve(source);
   const hash = createHash("sha256").update(abs).update("\0").update(
     fingerprint,
