@@ -76,6 +76,11 @@ const I32X4_TRUNC_SAT_S = 0xf8, I16X8_NARROW_S = 0x85;
 const I8X16_NARROW_U = 0x66, I8X16_NARROW_S = 0x65, I8X16_SHL = 0x6b;
 const I32X4_EXTEND_LOW_U = 0xa9, I32X4_EXTEND_HIGH_U = 0xaa, I32X4_SHL = 0xab;
 const I32X4_GT_S = 0x3b, V128_BITSELECT = 0x52;
+const I16X8_SPLAT = 0x10, I16X8_EXTRACT_U = 0x19, I16X8_EQ = 0x2d;
+const I16X8_BITMASK = 0x84, I16X8_MAX_S = 0x98, I8X16_SHUFFLE = 0x0d;
+const I8X16_MIN_U = 0x77, I32X4_EXTEND_LOW_S = 0xa7, I32X4_EXTEND_HIGH_S = 0xa8;
+const I32_SHR_U = 0x76, I32_AND = 0x71, I32_OR = 0x72, I8X16_SPLAT = 0x0f;
+const F32_NEG = 0x8c, F32_MUL = 0x94;
 
 /**
  * One function `(src, groups, dst, _) -> 0` widening `groups` groups of 8
@@ -415,6 +420,240 @@ function quantFunction(kind: "q8" | "q4"): number[] {
   return [...uleb(body.length), ...body];
 }
 
+/**
+ * One function `(src, blocks, outData, outD) -> i32` packing `blocks` blocks
+ * of 32 F16 (or BF16) values read straight from byte offset `src`: no f32
+ * copy in memory, each block widened in registers. The largest magnitude
+ * is found on the 16-bit patterns (monotonic in |x| like the f32 bits), the
+ * first element holding it and its sign by two 32-bit lane masks and a
+ * count of trailing zeros (no branch per element); q4 clamps to 15 after
+ * narrowing to bytes (x * (1/d) + 8.5 is never below 0.49, so the lower
+ * clamp of {@link quantFunction} is dropped). Same arithmetic on the same
+ * f32 values as {@link widenFunction} then {@link quantFunction}, so the
+ * same bytes; returns 1 (lib/quant does the chunk) for an infinity or NaN
+ * in a block, or 1/d not finite.
+ */
+function quantWideFunction(kind: "q8" | "q4", dtype: "F16" | "BF16"): number[] {
+  // params: 0 src, 1 blocks, 2 outData, 3 outD; i32 locals: 4 b, 5 am,
+  // 6 eqm, 7 sgn, 8 at; f32 locals: 9 mag, 10 d, 11 id; v128 locals:
+  // 12..15 h0..h3 (8 halves each), 16 t, 17 vid, 18 m16 (0x7fff x8),
+  // 19 m32 (0x7fff x4), 20 sign32, 21 p112 (2^112 x4), 22 c8p5, 23 c15
+  const H = (j: number) => 12 + j;
+  const [T, VID, M16, M32, SIGN, P112, C8P5, C15] = [
+    16,
+    17,
+    18,
+    19,
+    20,
+    21,
+    22,
+    23,
+  ];
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]) => {
+    for (const x of xs) {
+      if (Array.isArray(x)) code.push(...x);
+      else code.push(x);
+    }
+  };
+  const splat32 = (n: number) => [...i32(n), ...simd(I32X4_SPLAT)];
+  emit(i32(0x7fff), simd(I16X8_SPLAT), set(M16));
+  emit(splat32(0x7fff), set(M32));
+  emit(splat32(0x80000000 | 0), set(SIGN));
+  emit(f32c(2 ** 112), simd(F32X4_SPLAT), set(P112));
+  emit(f32c(8.5), simd(F32X4_SPLAT), set(C8P5));
+  emit(i32(15), simd(I8X16_SPLAT), set(C15));
+  emit(i32(0), set(4));
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(get(4), get(1), I32_GE_U, BR_IF, 1);
+  // h_j = 8 halves at src + b*64 + 16j
+  emit(get(0), get(4), i32(6), I32_SHL, I32_ADD, set(8));
+  for (let j = 0; j < 4; j++) {
+    emit(get(8), simd(V128_LOAD, ...mem(4, 16 * j)), set(H(j)));
+  }
+  const mag16 = (j: number) => [...get(H(j)), ...get(M16), ...simd(V128_AND)];
+  // am = the largest 16-bit magnitude of the block
+  emit(mag16(0));
+  for (let j = 1; j < 4; j++) emit(mag16(j), simd(I16X8_MAX_S));
+  emit(set(T));
+  for (
+    const lanes of [
+      [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7],
+      [4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11],
+      [2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13],
+    ]
+  ) {
+    emit(get(T), get(T), simd(I8X16_SHUFFLE, ...lanes), get(T));
+    emit(simd(I16X8_MAX_S), set(T));
+  }
+  emit(get(T), simd(I16X8_EXTRACT_U, 0), set(5));
+  // an infinity or a NaN: lib/quant does this chunk
+  emit(
+    get(5),
+    i32(dtype === "F16" ? 0x7bff : 0x7f7f),
+    I32_GT_U,
+    IF,
+    VOID,
+    i32(1),
+    RETURN,
+    END,
+  );
+  // eqm: bit i set where element i has magnitude am; sgn: the sign bits
+  emit(get(5), simd(I16X8_SPLAT), set(T));
+  for (const [local, withEq] of [[6, true], [7, false]] as const) {
+    for (let j = 0; j < 4; j++) {
+      if (withEq) emit(mag16(j), get(T), simd(I16X8_EQ));
+      else emit(get(H(j)));
+      emit(simd(I16X8_BITMASK));
+      if (j > 0) emit(i32(8 * j), I32_SHL, I32_OR);
+    }
+    emit(set(local));
+  }
+  // mag = |the largest| as f32
+  if (dtype === "F16") {
+    emit(get(5), i32(13), I32_SHL, F32_REINTERPRET, f32c(2 ** 112), F32_MUL);
+  } else emit(get(5), i32(16), I32_SHL, F32_REINTERPRET);
+  emit(set(9));
+  if (kind === "q4") {
+    // d = (the first largest, signed) / -8 + 0
+    emit(
+      get(9),
+      F32_NEG,
+      get(9),
+      get(7),
+      get(6),
+      I32_CTZ,
+      I32_SHR_U,
+      i32(1),
+      I32_AND,
+      SELECT,
+      f32c(-8),
+      F32_DIV,
+      f32c(0),
+      F32_ADD,
+      set(10),
+    );
+  } else emit(get(9), f32c(127), F32_DIV, set(10));
+  // id = d != 0 ? 1/d : 0; 1/d overflowed: lib/quant does this chunk
+  emit(
+    f32c(1),
+    get(10),
+    F32_DIV,
+    f32c(0),
+    get(10),
+    f32c(0),
+    F32_NE,
+    SELECT,
+    set(11),
+  );
+  emit(
+    get(11),
+    F32_ABS,
+    f32c(Infinity),
+    F32_EQ,
+    IF,
+    VOID,
+    i32(1),
+    RETURN,
+    END,
+  );
+  emit(get(3), get(4), i32(2), I32_SHL, I32_ADD, get(10), F32_STORE);
+  emit(mem(2, 0));
+  emit(get(11), simd(F32X4_SPLAT), set(VID));
+  /** elements 8j + 4h .. + 3 as f32x4 on the stack (as widenFunction) */
+  const widen = (j: number, h: number): number[] => {
+    const ext = [
+      ...get(H(j)),
+      ...simd(h === 0 ? I32X4_EXTEND_LOW_S : I32X4_EXTEND_HIGH_S),
+    ];
+    if (dtype === "BF16") return [...ext, ...i32(16), ...simd(I32X4_SHL)];
+    return [
+      ...ext,
+      ...set(T),
+      ...get(T),
+      ...get(M32),
+      ...simd(V128_AND),
+      ...i32(13),
+      ...simd(I32X4_SHL),
+      ...get(P112),
+      ...simd(F32X4_MUL),
+      ...get(T),
+      ...get(SIGN),
+      ...simd(V128_AND),
+      ...simd(V128_OR),
+    ];
+  };
+  const vectors: [number, number][] = [];
+  for (let j = 0; j < 4; j++) vectors.push([j, 0], [j, 1]);
+  if (kind === "q4") {
+    // trunc_sat(x * id + 8.5), narrowed to bytes, then min 15
+    const q = (k: number) => [
+      ...widen(...vectors[k]),
+      ...get(VID),
+      ...simd(F32X4_MUL),
+      ...get(C8P5),
+      ...simd(F32X4_ADD),
+      ...simd(I32X4_TRUNC_SAT_S),
+    ];
+    const bytes16 = (k: number) => [
+      ...q(k),
+      ...q(k + 1),
+      ...simd(I16X8_NARROW_S),
+      ...q(k + 2),
+      ...q(k + 3),
+      ...simd(I16X8_NARROW_S),
+      ...simd(I8X16_NARROW_U),
+      ...get(C15),
+      ...simd(I8X16_MIN_U),
+    ];
+    emit(get(2), get(4), i32(4), I32_SHL, I32_ADD);
+    emit(bytes16(0), bytes16(4), i32(4), simd(I8X16_SHL), simd(V128_OR));
+    emit(simd(V128_STORE, ...mem(4, 0)));
+  } else {
+    // roundf as quantFunction: t = trunc(y); t += sign(y) where |y - t| >= 0.5
+    const q = (k: number) => [
+      ...widen(...vectors[k]),
+      ...get(VID),
+      ...simd(F32X4_MUL),
+      ...set(T),
+      ...get(T),
+      ...simd(F32X4_TRUNC),
+      ...get(T),
+      ...get(SIGN),
+      ...simd(V128_AND),
+      ...f32c(1),
+      ...simd(F32X4_SPLAT),
+      ...simd(V128_OR),
+      ...get(T),
+      ...get(T),
+      ...simd(F32X4_TRUNC),
+      ...simd(F32X4_SUB),
+      ...simd(F32X4_ABS),
+      ...f32c(0.5),
+      ...simd(F32X4_SPLAT),
+      ...simd(F32X4_GE),
+      ...simd(V128_AND),
+      ...simd(F32X4_ADD),
+      ...simd(I32X4_TRUNC_SAT_S),
+    ];
+    for (const k of [0, 4]) {
+      emit(get(2), get(4), i32(5), I32_SHL, I32_ADD);
+      emit(q(k), q(k + 1), simd(I16X8_NARROW_S));
+      emit(q(k + 2), q(k + 3), simd(I16X8_NARROW_S), simd(I8X16_NARROW_S));
+      emit(simd(V128_STORE, ...mem(4, 4 * k)));
+    }
+  }
+  emit(get(4), i32(1), I32_ADD, set(4), BR, 0, END, END);
+  emit(i32(0), END);
+  const locals = vec([
+    [...uleb(5), 0x7f], // i32 x5
+    [...uleb(3), 0x7d], // f32 x3
+    [...uleb(12), 0x7b], // v128 x12
+  ]);
+  const body = [...locals, ...code];
+  return [...uleb(body.length), ...body];
+}
+
 function moduleBytes(): Uint8Array {
   const type = section(
     1,
@@ -424,7 +663,7 @@ function moduleBytes(): Uint8Array {
     2,
     vec([[...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]]),
   );
-  const funcs = section(3, vec([[0x00], [0x00], [0x00], [0x00]]));
+  const funcs = section(3, vec(Array.from({ length: 8 }, () => [0x00])));
   const exports = section(
     7,
     vec([
@@ -432,6 +671,10 @@ function moduleBytes(): Uint8Array {
       [...str("q4"), 0x00, 0x01],
       [...str("f16"), 0x00, 0x02],
       [...str("bf16"), 0x00, 0x03],
+      [...str("q8f16"), 0x00, 0x04],
+      [...str("q4f16"), 0x00, 0x05],
+      [...str("q8bf16"), 0x00, 0x06],
+      [...str("q4bf16"), 0x00, 0x07],
     ]),
   );
   const code = section(
@@ -441,6 +684,10 @@ function moduleBytes(): Uint8Array {
       quantFunction("q4"),
       widenFunction("F16"),
       widenFunction("BF16"),
+      quantWideFunction("q8", "F16"),
+      quantWideFunction("q4", "F16"),
+      quantWideFunction("q8", "BF16"),
+      quantWideFunction("q4", "BF16"),
     ]),
   );
   return new Uint8Array([
@@ -468,6 +715,10 @@ interface Simd {
   q4: Fn;
   f16: Fn;
   bf16: Fn;
+  q8f16: Fn;
+  q4f16: Fn;
+  q8bf16: Fn;
+  q4bf16: Fn;
 }
 
 let simd_: Simd | null | undefined;
@@ -480,7 +731,7 @@ export function simdQuant(): Simd | null {
     const mod = new WebAssembly.Module(moduleBytes() as BufferSource);
     const inst = new WebAssembly.Instance(mod, { env: { mem: memory } });
     const e = inst.exports as unknown as Omit<Simd, "memory">;
-    simd_ = { memory, q8: e.q8, q4: e.q4, f16: e.f16, bf16: e.bf16 };
+    simd_ = { memory, ...e };
   } catch {
     simd_ = null;
   }
@@ -599,17 +850,14 @@ const Float16 = (globalThis as {
   };
 }).Float16Array;
 
-/** Values widened and packed per tile: 128 KiB of f32, still in cache when packed. */
-const TILE = 1 << 15;
-
 /**
- * Widens F16/BF16 `bytes` (`rows * cols` values; null: already read into
- * {@link simdRawInput}'s view) and packs them as q8/q4
- * a cache-sized tile at a time (widen a tile, pack it, next tile), so the
- * f32 copy never leaves the cache; the same kernels as
+ * Packs F16/BF16 `bytes` (`rows * cols` values; null: already read into
+ * {@link simdRawInput}'s view) as q8/q4 in one pass: each block is widened
+ * in registers and packed (no f32 copy in memory; 0.73 ns per value for
+ * q4 here, against 1.38 for widen-then-pack), with the same arithmetic as
  * {@link simdWiden} then {@link quantizeSimd}, so the same bytes. Null when
- * that path must be taken instead (no SIMD, cols not a multiple of 32, a
- * NaN, an overflowing 1/d).
+ * that path must be taken instead (no SIMD, cols not a multiple of 32, an
+ * infinity or a NaN, an overflowing 1/d).
  *
  * @example
  * ```ts
@@ -643,13 +891,9 @@ export function quantizeSimdWide(
   const outData = n * 4;
   const dataBytes = kind === "q8" ? n : n / 2;
   const outD = outData + Math.ceil(dataBytes / 16) * 16;
-  const fn = kind === "q8" ? s.q8 : s.q4;
-  const widen = dtype === "F16" ? s.f16 : s.bf16;
-  for (let k = 0; k < n; k += TILE) {
-    const m = Math.min(TILE, n - k); // a multiple of 32: n is
-    widen(raw + k * 2, m / 8, 0, 0);
-    const at = outData + (kind === "q8" ? k : k / 2);
-    if (fn(0, m / 32, at, outD + (k / 32) * 4) !== 0) return null;
-  }
+  const fn = dtype === "F16"
+    ? (kind === "q8" ? s.q8f16 : s.q4f16)
+    : (kind === "q8" ? s.q8bf16 : s.q4bf16);
+  if (fn(raw, blocks, outData, outD) !== 0) return null;
   return packedOut(s, { dataBytes, outData, outD, blocks }, f32ToF16, spare);
 }

@@ -15,6 +15,7 @@ import {
 } from "../../lib/split/_quant_rows.ts";
 import {
   quantizeSimd,
+  quantizeSimdWide,
   simdInput,
   simdQuant,
   simdWiden,
@@ -328,5 +329,80 @@ Deno.test("the runtime's Float16Array rounds scales as f32ToF16 does (every expo
     if (got[i] !== f32ToF16(f[i])) {
       assert.fail(`${f[i]}: ${got[i]} vs ${f32ToF16(f[i])}`);
     }
+  }
+});
+
+Deno.test("F16/BF16 packed in one pass (widened in registers) match lib/quant at the edges: ties between +m and -m, the largest last, zero and -0 blocks, subnormal halves, tiny and huge blocks; infinities fall back", () => {
+  const r = 16, c = 128; // 64 blocks
+  const w = rows(r * c, 21);
+  w.set([5, 0, -5], 32 * 1); // +m first
+  w.set([-7, 1, 7], 32 * 2 + 10); // -m first
+  w[32 * 3 + 31] = 9; // the largest is the block's last element
+  w[32 * 4 + 31] = -9;
+  w.fill(0, 32 * 5, 32 * 6);
+  w.fill(-0, 32 * 6, 32 * 7);
+  w.set([-0, 0, -0], 32 * 7);
+  for (let j = 0; j < 32; j++) w[32 * 8 + j] = (j - 16) * 2 ** -24; // subnormal halves
+  for (let j = 0; j < 32; j++) w[32 * 9 + j] = (j % 5 - 2) * 2 ** -20;
+  for (let j = 0; j < 32; j++) w[32 * 10 + j] = (j - 15) * 2048; // up to 34816
+  w[32 * 11 + 7] = 65504; // the largest half
+  w[32 * 11 + 8] = -65504;
+  for (let j = 0; j < 32; j++) w[32 * 12 + j] = (j - 16) + 0.5; // q8 ties
+  w[32 * 12 + 31] = 127;
+  for (const dtype of ["F16", "BF16"] as const) {
+    const h = new Uint16Array(r * c);
+    for (let i = 0; i < h.length; i++) {
+      h[i] = dtype === "F16"
+        ? toF16Bits(w[i])
+        : new Uint32Array(new Float32Array([w[i]]).buffer)[0] >>> 16;
+    }
+    // decoded independently: exact half → float, bfloat16 → its top bits
+    const f = dtype === "F16"
+      ? Float32Array.from(h, (x) => {
+        const e = (x >> 10) & 31, m = x & 1023, s = x & 0x8000 ? -1 : 1;
+        return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
+      })
+      : new Float32Array(Uint32Array.from(h, (x) => x << 16).buffer);
+    for (const inf of [false, true]) {
+      const hh = h.slice();
+      const ff = f.slice();
+      if (inf) {
+        hh[32 * 13 + 3] = dtype === "F16" ? 0xfc00 : 0xff80; // -Infinity
+        ff[32 * 13 + 3] = -Infinity;
+      }
+      const bytes = new Uint8Array(hh.buffer);
+      for (const kind of ["q8", "q4"] as const) {
+        const want = kind === "q8"
+          ? quantizeQ8(ff, r, c)
+          : quantizeQ4(ff, r, c);
+        const label = `${dtype} ${kind}${inf ? " with -Infinity" : ""}`;
+        const fused = quantizeSimdWide(kind, dtype, bytes, r, c, f32ToF16);
+        assert.equal(fused === null, inf, `${label}: the one-pass path`);
+        const got = quantizeChunk({ kind, dtype, bytes, rows: r, cols: c });
+        assert.deepEqual(got.data, new Uint8Array(want.data.buffer), label);
+        assert.deepEqual(got.scales, want.scales, label);
+      }
+    }
+  }
+  // BF16 blocks so small that 1/d overflows: lib/quant does the chunk
+  const tiny = rows(2 * 64, 9).map((x) => x * 1e-39);
+  const hb = Uint16Array.from(
+    new Uint32Array(tiny.buffer),
+    (x) => x >>> 16,
+  );
+  const fb = new Float32Array(Uint32Array.from(hb, (x) => x << 16).buffer);
+  for (const kind of ["q8", "q4"] as const) {
+    const bytes = new Uint8Array(hb.buffer);
+    assert.equal(quantizeSimdWide(kind, "BF16", bytes, 2, 64, f32ToF16), null);
+    const want = kind === "q8" ? quantizeQ8(fb, 2, 64) : quantizeQ4(fb, 2, 64);
+    const got = quantizeChunk({
+      kind,
+      dtype: "BF16",
+      bytes,
+      rows: 2,
+      cols: 64,
+    });
+    assert.deepEqual(got.data, new Uint8Array(want.data.buffer), kind);
+    assert.deepEqual(got.scales, want.scales, kind);
   }
 });
