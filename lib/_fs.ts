@@ -4,6 +4,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { crc32 } from "node:zlib";
 import { FormatError } from "./errors.ts";
 
 /**
@@ -25,49 +26,102 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Read buffers of {@link forEachChunk}, reused across files. */
+const spareChunks: Uint8Array[] = [];
+const CHUNK_BYTES = 8 << 20;
+
 /**
- * Streams a file through SHA-256 (8 MiB at a time) and returns its
- * lower-case hex digest and its size. With `sync`, fsyncs the file first.
- *
- * @example
- * ```ts ignore
- * import { hashFile } from "./_fs.ts";
- * console.log(await hashFile("shards/manifest.json"));
- * ```
+ * Reads a whole file sequentially, 8 MiB at a time into a reused buffer,
+ * handing each chunk to `onChunk` (valid only during the call); returns the
+ * size. With `sync`, fsyncs the file first.
  */
-export async function hashFile(
+async function forEachChunk(
   path: string,
-  opts: { sync?: boolean } = {},
-): Promise<{ sha256: string; size: number }> {
-  const h = createHash("sha256");
-  const f = await Deno.open(path, { read: true, write: opts.sync === true });
+  sync: boolean,
+  onChunk: (chunk: Uint8Array) => void,
+): Promise<number> {
+  const f = await Deno.open(path, { read: true, write: sync });
+  const buf = spareChunks.pop() ?? new Uint8Array(CHUNK_BYTES);
   let size = 0;
   try {
-    if (opts.sync) await f.sync();
-    const buf = new Uint8Array(8 << 20);
+    if (sync) await f.sync();
     while (true) {
       const n = await f.read(buf);
       if (n === null) break;
       size += n;
-      h.update(buf.subarray(0, n));
+      onChunk(buf.subarray(0, n));
     }
   } finally {
     f.close();
+    spareChunks.push(buf);
   }
-  return { sha256: h.digest("hex"), size };
+  return size;
 }
 
 /**
- * Lower-case hex SHA-256 of a whole file, streamed.
+ * A CRC-32 value (IEEE polynomial, as zip, gzip and PNG use; `node:zlib`'s
+ * `crc32`) as the 8 lower-case hex digits a shard manifest records.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { crc32 } from "node:zlib";
+ * import { crc32Hex } from "./_fs.ts";
+ * assert.equal(crc32Hex(crc32(new TextEncoder().encode("123456789"))), "cbf43926");
+ * assert.equal(crc32Hex(0x1f), "0000001f");
+ * ```
+ */
+export function crc32Hex(value: number): string {
+  return (value >>> 0).toString(16).padStart(8, "0");
+}
+
+/**
+ * Streams a file through CRC-32 ({@link crc32Hex}; about 40 GB/s, so reading
+ * the file is the cost) and returns its checksum and size. With `sync`,
+ * fsyncs the file first.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { crc32File } from "./_fs.ts";
+ * const p = await Deno.makeTempFile();
+ * await Deno.writeTextFile(p, "123456789");
+ * assert.deepEqual(await crc32File(p), { crc32: "cbf43926", size: 9 });
+ * await Deno.remove(p);
+ * ```
+ */
+export async function crc32File(
+  path: string,
+  opts: { sync?: boolean } = {},
+): Promise<{ crc32: string; size: number }> {
+  let crc = 0;
+  const size = await forEachChunk(path, opts.sync === true, (chunk) => {
+    crc = crc32(chunk, crc);
+  });
+  return { crc32: crc32Hex(crc), size };
+}
+
+/**
+ * Lower-case hex SHA-256 of a whole file, streamed (Hugging Face LFS
+ * downloads, and shard manifests of older splits).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { sha256File } from "./_fs.ts";
- * console.log(await sha256File("shards/manifest.json"));
+ * const p = await Deno.makeTempFile();
+ * await Deno.writeTextFile(p, "abc");
+ * assert.equal(
+ *   await sha256File(p),
+ *   "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+ * );
+ * await Deno.remove(p);
  * ```
  */
 export async function sha256File(path: string): Promise<string> {
-  return (await hashFile(path)).sha256;
+  const h = createHash("sha256");
+  await forEachChunk(path, false, (chunk) => h.update(chunk));
+  return h.digest("hex");
 }
 
 /**

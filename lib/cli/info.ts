@@ -30,7 +30,7 @@ downloaded into it as 'run' does; HF_HUB_OFFLINE=1 uses only the cache).
 
 Flags:
   --json              print one JSON object on stdout instead of text
-  --verify            also check every shard file's size and SHA-256 against
+  --verify            also check every shard file's size and checksum against
                       manifest.json (shard directories only)
   --tokenizer FILE    llama2.c tokenizer file for a .bin checkpoint
   -h, --help          show this help`;

@@ -2,12 +2,12 @@
  * Shard integrity before use. A shard file whose bytes changed but whose size
  * did not (a bad disk, a partial copy, a stray write) would be used as is and
  * produce garbage tokens, so every file is checked against the manifest's
- * SHA-256 before it is first used after it changed. Hashing a large model on
- * every start would cost seconds, so a small sidecar record,
- * `.strata-verified.json` in the shard directory, remembers for each file the
- * size, modification time, change time and inode under which its hash was
- * last found equal to the manifest's; a file whose stat still matches is not
- * hashed again. A file changed less than a second before it was stamped is
+ * checksum (CRC-32; SHA-256 in manifests of older splits) before it is first
+ * used after it changed. Reading a large model on every start would cost
+ * seconds, so a small sidecar record, `.strata-verified.json` in the shard
+ * directory, remembers for each file the size, modification time, change
+ * time, inode and checksum under which it was last found equal to the
+ * manifest; a file whose stat still matches is not read again. A file changed less than a second before it was stamped is
  * not recorded (the change time has one-second resolution), so a write in
  * that second cannot hide. The policy is described in docs/format.md.
  *
@@ -15,7 +15,7 @@
  */
 import { join } from "node:path";
 import { FormatError } from "../errors.ts";
-import { sha256File } from "../_fs.ts";
+import { crc32File, sha256File } from "../_fs.ts";
 
 /** The sidecar record's file name inside a shard directory. */
 export const VERIFIED_FILE = ".strata-verified.json";
@@ -26,34 +26,91 @@ interface Stamp {
   mtimeMs: number;
   ctimeMs: number;
   ino: number;
-  sha256: string;
+  /** `crc32:<hex>` or `sha256:<hex>`: the checksum the file matched. */
+  checksum: string;
+  /** Records of older Strata: the SHA-256 the file matched (no `checksum`). */
+  sha256?: string;
 }
 
-/** One manifest entry: path relative to the shard directory, size, SHA-256. */
+/**
+ * One manifest entry: path relative to the shard directory, size and one
+ * checksum, `crc32` (what split writes) or `sha256` (older splits).
+ */
 export interface IntegrityEntry {
   /** Path relative to the shard directory. */
   path: string;
   /** Size in bytes. */
   size: number;
-  /** Lower-case hex SHA-256. */
-  sha256: string;
+  /** CRC-32 (IEEE, as zip), 8 lower-case hex digits. */
+  crc32?: string;
+  /** SHA-256, 64 lower-case hex digits (manifests of older splits). */
+  sha256?: string;
+}
+
+/**
+ * The entry's checksum as `crc32:<hex>` or `sha256:<hex>` (what a stamp
+ * records, so a stamp of one algorithm never vouches for the other).
+ */
+function checksumKey(f: IntegrityEntry): string {
+  if (f.crc32 !== undefined) return `crc32:${f.crc32}`;
+  if (f.sha256 !== undefined) return `sha256:${f.sha256}`;
+  return "none";
+}
+
+/**
+ * The name of the entry's checksum, for messages: `CRC-32` or `SHA-256`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checksumName } from "./_integrity.ts";
+ * assert.equal(checksumName({ path: "a", size: 0, crc32: "00000000" }), "CRC-32");
+ * assert.equal(checksumName({ path: "a", size: 0, sha256: "0".repeat(64) }), "SHA-256");
+ * ```
+ */
+export function checksumName(f: IntegrityEntry): string {
+  return f.crc32 === undefined && f.sha256 !== undefined ? "SHA-256" : "CRC-32";
+}
+
+/**
+ * Whether the file at `path` has the checksum `f` records (every byte is
+ * read). An entry with no checksum never matches.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matchesChecksum } from "./_integrity.ts";
+ * const p = await Deno.makeTempFile();
+ * await Deno.writeTextFile(p, "123456789");
+ * assert.equal(await matchesChecksum(p, { path: "a", size: 9, crc32: "cbf43926" }), true);
+ * assert.equal(await matchesChecksum(p, { path: "a", size: 9, crc32: "cbf43927" }), false);
+ * await Deno.remove(p);
+ * ```
+ */
+export async function matchesChecksum(
+  path: string,
+  f: IntegrityEntry,
+): Promise<boolean> {
+  if (f.crc32 !== undefined) return (await crc32File(path)).crc32 === f.crc32;
+  if (f.sha256 !== undefined) return (await sha256File(path)) === f.sha256;
+  return false;
 }
 
 /** Options of {@linkcode checkIntegrity}. */
 export interface CheckIntegrityOptions {
   /** What to suggest on a mismatch (default: split the model again). */
   remedy?: string;
-  /** Progress lines (e.g. stderr): said once when files must be hashed. */
+  /** Progress lines (e.g. stderr): said once when files must be read. */
   log?: (line: string) => void;
 }
 
-function stampOf(st: Deno.FileInfo, sha256: string): Stamp {
+function stampOf(st: Deno.FileInfo, f: IntegrityEntry): Stamp {
   return {
     size: st.size,
     mtimeMs: st.mtime?.getTime() ?? 0,
     ctimeMs: st.ctime?.getTime() ?? 0,
     ino: st.ino ?? 0,
-    sha256,
+    checksum: checksumKey(f),
   };
 }
 
@@ -62,7 +119,7 @@ function stampOf(st: Deno.FileInfo, sha256: string): Stamp {
  * the file later. The change time has one-second resolution here: a write in
  * the same second as the stamp could leave size, times and inode as they
  * were, so a file changed less than a second before the stamp is not
- * recorded (it is hashed again next time, as git treats "racily clean"
+ * recorded (it is read again next time, as git treats "racily clean"
  * files).
  */
 function safeStamp(s: Stamp, at: number): boolean {
@@ -71,8 +128,15 @@ function safeStamp(s: Stamp, at: number): boolean {
 }
 
 function sameStamp(a: Stamp | undefined, b: Stamp): boolean {
-  return a !== undefined && a.size === b.size && a.mtimeMs === b.mtimeMs &&
-    a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.sha256 === b.sha256;
+  if (a === undefined || b.checksum === "none") return false;
+  // A stamp of an older Strata recorded a SHA-256 (it vouches for that only).
+  const checksum = typeof a.checksum === "string"
+    ? a.checksum
+    : typeof a.sha256 === "string"
+    ? `sha256:${a.sha256}`
+    : undefined;
+  return a.size === b.size && a.mtimeMs === b.mtimeMs &&
+    a.ctimeMs === b.ctimeMs && a.ino === b.ino && checksum === b.checksum;
 }
 
 async function readRecord(dir: string): Promise<Record<string, Stamp>> {
@@ -82,7 +146,7 @@ async function readRecord(dir: string): Promise<Record<string, Stamp>> {
       return v.files as Record<string, Stamp>;
     }
   } catch {
-    // missing or damaged: every file is hashed again
+    // missing or damaged: every file is read again
   }
   return {};
 }
@@ -122,23 +186,24 @@ async function statOf(dir: string, f: IntegrityEntry): Promise<Deno.FileInfo> {
 /**
  * Checks every file of `files` (manifest entries of the shard directory
  * `dir`): present, of the recorded size, and, unless the sidecar record says
- * the file is unchanged since its hash last matched, of the recorded
- * SHA-256. Files that pass are recorded.
+ * the file is unchanged since its checksum last matched, of the recorded
+ * checksum (CRC-32, or SHA-256 for older splits). Files that pass are
+ * recorded.
  *
  * @throws {FormatError} naming the first file that is missing, of another
- * size or of another hash; the message says what to do.
+ * size or of another checksum; the message says what to do.
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { checkIntegrity } from "./_integrity.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/a.bin`, "abc");
- * const sha256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
- * await checkIntegrity(dir, [{ path: "a.bin", size: 3, sha256 }]);
+ * const crc32 = "352441c2"; // CRC-32 of "abc"
+ * await checkIntegrity(dir, [{ path: "a.bin", size: 3, crc32 }]);
  * await Deno.writeTextFile(`${dir}/a.bin`, "abd"); // same size, other bytes
  * await assert.rejects(
- *   checkIntegrity(dir, [{ path: "a.bin", size: 3, sha256 }]),
- *   /a\.bin: SHA-256 differs from manifest\.json/,
+ *   checkIntegrity(dir, [{ path: "a.bin", size: 3, crc32 }]),
+ *   /a\.bin: CRC-32 differs from manifest\.json/,
  * );
  * await Deno.remove(dir, { recursive: true });
  * ```
@@ -154,8 +219,8 @@ export async function checkIntegrity(
   for (const f of files) {
     const at = Date.now();
     const st = await statOf(dir, f);
-    const stamp = stampOf(st, f.sha256);
-    if (sameStamp(record[f.path], stamp)) next[f.path] = record[f.path];
+    const stamp = stampOf(st, f);
+    if (sameStamp(record[f.path], stamp)) next[f.path] = stamp;
     else todo.push({ f, st, at });
   }
   if (todo.length === 0) return;
@@ -170,15 +235,17 @@ export async function checkIntegrity(
   try {
     for (const { f, st, at } of todo) {
       const p = join(dir, f.path);
-      if ((await sha256File(p)) !== f.sha256) {
+      if (!(await matchesChecksum(p, f))) {
         throw new FormatError(
           p,
-          `SHA-256 differs from manifest.json (the file is corrupted or was changed); ${
+          `${
+            checksumName(f)
+          } differs from manifest.json (the file is corrupted or was changed); ${
             opts.remedy ?? `delete ${dir} and split the model again`
           }`,
         );
       }
-      const stamp = stampOf(st, f.sha256);
+      const stamp = stampOf(st, f);
       if (safeStamp(stamp, at)) next[f.path] = stamp;
     }
   } finally {
@@ -188,8 +255,8 @@ export async function checkIntegrity(
 }
 
 /**
- * Records `files` as verified in their current state, without hashing them:
- * for a writer that has just computed their hashes (split) or a full check
+ * Records `files` as verified in their current state, without reading them:
+ * for a writer that has just computed their checksums (split) or a full check
  * that has just compared them (`info --verify`).
  *
  * @example
@@ -197,9 +264,9 @@ export async function checkIntegrity(
  * import { checkIntegrity, recordVerified } from "./_integrity.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/a.bin`, "abc");
- * const sha256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
- * await recordVerified(dir, [{ path: "a.bin", size: 3, sha256 }]);
- * await checkIntegrity(dir, [{ path: "a.bin", size: 3, sha256 }]); // no hashing
+ * const crc32 = "352441c2"; // CRC-32 of "abc"
+ * await recordVerified(dir, [{ path: "a.bin", size: 3, crc32 }]);
+ * await checkIntegrity(dir, [{ path: "a.bin", size: 3, crc32 }]); // reads nothing
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -212,7 +279,7 @@ export async function recordVerified(
     try {
       const at = Date.now();
       const st = await Deno.stat(join(dir, f.path));
-      const stamp = stampOf(st, f.sha256);
+      const stamp = stampOf(st, f);
       if (st.size === f.size && safeStamp(stamp, at)) next[f.path] = stamp;
     } catch {
       // missing: not recorded

@@ -19,8 +19,12 @@ import {
   type ExpertLayoutRecord,
 } from "../model/expert_layout.ts";
 import { isAbsolute, join, normalize } from "node:path";
-import { sha256File } from "../_fs.ts";
-import { checkIntegrity, recordVerified } from "./_integrity.ts";
+import {
+  checkIntegrity,
+  checksumName,
+  matchesChecksum,
+  recordVerified,
+} from "./_integrity.ts";
 
 /**
  * The manifest's file name inside a shard directory.
@@ -45,16 +49,20 @@ export const MANIFEST_FILE = "manifest.json";
  */
 export const SHARD_FORMAT = "strata-shards";
 /**
- * The manifest version this code writes and reads.
+ * The manifest version this code writes: 2, whose files carry a CRC-32. It
+ * also reads version 1 (older splits, whose files carry a SHA-256; the shard
+ * files themselves are the same).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { SHARD_VERSION } from "./shards.ts";
- * assert.deepStrictEqual(SHARD_VERSION, 1);
+ * assert.deepStrictEqual(SHARD_VERSION, 2);
  * ```
  */
-export const SHARD_VERSION = 1;
+export const SHARD_VERSION = 2;
+/** Every manifest version this code reads. */
+const READABLE_VERSIONS: readonly unknown[] = [1, SHARD_VERSION];
 /**
  * File name of the embedding shard.
  *
@@ -102,13 +110,15 @@ export interface QuantLayout {
 }
 
 /**
- * One file of the shard directory.
+ * One file of the shard directory, with exactly one checksum of its bytes:
+ * `crc32` (what split writes) or `sha256` (manifests of older splits).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ManifestFile } from "./shards.ts";
- * const f: ManifestFile = { path: "layers/000.safetensors", size: 1024, sha256: "0".repeat(64) };
- * console.log(f.path);
+ * const f: ManifestFile = { path: "layers/000.safetensors", size: 1024, crc32: "0a1b2c3d" };
+ * assert.equal(f.sha256, undefined);
  * ```
  */
 export interface ManifestFile {
@@ -116,8 +126,14 @@ export interface ManifestFile {
   path: string;
   /** Size in bytes. */
   size: number;
-  /** Lower-case hex SHA-256 of the file's bytes. */
-  sha256: string;
+  /**
+   * CRC-32 of the file's bytes (IEEE polynomial, as zip and gzip), 8
+   * lower-case hex digits. Guards against accidental corruption (torn,
+   * truncated or altered files), not against tampering.
+   */
+  crc32?: string;
+  /** Lower-case hex SHA-256 of the file's bytes (older splits). */
+  sha256?: string;
 }
 
 /**
@@ -133,7 +149,7 @@ export interface ManifestFile {
 export interface Manifest {
   /** Always `"strata-shards"`. */
   format: typeof SHARD_FORMAT;
-  /** Format version: 1. */
+  /** Format version: 2 (1: an older split; its files carry a SHA-256). */
   version: number;
   /** Where the shards came from. */
   source: { kind: string; path: string; description: string };
@@ -149,7 +165,7 @@ export interface Manifest {
   head: string;
   /** One shard per decoder layer, in order (`layers/000.safetensors`, ...). */
   layers: string[];
-  /** Every file but the manifest itself, with size and SHA-256. */
+  /** Every file but the manifest itself, with size and checksum. */
   files: ManifestFile[];
   /**
    * SHA-256 over the split plan (source tensors and options); a re-run with
@@ -211,12 +227,12 @@ export function parseManifest(v: unknown, file: string): Manifest {
   if (v.format !== SHARD_FORMAT) {
     throw new FormatError(file, `format is not "${SHARD_FORMAT}"`);
   }
-  if (v.version !== SHARD_VERSION) {
+  if (!READABLE_VERSIONS.includes(v.version)) {
     throw new UnsupportedError(
       file,
-      `shard format version ${
-        JSON.stringify(v.version)
-      } (this Strata reads ${SHARD_VERSION}); split again`,
+      `shard format version ${JSON.stringify(v.version)} (this Strata reads ${
+        READABLE_VERSIONS.join(" and ")
+      }); split again`,
     );
   }
   const src = v.source;
@@ -273,17 +289,25 @@ export function parseManifest(v: unknown, file: string): Manifest {
     throw new FormatError(file, "files is not a list");
   }
   const files: ManifestFile[] = v.files.map((f, i) => {
+    // Exactly one checksum: crc32, or sha256 (older splits).
+    const crc = isRecord(f) && typeof f.crc32 === "string" &&
+      /^[0-9a-f]{8}$/.test(f.crc32) && f.sha256 === undefined;
+    const sha = isRecord(f) && typeof f.sha256 === "string" &&
+      /^[0-9a-f]{64}$/.test(f.sha256) && f.crc32 === undefined;
     if (
       !isRecord(f) || !Number.isSafeInteger(f.size) || (f.size as number) < 0 ||
-      typeof f.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(f.sha256)
+      !(crc || sha)
     ) {
-      throw new FormatError(file, `files[${i}] must be {path, size, sha256}`);
+      throw new FormatError(
+        file,
+        `files[${i}] must be {path, size, crc32} with crc32 8 lower-case hex digits (from an older split: sha256 with 64)`,
+      );
     }
-    return {
-      path: safeRel(file, f.path, `files[${i}].path`),
-      size: f.size as number,
-      sha256: f.sha256,
-    };
+    const path = safeRel(file, f.path, `files[${i}].path`);
+    const size = f.size as number;
+    return crc
+      ? { path, size, crc32: f.crc32 as string }
+      : { path, size, sha256: f.sha256 as string };
   });
   const listed = new Set(files.map((f) => f.path));
   for (const p of [embed, head, ...layers as string[]]) {
@@ -291,7 +315,7 @@ export function parseManifest(v: unknown, file: string): Manifest {
   }
   return {
     format: SHARD_FORMAT,
-    version: SHARD_VERSION,
+    version: v.version as number,
     source: {
       kind: src.kind,
       path: src.path,
@@ -433,7 +457,7 @@ export class ShardDir {
 
   /**
    * Checks every file listed in the manifest: present, the recorded size and
-   * the recorded SHA-256 (every byte is read: `info --verify`). Files that
+   * the recorded checksum (every byte is read: `info --verify`). Files that
    * pass are recorded as verified (see {@link ShardDir.checkIntegrity}).
    *
    * @throws {FormatError} naming the first file that differs.
@@ -445,8 +469,8 @@ export class ShardDir {
 
   /**
    * Checks every file before use: present, of the recorded size and, when it
-   * changed since its hash last matched (a sidecar record of size, times and
-   * inode; see docs/format.md), of the recorded SHA-256. Cheap on an
+   * changed since its checksum last matched (a sidecar record of size, times,
+   * inode and checksum; see docs/format.md), of the recorded checksum. Cheap on an
    * unchanged directory: no file is read.
    *
    * @throws {FormatError} naming the file, suggesting to split again.
@@ -478,7 +502,7 @@ export class ShardDir {
  * @example
  * ```ts ignore
  * import { verifyFile } from "./shards.ts";
- * await verifyFile("shards", { path: "head.safetensors", size: 1024, sha256: "..." });
+ * await verifyFile("shards", { path: "head.safetensors", size: 1024, crc32: "0a1b2c3d" });
  * ```
  */
 export async function verifyFile(dir: string, f: ManifestFile): Promise<void> {
@@ -495,7 +519,10 @@ export async function verifyFile(dir: string, f: ManifestFile): Promise<void> {
       `size ${size} bytes, manifest.json says ${f.size} (truncated or changed)`,
     );
   }
-  if ((await sha256File(p)) !== f.sha256) {
-    throw new FormatError(p, "SHA-256 differs from manifest.json (corrupted)");
+  if (!(await matchesChecksum(p, f))) {
+    throw new FormatError(
+      p,
+      `${checksumName(f)} differs from manifest.json (corrupted)`,
+    );
   }
 }

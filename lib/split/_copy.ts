@@ -5,7 +5,7 @@
  * chunk of rows at a time on the worker pool, several chunks in flight, and
  * the pieces are written in order. Already-packed sources (GGUF) keep their
  * blocks, or are repacked whole.
- * The SHA-256 of the file is computed as it is written (no second pass), and
+ * The CRC-32 of the file is computed as it is written (no second pass), and
  * the file is fsynced once, by the caller, before its rename.
  *
  * @module
@@ -13,8 +13,8 @@
 import { FormatError } from "../errors.ts";
 import { SafetensorsWriter } from "../format/safetensors.ts";
 import { encoding, type FloatDtype } from "../quant/encoding.ts";
-import { readFully } from "../_fs.ts";
-import { createHash, type Hash } from "node:crypto";
+import { crc32Hex, readFully } from "../_fs.ts";
+import { crc32 } from "node:zlib";
 import type { TensorData } from "./source.ts";
 import type { QuantPool } from "./_quant_pool.ts";
 import { type OutTensor, shapeStr } from "./_route.ts";
@@ -33,9 +33,9 @@ export interface CopyOptions {
   onTensor?: (t: OutTensor) => void | Promise<void>;
 }
 
-/** What {@link writeTensorFile} returns: the file's hash and size. */
+/** What {@link writeTensorFile} returns: the file's CRC-32 and size. */
 export interface WrittenFile {
-  sha256: string;
+  crc32: string;
   size: number;
   writer: SafetensorsWriter;
 }
@@ -278,7 +278,7 @@ async function headerBytes(path: string): Promise<Uint8Array> {
 /**
  * Writes `tensors` to the safetensors file `path` (created or truncated),
  * keeping `window` pieces in flight; returns the open writer (complete, not
- * yet closed or synced) with the file's SHA-256 and size.
+ * yet closed or synced) with the file's CRC-32 (hex) and size.
  */
 export async function writeTensorFile(
   path: string,
@@ -292,9 +292,8 @@ export async function writeTensorFile(
     metadata,
   );
   try {
-    const h: Hash = createHash("sha256");
     const head = await headerBytes(path);
-    h.update(head);
+    let crc = crc32(head);
     let size = head.length;
     const gen = (function* () {
       for (const t of tensors) yield* tensorPieces(t, o);
@@ -314,7 +313,7 @@ export async function writeTensorFile(
       const bytes = await p.bytes;
       fill();
       const w = writer.write(p.name, bytes);
-      h.update(bytes); // while the write runs on another thread
+      crc = crc32(bytes, crc); // while the write runs on another thread
       await w;
       if (p.reuse === "copy" && spare.length < 8) {
         spare.push(bytes.buffer as ArrayBuffer);
@@ -323,7 +322,7 @@ export async function writeTensorFile(
       o.onPiece?.(p.outBytes, p.srcBytes);
       if (p.last) await o.onTensor?.(p.last);
     }
-    return { sha256: h.digest("hex"), size, writer };
+    return { crc32: crc32Hex(crc), size, writer };
   } catch (e) {
     writer.abort();
     throw e;

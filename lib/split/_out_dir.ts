@@ -8,7 +8,6 @@
 import { PROGRESS_FILE } from "./source.ts";
 import { dirname, join, resolve } from "node:path";
 import { statfs } from "node:fs/promises";
-import { hashFile } from "../_fs.ts";
 import { UsageError } from "../errors.ts";
 
 export async function syncDir(dir: string): Promise<void> {
@@ -31,9 +30,18 @@ export async function writeTextAtomic(
 ): Promise<void> {
   const tmp = path + ".partial";
   await Deno.writeTextFile(tmp, text);
-  if (sync) await hashFile(tmp, { sync: true });
+  if (sync) await syncFile(tmp);
   await Deno.rename(tmp, path);
   await syncDir(dirname(path));
+}
+
+async function syncFile(path: string): Promise<void> {
+  const f = await Deno.open(path, { read: true, write: true });
+  try {
+    await f.sync();
+  } finally {
+    f.close();
+  }
 }
 
 export async function removeIfExists(path: string): Promise<void> {
@@ -67,15 +75,41 @@ export function envInt(name: string): number | null {
   return Number.isInteger(n) && n >= 0 ? n : null;
 }
 
+/** A finished file of the progress record: its size and CRC-32 (hex). */
+export interface DoneFile {
+  size: number;
+  crc32: string;
+}
+
+/**
+ * The progress record (`.strata-split.json`): the plan and the finished
+ * files. A file whose entry is `null` was listed but cannot be trusted
+ * (a record of an older Strata, which kept a SHA-256, or a damaged entry):
+ * it is written again, or removed with the rest of another plan's files.
+ */
 export interface Progress {
   plan: string;
-  done: Record<string, { size: number; sha256: string }>;
+  done: Record<string, DoneFile | null>;
+}
+
+function isDoneFile(e: unknown): e is DoneFile {
+  const r = e as Partial<DoneFile> | null;
+  return typeof r?.size === "number" && Number.isSafeInteger(r.size) &&
+    r.size >= 0 && typeof r.crc32 === "string" && /^[0-9a-f]{8}$/.test(r.crc32);
 }
 
 export async function readProgress(path: string): Promise<Progress | null> {
   try {
     const v = JSON.parse(await Deno.readTextFile(path));
-    if (typeof v?.plan === "string" && typeof v?.done === "object") return v;
+    if (
+      typeof v?.plan !== "string" || typeof v?.done !== "object" ||
+      v.done === null
+    ) return null;
+    const done: Record<string, DoneFile | null> = {};
+    for (const [rel, e] of Object.entries(v.done as Record<string, unknown>)) {
+      done[rel] = isDoneFile(e) ? { size: e.size, crc32: e.crc32 } : null;
+    }
+    return { plan: v.plan, done };
   } catch {
     // missing or unreadable: start over
   }

@@ -11,7 +11,7 @@
  *   fsynced once, renamed (its fsync overlaps the writing of the next file);
  *   `manifest.json` is written last. A progress record
  *   (`.strata-split.json`) lists finished files; a re-run checks them (size
- *   and SHA-256) and skips them. Output is deterministic, so a resumed split
+ *   and CRC-32) and skips them. Output is deterministic, so a resumed split
  *   equals an uninterrupted one byte for byte.
  * - Free disk space is checked before writing.
  * - `deleteOriginal` deletes the source files only after the whole shard
@@ -72,7 +72,7 @@ import {
 import { createHash } from "node:crypto";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { formatBytes } from "../_units.ts";
-import { exists, hashFile } from "../_fs.ts";
+import { crc32File, exists } from "../_fs.ts";
 
 export type { SplitFloor } from "./_floor.ts";
 
@@ -154,7 +154,9 @@ function planHash(
   const h = createHash("sha256");
   h.update(JSON.stringify({
     format: SHARD_FORMAT,
-    version: SHARD_VERSION,
+    // The shard files' layout, not SHARD_VERSION: manifest version 2 changed
+    // only the checksum, so a version 1 split keeps its plan (not refused).
+    version: 1,
     kind: source.kind,
     description: source.description,
     config: cfg,
@@ -247,13 +249,13 @@ export async function splitModel(
   await removeStalePartials(out);
 
   // Resume: files finished by an earlier run of the same plan.
-  const finished = new Map<string, ManifestFile>();
+  const finished = new Map<string, ManifestFile & { crc32: string }>();
   const progress = await readProgress(progressPath);
   if (progress && progress.plan === planId) {
     for (const f of files) {
       const rec = progress.done[f.path];
       if (!rec) continue;
-      const entry = { path: f.path, size: rec.size, sha256: rec.sha256 };
+      const entry = { path: f.path, size: rec.size, crc32: rec.crc32 };
       try {
         await verifyFile(out, entry);
         finished.set(f.path, entry);
@@ -272,7 +274,7 @@ export async function splitModel(
   }
   const record: Progress = { plan: planId, done: {} };
   for (const [p, e] of finished) {
-    record.done[p] = { size: e.size, sha256: e.sha256 };
+    record.done[p] = { size: e.size, crc32: e.crc32 };
   }
   await writeTextAtomic(progressPath, JSON.stringify(record), false);
 
@@ -382,11 +384,11 @@ export async function splitModel(
       };
       partial = target + ".partial";
       const part = partial;
-      let finish: () => Promise<{ sha256: string; size: number }>;
+      let finish: () => Promise<{ crc32: string; size: number }>;
       if (f.text !== undefined) {
         await Deno.writeTextFile(part, f.text);
         await inject();
-        finish = () => hashFile(part, { sync: true });
+        finish = () => crc32File(part, { sync: true });
       } else {
         const w = await writeTensorFile(part, f.tensors, f.metadata, {
           copyBytes: envInt("STRATA_SPLIT_COPY_BYTES") || COPY_BYTES,
@@ -403,20 +405,20 @@ export async function splitModel(
         });
         finish = async () => {
           await w.writer.close({ sync: true });
-          return { sha256: w.sha256, size: w.size };
+          return { crc32: w.crc32, size: w.size };
         };
       }
       partial = null;
       const prev = chain;
       chain = (async () => {
         await prev;
-        const { sha256, size } = await finish();
+        const { crc32, size } = await finish();
         await Deno.rename(part, target);
         await syncDir(dirname(target));
-        entries[i] = { path: f.path, size, sha256 };
+        entries[i] = { path: f.path, size, crc32 };
         if (f.text !== undefined) bytesDone += size;
         else bytesDone += size - f.tensors.reduce((a, t) => a + t.bytes, 0);
-        record.done[f.path] = { size, sha256 };
+        record.done[f.path] = { size, crc32 };
         await writeTextAtomic(progressPath, JSON.stringify(record), false);
         completed++;
         report(f.path);

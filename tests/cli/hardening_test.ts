@@ -106,13 +106,13 @@ Deno.test("run: a same-size corrupted layer exits non-zero naming the file, prin
   assert.equal(r.stdout, "", "no ids printed");
   assert.match(
     r.stderr,
-    /^strata: error: .*layers\/001\.safetensors: SHA-256 differs from manifest\.json .*split the model again/m,
+    /^strata: error: .*layers\/001\.safetensors: CRC-32 differs from manifest\.json .*split the model again/m,
   );
   assert.doesNotMatch(r.stderr, /^(budget|plan):/m, "refused before the GPU");
   // info --verify, the full check, agrees.
   const v = await cli(["info", dir, "--verify"]);
   assert.equal(v.code, 1);
-  assert.match(v.stderr, /layers\/001\.safetensors: SHA-256 differs/);
+  assert.match(v.stderr, /layers\/001\.safetensors: CRC-32 differs/);
 });
 
 Deno.test("integrity: an unchanged file is not hashed again; a changed one is", async () => {
@@ -120,14 +120,14 @@ Deno.test("integrity: an unchanged file is not hashed again; a changed one is", 
   try {
     await Deno.writeTextFile(join(dir, "a.bin"), "abc");
     await new Promise((r) => setTimeout(r, 1100)); // not "racily" recent
-    // Recorded under a wrong hash: only a check that skips hashing passes.
-    const wrong = { path: "a.bin", size: 3, sha256: "0".repeat(64) };
+    // Recorded under a wrong CRC: only a check that skips reading passes.
+    const wrong = { path: "a.bin", size: 3, crc32: "00000000" };
     await recordVerified(dir, [wrong]);
     await checkIntegrity(dir, [wrong]);
     await Deno.writeTextFile(join(dir, "a.bin"), "abd");
     await assert.rejects(
       checkIntegrity(dir, [wrong]),
-      /a\.bin: SHA-256 differs/,
+      /a\.bin: CRC-32 differs/,
     );
     // A size change is reported without hashing.
     await Deno.writeTextFile(join(dir, "a.bin"), "abcd");

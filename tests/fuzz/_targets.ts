@@ -388,9 +388,10 @@ export async function llama2cTarget(
 function tinyManifest(): Record<string, unknown> {
   const config = normalizeConfig(TINY_CONFIG, "config.json");
   const sha = (c: string) => c.repeat(64);
+  const crc = (c: string) => c.repeat(8);
   return {
     format: "strata-shards",
-    version: 1,
+    version: 2,
     source: { kind: "hf", path: "/m", description: "tiny" },
     config,
     quantization: "q8",
@@ -405,9 +406,10 @@ function tinyManifest(): Record<string, unknown> {
     head: "head.safetensors",
     layers: ["layers/000.safetensors"],
     files: [
-      { path: "config.json", size: 10, sha256: sha("a") },
-      { path: "embed.safetensors", size: 100, sha256: sha("b") },
-      { path: "layers/000.safetensors", size: 1000, sha256: sha("c") },
+      { path: "config.json", size: 10, crc32: crc("a") },
+      { path: "embed.safetensors", size: 100, crc32: crc("b") },
+      { path: "layers/000.safetensors", size: 1000, crc32: crc("c") },
+      // an older split's checksum: still read
       { path: "head.safetensors", size: 100, sha256: sha("d") },
     ],
     plan: sha("e"),

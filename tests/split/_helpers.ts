@@ -1,6 +1,6 @@
 /**
  * Shared helpers of the split tests: temp dirs, the CLI as a subprocess,
- * independent SHA-256 and file listing.
+ * independent SHA-256 and CRC-32, and file listing.
  *
  * @module
  */
@@ -40,6 +40,34 @@ export async function sha256(path: string): Promise<string> {
   const d = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
   return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0"))
     .join("");
+}
+
+/** The CRC-32 table (IEEE polynomial 0xedb88320, reflected, as zip). */
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/**
+ * CRC-32 (8 lower-case hex digits) of `bytes`, table-driven, one byte at a
+ * time: independent of node:zlib and of lib/.
+ */
+export function crc32Bytes(bytes: Uint8Array): string {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) {
+    c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  }
+  return ((c ^ 0xffffffff) >>> 0).toString(16).padStart(8, "0");
+}
+
+/** CRC-32 (hex) of a whole file, by {@link crc32Bytes}. */
+export async function crc32(path: string): Promise<string> {
+  return crc32Bytes(await Deno.readFile(path));
 }
 
 /**

@@ -187,7 +187,7 @@ Deno.test("info --verify detects a corrupted shard", async () => {
     assert.equal(r.code, 1);
     const lines = r.stderr.trim().split("\n");
     assert.equal(lines.length, 1);
-    assert.match(lines[0], /layers\/001\.safetensors: SHA-256 differs/);
+    assert.match(lines[0], /layers\/001\.safetensors: CRC-32 differs/);
   } finally {
     await cleanup();
   }

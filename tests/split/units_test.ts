@@ -3,9 +3,15 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { formatBytes } from "../../lib/_units.ts";
-import { exists, hashFile, readFully, sha256File } from "../../lib/_fs.ts";
+import {
+  crc32File,
+  crc32Hex,
+  exists,
+  readFully,
+  sha256File,
+} from "../../lib/_fs.ts";
 import { FormatError } from "../../lib/errors.ts";
-import { tempDir } from "./_helpers.ts";
+import { crc32Bytes, tempDir } from "./_helpers.ts";
 
 Deno.test("formatBytes: binary units (engine plans) and decimal units (split, info)", () => {
   assert.equal(formatBytes(512), "512 B");
@@ -21,7 +27,7 @@ Deno.test("formatBytes: binary units (engine plans) and decimal units (split, in
   assert.equal(formatBytes(Infinity, 1000), "Infinity");
 });
 
-Deno.test("exists, hashFile, sha256File, readFully", async () => {
+Deno.test("exists, crc32File, sha256File, readFully", async () => {
   const [dir, cleanup] = await tempDir();
   try {
     const p = join(dir, "a.bin");
@@ -30,11 +36,29 @@ Deno.test("exists, hashFile, sha256File, readFully", async () => {
     assert.equal(await exists(p), true);
     assert.equal(await exists(join(dir, "missing")), false);
     const want = createHash("sha256").update(bytes).digest("hex");
-    assert.deepEqual(await hashFile(p, { sync: true }), {
-      sha256: want,
+    assert.equal(await sha256File(p), want);
+    assert.deepEqual(await crc32File(p, { sync: true }), {
+      crc32: crc32Bytes(bytes),
       size: 100,
     });
-    assert.equal(await sha256File(p), want);
+    // Across several 8 MiB chunks (the running value carries over).
+    const big = join(dir, "big.bin");
+    const b = new Uint8Array((8 << 20) * 2 + 12345).map((_, i) => i * 7 + 3);
+    await Deno.writeFile(big, b);
+    assert.deepEqual(await crc32File(big), {
+      crc32: crc32Bytes(b),
+      size: b.length,
+    });
+    assert.equal(
+      await sha256File(big),
+      createHash("sha256").update(b).digest("hex"),
+    );
+    const empty = join(dir, "empty.bin");
+    await Deno.writeFile(empty, new Uint8Array(0));
+    assert.deepEqual(await crc32File(empty), { crc32: "00000000", size: 0 });
+    assert.equal(crc32Hex(0xcbf43926), "cbf43926");
+    assert.equal(crc32Hex(-1), "ffffffff");
+    assert.equal(crc32Hex(5), "00000005");
     const f = await Deno.open(p);
     try {
       const into = new Uint8Array(10);
