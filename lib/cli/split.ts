@@ -258,6 +258,7 @@ export async function main(args: string[]): Promise<number> {
             ratio: floor.ratio,
             gbps: floor.bps / 1e9,
             probe_bytes: floor.probeBytes,
+            chunk_bytes: floor.chunkBytes,
           }
           : null,
       }));

@@ -21,7 +21,7 @@ import { type OutTensor, shapeStr } from "./_route.ts";
 
 /** Tunables of {@link writeTensorFile}. */
 export interface CopyOptions {
-  /** Bytes per copied chunk (default 16 MiB). */
+  /** Bytes per copied chunk (the split passes 2 MiB). */
   copyBytes: number;
   /** f32 bytes per quantized chunk of rows (default 16 MiB). */
   quantBytes: number;

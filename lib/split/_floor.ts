@@ -20,11 +20,16 @@ export interface SplitFloor {
   bps: number;
   /** Bytes each probe used. */
   probeBytes: number;
+  /** Bytes per read or write call of the probes (the split's copy piece). */
+  chunkBytes: number;
 }
 
 /**
  * Measures the floor of a split of `sourceBytes` into `outputBytes`, with
- * probes of `probeBytes` (default: 256 MiB, at most the source size).
+ * probes of `probeBytes` (default: 256 MiB, at most the source size) read
+ * and written `chunkBytes` a call (default 2 MiB, the split's copy piece:
+ * the fastest size measured here, so the floor is not lowered by a probe
+ * slower than the split could be).
  *
  * @example
  * ```ts
@@ -44,13 +49,15 @@ export async function measureSplitFloor(o: {
   sourceBytes: number;
   outputBytes: number;
   probeBytes?: number;
+  chunkBytes?: number;
 }): Promise<SplitFloor> {
   const probe = Math.max(
     1 << 20,
     Math.min(o.probeBytes ?? 256 << 20, o.sourceBytes),
   );
-  const readBps = await warmReadRate(o.files, probe);
-  const writeBps = await syncedWriteRate(o.dir, probe);
+  const chunk = o.chunkBytes ?? 2 << 20;
+  const readBps = await warmReadRate(o.files, probe, { chunk });
+  const writeBps = await syncedWriteRate(o.dir, probe, { chunk });
   const ratio = o.sourceBytes / Math.max(o.outputBytes, 1);
   return {
     readBps,
@@ -58,5 +65,6 @@ export async function measureSplitFloor(o: {
     ratio,
     bps: Math.min(readBps, writeBps * ratio),
     probeBytes: probe,
+    chunkBytes: chunk,
   };
 }

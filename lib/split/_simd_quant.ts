@@ -437,7 +437,7 @@ function quantWideFunction(kind: "q8" | "q4", dtype: "F16" | "BF16"): number[] {
   // params: 0 src, 1 blocks, 2 outData, 3 outD; i32 locals: 4 b, 5 am,
   // 6 eqm, 7 sgn, 8 at; f32 locals: 9 mag, 10 d, 11 id; v128 locals:
   // 12..15 h0..h3 (8 halves each), 16 t, 17 vid, 18 m16 (0x7fff x8),
-  // 19 m32 (0x7fff x4), 20 sign32, 21 p112 (2^112 x4), 22 c8p5, 23 c15
+  // 19 m32 (0x8fffe000 x4), 20 sign32, 21 p112 (2^112 x4), 22 c8p5, 23 c15
   const H = (j: number) => 12 + j;
   const [T, VID, M16, M32, SIGN, P112, C8P5, C15] = [
     16,
@@ -458,7 +458,7 @@ function quantWideFunction(kind: "q8" | "q4", dtype: "F16" | "BF16"): number[] {
   };
   const splat32 = (n: number) => [...i32(n), ...simd(I32X4_SPLAT)];
   emit(i32(0x7fff), simd(I16X8_SPLAT), set(M16));
-  emit(splat32(0x7fff), set(M32));
+  emit(splat32(0x8fffe000 | 0), set(M32));
   emit(splat32(0x80000000 | 0), set(SIGN));
   emit(f32c(2 ** 112), simd(F32X4_SPLAT), set(P112));
   emit(f32c(8.5), simd(F32X4_SPLAT), set(C8P5));
@@ -567,20 +567,16 @@ function quantWideFunction(kind: "q8" | "q4", dtype: "F16" | "BF16"): number[] {
       ...simd(h === 0 ? I32X4_EXTEND_LOW_S : I32X4_EXTEND_HIGH_S),
     ];
     if (dtype === "BF16") return [...ext, ...i32(16), ...simd(I32X4_SHL)];
+    // sign-extended, shifted by 13: bit 31 is the sign and bits 27..13 the
+    // exponent and mantissa; the 3 copies of the sign between are masked
     return [
       ...ext,
-      ...set(T),
-      ...get(T),
-      ...get(M32),
-      ...simd(V128_AND),
       ...i32(13),
       ...simd(I32X4_SHL),
+      ...get(M32),
+      ...simd(V128_AND),
       ...get(P112),
       ...simd(F32X4_MUL),
-      ...get(T),
-      ...get(SIGN),
-      ...simd(V128_AND),
-      ...simd(V128_OR),
     ];
   };
   const vectors: [number, number][] = [];
