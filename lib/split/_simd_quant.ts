@@ -830,11 +830,10 @@ function packedOut(
   const scales = new Uint16Array(take(blocks * 2), 0, blocks);
   if (Float16 !== undefined) {
     // the runtime's f16 rounding (round to nearest even, as f32ToF16), five
-    // times faster than a call per scale; NaNs keep f32ToF16's payload
+    // times faster than a call per scale. No d is a NaN here: a block with a
+    // NaN sends its chunk to lib/quant, and ±max / k of a finite or infinite
+    // max is not a NaN (a NaN is where f32ToF16 and Float16Array could differ)
     new Float16(scales.buffer, 0, blocks).set(d);
-    for (let b = 0; b < blocks; b++) {
-      if (d[b] !== d[b]) scales[b] = f32ToF16(d[b]);
-    }
   } else for (let b = 0; b < blocks; b++) scales[b] = f32ToF16(d[b]);
   return { data, scales };
 }
