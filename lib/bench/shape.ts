@@ -569,19 +569,21 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
         formatBytes(ex?.slotBytes ?? 0)
       }, router readbacks ${
         (moe.readbacks / Math.max(1, fs.passes)).toFixed(1)
+      } per pass, expert loads waited ${
+        ms(moe.loadWaitS / Math.max(1, fs.passes))
       } per pass`,
     );
   }
   console.log(
-    `floors per token: read ${ms(readS)} (${
-      gb(read.bytes, read.s)
-    } GB/s over the ${
-      expertsStream
-        ? "layer files that hold the experts"
-        : "streamed layer files"
-    }), upload ${ms(uploadS)} (${
-      streamed ? gb(streamed, uploadS) : "-"
-    } GB/s writeBuffer), compute ${ms(computeS)} (all resident; ${
+    `floors per token: ${
+      streamed === 0
+        ? "read and upload 0 ms (nothing streams)"
+        : `read ${ms(readS)} (${gb(read.bytes, read.s)} GB/s over the ${
+          expertsStream
+            ? "layer files that hold the experts"
+            : "streamed layer files"
+        }), upload ${ms(uploadS)} (${gb(streamed, uploadS)} GB/s writeBuffer)`
+    }, compute ${ms(computeS)} (all resident; ${
       gb(computeBytes, computeS)
     } GB/s of weights${ex ? `, the top-${cfg.moe!.topK} experts' share` : ""}${
       g
