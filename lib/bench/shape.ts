@@ -569,9 +569,9 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
         formatBytes(ex?.slotBytes ?? 0)
       }, router readbacks ${
         (moe.readbacks / Math.max(1, fs.passes)).toFixed(1)
-      } per pass, expert loads waited ${
-        ms(moe.loadWaitS / Math.max(1, fs.passes))
-      } per pass`,
+      } per pass; expert loads waited ${
+        ms(moe.loadWaitS)
+      } in the timed call (its prefill and ${moe.decodeTokens} decode passes)`,
     );
   }
   console.log(
