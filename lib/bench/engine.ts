@@ -64,7 +64,7 @@ has no mixture-of-experts model, so it gets no prediction.
                    a 1 GB embedding) or mixtral-8x7b (2.9 GB per layer, 2.8 GB of it
                    8 experts)
   --layers N       decoder layers to make (default 2: ~4.5 GB on disk for llama-2-70b,
-                   ~5.9 GB for mixtral-8x7b, twice that while it is split)
+                   ~6.3 GB for mixtral-8x7b, twice that while it is split)
   --gpu-memory S   the budget (default 4GB)`;
 
 const PROMPT = [1, 72, 101, 108, 108, 111];
