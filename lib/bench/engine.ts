@@ -34,7 +34,7 @@ import {
 const HELP =
   `Usage: deno run -A cli.ts bench [--engine] [--tokens N] [--resident N] [--dir DIR]
                                 [--svg FILE] [--trace FILE]
-       deno run -A cli.ts bench --shape llama-2-70b|llama-3-8b --layers N [--gpu-memory 4GB] [--tokens N] [--dir DIR]
+       deno run -A cli.ts bench --shape llama-2-70b|llama-3-8b|mixtral-8x7b --layers N [--gpu-memory 4GB] [--tokens N] [--dir DIR]
 
 Engine benchmark: a 24-layer ~0.54 GB F16 llama (seeded, generated once into
 DIR, default $STRATA_CACHE/bench or ~/.cache/strata/bench), a budget keeping
@@ -56,11 +56,15 @@ layer and vocabulary sizes but --layers decoder layers, made and split once
 in DIR (the split's GB/s against its floor is printed), decoded under
 --gpu-memory (default 4GB); prints s/token, the read, upload and compute
 floors of the same run, units in flight and what 'plan' predicts from them.
-mixtral-8x7b is refused: this bench makes dense models only (bench --moe
-measures expert streaming on a smaller Mixtral-shaped model).
+mixtral-8x7b streams its experts through the expert cache and adds
+experts_loaded_per_token, expert_cache_hit_rate and experts_resident; plan
+has no mixture-of-experts model, so it gets no prediction.
 
-  --shape NAME     llama-2-70b (1.7 GB per F16 layer) or llama-3-8b
-  --layers N       decoder layers to make (a 2-layer llama-2-70b is ~4.5 GB on disk)
+  --shape NAME     llama-2-70b (1.7 GB per F16 layer), llama-3-8b (0.4 GB per layer,
+                   a 1 GB embedding) or mixtral-8x7b (2.9 GB per layer, 2.8 GB of it
+                   8 experts)
+  --layers N       decoder layers to make (default 2: ~4.5 GB on disk for llama-2-70b,
+                   ~6.3 GB for mixtral-8x7b, twice that while it is split)
   --gpu-memory S   the budget (default 4GB)`;
 
 const PROMPT = [1, 72, 101, 108, 108, 111];

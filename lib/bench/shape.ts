@@ -2,40 +2,71 @@
  * The benchmark at a real model's shapes (`deno task bench --shape
  * llama-2-70b --layers 2`): a seeded F16 model with that model's layer
  * dimensions and vocabulary but only `--layers` decoder layers, made once in
- * the bench cache and split there (the split's speed against its floor is
- * printed), then decoded greedily under `--gpu-memory`. It reports seconds
- * per token, the read, upload and compute floors measured in the same run,
- * and what `plan` (lib/engine/predict.ts) predicts from those floors.
+ * the bench cache (streamed to disk tensor by tensor, with progress) and
+ * split there (the split's speed against its floor is printed), then decoded
+ * greedily under `--gpu-memory`. It reports seconds per token, the read,
+ * upload and compute floors measured in the same run, the streaming units in
+ * flight, and what `plan` (lib/engine/predict.ts) predicts from those floors.
+ *
+ * `--shape mixtral-8x7b` makes a Mixtral checkpoint (8 experts of 14336,
+ * top-2: 2.8 GB of experts per F16 layer) through the same maker as the
+ * tests' tiny Mixtral models; the run streams experts through the expert
+ * cache, and the report adds the expert statistics of `run --json`
+ * (`experts_loaded_per_token`, `expert_cache_hit_rate`, `experts_resident`).
+ * Its floors are those of the expert bytes moved per decoded token; `plan`
+ * has no mixture-of-experts model, so no prediction is printed for it.
  *
  * @module
  */
 import { join } from "node:path";
-import { UnsupportedError, UsageError } from "../errors.ts";
-import { requestGpu } from "../gpu/device.ts";
+import { UsageError } from "../errors.ts";
+import { type Gpu, requestGpu } from "../gpu/device.ts";
 import { AutoModel } from "../engine/auto_model.ts";
-import { parseSize } from "../engine/plan.ts";
+import { parseSize, type ResidencyPlan } from "../engine/plan.ts";
 import { predict } from "../engine/predict.ts";
-import { gpuFloors } from "../engine/_floors.ts";
+import { type GpuFloors, gpuFloors } from "../engine/_floors.ts";
 import { mapFile } from "../engine/_mmap.ts";
+import { expertLayouts } from "../engine/_experts.ts";
+import { moeJsonStats } from "../engine/moe_stats.ts";
 import { ShardDir } from "../format/shards.ts";
+import { SafetensorsFile } from "../format/safetensors.ts";
+import type { ModelConfig } from "../model/config.ts";
 import { openSource } from "../split/open_source.ts";
 import { splitModel } from "../split/split.ts";
 import { formatBytes } from "../_units.ts";
-import { makeTinyModel } from "../testing/tiny_model.ts";
+import {
+  makeTinyModel,
+  tinyModelBytes,
+  type TinyModelOptions,
+} from "../testing/tiny_model.ts";
 import { exists } from "../_fs.ts";
 
-/** The public shapes the benchmark can make (decoder layer and vocabulary). */
-export const SHAPES: Record<string, {
+/** A public model's shapes, as the benchmark makes it. */
+export interface Shape {
+  /** The architecture of the made checkpoint (its config.json `model_type`). */
+  arch: "llama" | "mixtral";
+  /** hidden_size. */
   hidden: number;
+  /** intermediate_size (of one expert in a mixture-of-experts model). */
   intermediate: number;
+  /** num_attention_heads. */
   heads: number;
+  /** num_key_value_heads. */
   kvHeads: number;
+  /** vocab_size. */
   vocab: number;
+  /** The real model's num_hidden_layers (the most `--layers` allows). */
   layers: number;
   /** The real model's max_position_embeddings (the KV length `run` would choose: min(4096, this)). */
   maxPositions: number;
-}> = {
+  /** Mixture of experts: num_local_experts and num_experts_per_tok. */
+  moe?: { experts: number; topK: number };
+}
+
+/** The public shapes the benchmark can make (decoder layer and vocabulary). */
+export const SHAPES: Record<string, Shape> = {
   "llama-2-70b": {
+    arch: "llama",
     hidden: 8192,
     intermediate: 28672,
     heads: 64,
@@ -45,6 +76,7 @@ export const SHAPES: Record<string, {
     maxPositions: 4096,
   },
   "llama-3-8b": {
+    arch: "llama",
     hidden: 4096,
     intermediate: 14336,
     heads: 32,
@@ -52,6 +84,18 @@ export const SHAPES: Record<string, {
     vocab: 128256,
     layers: 32,
     maxPositions: 8192,
+  },
+  // rope_theta 1e6 and rms_norm_eps 1e-5 as the maker's Mixtral config
+  "mixtral-8x7b": {
+    arch: "mixtral",
+    hidden: 4096,
+    intermediate: 14336,
+    heads: 32,
+    kvHeads: 8,
+    vocab: 32000,
+    layers: 32,
+    maxPositions: 32768,
+    moe: { experts: 8, topK: 2 },
   },
 };
 
@@ -75,7 +119,7 @@ function unitsInFlight(stats: object): number | undefined {
 
 /** Options of {@link runShapeBench}. */
 export interface ShapeBenchOptions {
-  /** A key of {@link SHAPES} (or "mixtral-8x7b", refused). */
+  /** A key of {@link SHAPES}. */
   shape: string;
   /** Decoder layers to make. */
   layers: number;
@@ -91,10 +135,282 @@ export interface ShapeBenchOptions {
   maxSeqLen?: number;
 }
 
+/** A progress callback printing `label: done of total GB (p %, rate)` on stderr at each tenth. */
+function tenths(label: string): (done: number, total: number) => void {
+  let shown = 0;
+  const t0 = performance.now();
+  return (done, total) => {
+    const k = total > 0 ? Math.floor((10 * done) / total) : 10;
+    if (k <= shown) return;
+    shown = k;
+    const s = (performance.now() - t0) / 1000;
+    console.error(
+      `${label}: ${formatBytes(done, 1000)} of ${formatBytes(total, 1000)} (${
+        Math.round((100 * done) / total)
+      } %, ${(done / s / 1e9).toFixed(2)} GB/s)`,
+    );
+  };
+}
+
+/**
+ * Makes the shape's checkpoint (into a `.partial` directory renamed when
+ * complete, so an interrupted run is never taken for a made model) and
+ * splits it into `shards`, printing the disk it needs and the split's speed
+ * against its floor; the checkpoint is removed afterwards.
+ */
+async function makeShards(
+  make: TinyModelOptions,
+  dirs: { name: string; hf: string; shards: string },
+): Promise<void> {
+  const { name, hf, shards } = dirs;
+  if (!(await exists(join(hf, "config.json")))) {
+    const bytes = tinyModelBytes(make);
+    console.log(
+      `making ${name} in ${hf}: ${formatBytes(bytes, 1000)} of tensors; about ${
+        formatBytes(2 * bytes, 1000)
+      } of disk while it is split (the checkpoint and its shards; the checkpoint is removed after) …`,
+    );
+    const part = `${hf}.partial`;
+    await Deno.remove(part, { recursive: true }).catch(() => {});
+    await makeTinyModel(part, { ...make, onProgress: tenths("making") });
+    await Deno.rename(part, hf);
+  }
+  const src = await openSource(hf);
+  try {
+    let last = null as
+      | null
+      | Parameters<
+        NonNullable<Parameters<typeof splitModel>[1]["onProgress"]>
+      >[0];
+    const show = tenths("splitting");
+    await splitModel(src, {
+      out: shards,
+      measureFloor: true,
+      onProgress: (p) => {
+        last = p;
+        show(
+          p.sourceBytesDone ?? p.bytesDone,
+          p.sourceBytesTotal ?? p.bytesTotal,
+        );
+      },
+    });
+    const p = last!;
+    const rate = (p.sourceBytesDone ?? 0) / (p.seconds ?? 1);
+    console.log(
+      `split: ${formatBytes(p.sourceBytesTotal ?? 0, 1000)} in ${
+        (p.seconds ?? 0).toFixed(1)
+      } s = ${(rate / 1e9).toFixed(2)} GB/s` +
+        (p.floor
+          ? `, ${(rate / p.floor.bps).toFixed(2)}× its floor ${
+            (p.floor.bps / 1e9).toFixed(2)
+          } GB/s (warm read ${
+            (p.floor.readBps / 1e9).toFixed(2)
+          }, fdatasync'd write ${(p.floor.writeBps / 1e9).toFixed(2)} GB/s)`
+          : ""),
+    );
+  } finally {
+    src.close();
+  }
+  // the shards are all the benchmark needs from now on
+  await Deno.remove(hf, { recursive: true }).catch(() => {});
+}
+
+/** Reads `files` once, as the engine's reads see the page cache: bytes and seconds. */
+async function readAll(files: string[]): Promise<{ bytes: number; s: number }> {
+  const buf = new Uint8Array(64 << 20);
+  let bytes = 0;
+  const t0 = performance.now();
+  for (const p of files) {
+    const f = await Deno.open(p, { read: true });
+    try {
+      for (;;) {
+        const n = await f.read(buf);
+        if (n === null) break;
+        bytes += n;
+      }
+    } finally {
+      f.close();
+    }
+  }
+  return { bytes, s: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Seconds to upload `bytes` into a `slotBytes` GPU buffer as the engine
+ * does, timed on the second pass (the mapping's page tables and the slot
+ * warm, as in the engine's steady state). Layers and their units: 1 MiB
+ * writeBuffer pieces from the mapped layer `file`, submitted every 16 MiB
+ * (the reader); experts (`whole`): one writeBuffer of a heap image per
+ * expert, then a submit (the expert store).
+ */
+async function uploadSeconds(gpu: Gpu, o: {
+  bytes: number;
+  slotBytes: number;
+  file: string;
+  whole: boolean;
+}): Promise<number> {
+  const { slotBytes } = o;
+  // (experts moved per token is a mean: whole 4-byte words)
+  const streamed = Math.ceil(o.bytes / 4) * 4;
+  if (slotBytes <= 0 || streamed <= 0) return 0;
+  const chunk = 64 << 20;
+  const piece = 1 << 20;
+  const slot = gpu.device.createBuffer({
+    size: Math.ceil(slotBytes / 256) * 256,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
+  const size = (await Deno.stat(o.file)).size;
+  // from the mapped layer file where it can be mapped (a heap buffer
+  // uploads several times slower on lavapipe); experts come from the heap
+  const mapped = !o.whole && size >= chunk ? mapFile(o.file, size) : null;
+  const src = mapped?.bytes ?? new Uint8Array(o.whole ? slotBytes : chunk);
+  if (!mapped) src.fill(1);
+  const q = gpu.device.queue;
+  let uploadS = 0;
+  try {
+    for (let pass = 0; pass < 2; pass++) {
+      await q.onSubmittedWorkDone();
+      const u0 = performance.now();
+      if (o.whole) {
+        for (let done = 0; done < streamed;) {
+          const n = Math.min(slotBytes, streamed - done);
+          q.writeBuffer(slot, 0, src as Uint8Array<ArrayBuffer>, 0, n);
+          q.submit([]);
+          done += n;
+        }
+      } else {
+        let at = 0; // where in src the next chunk comes from
+        for (let done = 0; done < streamed;) {
+          for (let off = 0; off < slotBytes && done < streamed; off += chunk) {
+            const n = Math.min(chunk, slotBytes - off, streamed - done);
+            if (at + n > src.length) at = 0;
+            for (let k = 0; k < n; k += piece) {
+              q.writeBuffer(
+                slot,
+                off + k,
+                src as Uint8Array<ArrayBuffer>,
+                at + k,
+                Math.min(piece, n - k),
+              );
+              // as the reader: a large upload is submitted every 16 MiB
+              if (slotBytes > 32 << 20 && ((off + k) >> 20) % 16 === 15) {
+                q.submit([]);
+              }
+            }
+            done += n;
+            at += n;
+          }
+          q.submit([]);
+        }
+      }
+      await q.onSubmittedWorkDone();
+      uploadS = (performance.now() - u0) / 1000;
+    }
+  } finally {
+    slot.destroy();
+    mapped?.unmap();
+  }
+  return uploadS;
+}
+
+/** The experts of a made model: their slot bytes, count and sparse layers (null for a dense model). */
+async function expertsOf(
+  cfg: ModelConfig,
+  sd: ShardDir,
+  gpu: Gpu,
+): Promise<{ slotBytes: number; count: number; sparseLayers: number } | null> {
+  if (!cfg.moe) return null;
+  const files: SafetensorsFile[] = [];
+  try {
+    for (let i = 0; i < cfg.numLayers; i++) {
+      files.push(await SafetensorsFile.open(sd.layerPath(i)));
+    }
+    const ex = expertLayouts(cfg, files, gpu.limits);
+    return {
+      slotBytes: ex.slotBytes,
+      count: ex.count,
+      sparseLayers: ex.layouts.filter((l) => l !== null).length,
+    };
+  } finally {
+    for (const f of files) f.close();
+  }
+}
+
+/**
+ * Prints what `plan` predicts for a dense model from this run's floors, and
+ * from plan's own probes (`kernel`), against the measured s/token.
+ */
+function printPrediction(cfg: ModelConfig, o: {
+  budget: number;
+  maxSeqLen: number;
+  plan: ResidencyPlan;
+  streamed: number;
+  seconds: { read: number; upload: number; compute: number };
+  computeBytes: number;
+  kernel: GpuFloors | null;
+  measured: number;
+}): void {
+  const { budget, maxSeqLen, streamed, kernel: g } = o;
+  const floors = {
+    readBps: streamed > 0 ? streamed / o.seconds.read : undefined,
+    uploadBps: streamed > 0 ? streamed / o.seconds.upload : undefined,
+  };
+  const pred = predict(cfg, {
+    encoding: "F16",
+    budget,
+    maxSeqLen,
+    floors: {
+      ...floors,
+      computeBps: o.computeBytes / o.seconds.compute,
+      cpuAdapter: g?.cpuAdapter,
+    },
+  });
+  const kernelPred = g &&
+    predict(cfg, {
+      encoding: "F16",
+      budget,
+      maxSeqLen,
+      floors: {
+        readBps: floors.readBps,
+        uploadBps: g.uploadBps,
+        computeBps: g.computeBps,
+        cpuAdapter: g.cpuAdapter,
+      },
+    });
+  if (
+    pred.plan.resident.length !== o.plan.resident.length ||
+    pred.plan.slots !== o.plan.slots
+  ) {
+    console.log(
+      `note: plan's residency (${pred.plan.resident.length} resident, ${pred.plan.slots} slots) differs from the engine's`,
+    );
+  }
+  const ratio = (p: number) => (o.measured / p).toFixed(2);
+  console.log(
+    `plan predicts ${
+      pred.secondsPerToken.toFixed(2)
+    } s/token from these floors (${
+      !pred.overlapped
+        ? "one slot: their sum"
+        : g?.cpuAdapter
+        ? "overlapped on a CPU adapter: read, or the larger of upload and compute + half the smaller"
+        : "overlapped: the largest"
+    }) → measured/predicted ${ratio(pred.secondsPerToken)}${
+      kernelPred
+        ? `; from plan's own probes (upload ${
+          (g!.uploadBps / 1e9).toFixed(2)
+        } GB/s, matvec ${(g!.computeBps / 1e9).toFixed(2)} GB/s) ${
+          kernelPred.secondsPerToken.toFixed(2)
+        } s/token → ${ratio(kernelPred.secondsPerToken)}`
+        : ""
+    }`,
+  );
+}
+
 /**
  * Runs the shape benchmark; prints its report and returns the exit code.
  *
- * @throws {UnsupportedError} for mixtral-8x7b (the shape bench makes dense models only; see `bench --moe`).
+ * @throws {UsageError} for an unknown shape or a layer count the real model does not have.
  * @example
  * ```ts ignore
  * import { runShapeBench } from "./shape.ts";
@@ -102,17 +418,11 @@ export interface ShapeBenchOptions {
  * ```
  */
 export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
-  if (o.shape === "mixtral-8x7b") {
-    throw new UnsupportedError(
-      "--shape mixtral-8x7b",
-      "the shape bench does not make mixture-of-experts models yet (8 experts of 7B shapes: 2.8 GB of experts per F16 layer); `bench --moe` measures expert streaming against whole layers on a smaller Mixtral-shaped model, and --shape llama-2-70b or llama-3-8b measures dense layers",
-    );
-  }
   const s = SHAPES[o.shape];
   if (!s) {
     throw new UsageError(
       `--shape must be one of ${
-        [...Object.keys(SHAPES), "mixtral-8x7b"].join(", ")
+        Object.keys(SHAPES).join(", ")
       } (got ${o.shape})`,
     );
   }
@@ -124,50 +434,23 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
   const hf = join(o.root, name);
   const shards = join(o.root, `${name}-shards`);
   if (!(await exists(join(shards, "manifest.json")))) {
-    if (!(await exists(join(hf, "model.safetensors")))) {
-      console.log(`making ${name} in ${hf} …`);
-      await makeTinyModel(hf, {
-        arch: "llama",
-        dtype: "F16",
-        layers: o.layers,
-        hidden: s.hidden,
-        intermediate: s.intermediate,
-        heads: s.heads,
-        kvHeads: s.kvHeads,
-        vocab: s.vocab,
-      });
-    }
-    const src = await openSource(hf);
-    try {
-      let last = null as
-        | null
-        | Parameters<
-          NonNullable<Parameters<typeof splitModel>[1]["onProgress"]>
-        >[0];
-      await splitModel(src, {
-        out: shards,
-        measureFloor: true,
-        onProgress: (p) => (last = p),
-      });
-      const p = last!;
-      const rate = (p.sourceBytesDone ?? 0) / (p.seconds ?? 1);
-      console.log(
-        `split: ${formatBytes(p.sourceBytesTotal ?? 0, 1000)} in ${
-          (p.seconds ?? 0).toFixed(1)
-        } s = ${(rate / 1e9).toFixed(2)} GB/s` +
-          (p.floor
-            ? `, ${(rate / p.floor.bps).toFixed(2)}× its floor ${
-              (p.floor.bps / 1e9).toFixed(2)
-            } GB/s (warm read ${
-              (p.floor.readBps / 1e9).toFixed(2)
-            }, fdatasync'd write ${(p.floor.writeBps / 1e9).toFixed(2)} GB/s)`
-            : ""),
-      );
-    } finally {
-      src.close();
-    }
-    // the shards are all the benchmark needs from now on
-    await Deno.remove(hf, { recursive: true }).catch(() => {});
+    await makeShards({
+      arch: s.arch,
+      dtype: "F16",
+      layers: o.layers,
+      hidden: s.hidden,
+      intermediate: s.intermediate,
+      heads: s.heads,
+      kvHeads: s.kvHeads,
+      vocab: s.vocab,
+      maxPositions: s.maxPositions,
+      moe: s.moe &&
+        {
+          experts: s.moe.experts,
+          topK: s.moe.topK,
+          expertSize: s.intermediate,
+        },
+    }, { name, hf, shards });
   }
   const sd = await ShardDir.open(shards);
   const cfg = sd.manifest.config;
@@ -176,7 +459,9 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
   const gpu = await requestGpu();
   const adapter = gpu.adapter.description || gpu.adapter.vendor;
   console.log(
-    `model: ${o.shape} shapes, ${o.layers} of ${s.layers} layers (hidden ${s.hidden}, intermediate ${s.intermediate}, ${s.heads} heads, ${s.kvHeads} KV heads, vocab ${s.vocab}), F16; adapter ${adapter}`,
+    `model: ${o.shape} shapes, ${o.layers} of ${s.layers} layers (hidden ${s.hidden}, intermediate ${s.intermediate}${
+      s.moe ? ` per expert, ${s.moe.experts} experts, top-${s.moe.topK}` : ""
+    }, ${s.heads} heads, ${s.kvHeads} KV heads, vocab ${s.vocab}), F16, KV cache ${maxSeqLen} positions; adapter ${adapter}`,
   );
 
   /** Greedy decode, best s/token of two timed runs after a warm-up. */
@@ -213,138 +498,57 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
   const all = await decode(64 * 2 ** 30, false);
   const run = await decode(budget, true);
   const plan = run.plan;
-  const streamed = plan.bytesStreamedPerToken;
+  // MoE: the experts stream on their own, through the expert cache
+  const ex = await expertsOf(cfg, sd, gpu);
+  const moe = run.stats.forward.experts;
+  const expertsStream = ex !== null && moe !== undefined && !moe.allResident;
+  // weight bytes read and uploaded per decoded token: the ring's (the
+  // plan's), and with experts those moved per decoded token (measured)
+  const streamed = run.stats.bytesStreamedPerToken;
 
-  // 3. read and upload alone, same run: the streamed layers' files read once
-  // (the page-cache state the engine saw), then written to a slot-sized GPU
-  // buffer with writeBuffer in 1 MiB pieces from the mapped file, submitted
-  // every 16 MiB as the reader does
-  const files = plan.streamed.map((i) => sd.layerPath(i));
-  const chunk = 64 << 20;
-  const piece = 1 << 20; // writeBuffer in 1 MiB pieces, as the engine's bench
-  const buf = new Uint8Array(chunk);
-  let readBytes = 0;
-  const r0 = performance.now();
-  for (const p of files) {
-    const f = await Deno.open(p, { read: true });
-    try {
-      for (;;) {
-        const n = await f.read(buf);
-        if (n === null) break;
-        readBytes += n;
-      }
-    } finally {
-      f.close();
-    }
-  }
-  const readS = (performance.now() - r0) / 1000;
-  let uploadS = 0;
-  if (plan.slotBytes > 0) {
-    const slot = gpu.device.createBuffer({
-      size: Math.ceil(plan.slotBytes / 256) * 256,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
-    // from the mapped layer file where it can be mapped, as the engine
-    // uploads (a heap buffer uploads several times slower on lavapipe)
-    const size = (await Deno.stat(files[0])).size;
-    const mapped = size >= chunk ? mapFile(files[0], size) : null;
-    const src = mapped?.bytes ?? buf;
-    // timed on the second pass, as plan's probe (the mapping's page tables
-    // warm, as in the engine's steady state)
-    for (let pass = 0; pass < 2; pass++) {
-      let at = 0; // where in src the next chunk comes from
-      await gpu.device.queue.onSubmittedWorkDone();
-      const u0 = performance.now();
-      for (let done = 0; done < streamed;) {
-        for (
-          let off = 0;
-          off < plan.slotBytes && done < streamed;
-          off += chunk
-        ) {
-          const n = Math.min(chunk, plan.slotBytes - off, streamed - done);
-          if (at + n > src.length) at = 0;
-          for (let k = 0; k < n; k += piece) {
-            gpu.device.queue.writeBuffer(
-              slot,
-              off + k,
-              src as Uint8Array<ArrayBuffer>,
-              at + k,
-              Math.min(piece, n - k),
-            );
-            // as the reader: a large upload is submitted every 16 MiB
-            if (plan.slotBytes > 32 << 20 && ((off + k) >> 20) % 16 === 15) {
-              gpu.device.queue.submit([]);
-            }
-          }
-          done += n;
-          at += n;
-        }
-        gpu.device.queue.submit([]);
-      }
-      await gpu.device.queue.onSubmittedWorkDone();
-      uploadS = (performance.now() - u0) / 1000;
-    }
-    slot.destroy();
-    mapped?.unmap();
-  }
+  // 3. read and upload alone, same run: the files the streamed bytes come
+  // from read once (the page-cache state the engine saw), then the streamed
+  // bytes written to a slot-sized GPU buffer as the engine writes them
+  const layers = expertsStream
+    ? Array.from({ length: cfg.numLayers }, (_, i) => i)
+    : plan.streamed;
+  const files = layers.map((i) => sd.layerPath(i));
+  const read = await readAll(files);
+  const readS = ex ? streamed * read.s / Math.max(1, read.bytes) : read.s;
+  const uploadS = await uploadSeconds(gpu, {
+    bytes: streamed,
+    slotBytes: ex ? ex.slotBytes : plan.slotBytes,
+    file: files[0] ?? sd.layerPath(0),
+    whole: ex !== null,
+  });
   // 4. what `plan` measures on its own: the F16 matvec kernel's bandwidth
   const g = o.kernelFloor === false ? null : await gpuFloors(gpu, "F16", {
-    bytes: plan.slotBytes || undefined,
+    bytes: (ex ? ex.slotBytes : plan.slotBytes) || undefined,
     file: files[0],
   });
   gpu.device.destroy();
 
+  // the weight bytes a pass computes over: every layer and the head; with
+  // experts, the top-k experts of each sparse layer instead of all of them
   const computeS = all.perToken;
-  const computeBytes = predict(cfg, {
-    encoding: "F16",
-    budget,
-    maxSeqLen,
-    floors: {},
-  }).computeBytesPerPass;
-  const floors = {
-    readBps: streamed > 0 ? streamed / readS : undefined,
-    uploadBps: streamed > 0 ? streamed / uploadS : undefined,
-  };
-  // the prediction from this run's floors, and plan's own (kernel) compute floor
-  const pred = predict(cfg, {
-    encoding: "F16",
-    budget,
-    maxSeqLen,
-    floors: {
-      ...floors,
-      computeBps: computeBytes / computeS,
-      cpuAdapter: g?.cpuAdapter,
-    },
-  });
-  const kernelPred = g &&
-    predict(cfg, {
-      encoding: "F16",
-      budget,
-      maxSeqLen,
-      floors: {
-        readBps: floors.readBps,
-        uploadBps: g.uploadBps,
-        computeBps: g.computeBps,
-        cpuAdapter: g.cpuAdapter,
-      },
-    });
+  const computeBytes = ex
+    ? all.plan.residentBytes + all.plan.headBytes +
+      ex.sparseLayers * cfg.moe!.topK * ex.slotBytes
+    : predict(cfg, { encoding: "F16", budget, maxSeqLen, floors: {} })
+      .computeBytesPerPass;
   const ms = (x: number) => `${(x * 1000).toFixed(0)} ms`;
-  const same = pred.plan.resident.length === plan.resident.length &&
-    pred.plan.slots === plan.slots;
-  if (!same) {
-    console.log(
-      `note: plan's residency (${pred.plan.resident.length} resident, ${pred.plan.slots} slots) differs from the engine's`,
-    );
-  }
+  const gb = (n: number, s: number) => (n / s / 1e9).toFixed(2);
   console.log("");
   console.log(
     `decode: ${run.perToken.toFixed(2)} s/token under --gpu-memory ${
       formatBytes(budget)
     } (${plan.resident.length} resident + ${plan.streamed.length} streamed through ${plan.slots} slot(s), ${
       formatBytes(streamed)
-    }/token; peak ${formatBytes(run.stats.peakGpuBytes)} ≤ budget: ${
-      run.stats.peakGpuBytes <= budget
-    }); all resident ${all.perToken.toFixed(2)} s/token; same ids: ${
+    }/token${ex ? " moved, experts included" : ""}; peak ${
+      formatBytes(run.stats.peakGpuBytes)
+    } ≤ budget: ${run.stats.peakGpuBytes <= budget}); all resident ${
+      all.perToken.toFixed(2)
+    } s/token; same ids: ${
       JSON.stringify(run.ids) === JSON.stringify(all.ids)
     } ${JSON.stringify(run.ids)}`,
   );
@@ -354,15 +558,34 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
       ms(fs.uploadS / fs.passes)
     }`,
   );
-  const gb = (n: number, s: number) => (n / s / 1e9).toFixed(2);
+  if (moe) {
+    const j = moeJsonStats(moe);
+    console.log(
+      `experts (run --json): experts_loaded_per_token ${
+        (j.experts_loaded_per_token as number).toFixed(2)
+      }, expert_cache_hit_rate ${
+        (j.expert_cache_hit_rate as number).toFixed(2)
+      }, experts_resident ${j.experts_resident}; ${ex?.count} experts of ${
+        formatBytes(ex?.slotBytes ?? 0)
+      }, router readbacks ${
+        (moe.readbacks / Math.max(1, fs.passes)).toFixed(1)
+      } per pass; expert loads waited ${
+        ms(moe.loadWaitS)
+      } in the timed call (its prefill and ${moe.decodeTokens} decode passes)`,
+    );
+  }
   console.log(
-    `floors per token: read ${ms(readS)} (${
-      gb(readBytes, readS)
-    } GB/s over the streamed layer files), upload ${ms(uploadS)} (${
-      streamed ? gb(streamed, uploadS) : "-"
-    } GB/s writeBuffer), compute ${ms(computeS)} (all resident; ${
+    `floors per token: ${
+      streamed === 0
+        ? "read and upload 0 ms (nothing streams)"
+        : `read ${ms(readS)} (${gb(read.bytes, read.s)} GB/s over the ${
+          expertsStream
+            ? "layer files that hold the experts"
+            : "streamed layer files"
+        }), upload ${ms(uploadS)} (${gb(streamed, uploadS)} GB/s writeBuffer)`
+    }, compute ${ms(computeS)} (all resident; ${
       gb(computeBytes, computeS)
-    } GB/s of weights${
+    } GB/s of weights${ex ? `, the top-${cfg.moe!.topK} experts' share` : ""}${
       g
         ? `; the 4096x4096 F16 matvec alone: ${
           (g.computeBps / 1e9).toFixed(2)
@@ -379,25 +602,26 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
     }`,
   );
   const ratio = (p: number) => (run.perToken / p).toFixed(2);
-  console.log(
-    `plan predicts ${
-      pred.secondsPerToken.toFixed(2)
-    } s/token from these floors (${
-      !pred.overlapped
-        ? "one slot: their sum"
-        : g?.cpuAdapter
-        ? "overlapped on a CPU adapter: read, or the larger of upload and compute + half the smaller"
-        : "overlapped: the largest"
-    }) → measured/predicted ${ratio(pred.secondsPerToken)}${
-      kernelPred
-        ? `; from plan's own probes (upload ${
-          (g!.uploadBps / 1e9).toFixed(2)
-        } GB/s, matvec ${(g!.computeBps / 1e9).toFixed(2)} GB/s) ${
-          kernelPred.secondsPerToken.toFixed(2)
-        } s/token → ${ratio(kernelPred.secondsPerToken)}`
-        : ""
-    }`,
-  );
+  if (ex) {
+    // predict.ts counts every expert as computed and streamed: no MoE model
+    const sum = readS + uploadS + computeS;
+    console.log(
+      `plan predicts nothing here: lib/engine/predict.ts has no mixture-of-experts model (it would count all ${ex.count} experts as computed and streamed); these floors add up to ${
+        sum.toFixed(2)
+      } s/token → measured/sum ${ratio(sum)}`,
+    );
+  } else {
+    printPrediction(cfg, {
+      budget,
+      maxSeqLen,
+      plan,
+      streamed,
+      seconds: { read: readS, upload: uploadS, compute: computeS },
+      computeBytes,
+      kernel: g,
+      measured: run.perToken,
+    });
+  }
   console.log(
     `bench wall time ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );

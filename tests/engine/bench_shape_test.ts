@@ -1,7 +1,8 @@
 /**
- * `bench --shape`: the public shapes it knows, a clear refusal for
- * mixtral-8x7b (the shape bench makes dense models only), usage errors, and
- * the whole benchmark on a tiny shape (made, split, decoded, floors, plan).
+ * `bench --shape`: the public shapes it knows (Mixtral-8x7B included), usage
+ * errors, and the whole benchmark on a tiny dense shape and a tiny
+ * mixture-of-experts shape (made, split, decoded, floors, plan or its
+ * absence, expert statistics).
  */
 import assert from "node:assert/strict";
 import { gpuTest } from "../_gpu.ts";
@@ -21,9 +22,10 @@ async function cli(args: string[]) {
   return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
 }
 
-Deno.test("bench --shape: public shapes, mixtral refused, usage errors", async () => {
-  // Llama-2-70B and Llama-3-8B config.json values (public)
+Deno.test("bench --shape: public shapes, usage errors", async () => {
+  // Llama-2-70B, Llama-3-8B and Mixtral-8x7B config.json values (public)
   assert.deepEqual(SHAPES["llama-2-70b"], {
+    arch: "llama",
     hidden: 8192,
     intermediate: 28672,
     heads: 64,
@@ -33,6 +35,7 @@ Deno.test("bench --shape: public shapes, mixtral refused, usage errors", async (
     maxPositions: 4096,
   });
   assert.deepEqual(SHAPES["llama-3-8b"], {
+    arch: "llama",
     hidden: 4096,
     intermediate: 14336,
     heads: 32,
@@ -41,17 +44,36 @@ Deno.test("bench --shape: public shapes, mixtral refused, usage errors", async (
     layers: 32,
     maxPositions: 8192,
   });
+  assert.deepEqual(SHAPES["mixtral-8x7b"], {
+    arch: "mixtral",
+    hidden: 4096,
+    intermediate: 14336,
+    heads: 32,
+    kvHeads: 8,
+    vocab: 32000,
+    layers: 32,
+    maxPositions: 32768,
+    moe: { experts: 8, topK: 2 },
+  });
+  // 8 experts of 3 x 4096 x 14336 F16: 2.8 GB per layer, plus attention
+  const m = SHAPES["mixtral-8x7b"];
+  const expertBytes = m.moe!.experts * 3 * m.hidden * m.intermediate * 2;
+  assert.ok(expertBytes > 2.8e9 && expertBytes < 2.9e9);
   const dir = await Deno.makeTempDir();
   try {
     for (
       const [args, re] of [
         [
-          ["--shape", "mixtral-8x7b"],
-          /does not make mixture-of-experts models yet .*bench --moe/,
+          ["--shape", "gpt-5"],
+          /--shape must be one of llama-2-70b, llama-3-8b, mixtral-8x7b \(got gpt-5\)/,
         ],
         [
-          ["--shape", "gpt-5"],
-          /--shape must be one of llama-2-70b, llama-3-8b/,
+          ["--shape", "mixtral-8x7b", "--layers", "33"],
+          /--layers must be 1\.\.32/,
+        ],
+        [
+          ["--shape", "mixtral-8x7b", "--layers", "0"],
+          /--layers/,
         ],
         [
           ["--shape", "llama-2-70b", "--layers", "81"],
@@ -74,6 +96,7 @@ Deno.test("bench --shape: public shapes, mixtral refused, usage errors", async (
 
 gpuTest("bench --shape runs end to end on a tiny shape", async () => {
   SHAPES["tiny-test"] = {
+    arch: "llama",
     hidden: 64,
     intermediate: 160,
     heads: 4,
@@ -126,3 +149,89 @@ gpuTest("bench --shape runs end to end on a tiny shape", async () => {
   assert.match(out, /plan predicts [0-9.]+ s\/token/);
   assert.doesNotMatch(out, /differs from the engine's/);
 });
+
+gpuTest(
+  "bench --shape runs end to end on a tiny mixture-of-experts shape",
+  async () => {
+    SHAPES["tiny-moe-test"] = {
+      arch: "mixtral",
+      hidden: 64,
+      intermediate: 96,
+      heads: 4,
+      kvHeads: 2,
+      vocab: 300,
+      layers: 2,
+      maxPositions: 512,
+      moe: { experts: 8, topK: 2 },
+    };
+    // a budget that holds everything but 3/4 of the experts: they stream
+    const cfg = normalizeConfig({
+      model_type: "mixtral",
+      hidden_size: 64,
+      intermediate_size: 96,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      num_hidden_layers: 2,
+      vocab_size: 300,
+      num_local_experts: 8,
+      num_experts_per_tok: 2,
+      max_position_embeddings: 512,
+    }, "config.json");
+    const b = gpuBytes(cfg, { encoding: "F16", maxSeqLen: 512 });
+    const experts = 2 * 8 * 3 * 96 * 64 * 2;
+    const everything = b.kvBytesPerLayer * 2 + b.headBytes + b.activationBytes +
+      b.layerBytes[0] + b.layerBytes[1];
+    const budget = everything - Math.floor(experts * 0.6);
+    const root = await Deno.makeTempDir();
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (...a: unknown[]) => lines.push(a.join(" "));
+    try {
+      const code = await runShapeBench({
+        shape: "tiny-moe-test",
+        layers: 2,
+        gpuMemory: String(budget),
+        kernelFloor: false,
+        tokens: 4,
+        root,
+      });
+      assert.equal(code, 0);
+      // the checkpoint is gone, the shards stay; no partial directory is left
+      assert.deepEqual(
+        [...Deno.readDirSync(root)].map((e) => e.name),
+        ["tiny-moe-test-2l-f16-shards"],
+      );
+    } finally {
+      console.log = log;
+      delete SHAPES["tiny-moe-test"];
+      await Deno.remove(root, { recursive: true });
+    }
+    const out = lines.join("\n");
+    assert.match(
+      out,
+      /making tiny-moe-test-2l-f16 in .*: [0-9.]+ [kM]B of tensors/,
+    );
+    assert.match(out, /intermediate 96 per expert, 8 experts, top-2/);
+    assert.match(out, /decode: [0-9.]+ s\/token under --gpu-memory/);
+    assert.match(out, /experts included/);
+    assert.match(out, /same ids: true/);
+    assert.match(out, /≤ budget: true/);
+    const e = out.match(
+      /experts_loaded_per_token ([0-9.]+), expert_cache_hit_rate ([0-9.]+), experts_resident false; 16 experts/,
+    );
+    assert.ok(e, out);
+    assert.ok(Number(e[1]) > 0, "experts were loaded while decoding");
+    assert.ok(Number(e[2]) < 1, "some chosen experts were not cached");
+    assert.match(
+      out,
+      /floors per token: read [0-9]+ ms .*layer files that hold the experts/,
+    );
+    assert.match(out, /top-2 experts' share/);
+    assert.match(out, /units in flight: (n\/a|\d+)/);
+    assert.match(
+      out,
+      /plan predicts nothing here: .*no mixture-of-experts model/,
+    );
+    assert.doesNotMatch(out, /plan predicts [0-9]/);
+  },
+);

@@ -9,6 +9,7 @@ import {
   makeTinyModel,
   readTinyHeader,
   readTinyTensor,
+  tinyModelBytes,
   tinyVariants,
 } from "../../lib/testing/tiny_model.ts";
 import { normalizeConfig } from "../../lib/model/config.ts";
@@ -193,6 +194,47 @@ Deno.test("bench-size model: 24 layers, about 0.5 GB in F16 (header only)", asyn
       .reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1) * 2, 0);
     const total24 = layer * 24;
     assert.ok(total24 > 0.5e9 && total24 < 1e9, `${total24}`);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("tinyModelBytes and onProgress agree with what is written; maxPositions", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    for (const sharded of [false, true]) {
+      const opts = {
+        arch: "mixtral" as const,
+        dtype: "F16" as const,
+        sharded,
+        maxPositions: 32768,
+        moe: { experts: 3, topK: 2, expertSize: 40 },
+      };
+      const calls: [number, number][] = [];
+      const m = await makeTinyModel(join(dir, String(sharded)), {
+        ...opts,
+        onProgress: (done, total) => calls.push([done, total]),
+      });
+      // one call per tensor, increasing, ending at every byte written
+      assert.equal(calls.length, m.tensors.length);
+      for (let i = 1; i < calls.length; i++) {
+        assert.ok(calls[i][0] > calls[i - 1][0]);
+      }
+      const files = m.weightFiles.filter((f) => f.endsWith(".safetensors"));
+      let onDisk = 0;
+      for (const f of files) {
+        const h = await readTinyHeader(join(m.dir, f));
+        for (const n of h.names) {
+          const [b, e] = h.tensors[n].data_offsets;
+          onDisk += e - b;
+        }
+      }
+      assert.deepEqual(calls.at(-1), [onDisk, onDisk]);
+      assert.equal(m.tensorBytes, onDisk);
+      assert.equal(tinyModelBytes(opts), onDisk);
+      assert.equal(m.config.max_position_embeddings, 32768);
+      assert.equal(m.config.intermediate_size, 40);
+    }
   } finally {
     await cleanup();
   }
