@@ -108,10 +108,12 @@ export class QuantPool {
    * Starts `n` workers (default: one per core) and waits for each to answer
    * a first tiny job; a worker that cannot start (e.g. a compiled binary
    * without the worker module) is dropped, and with none the pool works on
-   * the calling thread. `url` replaces the worker module (tests).
+   * the calling thread. `url` replaces the worker module (tests). With
+   * `warm`, each worker first readies itself for chunks of that many values
+   * (memory grown and touched, kernels compiled: `warmSimd`).
    */
   static async create(
-    opts: { workers?: number; url?: URL } = {},
+    opts: { workers?: number; url?: URL; warm?: number } = {},
   ): Promise<QuantPool> {
     const n = opts.workers;
     const pool = new QuantPool();
@@ -137,8 +139,11 @@ export class QuantPool {
       started.map((slot) =>
         new Promise<boolean>((resolve) => {
           const timer = setTimeout(() => resolve(false), 30_000);
-          slot.worker.onmessage = () => {
+          slot.worker.onmessage = (e) => {
             clearTimeout(timer);
+            for (const b of e.data?.spare ?? []) {
+              pool.recycleOutput(new Uint8Array(b));
+            }
             resolve(true);
           };
           slot.worker.onerror = (e) => {
@@ -153,6 +158,7 @@ export class QuantPool {
             bytes: probe.slice(),
             rows: 1,
             cols: 32,
+            warm: opts.warm,
           });
         })
       ),

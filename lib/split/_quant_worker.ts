@@ -7,6 +7,7 @@
  */
 import type { FloatDtype, PackedName } from "../quant/encoding.ts";
 import { quantizeChunk, quantizeFileChunk } from "./_quant_rows.ts";
+import { warmSimd } from "./_simd_quant.ts";
 
 interface Job {
   id: number;
@@ -20,6 +21,8 @@ interface Job {
   cols: number;
   /** Spare buffers to pack into (output buffers already written). */
   out?: ArrayBuffer[];
+  /** Ready this thread for chunks of this many values first (warmSimd). */
+  warm?: number;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -27,10 +30,23 @@ const scope = self as any;
 scope.onmessage = (e: MessageEvent<Job>) => {
   const job = e.data;
   try {
+    // ready for chunks of job.warm values, with spare output buffers (q8
+    // sized, touched) for the pool to hand out before any is written back
+    const spare: ArrayBuffer[] = [];
+    if (job.warm) {
+      warmSimd(job.warm);
+      for (let i = 0; i < 4; i++) {
+        for (const size of [job.warm, Math.ceil(job.warm / 32) * 2]) {
+          const b = new ArrayBuffer(size);
+          new Uint8Array(b).fill(1);
+          spare.push(b);
+        }
+      }
+    }
     const q = job.file
       ? quantizeFileChunk({ ...job, file: job.file })
       : quantizeChunk({ ...job, bytes: job.bytes! });
-    const transfer = new Set<ArrayBufferLike>([q.data.buffer]);
+    const transfer = new Set<ArrayBufferLike>([q.data.buffer, ...spare]);
     if (job.bytes) transfer.add(job.bytes.buffer);
     if (q.scales) transfer.add(q.scales.buffer);
     scope.postMessage(
@@ -39,6 +55,7 @@ scope.onmessage = (e: MessageEvent<Job>) => {
         data: q.data,
         scales: q.scales,
         input: job.bytes ?? undefined,
+        spare,
       },
       [...transfer],
     );

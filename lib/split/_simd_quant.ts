@@ -734,9 +734,22 @@ export function simdQuant(): Simd | null {
   return simd_;
 }
 
-/** Byte offset of the raw F16/BF16 input of n values (after the f32s and outputs). */
-const rawOffset = (n: number) =>
-  Math.ceil((n * 5 + (n / 32) * 4 + 64) / 16) * 16;
+/** The most values a chunk has had on this thread: the regions below are sized for it. */
+let cap = 0;
+
+/**
+ * Where things lie in the module's memory for chunks of up to `cap` values
+ * (grown to `n` if larger): f32 input at 0, packed data, f32 scales, then
+ * the raw F16/BF16 input. Every chunk of this thread uses the same regions,
+ * so once touched they are never fresh memory again.
+ */
+function layout(n: number): { outData: number; outD: number; raw: number } {
+  cap = Math.max(cap, Math.ceil(n / 32) * 32);
+  const outData = cap * 4;
+  const outD = outData + cap;
+  const raw = Math.ceil((outD + (cap / 32) * 4 + 64) / 16) * 16;
+  return { outData, outD, raw };
+}
 
 /**
  * Room for `rows * cols` f32 inputs plus the outputs in the module's memory
@@ -746,7 +759,7 @@ const rawOffset = (n: number) =>
 export function simdInput(n: number): Float32Array | null {
   const s = simdQuant();
   if (!s) return null;
-  const need = rawOffset(n) + n * 2;
+  const need = layout(n).raw + cap * 2;
   const have = s.memory.buffer.byteLength;
   if (need > have) s.memory.grow(Math.ceil((need - have) / 65536));
   return new Float32Array(s.memory.buffer, 0, n);
@@ -764,7 +777,7 @@ export function simdWiden(
 ): boolean {
   const s = simdQuant();
   if (!s || n % 8 !== 0 || bytes.length !== n * 2) return false;
-  const raw = rawOffset(n);
+  const { raw } = layout(n);
   if (s.memory.buffer.byteLength < raw + n * 2) return false;
   new Uint8Array(s.memory.buffer, raw, n * 2).set(bytes);
   (dtype === "F16" ? s.f16 : s.bf16)(raw, n / 8, 0, 0);
@@ -778,7 +791,41 @@ export function simdWiden(
  */
 export function simdRawInput(n: number): Uint8Array | null {
   if (!simdInput(n)) return null;
-  return new Uint8Array(simdQuant()!.memory.buffer, rawOffset(n), n * 2);
+  return new Uint8Array(simdQuant()!.memory.buffer, layout(n).raw, n * 2);
+}
+
+/**
+ * Readies this thread for chunks of `n` values: grows the module's memory
+ * to hold them, touches it (first touching a fresh page costs more than
+ * packing it on this project's VM), and runs each one-pass kernel twice on
+ * a small chunk so that the engine compiles it with its optimizing tier
+ * (the first call runs baseline code at ~6.5 ns a value, the next ~0.9).
+ * A split's quantization workers do this before the clock starts: about
+ * 50 ms each, once, against 120-135 ms more for their first chunk.
+ *
+ * @example
+ * ```ts
+ * import { warmSimd } from "./_simd_quant.ts";
+ * warmSimd(1 << 16);
+ * ```
+ */
+export function warmSimd(n: number): void {
+  const raw = simdRawInput(n);
+  const s = simdQuant();
+  if (!raw || !s) return;
+  // what the one-pass kernels touch: the outputs and the raw input; 0x11
+  // are small normal halves, so every kernel takes its whole path
+  const { outData, outD } = layout(n);
+  new Uint8Array(
+    s.memory.buffer,
+    outData,
+    raw.byteOffset + raw.length - outData,
+  )
+    .fill(0x11);
+  const m = Math.min(n, 1 << 18) & ~31;
+  for (const fn of [s.q4f16, s.q8f16, s.q4bf16, s.q8bf16]) {
+    for (let i = 0; i < 2; i++) fn(raw.byteOffset, m / 32, outData, outD);
+  }
 }
 
 /** Whether `w` is the input view of {@link simdInput}. */
@@ -804,9 +851,8 @@ export function quantizeSimd(
   if (!s || cols % 32 !== 0) return null;
   const n = rows * cols;
   const blocks = n / 32;
-  const outData = n * 4;
+  const { outData, outD } = layout(n);
   const dataBytes = kind === "q8" ? n : n / 2;
-  const outD = outData + Math.ceil(dataBytes / 16) * 16;
   const fn = kind === "q8" ? s.q8 : s.q4;
   if (fn(0, blocks, outData, outD) !== 0) return null;
   return packedOut(s, { dataBytes, outData, outD, blocks }, f32ToF16, spare);
@@ -879,13 +925,11 @@ export function quantizeSimdWide(
   if (cols % 32 !== 0 || (bytes && bytes.length !== n * 2)) return null;
   if (bytes && !simdInput(n)) return null; // room for them
   const s = simdQuant();
-  const raw = rawOffset(n);
+  const { raw, outData, outD } = layout(n);
   if (!s || s.memory.buffer.byteLength < raw + n * 2) return null;
   if (bytes) new Uint8Array(s.memory.buffer, raw, n * 2).set(bytes);
   const blocks = n / 32;
-  const outData = n * 4;
   const dataBytes = kind === "q8" ? n : n / 2;
-  const outD = outData + Math.ceil(dataBytes / 16) * 16;
   const fn = dtype === "F16"
     ? (kind === "q8" ? s.q8f16 : s.q4f16)
     : (kind === "q8" ? s.q8bf16 : s.q4bf16);

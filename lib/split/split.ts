@@ -324,12 +324,15 @@ export async function splitModel(
       : floorEnv === "0"
       ? false
       : sourceBytesTotal >= 1e9);
-  // The workers start first (a fixed cost, ~0.1-0.3 s, not throughput),
-  // then the floor is measured on an otherwise idle process.
+  // The workers start and warm up first (a fixed cost, ~0.1-0.3 s, not
+  // throughput), then the floor is measured on an otherwise idle process.
   const needsPool = files.some((f) =>
     !finished.has(f.path) && f.tensors.some((t) => t.kind !== "raw")
   );
-  const pool = needsPool ? await QuantPool.create() : null;
+  const quantBytes = envInt("STRATA_SPLIT_CHUNK_BYTES") || CHUNK_F32_BYTES;
+  const pool = needsPool
+    ? await QuantPool.create({ warm: Math.floor(quantBytes / 4) })
+    : null;
   const floor = wantFloor
     ? await measureSplitFloor({
       files: source.sourceFiles,
@@ -405,7 +408,7 @@ export async function splitModel(
         }
         const w = await writeTensorFile(part, f.tensors, f.metadata, {
           copyBytes,
-          quantBytes: envInt("STRATA_SPLIT_CHUNK_BYTES") || CHUNK_F32_BYTES,
+          quantBytes,
           pool: pool!,
           window: envInt("STRATA_SPLIT_WINDOW") ||
             Math.max(4, 2 * (pool?.workers ?? 0) + 2),
