@@ -24,7 +24,6 @@
  * size of the row chunks quantized at a time (default 16 MiB of f32);
  * `STRATA_SPLIT_COPY_BYTES=N` the size of copied chunks (default 2 MiB);
  * `STRATA_SPLIT_WORKERS=N` the number of quantization workers (0: none);
- * `STRATA_SPLIT_FILES=N` how many files are written at once (default 2);
  * `STRATA_SPLIT_FLOOR=0|1` turns the floor measurement off or on (default:
  * on for sources of 1 GB or more), `STRATA_SPLIT_FLOOR_BYTES=N` sizes its
  * probes (default 256 MiB).
@@ -366,16 +365,10 @@ export async function splitModel(
       floor,
       seconds: (performance.now() - t0) / 1000,
     });
-  // Two files are written at once (`STRATA_SPLIT_FILES`): the next file's
-  // reads and packing start while the last pieces of the one before are
-  // written, so the workers do not wait at every file boundary (nor during
-  // a file that is only copied, such as the embedding). Each file is
-  // finished (fsync, rename, progress record) after the one before it, in
-  // order, overlapping the writing of the next files.
-  const filesAtOnce = Math.max(1, envInt("STRATA_SPLIT_FILES") ?? 2);
+  // The finishing (fsync, rename, progress record) of the file before the
+  // one being written: it overlaps the writing of the next file.
   let chain: Promise<void> = Promise.resolve();
-  const writing: Promise<unknown>[] = [];
-  const partials = new Set<string>();
+  let partial: string | null = null;
   try {
     for (const [i, f] of files.entries()) {
       const target = join(out, f.path);
@@ -389,23 +382,19 @@ export async function splitModel(
         report(f.path);
         continue;
       }
-      while (writing.length >= filesAtOnce) await writing.shift();
-      const prev = chain;
       const inject = async () => {
         if (!hooks) return;
-        await prev; // the hooks count finished files exactly
+        await chain; // the hooks count finished files exactly
         injectFailure(target, completed);
       };
-      const part = target + ".partial";
-      partials.add(part);
-      const written = (async (): Promise<
-        () => Promise<{ crc32: string; size: number }>
-      > => {
-        if (f.text !== undefined) {
-          await Deno.writeTextFile(part, f.text);
-          await inject();
-          return () => crc32File(part, { sync: true });
-        }
+      partial = target + ".partial";
+      const part = partial;
+      let finish: () => Promise<{ crc32: string; size: number }>;
+      if (f.text !== undefined) {
+        await Deno.writeTextFile(part, f.text);
+        await inject();
+        finish = () => crc32File(part, { sync: true });
+      } else {
         const w = await writeTensorFile(part, f.tensors, f.metadata, {
           copyBytes,
           quantBytes,
@@ -419,19 +408,17 @@ export async function splitModel(
           },
           onTensor: inject,
         });
-        return async () => {
+        finish = async () => {
           await w.writer.close({ sync: true });
           return { crc32: w.crc32, size: w.size };
         };
-      })();
-      written.catch(() => {}); // awaited through `writing` and `chain`
-      writing.push(written);
+      }
+      partial = null;
+      const prev = chain;
       chain = (async () => {
-        const finish = await written;
         await prev;
         const { crc32, size } = await finish();
         await Deno.rename(part, target);
-        partials.delete(part);
         await syncDir(dirname(target));
         entries[i] = { path: f.path, size, crc32 };
         if (f.text !== undefined) bytesDone += size;
@@ -445,10 +432,8 @@ export async function splitModel(
     }
     await chain;
   } catch (e) {
-    // let pending writes, fsyncs and renames settle, then remove what is
-    // not in place
-    await Promise.allSettled([...writing, chain]);
-    for (const part of partials) await removeIfExists(part);
+    await chain.catch(() => {}); // let a pending fsync and rename finish
+    if (partial !== null) await removeIfExists(partial);
     throw e;
   } finally {
     pool?.close();
