@@ -73,12 +73,16 @@ const I32X4_EQ = 0x37, I32X4_BITMASK = 0xa4, I32X4_MAX_S = 0xb8;
 const I32X4_MIN_S = 0xb6, F32X4_MUL = 0xe6, F32X4_ADD = 0xe4;
 const F32X4_SUB = 0xe5, F32X4_ABS = 0xe0, F32X4_GE = 0x46, F32X4_TRUNC = 0x69;
 const I32X4_TRUNC_SAT_S = 0xf8, I16X8_NARROW_S = 0x85;
+const I32X4_RELAXED_TRUNC_S = 0x101;
 const I8X16_NARROW_U = 0x66, I8X16_NARROW_S = 0x65, I8X16_SHL = 0x6b;
 const I32X4_EXTEND_LOW_U = 0xa9, I32X4_EXTEND_HIGH_U = 0xaa, I32X4_SHL = 0xab;
 const I32X4_GT_S = 0x3b, V128_BITSELECT = 0x52;
 const I16X8_SPLAT = 0x10, I16X8_EXTRACT_U = 0x19, I16X8_EQ = 0x2d;
 const I16X8_BITMASK = 0x84, I16X8_MAX_S = 0x98, I8X16_SHUFFLE = 0x0d;
-const I8X16_MIN_U = 0x77, I32X4_EXTEND_LOW_S = 0xa7, I32X4_EXTEND_HIGH_S = 0xa8;
+const I8X16_BITMASK = 0x64,
+  I8X16_MIN_U = 0x77,
+  I32X4_EXTEND_LOW_S = 0xa7,
+  I32X4_EXTEND_HIGH_S = 0xa8;
 const I32_SHR_U = 0x76, I32_AND = 0x71, I32_OR = 0x72, I8X16_SPLAT = 0x0f;
 const F32_NEG = 0x8c, F32_MUL = 0x94;
 
@@ -425,15 +429,23 @@ function quantFunction(kind: "q8" | "q4"): number[] {
  * of 32 F16 (or BF16) values read straight from byte offset `src`: no f32
  * copy in memory, each block widened in registers. The largest magnitude
  * is found on the 16-bit patterns (monotonic in |x| like the f32 bits), the
- * first element holding it and its sign by two 32-bit lane masks and a
- * count of trailing zeros (no branch per element); q4 clamps to 15 after
+ * first element holding it and its sign by two 32-bit lane masks (from
+ * lanes narrowed to bytes) and a count of trailing zeros (no branch per
+ * element); q4 clamps to 15 after
  * narrowing to bytes (x * (1/d) + 8.5 is never below 0.49, so the lower
  * clamp of {@link quantFunction} is dropped). Same arithmetic on the same
  * f32 values as {@link widenFunction} then {@link quantFunction}, so the
  * same bytes; returns 1 (lib/quant does the chunk) for an infinity or NaN
  * in a block, or 1/d not finite.
  */
-function quantWideFunction(kind: "q8" | "q4", dtype: "F16" | "BF16"): number[] {
+function quantWideFunction(
+  o: { kind: "q8" | "q4"; dtype: "F16" | "BF16"; relaxed: boolean },
+): number[] {
+  const { kind, dtype } = o;
+  // every value truncated here is finite and within ±128 (a block with an
+  // infinity or NaN returns first), where the relaxed truncation (one
+  // cvttps2dq on x86 against seven instructions) gives the same integers
+  const trunc = o.relaxed ? I32X4_RELAXED_TRUNC_S : I32X4_TRUNC_SAT_S;
   // params: 0 src, 1 blocks, 2 outData, 3 outD; i32 locals: 4 b, 5 am,
   // 6 eqm, 7 sgn, 8 at; f32 locals: 9 mag, 10 d, 11 id; v128 locals:
   // 12..15 h0..h3 (8 halves each), 16 t, 17 vid, 18 m16 (0x7fff x8),
@@ -498,14 +510,16 @@ function quantWideFunction(kind: "q8" | "q4", dtype: "F16" | "BF16"): number[] {
     RETURN,
     END,
   );
-  // eqm: bit i set where element i has magnitude am; sgn: the sign bits
+  // eqm: bit i set where element i has magnitude am; sgn: the sign bits.
+  // Pairs of 16-bit lanes narrow to bytes with their signs kept (0/-1 from
+  // a comparison, any half's sign), so two byte masks cover the 32 lanes
   emit(get(5), simd(I16X8_SPLAT), set(T));
   for (const [local, withEq] of [[6, true], [7, false]] as const) {
-    for (let j = 0; j < 4; j++) {
-      if (withEq) emit(mag16(j), get(T), simd(I16X8_EQ));
-      else emit(get(H(j)));
-      emit(simd(I16X8_BITMASK));
-      if (j > 0) emit(i32(8 * j), I32_SHL, I32_OR);
+    const lanes = (j: number) =>
+      withEq ? [...mag16(j), ...get(T), ...simd(I16X8_EQ)] : get(H(j));
+    for (const j of [0, 2]) {
+      emit(lanes(j), lanes(j + 1), simd(I8X16_NARROW_S), simd(I8X16_BITMASK));
+      if (j > 0) emit(i32(16), I32_SHL, I32_OR);
     }
     emit(set(local));
   }
@@ -589,7 +603,7 @@ function quantWideFunction(kind: "q8" | "q4", dtype: "F16" | "BF16"): number[] {
       ...simd(F32X4_MUL),
       ...get(C8P5),
       ...simd(F32X4_ADD),
-      ...simd(I32X4_TRUNC_SAT_S),
+      ...simd(trunc),
     ];
     const bytes16 = (k: number) => [
       ...q(k),
@@ -630,7 +644,7 @@ function quantWideFunction(kind: "q8" | "q4", dtype: "F16" | "BF16"): number[] {
       ...simd(F32X4_GE),
       ...simd(V128_AND),
       ...simd(F32X4_ADD),
-      ...simd(I32X4_TRUNC_SAT_S),
+      ...simd(trunc),
     ];
     for (const k of [0, 4]) {
       emit(get(2), get(4), i32(5), I32_SHL, I32_ADD);
@@ -650,7 +664,8 @@ function quantWideFunction(kind: "q8" | "q4", dtype: "F16" | "BF16"): number[] {
   return [...uleb(body.length), ...body];
 }
 
-function moduleBytes(): Uint8Array {
+/** The module; `relaxed`: with the relaxed-SIMD truncation in the one-pass kernels. */
+function moduleBytes(relaxed: boolean): Uint8Array {
   const type = section(
     1,
     vec([[0x60, ...vec([[0x7f], [0x7f], [0x7f], [0x7f]]), ...vec([[0x7f]])]]),
@@ -680,10 +695,10 @@ function moduleBytes(): Uint8Array {
       quantFunction("q4"),
       widenFunction("F16"),
       widenFunction("BF16"),
-      quantWideFunction("q8", "F16"),
-      quantWideFunction("q4", "F16"),
-      quantWideFunction("q8", "BF16"),
-      quantWideFunction("q4", "BF16"),
+      quantWideFunction({ kind: "q8", dtype: "F16", relaxed }),
+      quantWideFunction({ kind: "q4", dtype: "F16", relaxed }),
+      quantWideFunction({ kind: "q8", dtype: "BF16", relaxed }),
+      quantWideFunction({ kind: "q4", dtype: "BF16", relaxed }),
     ]),
   );
   return new Uint8Array([
@@ -703,10 +718,14 @@ function moduleBytes(): Uint8Array {
   ]);
 }
 
-type Fn = (a: number, b: number, c: number, d: number) => number;
+/** One exported kernel: `(src, count, outData, outD) -> 0, or 1: lib/quant does it`. */
+export type Fn = (a: number, b: number, c: number, d: number) => number;
 
-interface Simd {
+/** The instantiated module: its memory and kernels. */
+export interface Simd {
   memory: WebAssembly.Memory;
+  /** Whether the one-pass kernels use the relaxed truncation. */
+  relaxed: boolean;
   q8: Fn;
   q4: Fn;
   f16: Fn;
@@ -722,16 +741,31 @@ let simd_: Simd | null | undefined;
 /** The instantiated module, or null where WebAssembly SIMD is unavailable. */
 export function simdQuant(): Simd | null {
   if (simd_ !== undefined) return simd_;
+  // relaxed SIMD where the runtime has it (Deno 2), else plain SIMD
+  simd_ = simdModule(true) ?? simdModule(false);
+  return simd_;
+}
+
+/**
+ * A new instance of the module, with or without the relaxed truncation
+ * (tests compare the two); null where the runtime cannot compile it.
+ *
+ * @example
+ * ```ts
+ * import { simdModule } from "./_simd_quant.ts";
+ * console.log(simdModule(false) !== null); // WebAssembly SIMD
+ * ```
+ */
+export function simdModule(relaxed: boolean): Simd | null {
   try {
     const memory = new WebAssembly.Memory({ initial: 1 });
-    const mod = new WebAssembly.Module(moduleBytes() as BufferSource);
+    const mod = new WebAssembly.Module(moduleBytes(relaxed) as BufferSource);
     const inst = new WebAssembly.Instance(mod, { env: { mem: memory } });
-    const e = inst.exports as unknown as Omit<Simd, "memory">;
-    simd_ = { memory, ...e };
+    const e = inst.exports as unknown as Omit<Simd, "memory" | "relaxed">;
+    return { memory, relaxed, ...e };
   } catch {
-    simd_ = null;
+    return null;
   }
-  return simd_;
 }
 
 /** The most values a chunk has had on this thread: the regions below are sized for it. */

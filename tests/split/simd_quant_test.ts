@@ -16,7 +16,9 @@ import {
 import {
   quantizeSimd,
   quantizeSimdWide,
+  type Simd,
   simdInput,
+  simdModule,
   simdQuant,
   simdWiden,
 } from "../../lib/split/_simd_quant.ts";
@@ -404,5 +406,43 @@ Deno.test("F16/BF16 packed in one pass (widened in registers) match lib/quant at
     });
     assert.deepEqual(got.data, new Uint8Array(want.data.buffer), kind);
     assert.deepEqual(got.scales, want.scales, kind);
+  }
+});
+
+Deno.test("the one-pass kernels give the same bytes with the relaxed truncation as with the saturating one", () => {
+  const plain = simdModule(false);
+  const relaxed = simdModule(true);
+  assert.ok(plain !== null, "WebAssembly SIMD");
+  if (relaxed === null) return; // a runtime without relaxed SIMD uses plain
+  const n = 1 << 16;
+  const w = rows(n, 33);
+  w.set([5, 0, -5], 64);
+  for (let j = 0; j < 32; j++) w[128 + j] = (j - 16) + 0.5;
+  for (let j = 0; j < 32; j++) w[160 + j] = (j - 16) * 2 ** -24;
+  w.fill(0, 192, 224);
+  w[250] = 65504;
+  for (const dtype of ["F16", "BF16"] as const) {
+    const h = Uint16Array.from(
+      w,
+      (x) =>
+        dtype === "F16"
+          ? toF16Bits(x)
+          : new Uint32Array(new Float32Array([x]).buffer)[0] >>> 16,
+    );
+    for (const kind of ["q8", "q4"] as const) {
+      const name = `${kind}${dtype.toLowerCase()}` as
+        | "q8f16"
+        | "q4f16"
+        | "q8bf16"
+        | "q4bf16";
+      const outs: Uint8Array[] = [plain, relaxed].map((m: Simd) => {
+        m.memory.grow(Math.ceil((n * 4) / 65536));
+        new Uint16Array(m.memory.buffer, 0, n).set(h);
+        assert.equal(m[name](0, n / 32, n * 2, n * 3 + 64), 0, name);
+        return new Uint8Array(m.memory.buffer, n * 2, n + 64 + n / 8).slice();
+      });
+      const at = outs[0].findIndex((b, i) => b !== outs[1][i]);
+      assert.equal(at, -1, `${name}: data and scales differ at byte ${at}`);
+    }
   }
 });
