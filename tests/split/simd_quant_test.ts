@@ -21,6 +21,7 @@ import {
   simdModule,
   simdQuant,
   simdWiden,
+  warmSimd,
 } from "../../lib/split/_simd_quant.ts";
 import { f32ToF16, fromFloat32, toFloat32 } from "../../lib/quant/half.ts";
 import { PACKED, type PackedName } from "../../lib/quant/encoding.ts";
@@ -443,6 +444,26 @@ Deno.test("the one-pass kernels give the same bytes with the relaxed truncation 
       });
       const at = outs[0].findIndex((b, i) => b !== outs[1][i]);
       assert.equal(at, -1, `${name}: data and scales differ at byte ${at}`);
+    }
+  }
+});
+
+Deno.test("chunks of different sizes on one thread, after a warm-up, all match lib/quant (the memory regions are sized for the largest)", () => {
+  warmSimd(64 * 256);
+  for (const [r, c] of [[64, 256], [3, 64], [80, 256], [1, 32], [64, 256]]) {
+    const w = rows(r * c, r + c);
+    const h = Uint16Array.from(w, toF16Bits);
+    const f = Float32Array.from(h, (x) => {
+      const e = (x >> 10) & 31, m = x & 1023, s = x & 0x8000 ? -1 : 1;
+      return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
+    });
+    const bytes = new Uint8Array(h.buffer);
+    for (const kind of ["q8", "q4"] as const) {
+      const want = kind === "q8" ? quantizeQ8(f, r, c) : quantizeQ4(f, r, c);
+      const got = quantizeSimdWide(kind, "F16", bytes, r, c, f32ToF16);
+      assert.ok(got !== null, `${r}x${c} ${kind}: the one-pass path`);
+      assert.deepEqual(got.data, new Uint8Array(want.data.buffer), `${r}x${c}`);
+      assert.deepEqual(got.scales, want.scales, `${r}x${c} ${kind}`);
     }
   }
 });
