@@ -580,3 +580,84 @@ gpuTest(
     }
   },
 );
+
+/** Mixtral-8x7B's config.json fields (public). */
+const MIXTRAL_8X7B = {
+  architectures: ["MixtralForCausalLM"],
+  model_type: "mixtral",
+  hidden_size: 4096,
+  intermediate_size: 14336,
+  num_attention_heads: 32,
+  num_key_value_heads: 8,
+  num_hidden_layers: 32,
+  num_local_experts: 8,
+  num_experts_per_tok: 2,
+  vocab_size: 32000,
+  max_position_embeddings: 32768,
+  rope_theta: 1e6,
+  rms_norm_eps: 1e-5,
+  tie_word_embeddings: false,
+  torch_dtype: "bfloat16",
+};
+
+Deno.test("plan CLI on a Mixtral-8x7B config.json: the expert cache and the expected expert loads", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "config.json");
+    await Deno.writeTextFile(path, JSON.stringify(MIXTRAL_8X7B));
+    const flags = [
+      "--disk-gbps",
+      "2",
+      "--pcie-gbps",
+      "8",
+      "--compute-gbps",
+      "20",
+      "--max-seq-len",
+      "512",
+    ];
+    // one expert: gate, up [14336, 4096], down [4096, 14336], BF16
+    const expert = 3 * 14336 * 4096 * 2;
+    for (const gb of [4, 16]) {
+      const r = await cli(["plan", path, "--gpu-memory", `${gb}GB`, ...flags]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /8 experts of 14336, top-2 \(32 sparse layers\)/);
+      assert.match(r.stdout, /of 256 cached .*uniform independent routing/);
+      assert.match(
+        r.stdout,
+        /^encoding .*experts cached/m,
+      );
+      const j = await cli([
+        "plan",
+        path,
+        "--gpu-memory",
+        `${gb}GB`,
+        ...flags,
+        "--json",
+      ]);
+      assert.equal(j.code, 0, j.stderr);
+      const p = JSON.parse(j.stdout).plan;
+      const ex = p.experts;
+      assert.deepEqual([ex.count, ex.expert_bytes, ex.top_k], [256, expert, 2]);
+      assert.equal(ex.all_resident, false);
+      // the cache holds what the budget leaves beside every layer's
+      // non-expert part (resident: nothing goes through the ring)
+      assert.equal(p.streamed, 0);
+      assert.ok(p.total_bytes + ex.cached * expert <= gb * 1e9);
+      assert.ok(p.total_bytes + (ex.cached + 1) * expert > gb * 1e9);
+      // uniform routing: 2 chosen of 8 per layer, a miss with probability
+      // 1 - (cached / 32) / 8, 32 layers
+      const bytes = 32 * 2 * (1 - ex.cached / 32 / 8) * expert;
+      assert.ok(Math.abs(p.streamed_bytes_per_token - bytes) < 1);
+      // read (2 GB/s) and upload (8 GB/s, given) of the loads after the
+      // compute, which counts 2 experts per layer, not 8
+      assert.ok(Math.abs(ex.load_s - (bytes / 2e9 + bytes / 8e9)) < 1e-9);
+      const compute = p.compute_bytes_per_pass;
+      assert.ok(compute < 32 * 3 * expert && compute > 32 * 2 * expert);
+      assert.ok(
+        Math.abs(p.seconds_per_token - (compute / 20e9 + ex.load_s)) < 1e-9,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
