@@ -22,6 +22,11 @@
  * on a GPU (the same weight bytes for a small batch) but grows with the
  * batch on a CPU (software) adapter.
  *
+ * A mixture-of-experts model is planned with the engine's own split of the
+ * budget (lib/engine/_experts.ts `planExperts`): its expert bytes per token
+ * are the expected cache misses under uniform independent routing
+ * ({@link ExpertPrediction}), and their read and upload add to the pass.
+ *
  * @module
  */
 import {
