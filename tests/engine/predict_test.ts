@@ -657,6 +657,30 @@ Deno.test("plan CLI on a Mixtral-8x7B config.json: the expert cache and the expe
         Math.abs(p.seconds_per_token - (compute / 20e9 + ex.load_s)) < 1e-9,
       );
     }
+    // errors stay one line: a bad expert count, a budget too small
+    const bad = join(dir, "bad.json");
+    await Deno.writeTextFile(
+      bad,
+      JSON.stringify({ ...MIXTRAL_8X7B, num_experts_per_tok: 9 }),
+    );
+    for (
+      const args of [
+        ["plan", bad, "--no-gpu"],
+        [
+          "plan",
+          path,
+          "--gpu-memory",
+          "1GB",
+          "--max-seq-len",
+          "512",
+          "--no-gpu",
+        ],
+      ]
+    ) {
+      const e = await cli(args);
+      assert.equal(e.code, 1, e.stderr);
+      assert.equal(e.stderr.trim().split("\n").length, 1, e.stderr);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
