@@ -13,8 +13,9 @@
  * tests' tiny Mixtral models; the run streams experts through the expert
  * cache, and the report adds the expert statistics of `run --json`
  * (`experts_loaded_per_token`, `expert_cache_hit_rate`, `experts_resident`).
- * Its floors are those of the expert bytes moved per decoded token; `plan`
- * has no mixture-of-experts model, so no prediction is printed for it.
+ * Its floors are those of the expert bytes moved per decoded token, and
+ * `plan`'s prediction (lib/engine/predict.ts: the engine's expert cache,
+ * expected loads under uniform routing) is printed from them.
  *
  * @module
  */
@@ -528,14 +529,15 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
   });
   gpu.device.destroy();
 
-  // the weight bytes a pass computes over: every layer and the head; with
-  // experts, the top-k experts of each sparse layer instead of all of them
+  // the weight bytes a pass computes over: every layer and the head (with
+  // experts, the all-resident run computes every expert of every layer)
   const computeS = all.perToken;
-  const computeBytes = ex
-    ? all.plan.residentBytes + all.plan.headBytes +
-      ex.sparseLayers * cfg.moe!.topK * ex.slotBytes
-    : predict(cfg, { encoding: "F16", budget, maxSeqLen, floors: {} })
-      .computeBytesPerPass;
+  const computeBytes = predict(cfg, {
+    encoding: "F16",
+    budget: ex ? 64 * 2 ** 30 : budget,
+    maxSeqLen,
+    floors: {},
+  }).computeBytesPerPass;
   const ms = (x: number) => `${(x * 1000).toFixed(0)} ms`;
   const gb = (n: number, s: number) => (n / s / 1e9).toFixed(2);
   console.log("");
@@ -585,7 +587,7 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
         }), upload ${ms(uploadS)} (${gb(streamed, uploadS)} GB/s writeBuffer)`
     }, compute ${ms(computeS)} (all resident; ${
       gb(computeBytes, computeS)
-    } GB/s of weights${ex ? `, the top-${cfg.moe!.topK} experts' share` : ""}${
+    } GB/s of weights${ex ? ", every expert computed" : ""}${
       g
         ? `; the 4096x4096 F16 matvec alone: ${
           (g.computeBps / 1e9).toFixed(2)
@@ -602,13 +604,39 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
     }`,
   );
   const ratio = (p: number) => (run.perToken / p).toFixed(2);
-  if (ex) {
-    // predict.ts counts every expert as computed and streamed: no MoE model
-    const sum = readS + uploadS + computeS;
+  if (ex && moe) {
+    // plan's mixture-of-experts model from these floors: the expert loads
+    // (read, then a heap-image upload) add to the compute of the chosen experts
+    const pred = predict(cfg, {
+      encoding: "F16",
+      budget,
+      maxSeqLen,
+      floors: {
+        readBps: read.bytes / read.s,
+        uploadBps: streamed > 0 ? streamed / uploadS : undefined,
+        expertUploadBps: streamed > 0 ? streamed / uploadS : undefined,
+        computeBps: computeBytes / computeS,
+        cpuAdapter: g?.cpuAdapter,
+      },
+    });
+    const pe = pred.experts!;
+    const j = moeJsonStats(moe);
     console.log(
-      `plan predicts nothing here: lib/engine/predict.ts has no mixture-of-experts model (it would count all ${ex.count} experts as computed and streamed); these floors add up to ${
-        sum.toFixed(2)
-      } s/token → measured/sum ${ratio(sum)}`,
+      `plan predicts ${
+        pred.secondsPerToken.toFixed(2)
+      } s/token from these floors (${
+        pe.allResident
+          ? "every expert resident: the compute"
+          : `${pe.cached} of ${pe.count} experts cached, ${
+            pe.loadedPerPass.toFixed(2)
+          } loaded per token expected under uniform independent routing (measured ${
+            (j.experts_loaded_per_token as number).toFixed(2)
+          }); their read and upload add to the compute`
+      }) → measured/predicted ${ratio(pred.secondsPerToken)}${
+        pe.allResident !== moe.allResident
+          ? "; note: plan's expert residency differs from the engine's"
+          : ""
+      }`,
     );
   } else {
     printPrediction(cfg, {

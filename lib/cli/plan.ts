@@ -41,6 +41,13 @@ or of a temporary file); upload and compute are measured on the WebGPU
 adapter when there is one (a few seconds); flags override each. A table shows
 the effect of q8/q4, of a larger budget and of the batch (tokens per pass).
 
+Mixture-of-experts models (Mixtral, Qwen2-MoE, Qwen3-MoE) are planned as the
+engine plans them: the budget is split between the layers without their
+experts and an expert cache. When every expert fits, none moves; otherwise
+the expected cache misses are read and uploaded per token, assuming uniform
+independent routing (real routing is skewed; bench --shape mixtral-8x7b
+measures it), and only the chosen experts are computed.
+
 Flags:
   --gpu-memory SIZE     budget, e.g. 4GB (default 6 GiB: 75% of an assumed 8 GiB GPU)
   --quantize Q          projection weights as they would be split: ${QUANTIZE}
@@ -257,19 +264,28 @@ export async function main(args: string[]): Promise<number> {
     !v["no-gpu"] &&
     (floors.uploadBps === undefined || floors.computeBps === undefined)
   ) {
-    // the upload is measured at the size of this plan's slot, from a layer file
-    const slot = fit(
+    // the upload is measured at the size of this plan's slot, from a layer
+    // file; experts as the expert store uploads one (a heap image)
+    const probe = fit(
       cfg,
       { ...{ encoding, maxSeqLen, floors: {} }, budget, batch },
       maxSeqLen !== undefined,
-    ).plan.slotBytes;
+    );
+    const slot = probe.plan.slotBytes;
     const g = await measureGpuFloors(encoding, {
       bytes: slot || undefined,
       file: m.files[0],
+      expertBytes: probe.experts?.expertBytes,
     });
     if (g) {
       adapter = g.adapter;
       floors.cpuAdapter = g.cpuAdapter;
+      if (floors.uploadBps === undefined && g.expertUploadBps) {
+        floors.expertUploadBps = g.expertUploadBps;
+        how.expertUpload = `measured on ${g.adapter}: one writeBuffer of a ${
+          formatBytes(Math.min(probe.experts!.expertBytes, 1 << 30))
+        } heap image, as the expert store uploads an expert`;
+      }
       if (floors.uploadBps === undefined) {
         floors.uploadBps = g.uploadBps;
         how.upload = `measured on ${g.adapter}: writeBuffer of ${
@@ -328,6 +344,26 @@ export async function main(args: string[]): Promise<number> {
       seconds_per_token: p.secondsPerToken,
       unknown: p.unknown,
       max_seq_len: p.maxSeqLen,
+      ...(p.experts
+        ? {
+          experts: {
+            count: p.experts.count,
+            per_layer: p.experts.perLayer,
+            top_k: p.experts.topK,
+            sparse_layers: p.experts.sparseLayers,
+            expert_bytes: p.experts.expertBytes,
+            cached: p.experts.cached,
+            all_resident: p.experts.allResident,
+            cache_bytes: p.experts.cacheBytes,
+            expected_hit_rate: p.experts.hitRate,
+            expected_loaded_per_pass: p.experts.loadedPerPass,
+            expected_bytes_per_pass: p.experts.bytesPerPass,
+            computed_per_layer: p.experts.computedPerLayer,
+            load_s: p.expertLoadS,
+            routing: "uniform independent (assumed)",
+          },
+        }
+        : {}),
     });
     console.log(JSON.stringify({
       model: m.label,
@@ -339,6 +375,9 @@ export async function main(args: string[]): Promise<number> {
       floors: {
         read_gbps: (floors.readBps ?? NaN) / 1e9,
         upload_gbps: (floors.uploadBps ?? NaN) / 1e9,
+        expert_upload_gbps: cfg.moe
+          ? (floors.expertUploadBps ?? floors.uploadBps ?? NaN) / 1e9
+          : undefined,
         compute_gbps: (floors.computeBps ?? NaN) / 1e9,
         cpu_adapter: floors.cpuAdapter ?? null,
         adapter,
@@ -355,24 +394,79 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const p = main;
+  const ex = p.experts;
   const out: string[] = [];
   out.push(
-    `model: ${m.label}: ${cfg.architecture}, ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, intermediate ${cfg.intermediateSize}, ${cfg.numHeads} heads (${cfg.numKvHeads} KV), vocab ${cfg.vocabSize}; weights ${encoding}`,
+    `model: ${m.label}: ${cfg.architecture}, ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, intermediate ${cfg.intermediateSize}, ${cfg.numHeads} heads (${cfg.numKvHeads} KV), vocab ${cfg.vocabSize}${
+      cfg.moe
+        ? `, ${cfg.moe.numExperts} experts of ${cfg.moe.expertSize}, top-${cfg.moe.topK}${
+          cfg.moe.sharedExpertSize
+            ? `, a shared expert of ${cfg.moe.sharedExpertSize}`
+            : ""
+        } (${ex?.sparseLayers ?? 0} sparse layers)`
+        : ""
+    }; weights ${encoding}`,
   );
-  out.push(describePlan(p.plan));
+  out.push(
+    describePlan(p.plan) + (ex ? " (the layers without their experts)" : ""),
+  );
+  if (ex) {
+    const f2 = (x: number) => x.toFixed(2);
+    const share = `${formatBytes(ex.cacheBytes)} of the ${
+      formatBytes(budget)
+    } budget; the plan above has the rest`;
+    out.push(
+      `experts: ${ex.count} of ${formatBytes(ex.expertBytes)}, ${
+        ex.allResident
+          ? `all resident (${share}): none moves, every one is computed`
+          : `${ex.cached} of ${ex.count} cached (${share}; ${
+            f2(ex.cachedPerLayer)
+          } of ${ex.perLayer} per sparse layer); per pass ${
+            f2(ex.chosenPerLayer)
+          } chosen per sparse layer, expected hit rate ${f2(ex.hitRate)}, ${
+            f2(ex.loadedPerPass)
+          } experts loaded (${
+            formatBytes(ex.bytesPerPass)
+          }), assuming uniform independent routing (real routing is skewed: bench --shape mixtral-8x7b measures it)`
+      }`,
+    );
+  }
+  const ring = p.plan.bytesStreamedPerToken / p.batch;
   out.push(
     `bytes per token: ${
       formatBytes(p.streamedBytesPerToken)
-    } read and uploaded, ${
+    } read and uploaded${
+      ex && !ex.allResident
+        ? ` (${formatBytes(ring)} through the ring, ${
+          formatBytes(ex.bytesPerPass / p.batch)
+        } of experts expected)`
+        : ""
+    }, ${
       formatBytes(p.computeBytesPerPass / p.batch)
-    } of weights computed over` + (p.batch > 1 ? ` (batch ${p.batch})` : ""),
+    } of weights computed over` + (p.batch > 1 ? ` (batch ${p.batch})` : "") +
+      (ex && !ex.allResident
+        ? ` (of the experts, the ${
+          ex.computedPerLayer.toFixed(2)
+        } chosen per sparse layer)`
+        : ""),
   );
   out.push(
     `floors: read ${gbps(floors.readBps)} GB/s (${how.read}); upload ${
       gbps(floors.uploadBps)
-    } GB/s (${how.upload}); compute ${
-      gbps(floors.computeBps)
-    } GB/s (${how.compute})`,
+    } GB/s (${how.upload}); ${
+      cfg.moe
+        ? `expert upload ${
+          gbps(floors.expertUploadBps ?? floors.uploadBps)
+        } GB/s (${
+          how.expertUpload ??
+            (how.upload === "given"
+              ? "given: --pcie-gbps"
+              : floors.uploadBps !== undefined
+              ? "taken as the upload above: not measured as the expert store uploads (a heap image)"
+              : "unknown")
+        }); `
+        : ""
+    }compute ${gbps(floors.computeBps)} GB/s (${how.compute})`,
   );
   out.push(
     `per pass: read ${secs(p.readS)}, upload ${secs(p.uploadS)}, compute ${
@@ -383,6 +477,12 @@ export async function main(args: string[]): Promise<number> {
         : floors.cpuAdapter
         ? "prefetch overlaps the read; on a CPU adapter upload and compute share the cores: the larger plus half the smaller"
         : "prefetch overlaps them (the largest counts)"
+    }${
+      p.expertLoadS > 0
+        ? `; the expert loads (${
+          secs(p.expertLoadS)
+        } of the read and upload) wait on each sparse layer's router and add to the pass (one router readback per sparse layer not counted; the expert store reads each expert into a fresh heap image, which these floors do not time: bench --shape mixtral-8x7b measures how close its loads come)`
+        : ""
     }`,
   );
   out.push(
@@ -398,7 +498,8 @@ export async function main(args: string[]): Promise<number> {
   );
   out.push("");
   out.push(
-    "encoding  budget      batch  resident+streamed  slots  streamed/token  s/token",
+    "encoding  budget      batch  resident+streamed  slots  " +
+      (cfg.moe ? "experts cached  " : "") + "streamed/token  s/token",
   );
   for (const r of rows) {
     const left = `${r.encoding.padEnd(8)}  ${
@@ -409,11 +510,16 @@ export async function main(args: string[]): Promise<number> {
       continue;
     }
     const q = r.p;
+    const cached = q.experts
+      ? (q.experts.allResident
+        ? "all"
+        : `${q.experts.cached}/${q.experts.count}`).padStart(14) + "  "
+      : "";
     out.push(
       left +
         `${
           `${q.plan.resident.length}+${q.plan.streamed.length}`.padStart(17)
-        }  ${String(q.plan.slots).padStart(5)}  ${
+        }  ${String(q.plan.slots).padStart(5)}  ${cached}${
           formatBytes(q.streamedBytesPerToken).padStart(14)
         }  ${secs(q.secondsPerToken).padStart(7)}`,
     );

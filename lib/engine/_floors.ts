@@ -63,11 +63,16 @@ export interface GpuFloors extends Floors {
   computeBps: number;
   /** Whether the adapter runs on the CPU. */
   cpuAdapter: boolean;
+  /** Upload of one expert as the expert store does it (when asked for), bytes/s. */
+  expertUploadBps?: number;
 }
 
 /**
  * Upload (`queue.writeBuffer` of 64 MiB) and matvec (4096x4096 of the
  * encoding) rates on `gpu`. Takes a few seconds (longer on a CPU adapter).
+ * With `upload.expertBytes`, also the upload of one expert as the expert
+ * store uploads it (lib/engine/_experts.ts: one `writeBuffer` of a heap
+ * image, then a submit), timed on the second pass.
  *
  * @example
  * ```ts ignore
@@ -79,7 +84,7 @@ export interface GpuFloors extends Floors {
 export async function gpuFloors(
   gpu: Gpu,
   encoding: WeightEncoding,
-  upload: { bytes?: number; file?: string } = {},
+  upload: { bytes?: number; file?: string; expertBytes?: number } = {},
 ): Promise<GpuFloors> {
   // the upload as the engine does it: one slot-sized buffer, filled in 1 MiB
   // writeBuffer pieces from a memory-mapped layer file when there is one,
@@ -132,6 +137,9 @@ export async function gpuFloors(
   }
   buf.destroy();
   mapped?.unmap();
+  const expertUploadBps = upload.expertBytes
+    ? await heapImageUpload(gpu, upload.expertBytes)
+    : undefined;
   const { benchKernels } = await import("../gpu/bench.ts");
   const dtype = (floatEncoding(encoding) ?? encodingRecord(encoding)).name;
   const report = await benchKernels(gpu, {
@@ -147,7 +155,37 @@ export async function gpuFloors(
     uploadBps: size / (best / 1000),
     computeBps: report.kernels[0].gbps * 1e9,
     cpuAdapter: isCpuAdapter(gpu),
+    ...(expertUploadBps ? { expertUploadBps } : {}),
   };
+}
+
+/** bytes/s of one `writeBuffer` of a `bytes` heap image and a submit, as the expert store uploads an expert; the second of two passes. */
+async function heapImageUpload(gpu: Gpu, bytes: number): Promise<number> {
+  const size = Math.max(
+    256,
+    Math.min(bytes, 1 << 30, Math.floor(gpu.limits.maxBufferSize / 256) * 256) &
+      ~255,
+  );
+  const image = new Uint8Array(size);
+  image.fill(1);
+  const buf = gpu.device.createBuffer({
+    size,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
+  let s = Infinity;
+  try {
+    for (let r = 0; r < 2; r++) {
+      await gpu.device.queue.onSubmittedWorkDone();
+      const t0 = performance.now();
+      gpu.device.queue.writeBuffer(buf, 0, image);
+      gpu.device.queue.submit([]);
+      await gpu.device.queue.onSubmittedWorkDone();
+      if (r > 0) s = (performance.now() - t0) / 1000;
+    }
+  } finally {
+    buf.destroy();
+  }
+  return size / s;
 }
 
 /**
@@ -171,7 +209,7 @@ function isCpuAdapter(gpu: Gpu): boolean {
  */
 export async function measureGpuFloors(
   encoding: WeightEncoding,
-  upload: { bytes?: number; file?: string } = {},
+  upload: { bytes?: number; file?: string; expertBytes?: number } = {},
 ): Promise<GpuFloors | null> {
   const { requestGpu } = await import("../gpu/device.ts");
   let gpu: Gpu;

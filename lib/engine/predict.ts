@@ -22,6 +22,11 @@
  * on a GPU (the same weight bytes for a small batch) but grows with the
  * batch on a CPU (software) adapter.
  *
+ * A mixture-of-experts model is planned with the engine's own split of the
+ * budget (lib/engine/_experts.ts `planExperts`): its expert bytes per token
+ * are the expected cache misses under uniform independent routing
+ * ({@link ExpertPrediction}), and their read and upload add to the pass.
+ *
  * @module
  */
 import {
@@ -41,6 +46,8 @@ import {
 import { kvBytesPerLayer } from "./kv_cache.ts";
 import { alignUp, runStateBytes } from "./_run_state.ts";
 import { layerGroups, packUnits } from "./_units.ts";
+import { planExperts } from "./_experts.ts";
+import { moeScratchBytes } from "./_moe_step.ts";
 import { type PlanInput, planResidency, type ResidencyPlan } from "./plan.ts";
 
 /**
@@ -89,9 +96,12 @@ export interface GpuBytesOptions {
 
 /**
  * The inputs of {@link planResidency} for `cfg`, without a GPU: layer bytes
- * as laid out in a slot (2-D weights in their encoding, 1-D tensors decoded
- * to f32), the head, the KV cache per layer and the activations (sized as
- * the forward pass sizes them).
+ * as laid out in a slot (2-D weights as matrices: the projections in
+ * `encoding`, others such as a router in the float dtype; 1-D tensors
+ * decoded to f32), the head, the KV cache per layer and the activations
+ * (sized as the forward pass sizes them). A mixture-of-experts model's
+ * routed experts are not in its layers' bytes: `experts` has them, laid out
+ * on their own as the engine lays them out.
  *
  * @example
  * ```ts
@@ -108,19 +118,43 @@ export interface GpuBytesOptions {
 export function gpuBytes(
   cfg: ModelConfig,
   o: GpuBytesOptions,
-): Omit<PlanInput, "budget" | "slots"> {
+): Omit<PlanInput, "budget" | "slots"> & { experts?: ExpertBytes } {
   const layerBytes: number[] = [];
   const unitBytes: (number[] | null)[] = [];
+  // MOE: each routed expert on its own (its gate, up and down), as
+  // expertLayouts lays them out: not part of its layer's bytes
+  let sparseLayers = 0, expertBytes = 0, expertTotal = 0;
+  const floatEnc: WeightEncoding = floatEncoding(o.encoding)
+    ? o.encoding
+    : o.embedEncoding ?? "F16";
   for (let i = 0; i < cfg.numLayers; i++) {
     // bytes by role, as the engine lays each tensor out in a slot
     const byRole = new Map<string, number>();
+    const expert = new Map<number, number>();
     let sum = 0;
     for (const t of layerTensors(cfg, i)) {
-      const b = t.shape.length === 2 && QUANTIZED_ROLES.has(t.role)
-        ? matrixBytes(t.shape[0], t.shape[1], o.encoding)
+      // as _layout.ts: every 2-D tensor a matrix (the router and the shared
+      // expert's gate in their float dtype: the split quantizes projections only)
+      const b = t.shape.length === 2
+        ? matrixBytes(
+          t.shape[0],
+          t.shape[1],
+          QUANTIZED_ROLES.has(t.role) ? o.encoding : floatEnc,
+        )
         : alignUp(t.shape.reduce((a, n) => a * n, 1) * 4);
+      if (t.expert !== undefined) {
+        // the role stays among the layer's names, as in _layer_shard.ts
+        if (!byRole.has(t.role)) byRole.set(t.role, 0);
+        expert.set(t.expert, (expert.get(t.expert) ?? 0) + b);
+        continue;
+      }
       byRole.set(t.role, (byRole.get(t.role) ?? 0) + b);
       sum += b;
+    }
+    if (expert.size > 0) {
+      sparseLayers++;
+      expertBytes = Math.max(expertBytes, ...expert.values());
+      expertTotal += [...expert.values()].reduce((a, b) => a + b, 0);
     }
     layerBytes.push(sum);
     unitBytes.push(layerUnitBytes(layerSteps(cfg, i), byRole));
@@ -136,14 +170,46 @@ export function gpuBytes(
   const maxT = o.maxT ?? 64;
   const topK = Math.min(o.topK ?? 64, V);
   // as Forward.create sizes them: the run state, readback, arena, scratch
+  // (and the expert runner's scratch: 0 for a dense model)
   const { activationBytes } = runStateBytes(cfg, { maxT, topK, maxSeqLen });
-  return {
+  const out: Omit<PlanInput, "budget" | "slots"> & { experts?: ExpertBytes } = {
     layerBytes,
     headBytes,
     kvBytesPerLayer: kvBytesPerLayer(cfg, maxSeqLen),
-    activationBytes,
+    activationBytes: activationBytes + moeScratchBytes(cfg, maxT),
     unitBytes,
   };
+  if (cfg.moe && sparseLayers > 0) {
+    out.experts = {
+      perLayer: cfg.moe.numExperts,
+      topK: cfg.moe.topK,
+      sparseLayers,
+      expertBytes,
+      count: sparseLayers * cfg.moe.numExperts,
+      totalBytes: expertTotal,
+    };
+  }
+  return out;
+}
+
+/**
+ * The routed experts of a mixture-of-experts config, from the config alone,
+ * laid out as lib/engine/_experts.ts `expertLayouts` lays them out (each
+ * expert's three matrices in one byte range, one cache slot each).
+ */
+export interface ExpertBytes {
+  /** Routed experts per sparse layer (E). */
+  perLayer: number;
+  /** Experts each token's router chooses (k, distinct). */
+  topK: number;
+  /** Decoder layers that route to experts. */
+  sparseLayers: number;
+  /** Bytes of one expert (one cache slot). */
+  expertBytes: number;
+  /** Experts of all sparse layers together. */
+  count: number;
+  /** Bytes of all experts together. */
+  totalBytes: number;
 }
 
 /**
@@ -185,6 +251,11 @@ export interface Floors {
   readBps?: number;
   /** Host → GPU upload (`queue.writeBuffer`, PCIe on a discrete GPU). */
   uploadBps?: number;
+  /**
+   * Host → GPU upload of one expert as the expert store uploads it (one
+   * `writeBuffer` of a heap image); default: `uploadBps`.
+   */
+  expertUploadBps?: number;
   /** Weight bytes the matvec kernels consume per second. */
   computeBps?: number;
   /** The adapter runs on the CPU: compute grows with the batch. */
@@ -203,23 +274,58 @@ export interface PredictOptions extends GpuBytesOptions {
   floors: Floors;
 }
 
+/**
+ * What a prediction expects of the routed experts of a mixture-of-experts
+ * model, assuming uniform independent routing: per sparse layer and token
+ * the router chooses k distinct experts of E, each equally likely, and a
+ * chosen expert misses the cache with probability 1 - cachedPerLayer / E
+ * (the hit rate of an LRU cache under uniform requests). Real routing is
+ * skewed (a few experts are chosen more often, and consecutive tokens share
+ * some), so real hit rates differ: `bench --shape mixtral-8x7b` measures
+ * them.
+ */
+export interface ExpertPrediction extends ExpertBytes {
+  /** Expert cache slots (every expert when `allResident`). */
+  cached: number;
+  /** Every expert stays on the GPU: nothing moves, every expert is computed. */
+  allResident: boolean;
+  /** GPU bytes of the expert cache. */
+  cacheBytes: number;
+  /** Cached experts per sparse layer (cached / sparse layers, at most E). */
+  cachedPerLayer: number;
+  /** Expected distinct experts chosen per sparse layer per pass: E·(1 - (1 - k/E)^batch). */
+  chosenPerLayer: number;
+  /** Expected hit rate of a chosen expert (1 when all resident). */
+  hitRate: number;
+  /** Expected experts read and uploaded per pass, all sparse layers. */
+  loadedPerPass: number;
+  /** Expected expert bytes read and uploaded per pass. */
+  bytesPerPass: number;
+  /** Experts computed per sparse layer per pass: every one when all resident (the engine's GPU-side path), else the chosen ones. */
+  computedPerLayer: number;
+}
+
 /** What {@link predict} returns. */
 export interface Prediction {
-  /** The residency plan the engine would choose. */
+  /** The residency plan the engine would choose (of the layers without their experts for a mixture-of-experts model). */
   plan: ResidencyPlan;
+  /** The expert cache and the expected expert traffic (null for a dense model). */
+  experts: ExpertPrediction | null;
   /** Tokens per pass. */
   batch: number;
   /** KV cache positions planned for. */
   maxSeqLen: number;
-  /** Weight bytes streamed (read and uploaded) per token. */
+  /** Weight bytes streamed (read and uploaded) per token: the ring's and the experts' expected loads. */
   streamedBytesPerToken: number;
-  /** Weight bytes the kernels read per pass (every layer and the head). */
+  /** Weight bytes the kernels read per pass (every layer and the head; of the experts, those computed). */
   computeBytesPerPass: number;
-  /** Seconds per pass of each floor (NaN when unknown). */
+  /** Seconds per pass of each floor (NaN when unknown), experts included. */
   readS: number;
   uploadS: number;
   computeS: number;
-  /** Whether prefetch overlaps read, upload and compute (≥ 2 slots, or nothing streamed). */
+  /** Seconds per pass of the expert loads (read + upload; 0 for a dense model): they wait on the router and add to the pass. */
+  expertLoadS: number;
+  /** Whether prefetch overlaps read, upload and compute of the ring (≥ 2 slots, or nothing streamed). */
   overlapped: boolean;
   /** Predicted seconds per token, from the known floors only. */
   secondsPerToken: number;
@@ -228,8 +334,46 @@ export interface Prediction {
 }
 
 /**
+ * The expected expert traffic of a pass of `batch` tokens with `cached`
+ * cache slots (see {@link ExpertPrediction} for the assumption).
+ */
+function expectExperts(
+  ex: ExpertBytes,
+  o: { cached: number; cacheBytes: number; batch: number },
+): ExpertPrediction {
+  const E = ex.perLayer, k = ex.topK;
+  const allResident = o.cached >= ex.count;
+  const cachedPerLayer = Math.min(E, o.cached / ex.sparseLayers);
+  // a token leaves a given expert unchosen with probability 1 - k/E
+  const chosenPerLayer = E * (1 - (1 - k / E) ** o.batch);
+  const hitRate = allResident ? 1 : cachedPerLayer / E;
+  const loadedPerPass = ex.sparseLayers * chosenPerLayer * (1 - hitRate);
+  return {
+    ...ex,
+    cached: o.cached,
+    allResident,
+    cacheBytes: o.cacheBytes,
+    cachedPerLayer,
+    chosenPerLayer,
+    hitRate,
+    loadedPerPass,
+    bytesPerPass: loadedPerPass * ex.expertBytes,
+    computedPerLayer: allResident ? E : chosenPerLayer,
+  };
+}
+
+/**
  * Plans residency for `cfg` under `o.budget` and predicts seconds per token
  * from the floors.
+ *
+ * A mixture-of-experts model is planned as the engine plans it
+ * (lib/engine/_experts.ts `planExperts`: the budget split between the plan
+ * of the layers without their experts and the expert cache). When every
+ * expert fits, nothing of them moves and every expert is computed (the
+ * engine's GPU-side path); otherwise the chosen experts are computed, and
+ * the expected misses ({@link ExpertPrediction}) are read and uploaded
+ * after each sparse layer's router has run: their read and upload add to
+ * the pass (the engine waits for them).
  *
  * @throws {BudgetError} when the budget cannot hold the essentials and a slot.
  * @example
@@ -245,51 +389,93 @@ export interface Prediction {
  * // two 1.6 GiB whole-layer slots do not fit beside the head: 3 slots of sub-layer units
  * assert.deepEqual([p.plan.unit, p.plan.slots], ["matrices", 3]);
  * assert.ok(p.secondsPerToken >= p.streamedBytesPerToken / 2e9);
+ * // Mixtral-shaped, 2 layers of 8 experts, top-2: part of the experts are cached
+ * const moe = normalizeConfig({ model_type: "mixtral", hidden_size: 4096, intermediate_size: 14336,
+ *   num_hidden_layers: 2, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 32000 },
+ *   "config.json");
+ * const m = predict(moe, { encoding: "F16", budget: 4e9, maxSeqLen: 512, floors: {} });
+ * assert.ok(m.experts!.cached < 16 && m.experts!.loadedPerPass > 0);
  * ```
  */
 export function predict(cfg: ModelConfig, o: PredictOptions): Prediction {
-  const bytes = gpuBytes(cfg, o);
-  const plan = planResidency({
-    ...bytes,
-    budget: o.budget,
-    slots: o.slots ?? 3,
-  });
+  const { experts: exBytes, ...bytes } = gpuBytes(cfg, o);
+  const input = { ...bytes, slots: o.slots ?? 3 };
   const batch = Math.max(1, Math.floor(o.batch ?? 1));
+  let plan: ResidencyPlan;
+  let experts: ExpertPrediction | null = null;
+  if (exBytes) {
+    // the engine's own split of the budget (only the sizes of `ex` are used)
+    const ex = {
+      layouts: [],
+      names: [],
+      slotBytes: exBytes.expertBytes,
+      totalBytes: exBytes.totalBytes,
+      count: exBytes.count,
+    };
+    const e = planExperts({ budget: o.budget, input, ex, topK: exBytes.topK });
+    plan = e.plan;
+    experts = expectExperts(exBytes, {
+      cached: e.slots,
+      cacheBytes: e.cacheBytes,
+      batch,
+    });
+  } else plan = planResidency({ ...input, budget: o.budget });
   const f = o.floors;
   const streamed = plan.bytesStreamedPerToken;
-  const computeBytes = bytes.layerBytes.reduce((a, b) => a + b, 0) +
+  const exMoved = experts?.bytesPerPass ?? 0;
+  const layers = bytes.layerBytes.reduce((a, b) => a + b, 0) +
     bytes.headBytes;
+  const exOne = experts ? experts.sparseLayers * experts.expertBytes : 0;
+  const computeBytes = layers + exOne * (experts?.computedPerLayer ?? 0);
+  // a CPU adapter computes each token on its own: the layers, and the
+  // experts each token computes (its k, or every one when all resident)
+  const tokenBytes = layers +
+    exOne *
+      (experts ? (experts.allResident ? experts.perLayer : experts.topK) : 0);
   const rate = (n: number, bps?: number) =>
     n === 0 ? 0 : bps && bps > 0 ? n / bps : NaN;
-  const readS = rate(streamed, f.readBps);
-  const uploadS = rate(streamed, f.uploadBps);
-  const computeS = rate(computeBytes, f.computeBps) *
-    (f.cpuAdapter ? batch : 1);
+  const ringReadS = rate(streamed, f.readBps);
+  const ringUploadS = rate(streamed, f.uploadBps);
+  const exReadS = rate(exMoved, f.readBps);
+  const exUploadS = rate(exMoved, f.expertUploadBps ?? f.uploadBps);
+  const readS = ringReadS + exReadS;
+  const uploadS = ringUploadS + exUploadS;
+  const computeS = f.cpuAdapter
+    ? rate(tokenBytes * batch, f.computeBps)
+    : rate(computeBytes, f.computeBps);
   const overlapped = plan.streamed.length === 0 || plan.slots >= 2;
   const unknown = (["read", "upload", "compute"] as const).filter((_, i) =>
     Number.isNaN([readS, uploadS, computeS][i])
   );
-  const [r, u, c] = [readS, uploadS, computeS].map((x) =>
-    Number.isNaN(x) ? 0 : x
-  );
+  const [r, u, c, er, eu] = [
+    ringReadS,
+    ringUploadS,
+    computeS,
+    exReadS,
+    exUploadS,
+  ]
+    .map((x) => Number.isNaN(x) ? 0 : x);
   // on a CPU adapter the upload (a CPU copy) and the compute share the
   // cores: prefetch hides the read, and half of the shorter of the two (a
   // figure fitted to runs of the 70B-shaped bench on 2 shared cores, where
   // the engine's passes took between the largest floor and the sum)
-  const pass = !overlapped
-    ? r + u + c
-    : f.cpuAdapter
-    ? Math.max(r, Math.max(u, c) + Math.min(u, c) / 2)
-    : Math.max(r, u, c);
+  const pass =
+    (!overlapped
+      ? r + u + c
+      : f.cpuAdapter
+      ? Math.max(r, Math.max(u, c) + Math.min(u, c) / 2)
+      : Math.max(r, u, c)) + er + eu;
   return {
     plan,
+    experts,
     batch,
     maxSeqLen: o.maxSeqLen ?? Math.min(4096, cfg.maxPositionEmbeddings || 4096),
-    streamedBytesPerToken: streamed / batch,
+    streamedBytesPerToken: (streamed + exMoved) / batch,
     computeBytesPerPass: computeBytes,
     readS,
     uploadS,
     computeS,
+    expertLoadS: er + eu,
     overlapped,
     secondsPerToken: pass / batch,
     unknown: [...unknown],

@@ -1,8 +1,8 @@
 /**
  * `bench --shape`: the public shapes it knows (Mixtral-8x7B included), usage
  * errors, and the whole benchmark on a tiny dense shape and a tiny
- * mixture-of-experts shape (made, split, decoded, floors, plan or its
- * absence, expert statistics).
+ * mixture-of-experts shape (made, split, decoded, floors, plan's
+ * prediction, expert statistics).
  */
 import assert from "node:assert/strict";
 import { gpuTest } from "../_gpu.ts";
@@ -179,8 +179,9 @@ gpuTest(
     }, "config.json");
     const b = gpuBytes(cfg, { encoding: "F16", maxSeqLen: 512 });
     const experts = 2 * 8 * 3 * 96 * 64 * 2;
+    assert.equal(b.experts!.totalBytes, experts);
     const everything = b.kvBytesPerLayer * 2 + b.headBytes + b.activationBytes +
-      b.layerBytes[0] + b.layerBytes[1];
+      b.layerBytes[0] + b.layerBytes[1] + experts;
     const budget = everything - Math.floor(experts * 0.6);
     const root = await Deno.makeTempDir();
     const lines: string[] = [];
@@ -226,12 +227,14 @@ gpuTest(
       out,
       /floors per token: read [0-9]+ ms .*layer files that hold the experts/,
     );
-    assert.match(out, /top-2 experts' share/);
+    assert.match(out, /every expert computed/);
     assert.match(out, /units in flight: (n\/a|\d+)/);
-    assert.match(
-      out,
-      /plan predicts nothing here: .*no mixture-of-experts model/,
+    // plan's mixture-of-experts model from the run's floors
+    const p = out.match(
+      /plan predicts ([0-9.]+) s\/token from these floors \((\d+) of 16 experts cached, ([0-9.]+) loaded per token expected under uniform independent routing \(measured ([0-9.]+)\)/,
     );
-    assert.doesNotMatch(out, /plan predicts [0-9]/);
+    assert.ok(p, out);
+    assert.ok(Number(p[1]) > 0 && Number(p[2]) < 16 && Number(p[3]) > 0);
+    assert.doesNotMatch(out, /differs from the engine's/);
   },
 );

@@ -12,6 +12,9 @@ import { normalizeConfig } from "../../lib/model/config.ts";
 import { gpuBytes, predict } from "../../lib/engine/predict.ts";
 import { AutoModel } from "../../lib/engine/auto_model.ts";
 import { tinyShards } from "./_models.ts";
+import { ShardDir } from "../../lib/format/shards.ts";
+import { SafetensorsFile } from "../../lib/format/safetensors.ts";
+import { expertLayouts } from "../../lib/engine/_experts.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
@@ -362,3 +365,323 @@ gpuTest(
     }
   },
 );
+
+// A tiny Mixtral config, worked out by hand: hidden 64, 4 heads of 16
+// (2 KV heads), 4 experts of 128, top-2, 2 layers, vocab 100, F16.
+const TINY_MIXTRAL = {
+  architectures: ["MixtralForCausalLM"],
+  model_type: "mixtral",
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  num_hidden_layers: 2,
+  num_local_experts: 4,
+  num_experts_per_tok: 2,
+  vocab_size: 100,
+  max_position_embeddings: 64,
+  tie_word_embeddings: false,
+  torch_dtype: "float16",
+};
+// one expert: gate, up [128, 64] and down [64, 128] in F16
+const TINY_EXPERT = 3 * 128 * 64 * 2;
+// a layer without its experts: two f32 norms, q, o [64, 64], k, v [32, 64]
+// in F16, the router [4, 64] in F16 (a matrix, never quantized)
+const TINY_LAYER = 2 * 64 * 4 + 2 * 64 * 64 * 2 + 2 * 32 * 64 * 2 + 4 * 64 * 2;
+// final norm (f32) + lm_head [100, 64] F16
+const TINY_HEAD = 64 * 4 + 100 * 64 * 2;
+
+Deno.test("predict moe: every expert fits: nothing of them moves, every one is computed", () => {
+  const cfg = normalizeConfig(TINY_MIXTRAL, "config.json");
+  const b = gpuBytes(cfg, { encoding: "F16", maxSeqLen: 64 });
+  assert.deepEqual(b.layerBytes, [TINY_LAYER, TINY_LAYER]);
+  assert.equal(b.headBytes, TINY_HEAD);
+  assert.deepEqual(b.experts, {
+    perLayer: 4,
+    topK: 2,
+    sparseLayers: 2,
+    expertBytes: TINY_EXPERT,
+    count: 8,
+    totalBytes: 8 * TINY_EXPERT,
+  });
+  const floors = { readBps: 1e9, uploadBps: 2e9, computeBps: 1e10 };
+  const p = predict(cfg, {
+    encoding: "F16",
+    budget: 1e9,
+    maxSeqLen: 64,
+    floors,
+  });
+  assert.equal(p.experts!.allResident, true);
+  assert.equal(p.experts!.cached, 8);
+  assert.equal(p.experts!.bytesPerPass, 0);
+  assert.equal(p.streamedBytesPerToken, 0);
+  assert.deepEqual([p.plan.resident, p.plan.streamed], [[0, 1], []]);
+  // the engine's GPU-side path computes every expert when all are resident
+  const compute = 2 * TINY_LAYER + TINY_HEAD + 2 * 4 * TINY_EXPERT;
+  assert.equal(p.computeBytesPerPass, compute);
+  assert.equal(p.expertLoadS, 0);
+  assert.ok(Math.abs(p.secondsPerToken - compute / 1e10) < 1e-15);
+});
+
+Deno.test("predict moe: some experts fit: expected loads under uniform routing, top-k computed", () => {
+  const cfg = normalizeConfig(TINY_MIXTRAL, "config.json");
+  const floors = {
+    readBps: 1e9,
+    uploadBps: 2e9,
+    expertUploadBps: 5e8,
+    computeBps: 1e10,
+  };
+  const o = { encoding: "F16" as const, maxSeqLen: 64, floors };
+  // everything but the experts, all resident (the budget's first share)
+  const full = predict(cfg, { ...o, budget: 1e9 }).plan.totalBytes;
+  // room for 3 expert slots beside it
+  const budget = full + 3 * TINY_EXPERT + 100;
+  const p = predict(cfg, { ...o, budget });
+  const ex = p.experts!;
+  assert.deepEqual([ex.allResident, ex.cached, ex.cacheBytes], [
+    false,
+    3,
+    3 * TINY_EXPERT,
+  ]);
+  assert.deepEqual([p.plan.resident, p.plan.streamed], [[0, 1], []]);
+  // by hand: 1.5 cached per layer of 4; a chosen expert misses with
+  // probability 1 - 1.5/4; 2 chosen per layer, 2 layers
+  const miss = 1 - 1.5 / 4;
+  const bytes = 2 * 2 * miss * TINY_EXPERT;
+  assert.ok(Math.abs(ex.bytesPerPass - bytes) < 1e-6);
+  assert.ok(Math.abs(p.streamedBytesPerToken - bytes) < 1e-6);
+  // top-k experts computed, not all 4
+  const compute = 2 * TINY_LAYER + TINY_HEAD + 2 * 2 * TINY_EXPERT;
+  assert.ok(Math.abs(p.computeBytesPerPass - compute) < 1e-6);
+  // nothing streams through the ring: compute, then the expert loads (read
+  // and upload from the heap) wait on the router and add up
+  const s = compute / 1e10 + bytes / 1e9 + bytes / 5e8;
+  assert.ok(Math.abs(p.secondsPerToken - s) < 1e-12, `${p.secondsPerToken}`);
+  // batch 4: the distinct experts among 4 tokens' top-2 of 4, per layer
+  const q = predict(cfg, { ...o, budget, batch: 4 });
+  const chosen = 4 * (1 - (1 - 2 / 4) ** 4);
+  assert.ok(Math.abs(q.experts!.chosenPerLayer - chosen) < 1e-12);
+  const qBytes = 2 * chosen * miss * TINY_EXPERT;
+  assert.ok(Math.abs(q.streamedBytesPerToken - qBytes / 4) < 1e-6);
+  // a CPU adapter computes each token's own top-2
+  const c = predict(cfg, {
+    ...o,
+    budget,
+    batch: 4,
+    floors: { ...floors, cpuAdapter: true },
+  });
+  assert.ok(Math.abs(c.computeS - 4 * compute / 1e10) < 1e-12);
+});
+
+Deno.test("predict moe: qwen2_moe counts its shared expert, qwen3_moe its dense layers", () => {
+  const base = {
+    hidden_size: 64,
+    intermediate_size: 256,
+    moe_intermediate_size: 32,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    num_hidden_layers: 2,
+    num_experts: 4,
+    num_experts_per_tok: 2,
+    vocab_size: 100,
+    max_position_embeddings: 64,
+    tie_word_embeddings: false,
+  };
+  const floors = {};
+  const q2 = normalizeConfig({
+    ...base,
+    model_type: "qwen2_moe",
+    shared_expert_intermediate_size: 96,
+  }, "config.json");
+  const expert = 3 * 32 * 64 * 2;
+  const b2 = gpuBytes(q2, { encoding: "F16", maxSeqLen: 64 });
+  assert.equal(b2.experts!.expertBytes, expert);
+  // the shared expert (gate, up [96, 64], down [64, 96] F16, its gate [1, 64]
+  // F16, aligned to 256 bytes) is part of the layer: always computed, never
+  // in the expert cache
+  const shared = 3 * 96 * 64 * 2 + 64 * 4;
+  const q3 = normalizeConfig(
+    { ...base, model_type: "qwen3_moe", mlp_only_layers: [0] },
+    "config.json",
+  );
+  const b3 = gpuBytes(q3, { encoding: "F16", maxSeqLen: 64 });
+  // layer 0 is dense (an MLP of 256): only layer 1 routes
+  assert.deepEqual([b3.experts!.sparseLayers, b3.experts!.count], [1, 4]);
+  const dense = 3 * 256 * 64 * 2;
+  const router = 4 * 64 * 2;
+  assert.equal(b3.layerBytes[0] - b3.layerBytes[1], dense - router);
+  // qwen2: two f32 norms, q, o [64, 64] and k, v [32, 64] F16, their f32
+  // biases (each aligned to 256 bytes), the router, the shared expert
+  const attn2 = 2 * 256 + 2 * 64 * 64 * 2 + 2 * 32 * 64 * 2 + 3 * 256;
+  assert.deepEqual(b2.layerBytes, [
+    attn2 + router + shared,
+    attn2 + router + shared,
+  ]);
+  const p = predict(q2, {
+    encoding: "F16",
+    budget: predict(q2, { encoding: "F16", budget: 1e9, maxSeqLen: 64, floors })
+      .plan.totalBytes + 2 * expert + 100,
+    maxSeqLen: 64,
+    floors,
+  });
+  assert.deepEqual([p.experts!.cached, p.experts!.computedPerLayer], [2, 2]);
+  assert.equal(
+    p.computeBytesPerPass,
+    b2.layerBytes[0] + b2.layerBytes[1] + b2.headBytes + 2 * 2 * expert,
+  );
+});
+
+gpuTest(
+  "predicted plan and expert cache equal the engine's for a real mixture-of-experts model",
+  async () => {
+    const { shards } = await tinyShards("predict-mixtral", {
+      arch: "mixtral",
+      dtype: "F16",
+      layers: 2,
+    });
+    const sd = await ShardDir.open(shards);
+    const cfg = sd.config;
+    const files = [];
+    for (let i = 0; i < cfg.numLayers; i++) {
+      files.push(await SafetensorsFile.open(sd.layerPath(i)));
+    }
+    const ex = expertLayouts(cfg, files, gpu!.limits);
+    for (const f of files) f.close();
+    const o = { encoding: "F16" as const, maxSeqLen: 64, floors: {} };
+    const all = predict(cfg, { ...o, budget: 1e9 });
+    // the experts laid out from the config alone as the engine lays them out
+    assert.deepEqual(
+      [all.experts!.expertBytes, all.experts!.totalBytes, all.experts!.count],
+      [ex.slotBytes, ex.totalBytes, ex.count],
+    );
+    const a = all.plan;
+    const full = a.totalBytes;
+    const layer = a.residentBytes / a.resident.length;
+    // all resident; 3 expert slots beside the layers; top-k slots, layers stream
+    const tight = a.kvBytes + a.headBytes + a.activationBytes + 1.5 * layer +
+      2 * ex.slotBytes;
+    for (const budget of [1e9, full + 3 * ex.slotBytes + 100, tight]) {
+      const m = await AutoModel.fromPretrained(shards, {
+        gpu: gpu!,
+        gpuMemory: budget,
+        maxSeqLen: 64,
+      });
+      try {
+        const p = predict(cfg, { ...o, budget });
+        assert.deepEqual(p.plan, m.plan, `budget ${budget}`);
+        assert.equal(p.experts!.allResident, budget === 1e9);
+        if (budget === tight) {
+          assert.ok(p.plan.streamed.length > 0);
+          assert.equal(p.experts!.cached, 2);
+        }
+      } finally {
+        await m.dispose();
+      }
+    }
+  },
+);
+
+/** Mixtral-8x7B's config.json fields (public). */
+const MIXTRAL_8X7B = {
+  architectures: ["MixtralForCausalLM"],
+  model_type: "mixtral",
+  hidden_size: 4096,
+  intermediate_size: 14336,
+  num_attention_heads: 32,
+  num_key_value_heads: 8,
+  num_hidden_layers: 32,
+  num_local_experts: 8,
+  num_experts_per_tok: 2,
+  vocab_size: 32000,
+  max_position_embeddings: 32768,
+  rope_theta: 1e6,
+  rms_norm_eps: 1e-5,
+  tie_word_embeddings: false,
+  torch_dtype: "bfloat16",
+};
+
+Deno.test("plan CLI on a Mixtral-8x7B config.json: the expert cache and the expected expert loads", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "config.json");
+    await Deno.writeTextFile(path, JSON.stringify(MIXTRAL_8X7B));
+    const flags = [
+      "--disk-gbps",
+      "2",
+      "--pcie-gbps",
+      "8",
+      "--compute-gbps",
+      "20",
+      "--max-seq-len",
+      "512",
+    ];
+    // one expert: gate, up [14336, 4096], down [4096, 14336], BF16
+    const expert = 3 * 14336 * 4096 * 2;
+    for (const gb of [4, 16]) {
+      const r = await cli(["plan", path, "--gpu-memory", `${gb}GB`, ...flags]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /8 experts of 14336, top-2 \(32 sparse layers\)/);
+      assert.match(r.stdout, /of 256 cached .*uniform independent routing/);
+      assert.match(
+        r.stdout,
+        /^encoding .*experts cached/m,
+      );
+      const j = await cli([
+        "plan",
+        path,
+        "--gpu-memory",
+        `${gb}GB`,
+        ...flags,
+        "--json",
+      ]);
+      assert.equal(j.code, 0, j.stderr);
+      const p = JSON.parse(j.stdout).plan;
+      const ex = p.experts;
+      assert.deepEqual([ex.count, ex.expert_bytes, ex.top_k], [256, expert, 2]);
+      assert.equal(ex.all_resident, false);
+      // the cache holds what the budget leaves beside every layer's
+      // non-expert part (resident: nothing goes through the ring)
+      assert.equal(p.streamed, 0);
+      assert.ok(p.total_bytes + ex.cached * expert <= gb * 1e9);
+      assert.ok(p.total_bytes + (ex.cached + 1) * expert > gb * 1e9);
+      // uniform routing: 2 chosen of 8 per layer, a miss with probability
+      // 1 - (cached / 32) / 8, 32 layers
+      const bytes = 32 * 2 * (1 - ex.cached / 32 / 8) * expert;
+      assert.ok(Math.abs(p.streamed_bytes_per_token - bytes) < 1);
+      // read (2 GB/s) and upload (8 GB/s, given) of the loads after the
+      // compute, which counts 2 experts per layer, not 8
+      assert.ok(Math.abs(ex.load_s - (bytes / 2e9 + bytes / 8e9)) < 1e-9);
+      const compute = p.compute_bytes_per_pass;
+      assert.ok(compute < 32 * 3 * expert && compute > 32 * 2 * expert);
+      assert.ok(
+        Math.abs(p.seconds_per_token - (compute / 20e9 + ex.load_s)) < 1e-9,
+      );
+    }
+    // errors stay one line: a bad expert count, a budget too small
+    const bad = join(dir, "bad.json");
+    await Deno.writeTextFile(
+      bad,
+      JSON.stringify({ ...MIXTRAL_8X7B, num_experts_per_tok: 9 }),
+    );
+    for (
+      const args of [
+        ["plan", bad, "--no-gpu"],
+        [
+          "plan",
+          path,
+          "--gpu-memory",
+          "1GB",
+          "--max-seq-len",
+          "512",
+          "--no-gpu",
+        ],
+      ]
+    ) {
+      const e = await cli(args);
+      assert.equal(e.code, 1, e.stderr);
+      assert.equal(e.stderr.trim().split("\n").length, 1, e.stderr);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
