@@ -57,8 +57,9 @@ in DIR (the split's GB/s against its floor is printed), decoded under
 --gpu-memory (default 4GB); prints s/token, the read, upload and compute
 floors of the same run, units in flight and what 'plan' predicts from them.
 mixtral-8x7b streams its experts through the expert cache and adds
-experts_loaded_per_token, expert_cache_hit_rate and experts_resident; plan
-has no mixture-of-experts model, so it gets no prediction.
+experts_loaded_per_token, expert_cache_hit_rate and experts_resident; plan's
+prediction for it assumes uniform routing (expected against measured expert
+loads are printed).
 
   --shape NAME     llama-2-70b (1.7 GB per F16 layer), llama-3-8b (0.4 GB per layer,
                    a 1 GB embedding) or mixtral-8x7b (2.9 GB per layer, 2.8 GB of it
