@@ -9,6 +9,17 @@
  * reading the experts a layer chose at the previous token before its router
  * has run.
  *
+ * Uploads: where shard files can be memory-mapped (lib/engine/_mmap.ts),
+ * each layer's file is mapped once for the store's life and each tensor of
+ * an expert is written straight from the mapping to its offset in the slot
+ * (no host image, as the layer ring does). Otherwise an expert is read into
+ * a host image taken from a pool of at most {@link HEAP_IMAGES} slot-sized
+ * images, reused across loads (a fresh image per load costs its first-touch
+ * page faults every time); a load waits for a free image, and returns it once
+ * its `writeBuffer` calls have returned (they copy `data` at call time).
+ * Either way the bytes go in 1 MiB `writeBuffer` pieces with a submit every
+ * 16 MiB when the expert is larger than 32 MiB, as the ring uploads.
+ *
  * Ordering: a slot is only rewritten (queue.writeBuffer) when no recorded but
  * unsubmitted command reads it: the runner submits a layer's expert work
  * before the next `ensure`, and writes are queue-ordered after earlier
@@ -21,6 +32,8 @@ import type { BufferRef, GpuWeight } from "../gpu/kernels.ts";
 import { layerTensors } from "../model/tensors.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { StrataError, UnsupportedError } from "../errors.ts";
+import { decodeFloats } from "./_decode.ts";
+import { mapFile, type MappedFile } from "./_mmap.ts";
 import {
   bindLayout,
   layoutOf,
@@ -136,6 +149,13 @@ function emptyExpertStats(): ExpertStats {
   };
 }
 
+/** Host images the unmapped path keeps at most (two: one read, one upload). */
+export const HEAP_IMAGES = 2;
+/** writeBuffer piece. */
+const CHUNK = 1 << 20;
+/** A large expert hands its staged bytes to the queue this often (as the ring). */
+const FLUSH_BYTES = 16 << 20;
+
 interface Slot {
   buffer: GPUBuffer;
   /** `${layer}.${expert}`, or null when empty. */
@@ -169,10 +189,20 @@ export class ExpertStore {
   readonly #ex: ExpertLayouts;
   readonly #slots: Slot[] = [];
   readonly #where = new Map<string, number>();
+  /** Per sparse layer: its file mapped, when it could be. */
+  readonly #mapped = new Map<number, MappedFile>();
+  /** Free host images (unmapped layers), and loads waiting for one. */
+  readonly #free: Uint8Array[] = [];
+  readonly #waiting: ((image: Uint8Array) => void)[] = [];
+  #images = 0;
   #clock = 0;
 
   private constructor(
-    o: { target: UploadTarget<GPUBuffer>; files: SafetensorsFile[] },
+    o: {
+      target: UploadTarget<GPUBuffer>;
+      files: SafetensorsFile[];
+      map?: boolean;
+    },
     ex: ExpertLayouts,
     capacity: number,
   ) {
@@ -182,17 +212,29 @@ export class ExpertStore {
     this.capacity = capacity;
     this.slotBytes = ex.slotBytes;
     this.allResident = capacity >= ex.count;
+    ex.layouts.forEach((ls, l) => {
+      const f = this.#files[l];
+      const m = ls && o.map !== false ? mapFile(f.path, f.size) : null;
+      if (m) this.#mapped.set(l, m);
+    });
+  }
+
+  /** Whether layer `l`'s experts upload from a memory mapping of its file. */
+  mapped(l: number): boolean {
+    return this.#mapped.has(l);
   }
 
   /**
    * A store of `slots` cache slots (at least one; all experts when `slots` ≥
-   * their count, uploaded now).
+   * their count, uploaded now). `map: false` reads every expert into a host
+   * image even where files can be mapped.
    */
   static async create(o: {
     target: UploadTarget<GPUBuffer>;
     files: SafetensorsFile[];
     layouts: ExpertLayouts;
     slots: number;
+    map?: boolean;
   }): Promise<ExpertStore> {
     const ex = o.layouts;
     const capacity = Math.max(1, Math.min(o.slots, ex.count));
@@ -253,12 +295,10 @@ export class ExpertStore {
     const key = `${l}.${e}`;
     slot.key = key;
     this.#where.set(key, this.#slots.indexOf(slot));
-    const p = (async () => {
-      const image = new Uint8Array(lay.bytes);
-      await readImage(this.#files[l], lay, image);
-      this.#target.write(slot.buffer, 0, image);
-      this.#target.flush?.();
-    })();
+    const m = this.#mapped.get(l);
+    const p = m
+      ? Promise.resolve().then(() => this.#fromMapping(slot.buffer, lay, m))
+      : this.#fromImage(slot.buffer, l, lay);
     this.stats.loaded++;
     this.stats.bytesMoved += lay.bytes;
     const row = this.#row(l);
@@ -266,6 +306,100 @@ export class ExpertStore {
     row.bytes += lay.bytes;
     slot.loading = p.finally(() => slot.loading = null);
     return slot.loading;
+  }
+
+  /** Writes each tensor of `lay` from the mapping into `buffer`. */
+  #fromMapping(buffer: GPUBuffer, lay: TensorLayout, m: MappedFile): void {
+    const up = this.#uploader(buffer, lay.bytes);
+    for (const e of lay.entries.values()) {
+      if (e.kind === "vector") {
+        const src = m.bytes.subarray(e.fileOffset, e.fileOffset + e.fileLength);
+        const v = decodeFloats(src, e.srcDtype);
+        up(e.offset, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+        continue;
+      }
+      for (const c of e.copies) {
+        // writeBuffer sizes are multiples of 4: the body from the mapping,
+        // a 1-3 byte tail through a zero-padded copy
+        const body = c.length & ~3;
+        up(c.imageOffset, m.bytes.subarray(c.fileOffset, c.fileOffset + body));
+        if (body < c.length) {
+          const tail = new Uint8Array(4);
+          tail.set(
+            m.bytes.subarray(c.fileOffset + body, c.fileOffset + c.length),
+          );
+          up(c.imageOffset + body, tail);
+        }
+      }
+    }
+    this.#target.flush?.();
+  }
+
+  /** Reads expert `lay` of layer `l` into a pooled host image and uploads it. */
+  async #fromImage(
+    buffer: GPUBuffer,
+    l: number,
+    lay: TensorLayout,
+  ): Promise<void> {
+    const image = await this.#takeImage();
+    try {
+      await readImage(this.#files[l], lay, image);
+      // the image is reused: zero each matrix copy's 1-3 padding bytes up to
+      // a multiple of 4 (a fresh image had them zero)
+      for (const e of lay.entries.values()) {
+        if (e.kind !== "matrix") continue;
+        for (const c of e.copies) {
+          const end = c.imageOffset + c.length;
+          image.fill(0, end, Math.min(image.length, (end + 3) & ~3));
+        }
+      }
+      const up = this.#uploader(buffer, lay.bytes);
+      up(0, image.subarray(0, lay.bytes));
+      this.#target.flush?.();
+    } finally {
+      // writeBuffer has copied the bytes: the image is free again
+      this.#giveImage(image);
+    }
+  }
+
+  /**
+   * A writer into `buffer` for an upload of `total` bytes: 1 MiB pieces, a
+   * flush every 16 MiB when `total` is over 32 MiB.
+   */
+  #uploader(
+    buffer: GPUBuffer,
+    total: number,
+  ): (at: number, data: Uint8Array) => void {
+    const every = total > 2 * FLUSH_BYTES ? FLUSH_BYTES : Infinity;
+    let unflushed = 0;
+    return (at, data) => {
+      for (let off = 0; off < data.length; off += CHUNK) {
+        const n = Math.min(CHUNK, data.length - off);
+        this.#target.write(buffer, at + off, data.subarray(off, off + n));
+        unflushed += n;
+        if (unflushed >= every) {
+          this.#target.flush?.();
+          unflushed = 0;
+        }
+      }
+    };
+  }
+
+  /** A free slot-sized host image (made while fewer than HEAP_IMAGES exist). */
+  #takeImage(): Promise<Uint8Array> {
+    const free = this.#free.pop();
+    if (free) return Promise.resolve(free);
+    if (this.#images < HEAP_IMAGES) {
+      this.#images++;
+      return Promise.resolve(new Uint8Array(this.slotBytes));
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  #giveImage(image: Uint8Array): void {
+    const next = this.#waiting.shift();
+    if (next) next(image);
+    else this.#free.push(image);
   }
 
   #row(l: number) {
@@ -396,6 +530,9 @@ export class ExpertStore {
     for (const s of this.#slots) this.#target.destroy(s.buffer);
     this.#slots.length = 0;
     this.#where.clear();
+    for (const m of this.#mapped.values()) m.unmap();
+    this.#mapped.clear();
+    this.#free.length = 0;
   }
 }
 
