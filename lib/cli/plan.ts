@@ -265,7 +265,7 @@ export async function main(args: string[]): Promise<number> {
     (floors.uploadBps === undefined || floors.computeBps === undefined)
   ) {
     // the upload is measured at the size of this plan's slot, from a layer
-    // file; experts as the expert store uploads one (a heap image)
+    // file; experts as the expert store uploads one (mapped when it can be)
     const probe = fit(
       cfg,
       { ...{ encoding, maxSeqLen, floors: {} }, budget, batch },
@@ -282,9 +282,11 @@ export async function main(args: string[]): Promise<number> {
       floors.cpuAdapter = g.cpuAdapter;
       if (floors.uploadBps === undefined && g.expertUploadBps) {
         floors.expertUploadBps = g.expertUploadBps;
-        how.expertUpload = `measured on ${g.adapter}: one writeBuffer of a ${
+        how.expertUpload = `measured on ${g.adapter}: writeBuffer of a ${
           formatBytes(Math.min(probe.experts!.expertBytes, 1 << 30))
-        } heap image, as the expert store uploads an expert`;
+        } expert in 1 MiB pieces${
+          m.files.length ? " from a mapped layer file" : ""
+        }, as the expert store uploads an expert`;
       }
       if (floors.uploadBps === undefined) {
         floors.uploadBps = g.uploadBps;
@@ -462,7 +464,7 @@ export async function main(args: string[]): Promise<number> {
             (how.upload === "given"
               ? "given: --pcie-gbps"
               : floors.uploadBps !== undefined
-              ? "taken as the upload above: not measured as the expert store uploads (a heap image)"
+              ? "taken as the upload above: not measured as the expert store uploads an expert"
               : "unknown")
         }); `
         : ""
@@ -481,7 +483,7 @@ export async function main(args: string[]): Promise<number> {
       p.expertLoadS > 0
         ? `; the expert loads (${
           secs(p.expertLoadS)
-        } of the read and upload) wait on each sparse layer's router and add to the pass (one router readback per sparse layer not counted; the expert store reads each expert into a fresh heap image, which these floors do not time: bench --shape mixtral-8x7b measures how close its loads come)`
+        } of the read and upload) wait on each sparse layer's router and add to the pass (one router readback per sparse layer not counted; bench --shape mixtral-8x7b measures how close the expert store's loads come)`
         : ""
     }`,
   );

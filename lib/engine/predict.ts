@@ -252,8 +252,9 @@ export interface Floors {
   /** Host → GPU upload (`queue.writeBuffer`, PCIe on a discrete GPU). */
   uploadBps?: number;
   /**
-   * Host → GPU upload of one expert as the expert store uploads it (one
-   * `writeBuffer` of a heap image); default: `uploadBps`.
+   * Host → GPU upload of one expert as the expert store uploads it (1 MiB
+   * `writeBuffer` pieces from a mapped layer file, or from a reused host
+   * image where files cannot be mapped); default: `uploadBps`.
    */
   expertUploadBps?: number;
   /** Weight bytes the matvec kernels consume per second. */
