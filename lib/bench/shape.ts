@@ -239,16 +239,14 @@ async function readAll(files: string[]): Promise<{ bytes: number; s: number }> {
 /**
  * Seconds to upload `bytes` into a `slotBytes` GPU buffer as the engine
  * does, timed on the second pass (the mapping's page tables and the slot
- * warm, as in the engine's steady state). Layers and their units: 1 MiB
- * writeBuffer pieces from the mapped layer `file`, submitted every 16 MiB
- * (the reader); experts (`whole`): one writeBuffer of a heap image per
- * expert, then a submit (the expert store).
+ * warm, as in the engine's steady state): 1 MiB writeBuffer pieces from the
+ * mapped layer `file`, submitted every 16 MiB, as the reader uploads a layer
+ * or a unit and the expert store an expert (a slot is an expert then).
  */
 async function uploadSeconds(gpu: Gpu, o: {
   bytes: number;
   slotBytes: number;
   file: string;
-  whole: boolean;
 }): Promise<number> {
   const { slotBytes } = o;
   // (experts moved per token is a mean: whole 4-byte words)
@@ -262,9 +260,9 @@ async function uploadSeconds(gpu: Gpu, o: {
   });
   const size = (await Deno.stat(o.file)).size;
   // from the mapped layer file where it can be mapped (a heap buffer
-  // uploads several times slower on lavapipe); experts come from the heap
-  const mapped = !o.whole && size >= chunk ? mapFile(o.file, size) : null;
-  const src = mapped?.bytes ?? new Uint8Array(o.whole ? slotBytes : chunk);
+  // uploads several times slower on lavapipe)
+  const mapped = size >= chunk ? mapFile(o.file, size) : null;
+  const src = mapped?.bytes ?? new Uint8Array(chunk);
   if (!mapped) src.fill(1);
   const q = gpu.device.queue;
   let uploadS = 0;
@@ -272,37 +270,28 @@ async function uploadSeconds(gpu: Gpu, o: {
     for (let pass = 0; pass < 2; pass++) {
       await q.onSubmittedWorkDone();
       const u0 = performance.now();
-      if (o.whole) {
-        for (let done = 0; done < streamed;) {
-          const n = Math.min(slotBytes, streamed - done);
-          q.writeBuffer(slot, 0, src as Uint8Array<ArrayBuffer>, 0, n);
-          q.submit([]);
-          done += n;
-        }
-      } else {
-        let at = 0; // where in src the next chunk comes from
-        for (let done = 0; done < streamed;) {
-          for (let off = 0; off < slotBytes && done < streamed; off += chunk) {
-            const n = Math.min(chunk, slotBytes - off, streamed - done);
-            if (at + n > src.length) at = 0;
-            for (let k = 0; k < n; k += piece) {
-              q.writeBuffer(
-                slot,
-                off + k,
-                src as Uint8Array<ArrayBuffer>,
-                at + k,
-                Math.min(piece, n - k),
-              );
-              // as the reader: a large upload is submitted every 16 MiB
-              if (slotBytes > 32 << 20 && ((off + k) >> 20) % 16 === 15) {
-                q.submit([]);
-              }
+      let at = 0; // where in src the next chunk comes from
+      for (let done = 0; done < streamed;) {
+        for (let off = 0; off < slotBytes && done < streamed; off += chunk) {
+          const n = Math.min(chunk, slotBytes - off, streamed - done);
+          if (at + n > src.length) at = 0;
+          for (let k = 0; k < n; k += piece) {
+            q.writeBuffer(
+              slot,
+              off + k,
+              src as Uint8Array<ArrayBuffer>,
+              at + k,
+              Math.min(piece, n - k),
+            );
+            // as the reader: a large upload is submitted every 16 MiB
+            if (slotBytes > 32 << 20 && ((off + k) >> 20) % 16 === 15) {
+              q.submit([]);
             }
-            done += n;
-            at += n;
           }
-          q.submit([]);
+          done += n;
+          at += n;
         }
+        q.submit([]);
       }
       await q.onSubmittedWorkDone();
       uploadS = (performance.now() - u0) / 1000;
@@ -520,7 +509,6 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
     bytes: streamed,
     slotBytes: ex ? ex.slotBytes : plan.slotBytes,
     file: files[0] ?? sd.layerPath(0),
-    whole: ex !== null,
   });
   // 4. what `plan` measures on its own: the F16 matvec kernel's bandwidth
   const g = o.kernelFloor === false ? null : await gpuFloors(gpu, "F16", {
@@ -606,7 +594,8 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
   const ratio = (p: number) => (run.perToken / p).toFixed(2);
   if (ex && moe) {
     // plan's mixture-of-experts model from these floors: the expert loads
-    // (read, then a heap-image upload) add to the compute of the chosen experts
+    // (read, then an upload from the mapped file) add to the compute of the
+    // chosen experts
     const pred = predict(cfg, {
       encoding: "F16",
       budget,
