@@ -76,8 +76,9 @@ const I8X16_BITMASK = 0x64,
   I8X16_MIN_U = 0x77,
   I32X4_EXTEND_LOW_S = 0xa7,
   I32X4_EXTEND_HIGH_S = 0xa8;
-const I32_SHR_U = 0x76, I32_AND = 0x71, I32_OR = 0x72, I8X16_SPLAT = 0x0f;
-const F32_NEG = 0x8c, F32_MUL = 0x94;
+const I32_LT_U = 0x49;
+const I32_SHR_U = 0x76, I32_OR = 0x72, I8X16_SPLAT = 0x0f;
+const F32_MUL = 0x94;
 
 /**
  * One function `(src, groups, dst, _) -> 0` widening `groups` groups of 8
@@ -468,105 +469,117 @@ function quantWideFunction(
   emit(f32c(2 ** 112), simd(F32X4_SPLAT), set(P112));
   emit(f32c(8.5), simd(F32X4_SPLAT), set(C8P5));
   emit(i32(15), simd(I8X16_SPLAT), set(C15));
-  emit(i32(0), set(4));
+  // blocks go in groups of GROUP: first each block's d and 1/d (a pass of
+  // independent blocks, which the core overlaps, where one block's long
+  // chain max -> d -> 1/d -> q would stall it), 1/d parked in the block's
+  // packed slot; then each block is packed from its 1/d and overwrites it
+  const G = 24, GEND = 25, GROUP = 16;
+  const blockOut = kind === "q8" ? 5 : 4; // log2 of packed bytes a block
+  emit(i32(0), set(G));
   emit(BLOCK, VOID, LOOP, VOID);
-  emit(get(4), get(1), I32_GE_U, BR_IF, 1);
-  // h_j = 8 halves at src + b*64 + 16j
-  emit(get(0), get(4), i32(6), I32_SHL, I32_ADD, set(8));
-  for (let j = 0; j < 4; j++) {
-    emit(get(8), simd(V128_LOAD, ...mem(4, 16 * j)), set(H(j)));
-  }
-  const mag16 = (j: number) => [...get(H(j)), ...get(M16), ...simd(V128_AND)];
-  // am = the largest 16-bit magnitude of the block
-  emit(mag16(0));
-  for (let j = 1; j < 4; j++) emit(mag16(j), simd(I16X8_MAX_S));
-  emit(set(T));
-  for (
-    const lanes of [
-      [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7],
-      [4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11],
-      [2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13],
-    ]
-  ) {
-    emit(get(T), get(T), simd(I8X16_SHUFFLE, ...lanes), get(T));
-    emit(simd(I16X8_MAX_S), set(T));
-  }
-  emit(get(T), simd(I16X8_EXTRACT_U, 0), set(5));
-  // an infinity or a NaN: lib/quant does this chunk
-  emit(
-    get(5),
-    i32(dtype === "F16" ? 0x7bff : 0x7f7f),
-    I32_GT_U,
-    IF,
-    VOID,
-    i32(1),
-    RETURN,
-    END,
-  );
-  // eqm: bit i set where element i has magnitude am; sgn: the sign bits.
-  // Pairs of 16-bit lanes narrow to bytes with their signs kept (0/-1 from
-  // a comparison, any half's sign), so two byte masks cover the 32 lanes
-  emit(get(5), simd(I16X8_SPLAT), set(T));
-  for (const [local, withEq] of [[6, true], [7, false]] as const) {
-    const lanes = (j: number) =>
-      withEq ? [...mag16(j), ...get(T), ...simd(I16X8_EQ)] : get(H(j));
-    for (const j of [0, 2]) {
-      emit(lanes(j), lanes(j + 1), simd(I8X16_NARROW_S), simd(I8X16_BITMASK));
-      if (j > 0) emit(i32(16), I32_SHL, I32_OR);
+  emit(get(G), get(1), I32_GE_U, BR_IF, 1);
+  emit(get(G), i32(GROUP), I32_ADD, get(1));
+  emit(get(G), i32(GROUP), I32_ADD, get(1), I32_LT_U, SELECT, set(GEND));
+  /** h_j = 8 halves at src + b*64 + 16j */
+  const loadBlock = () => {
+    emit(get(0), get(4), i32(6), I32_SHL, I32_ADD, set(8));
+    for (let j = 0; j < 4; j++) {
+      emit(get(8), simd(V128_LOAD, ...mem(4, 16 * j)), set(H(j)));
     }
-    emit(set(local));
-  }
-  // mag = |the largest| as f32
-  if (dtype === "F16") {
-    emit(get(5), i32(13), I32_SHL, F32_REINTERPRET, f32c(2 ** 112), F32_MUL);
-  } else emit(get(5), i32(16), I32_SHL, F32_REINTERPRET);
-  emit(set(9));
-  if (kind === "q4") {
-    // d = (the first largest, signed) / -8 + 0
+  };
+  /** loop b over the group, `body` per block */
+  const eachBlock = (body: () => void) => {
+    emit(get(G), set(4), BLOCK, VOID, LOOP, VOID);
+    emit(get(4), get(GEND), I32_GE_U, BR_IF, 1);
+    body();
+    emit(get(4), i32(1), I32_ADD, set(4), BR, 0, END, END);
+  };
+  eachBlock(() => {
+    loadBlock();
+    const mag16 = (j: number) => [...get(H(j)), ...get(M16), ...simd(V128_AND)];
+    // am = the largest 16-bit magnitude of the block
+    emit(mag16(0));
+    for (let j = 1; j < 4; j++) emit(mag16(j), simd(I16X8_MAX_S));
+    emit(set(T));
+    for (
+      const lanes of [
+        [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7],
+        [4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11],
+        [2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13],
+      ]
+    ) {
+      emit(get(T), get(T), simd(I8X16_SHUFFLE, ...lanes), get(T));
+      emit(simd(I16X8_MAX_S), set(T));
+    }
+    emit(get(T), simd(I16X8_EXTRACT_U, 0), set(5));
+    // an infinity or a NaN: lib/quant does this chunk
     emit(
-      get(9),
-      F32_NEG,
-      get(9),
-      get(7),
-      get(6),
-      I32_CTZ,
-      I32_SHR_U,
+      get(5),
+      i32(dtype === "F16" ? 0x7bff : 0x7f7f),
+      I32_GT_U,
+      IF,
+      VOID,
       i32(1),
-      I32_AND,
-      SELECT,
-      f32c(-8),
+      RETURN,
+      END,
+    );
+    // eqm: bit i set where element i has magnitude am; sgn: the sign bits.
+    // Pairs of 16-bit lanes narrow to bytes with their signs kept (0/-1 from
+    // a comparison, any half's sign), so two byte masks cover the 32 lanes
+    emit(get(5), simd(I16X8_SPLAT), set(T));
+    for (const [local, withEq] of [[6, true], [7, false]] as const) {
+      const lanes = (j: number) =>
+        withEq ? [...mag16(j), ...get(T), ...simd(I16X8_EQ)] : get(H(j));
+      for (const j of [0, 2]) {
+        emit(lanes(j), lanes(j + 1), simd(I8X16_NARROW_S), simd(I8X16_BITMASK));
+        if (j > 0) emit(i32(16), I32_SHL, I32_OR);
+      }
+      emit(set(local));
+    }
+    // mag = the largest as f32: for q4 the first largest with its sign, put
+    // in the bits (an f32 select compiles to a branch, mispredicted on
+    // half of real blocks: twice the time a value measured here)
+    const shift = dtype === "F16" ? 13 : 16;
+    emit(get(5), i32(shift), I32_SHL);
+    if (kind === "q4") {
+      emit(get(7), get(6), I32_CTZ, I32_SHR_U, i32(31), I32_SHL, I32_OR);
+    }
+    emit(F32_REINTERPRET);
+    if (dtype === "F16") emit(f32c(2 ** 112), F32_MUL);
+    emit(set(9));
+    // d = max / -8 + 0 (q4: x * -0.125 rounds the same exact quotient), or
+    // max / 127
+    if (kind === "q4") {
+      emit(get(9), f32c(-0.125), F32_MUL, f32c(0), F32_ADD, set(10));
+    } else emit(get(9), f32c(127), F32_DIV, set(10));
+    // id = d != 0 ? 1/d : 0; 1/d overflowed: lib/quant does this chunk
+    emit(
+      f32c(1),
+      get(10),
       F32_DIV,
       f32c(0),
-      F32_ADD,
-      set(10),
+      get(10),
+      f32c(0),
+      F32_NE,
+      SELECT,
+      set(11),
     );
-  } else emit(get(9), f32c(127), F32_DIV, set(10));
-  // id = d != 0 ? 1/d : 0; 1/d overflowed: lib/quant does this chunk
-  emit(
-    f32c(1),
-    get(10),
-    F32_DIV,
-    f32c(0),
-    get(10),
-    f32c(0),
-    F32_NE,
-    SELECT,
-    set(11),
-  );
-  emit(
-    get(11),
-    F32_ABS,
-    f32c(Infinity),
-    F32_EQ,
-    IF,
-    VOID,
-    i32(1),
-    RETURN,
-    END,
-  );
-  emit(get(3), get(4), i32(2), I32_SHL, I32_ADD, get(10), F32_STORE);
-  emit(mem(2, 0));
-  emit(get(11), simd(F32X4_SPLAT), set(VID));
+    emit(
+      get(11),
+      F32_ABS,
+      f32c(Infinity),
+      F32_EQ,
+      IF,
+      VOID,
+      i32(1),
+      RETURN,
+      END,
+    );
+    emit(get(3), get(4), i32(2), I32_SHL, I32_ADD, get(10), F32_STORE);
+    emit(mem(2, 0));
+    emit(get(2), get(4), i32(blockOut), I32_SHL, I32_ADD, get(11), F32_STORE);
+    emit(mem(2, 0));
+  });
   /** elements 8j + 4h .. + 3 as f32x4 on the stack (as widenFunction) */
   const widen = (j: number, h: number): number[] => {
     const ext = [
@@ -586,72 +599,78 @@ function quantWideFunction(
       ...simd(F32X4_MUL),
     ];
   };
-  const vectors: [number, number][] = [];
-  for (let j = 0; j < 4; j++) vectors.push([j, 0], [j, 1]);
-  if (kind === "q4") {
-    // trunc_sat(x * id + 8.5), narrowed to bytes, then min 15
-    const q = (k: number) => [
-      ...widen(...vectors[k]),
-      ...get(VID),
-      ...simd(F32X4_MUL),
-      ...get(C8P5),
-      ...simd(F32X4_ADD),
-      ...simd(trunc),
-    ];
-    const bytes16 = (k: number) => [
-      ...q(k),
-      ...q(k + 1),
-      ...simd(I16X8_NARROW_S),
-      ...q(k + 2),
-      ...q(k + 3),
-      ...simd(I16X8_NARROW_S),
-      ...simd(I8X16_NARROW_U),
-      ...get(C15),
-      ...simd(I8X16_MIN_U),
-    ];
-    emit(get(2), get(4), i32(4), I32_SHL, I32_ADD);
-    emit(bytes16(0), bytes16(4), i32(4), simd(I8X16_SHL), simd(V128_OR));
-    emit(simd(V128_STORE, ...mem(4, 0)));
-  } else {
-    // roundf as quantFunction: t = trunc(y); t += sign(y) where |y - t| >= 0.5
-    const q = (k: number) => [
-      ...widen(...vectors[k]),
-      ...get(VID),
-      ...simd(F32X4_MUL),
-      ...set(T),
-      ...get(T),
-      ...simd(F32X4_TRUNC),
-      ...get(T),
-      ...get(SIGN),
-      ...simd(V128_AND),
-      ...f32c(1),
-      ...simd(F32X4_SPLAT),
-      ...simd(V128_OR),
-      ...get(T),
-      ...get(T),
-      ...simd(F32X4_TRUNC),
-      ...simd(F32X4_SUB),
-      ...simd(F32X4_ABS),
-      ...f32c(0.5),
-      ...simd(F32X4_SPLAT),
-      ...simd(F32X4_GE),
-      ...simd(V128_AND),
-      ...simd(F32X4_ADD),
-      ...simd(trunc),
-    ];
-    for (const k of [0, 4]) {
-      emit(get(2), get(4), i32(5), I32_SHL, I32_ADD);
-      emit(q(k), q(k + 1), simd(I16X8_NARROW_S));
-      emit(q(k + 2), q(k + 3), simd(I16X8_NARROW_S), simd(I8X16_NARROW_S));
-      emit(simd(V128_STORE, ...mem(4, 4 * k)));
+  eachBlock(() => {
+    loadBlock();
+    emit(get(2), get(4), i32(blockOut), I32_SHL, I32_ADD, F32_LOAD, mem(2, 0));
+    emit(simd(F32X4_SPLAT), set(VID));
+    const vectors: [number, number][] = [];
+    for (let j = 0; j < 4; j++) vectors.push([j, 0], [j, 1]);
+    if (kind === "q4") {
+      // trunc_sat(x * id + 8.5), narrowed to bytes, then min 15
+      const q = (k: number) => [
+        ...widen(...vectors[k]),
+        ...get(VID),
+        ...simd(F32X4_MUL),
+        ...get(C8P5),
+        ...simd(F32X4_ADD),
+        ...simd(trunc),
+      ];
+      const bytes16 = (k: number) => [
+        ...q(k),
+        ...q(k + 1),
+        ...simd(I16X8_NARROW_S),
+        ...q(k + 2),
+        ...q(k + 3),
+        ...simd(I16X8_NARROW_S),
+        ...simd(I8X16_NARROW_U),
+        ...get(C15),
+        ...simd(I8X16_MIN_U),
+      ];
+      emit(get(2), get(4), i32(4), I32_SHL, I32_ADD);
+      emit(bytes16(0), bytes16(4), i32(4), simd(I8X16_SHL), simd(V128_OR));
+      emit(simd(V128_STORE, ...mem(4, 0)));
+    } else {
+      // roundf as quantFunction: t = trunc(y); t += sign(y) where |y - t| >= 0.5
+      const q = (k: number) => [
+        ...widen(...vectors[k]),
+        ...get(VID),
+        ...simd(F32X4_MUL),
+        ...set(T),
+        ...get(T),
+        ...simd(F32X4_TRUNC),
+        ...get(T),
+        ...get(SIGN),
+        ...simd(V128_AND),
+        ...f32c(1),
+        ...simd(F32X4_SPLAT),
+        ...simd(V128_OR),
+        ...get(T),
+        ...get(T),
+        ...simd(F32X4_TRUNC),
+        ...simd(F32X4_SUB),
+        ...simd(F32X4_ABS),
+        ...f32c(0.5),
+        ...simd(F32X4_SPLAT),
+        ...simd(F32X4_GE),
+        ...simd(V128_AND),
+        ...simd(F32X4_ADD),
+        ...simd(trunc),
+      ];
+      for (const k of [0, 4]) {
+        emit(get(2), get(4), i32(5), I32_SHL, I32_ADD);
+        emit(q(k), q(k + 1), simd(I16X8_NARROW_S));
+        emit(q(k + 2), q(k + 3), simd(I16X8_NARROW_S), simd(I8X16_NARROW_S));
+        emit(simd(V128_STORE, ...mem(4, 4 * k)));
+      }
     }
-  }
-  emit(get(4), i32(1), I32_ADD, set(4), BR, 0, END, END);
+  });
+  emit(get(GEND), set(G), BR, 0, END, END);
   emit(i32(0), END);
   const locals = vec([
     [...uleb(5), 0x7f], // i32 x5
     [...uleb(3), 0x7d], // f32 x3
     [...uleb(12), 0x7b], // v128 x12
+    [...uleb(2), 0x7f], // i32 x2: 24 g, 25 gend
   ]);
   const body = [...locals, ...code];
   return [...uleb(body.length), ...body];
