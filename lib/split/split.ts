@@ -54,7 +54,7 @@ import {
   parseQuantization,
 } from "../quant/encoding.ts";
 import { type ModelSource, PROGRESS_FILE } from "./source.ts";
-import { writeTensorFile } from "./_copy.ts";
+import { warmCopyBuffers, writeTensorFile } from "./_copy.ts";
 import { QuantPool } from "./_quant_pool.ts";
 import { measureSplitFloor, type SplitFloor } from "./_floor.ts";
 import { type OutFile, plan } from "./_route.ts";
@@ -346,6 +346,21 @@ export async function splitModel(
     })
     : undefined;
 
+  const window = envInt("STRATA_SPLIT_WINDOW") ||
+    Math.max(4, 2 * (pool?.workers ?? 0) + 2);
+  // the copy buffers the window will use, touched before the clock
+  const rawBytes = files.reduce(
+    (a, f) =>
+      a + (finished.has(f.path) ? 0 : f.tensors.reduce(
+        (b, t) => b + (t.kind === "raw" ? t.src.byteLength : 0),
+        0,
+      )),
+    0,
+  );
+  warmCopyBuffers(
+    Math.min(window + 2, Math.ceil(rawBytes / copyBytes)),
+    Math.min(copyBytes, rawBytes),
+  );
   let completed = 0;
   let bytesDone = 0;
   let bytesSkipped = 0;
@@ -399,8 +414,7 @@ export async function splitModel(
           copyBytes,
           quantBytes,
           pool: pool!,
-          window: envInt("STRATA_SPLIT_WINDOW") ||
-            Math.max(4, 2 * (pool?.workers ?? 0) + 2),
+          window,
           onPiece: (outBytes, srcBytes) => {
             bytesDone += outBytes;
             sourceBytesDone += srcBytes;
