@@ -1,10 +1,11 @@
 /**
  * q8/q4 quantization of f32 rows with WebAssembly SIMD, bit-identical to
  * lib/quant's quantizeQ8/quantizeQ4 (same f32 arithmetic, same first-on-ties
- * maximum). The module is assembled in _simd_module.ts, instruction by
- * instruction (no build step, nothing fetched). It covers whole blocks (cols a multiple of
- * 32) of finite scales; a chunk holding a NaN, or a block whose 1/d
- * overflows, is reported back and quantized by lib/quant instead.
+ * maximum). The module is put together in _simd_module.ts from kernels
+ * assembled instruction by instruction (no build step, nothing fetched).
+ * It covers whole blocks (cols a multiple of 32) of finite scales; a chunk
+ * holding a NaN, or a block whose 1/d overflows, is reported back and
+ * quantized by lib/quant instead.
  *
  * Per block of 32 floats: the largest |x| by its magnitude bits (monotonic
  * in |x| for non-NaN floats) and the first element holding it; q4:
