@@ -99,9 +99,16 @@ export async function openLayer(
     maxBufferSize,
   );
   const steps = layerSteps(cfg, i);
+  // experts that stream on their own are not the layer's to group; held in
+  // its image, they are in no group and the layer streams whole
+  const own = ownExperts
+    ? Object.fromEntries(
+      want.filter((t) => t.expert === undefined).map((t) => [t.role, t.name]),
+    ) as Partial<Record<LayerRole, string>>
+    : names;
   const u = unitsOf(
     file,
-    layerGroups(steps, names),
+    layerGroups(steps, own),
     maxStorageBufferBindingSize,
     maxBufferSize,
   );

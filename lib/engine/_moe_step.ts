@@ -304,6 +304,7 @@ export class MoeRunner {
     const prev = this.#prev.get(l);
     if (prev && !this.resident) this.store!.prefetch(l, prev);
     // xb [T, D] = rmsnorm(x) * mlpNorm
+    rec.unit("moe.router"); // streamed in units: from here on, its weights
     K.rmsnorm(rec.pass, {
       x: a.x,
       weight: t.vector("mlpNorm"),
@@ -325,12 +326,16 @@ export class MoeRunner {
     // acc [T, D] = 0
     rec.raw((enc) => enc.clearBuffer(b.acc.buffer, 0, T * d.D * 4));
     if (s.sharedExpert) {
-      // acc += sigmoid(xb · Wsgᵀ) * down_s(silu(gate_s(xb)) * up_s(xb))
-      this.#expert(K, rec.pass, a.xb, T, {
-        wGate: t.matrix("sharedGate"),
-        wUp: t.matrix("sharedUp"),
-        wDown: t.matrix("sharedDown"),
-      }, m.sharedExpertSize);
+      // acc += sigmoid(xb · Wsgᵀ) * down_s(silu(gate_s(xb)) * up_s(xb)), a
+      // unit group a matrix (rec.pass is a new pass after each cut)
+      const F = m.sharedExpertSize;
+      rec.unit("moe.shared.gate");
+      K.matmul(rec.pass, { x: a.xb, w: t.matrix("sharedGate"), out: b.hb, T });
+      rec.unit("moe.shared.up");
+      K.matmul(rec.pass, { x: a.xb, w: t.matrix("sharedUp"), out: b.hb2, T });
+      K.siluMul(rec.pass, { gate: b.hb, up: b.hb2, out: b.hb, n: T * F });
+      rec.unit("moe.shared.down");
+      K.matmul(rec.pass, { x: b.hb, w: t.matrix("sharedDown"), out: b.y, T });
       K.matmul(rec.pass, {
         x: a.xb,
         w: t.matrix("sharedExpertGate"),

@@ -10,9 +10,9 @@
  * commands of each unit as soon as its weights have arrived. Units are runs
  * of consecutive groups packed up to a byte cap ({@link packUnits}): the
  * cap of a whole layer gives one unit (whole-layer streaming), the cap of
- * the largest matrix gives the smallest slots. New kinds of steps (a single
- * MoE expert, say) add their groups to {@link UNIT_GROUPS}; a layer with a
- * tensor in no group streams whole.
+ * the largest matrix gives the smallest slots. New kinds of steps add their
+ * groups to {@link UNIT_GROUPS}; a layer with a tensor in no group streams
+ * whole.
  *
  * @module
  */
@@ -48,9 +48,14 @@ export const UNIT_GROUPS: Readonly<
     { group: "mlp.up", roles: ["upProj"] },
     { group: "mlp.down", roles: ["downProj", "mlpPostNorm"] },
   ],
-  // a moe step's router and shared expert are in no group yet, so its layer
-  // streams whole; its routed experts stream on their own (_experts.ts)
-  moe: [],
+  // a moe step's routed experts are in no group: they stream on their own
+  // (_experts.ts), and a layer holding them in its image streams whole
+  moe: [
+    { group: "moe.router", roles: ["mlpNorm", "router"] },
+    { group: "moe.shared.gate", roles: ["sharedGate"] },
+    { group: "moe.shared.up", roles: ["sharedUp"] },
+    { group: "moe.shared.down", roles: ["sharedDown", "sharedExpertGate"] },
+  ],
 };
 
 /** A layer's non-empty groups, in order: the group's name and its tensor names. */

@@ -143,8 +143,7 @@ export function gpuBytes(
         )
         : alignUp(t.shape.reduce((a, n) => a * n, 1) * 4);
       if (t.expert !== undefined) {
-        // the role stays among the layer's names, as in _layer_shard.ts
-        if (!byRole.has(t.role)) byRole.set(t.role, 0);
+        // streamed on their own: not the layer's (as in _layer_shard.ts)
         expert.set(t.expert, (expert.get(t.expert) ?? 0) + b);
         continue;
       }

@@ -36,6 +36,9 @@ import {
 } from "../reference/forward.ts";
 import { PROMPT, tempRoot, tinyShards, VARIANTS } from "./_models.ts";
 import { assertTraceFormat } from "./_trace.ts";
+import { tinyMoeVariants } from "../../lib/testing/tiny_model.ts";
+import { ShardDir } from "../../lib/format/shards.ts";
+import { expertLayouts } from "../../lib/engine/_experts.ts";
 
 Deno.test("units: groups follow the steps; fused matrices are one group; an unknown role streams whole", () => {
   const fused = layerGroups(
@@ -65,6 +68,27 @@ Deno.test("units: groups follow the steps; fused matrices are one group; an unkn
     ["expertGate" as LayerRole]: "e",
   });
   assert.equal(odd, null);
+  // a moe step: the router with its norm, the shared expert a matrix a
+  // group; the routed experts (streamed on their own) are not the layer's
+  const moe = layerGroups(ARCHITECTURES.qwen2_moe.steps, {
+    attnNorm: "n1",
+    qProj: "q",
+    kProj: "k",
+    vProj: "v",
+    oProj: "o",
+    mlpNorm: "n2",
+    router: "r",
+    sharedGate: "sg",
+    sharedUp: "su",
+    sharedDown: "sd",
+    sharedExpertGate: "sgate",
+  });
+  assert.deepEqual(moe?.slice(4), [
+    { group: "moe.router", names: ["n2", "r"] },
+    { group: "moe.shared.gate", names: ["sg"] },
+    { group: "moe.shared.up", names: ["su"] },
+    { group: "moe.shared.down", names: ["sd", "sgate"] },
+  ]);
   // packing never reorders and never splits a group
   const sizes: Record<string, number> = { a: 5, b: 5, c: 30, d: 1, e: 1 };
   const groups = Object.keys(sizes).map((n) => ({ group: n, names: [n] }));
@@ -369,3 +393,69 @@ for (const v0 of PICK) {
     },
   );
 }
+
+gpuTest(
+  "units: qwen2-moe layers streamed in units (attention, router, the shared expert's matrices), experts through the cache = float64 reference = all resident",
+  async (g) => {
+    const v0 = tinyMoeVariants().find((x) =>
+      x.arch === "qwen2_moe" && !x.sharded && x.dtype === "F32"
+    )!;
+    const v = { ...v0, name: `${v0.name}-units` };
+    const { hf, shards } = await tinyShards(v.name, v);
+    const ref = await loadReferenceModel(hf);
+    const wantIds = referenceGreedy(ref.weights, ref.config, PROMPT, 8);
+    const wantLogits = referenceForward(ref.weights, ref.config, PROMPT)
+      .at(-1)!;
+    const all = await AutoModel.fromPretrained(shards, {
+      gpu: g,
+      gpuMemory: "1GB",
+      maxSeqLen: 64,
+    });
+    const resident = await all.generate(PROMPT, {
+      maxNewTokens: 8,
+      temperature: 0,
+    });
+    const p = all.plan;
+    await all.dispose();
+    const dir = await ShardDir.open(shards);
+    const cfg = dir.config;
+    const files = [];
+    for (let i = 0; i < cfg.numLayers; i++) {
+      files.push(await SafetensorsFile.open(dir.layerPath(i)));
+    }
+    const ex = expertLayouts(cfg, files, g.limits);
+    for (const f of files) f.close();
+    const layer = p.residentBytes / p.resident.length; // experts aside
+    const essentials = p.kvBytes + p.headBytes + p.activationBytes;
+    const budget = essentials + 2 * layer + cfg.moe!.topK * ex.slotBytes +
+      4096;
+    const m = await AutoModel.fromPretrained(shards, {
+      gpu: g,
+      gpuMemory: budget,
+      maxSeqLen: 64,
+      streamUnits: "matrices",
+    });
+    try {
+      assert.equal(m.plan.unit, "matrices");
+      assert.ok(m.plan.streamed.length > 0);
+      const logits = await m.logits(PROMPT);
+      let err = 0;
+      for (let i = 0; i < logits.length; i++) {
+        err = Math.max(err, Math.abs(logits[i] - wantLogits[i]));
+      }
+      assert.ok(err < 1e-3, `max |logit error| ${err}`);
+      const ids = await m.generate(PROMPT, { maxNewTokens: 8, temperature: 0 });
+      assert.deepEqual(ids, resident);
+      assert.deepEqual(ids, wantIds.slice(0, ids.length));
+      const st = m.lastStats!;
+      assert.ok(st.peakGpuBytes <= budget, "peak under the budget");
+      assert.ok(
+        st.forward.unitsInFlight >= 2,
+        `units in flight ${st.forward.unitsInFlight}`,
+      );
+      assert.ok(m.plan.streamedUnits > m.plan.streamed.length, "sub-layer");
+    } finally {
+      await m.dispose();
+    }
+  },
+);
