@@ -596,20 +596,24 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
     // plan's mixture-of-experts model from these floors: the expert loads
     // (read, then an upload from the mapped file) add to the compute of the
     // chosen experts
-    const pred = predict(cfg, {
+    const floors = {
+      readBps: read.bytes / read.s,
+      uploadBps: streamed > 0 ? streamed / uploadS : undefined,
+      expertUploadBps: streamed > 0 ? streamed / uploadS : undefined,
+      computeBps: computeBytes / computeS,
+      cpuAdapter: g?.cpuAdapter,
+    };
+    const pred = predict(cfg, { encoding: "F16", budget, maxSeqLen, floors });
+    const pe = pred.experts!;
+    const j = moeJsonStats(moe);
+    // the same with the run's measured hit rate (plan --expert-hit-rate)
+    const given = pe.allResident ? null : predict(cfg, {
       encoding: "F16",
       budget,
       maxSeqLen,
-      floors: {
-        readBps: read.bytes / read.s,
-        uploadBps: streamed > 0 ? streamed / uploadS : undefined,
-        expertUploadBps: streamed > 0 ? streamed / uploadS : undefined,
-        computeBps: computeBytes / computeS,
-        cpuAdapter: g?.cpuAdapter,
-      },
+      floors,
+      expertHitRate: j.expert_cache_hit_rate as number,
     });
-    const pe = pred.experts!;
-    const j = moeJsonStats(moe);
     console.log(
       `plan predicts ${
         pred.secondsPerToken.toFixed(2)
@@ -622,6 +626,14 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
             (j.experts_loaded_per_token as number).toFixed(2)
           }); their read and upload add to the compute`
       }) → measured/predicted ${ratio(pred.secondsPerToken)}${
+        given
+          ? `; with the run's hit rate ${
+            (j.expert_cache_hit_rate as number).toFixed(2)
+          } (plan --expert-hit-rate) ${
+            given.secondsPerToken.toFixed(2)
+          } s/token → ${ratio(given.secondsPerToken)}`
+          : ""
+      }${
         pe.allResident !== moe.allResident
           ? "; note: plan's expert residency differs from the engine's"
           : ""

@@ -46,7 +46,10 @@ engine plans them: the budget is split between the layers without their
 experts and an expert cache. When every expert fits, none moves; otherwise
 the expected cache misses are read and uploaded per token, assuming uniform
 independent routing (real routing is skewed; bench --shape mixtral-8x7b
-measures it), and only the chosen experts are computed.
+measures it), and only the chosen experts are computed. --expert-hit-rate
+replaces the assumed hit rate with one measured by a run (run --json's
+expert_cache_hit_rate under the same budget) for the main prediction; the
+table keeps the assumption.
 
 Flags:
   --gpu-memory SIZE     budget, e.g. 4GB (default 6 GiB: 75% of an assumed 8 GiB GPU)
@@ -58,6 +61,8 @@ Flags:
   --disk-gbps X         read floor in GB/s instead of measuring it
   --pcie-gbps Y         upload floor in GB/s instead of measuring it
   --compute-gbps Z      matvec weight bandwidth in GB/s instead of measuring it
+  --expert-hit-rate R   a measured expert cache hit rate (0-1) instead of
+                        uniform routing's (mixture-of-experts models)
   --no-gpu              do not touch the GPU (upload/compute unknown unless given)
   --json                print one JSON object on stdout
   -h, --help            show this help
@@ -219,6 +224,7 @@ export async function main(args: string[]): Promise<number> {
       "disk-gbps": { type: "string" },
       "pcie-gbps": { type: "string" },
       "compute-gbps": { type: "string" },
+      "expert-hit-rate": { type: "string" },
       "no-gpu": { type: "boolean" },
       json: { type: "boolean" },
     },
@@ -238,8 +244,24 @@ export async function main(args: string[]): Promise<number> {
     const x = numberFlag(f, v[f as "disk-gbps"], { int: false, min: 0 });
     return x === undefined ? undefined : x * 1e9;
   };
+  const expertHitRate = numberFlag("expert-hit-rate", v["expert-hit-rate"], {
+    int: false,
+    min: 0,
+  });
+  if (expertHitRate !== undefined && expertHitRate > 1) {
+    throw new UsageError(
+      `plan: --expert-hit-rate is a fraction of the chosen experts, from 0 to 1, got '${
+        v["expert-hit-rate"]
+      }'`,
+    );
+  }
   const m = await load(arg);
   const cfg = m.config;
+  if (expertHitRate !== undefined && !cfg.moe) {
+    throw new UsageError(
+      `plan: --expert-hit-rate is for mixture-of-experts models; ${m.label} has no experts`,
+    );
+  }
   const encoding: WeightEncoding = quantize === "none"
     ? m.encoding
     : quantize as WeightEncoding;
@@ -302,7 +324,11 @@ export async function main(args: string[]): Promise<number> {
   }
 
   const base = { encoding, maxSeqLen, floors };
-  const main = fit(cfg, { ...base, budget, batch }, maxSeqLen !== undefined);
+  const main = fit(
+    cfg,
+    { ...base, budget, batch, expertHitRate },
+    maxSeqLen !== undefined,
+  );
   // the table: encodings x budgets, then batches
   const encs: WeightEncoding[] = [
     ...new Set([m.encoding, "q8", "q4"] as WeightEncoding[]),
@@ -362,7 +388,9 @@ export async function main(args: string[]): Promise<number> {
             expected_bytes_per_pass: p.experts.bytesPerPass,
             computed_per_layer: p.experts.computedPerLayer,
             load_s: p.expertLoadS,
-            routing: "uniform independent (assumed)",
+            routing: p.experts.routing === "given"
+              ? "given: --expert-hit-rate"
+              : "uniform independent (assumed)",
           },
         }
         : {}),
@@ -427,9 +455,11 @@ export async function main(args: string[]): Promise<number> {
             f2(ex.chosenPerLayer)
           } chosen per sparse layer, expected hit rate ${f2(ex.hitRate)}, ${
             f2(ex.loadedPerPass)
-          } experts loaded (${
-            formatBytes(ex.bytesPerPass)
-          }), assuming uniform independent routing (real routing is skewed: bench --shape mixtral-8x7b measures it)`
+          } experts loaded (${formatBytes(ex.bytesPerPass)}), ${
+            ex.routing === "given"
+              ? "from the hit rate given (--expert-hit-rate)"
+              : "assuming uniform independent routing (real routing is skewed: bench --shape mixtral-8x7b measures it; --expert-hit-rate takes a measured rate)"
+          }`
       }`,
     );
   }

@@ -272,6 +272,12 @@ export interface PredictOptions extends GpuBytesOptions {
   batch?: number;
   /** The floors. */
   floors: Floors;
+  /**
+   * The hit rate of a chosen expert in the expert cache, measured (a run's
+   * `expert_cache_hit_rate`), in place of uniform routing's; used only when
+   * the cache cannot hold every expert.
+   */
+  expertHitRate?: number;
 }
 
 /**
@@ -282,7 +288,8 @@ export interface PredictOptions extends GpuBytesOptions {
  * (the hit rate of an LRU cache under uniform requests). Real routing is
  * skewed (a few experts are chosen more often, and consecutive tokens share
  * some), so real hit rates differ: `bench --shape mixtral-8x7b` measures
- * them.
+ * them, and a measured rate given as {@link PredictOptions.expertHitRate}
+ * replaces the assumed one.
  */
 export interface ExpertPrediction extends ExpertBytes {
   /** Expert cache slots (every expert when `allResident`). */
@@ -297,6 +304,8 @@ export interface ExpertPrediction extends ExpertBytes {
   chosenPerLayer: number;
   /** Expected hit rate of a chosen expert (1 when all resident). */
   hitRate: number;
+  /** Where the hit rate comes from: uniform independent routing, or given (measured). */
+  routing: "uniform" | "given";
   /** Expected experts read and uploaded per pass, all sparse layers. */
   loadedPerPass: number;
   /** Expected expert bytes read and uploaded per pass. */
@@ -339,14 +348,14 @@ export interface Prediction {
  */
 function expectExperts(
   ex: ExpertBytes,
-  o: { cached: number; cacheBytes: number; batch: number },
+  o: { cached: number; cacheBytes: number; batch: number; hitRate?: number },
 ): ExpertPrediction {
   const E = ex.perLayer, k = ex.topK;
   const allResident = o.cached >= ex.count;
   const cachedPerLayer = Math.min(E, o.cached / ex.sparseLayers);
   // a token leaves a given expert unchosen with probability 1 - k/E
   const chosenPerLayer = E * (1 - (1 - k / E) ** o.batch);
-  const hitRate = allResident ? 1 : cachedPerLayer / E;
+  const hitRate = allResident ? 1 : o.hitRate ?? cachedPerLayer / E;
   const loadedPerPass = ex.sparseLayers * chosenPerLayer * (1 - hitRate);
   return {
     ...ex,
@@ -356,6 +365,7 @@ function expectExperts(
     cachedPerLayer,
     chosenPerLayer,
     hitRate,
+    routing: !allResident && o.hitRate !== undefined ? "given" : "uniform",
     loadedPerPass,
     bytesPerPass: loadedPerPass * ex.expertBytes,
     computedPerLayer: allResident ? E : chosenPerLayer,
@@ -418,6 +428,7 @@ export function predict(cfg: ModelConfig, o: PredictOptions): Prediction {
       cached: e.slots,
       cacheBytes: e.cacheBytes,
       batch,
+      hitRate: o.expertHitRate,
     });
   } else plan = planResidency({ ...input, budget: o.budget });
   const f = o.floors;

@@ -471,6 +471,15 @@ Deno.test("predict moe: some experts fit: expected loads under uniform routing, 
     floors: { ...floors, cpuAdapter: true },
   });
   assert.ok(Math.abs(c.computeS - 4 * compute / 1e10) < 1e-12);
+  // a measured hit rate replaces the assumed one (bytes by hand again)
+  const h = predict(cfg, { ...o, budget, expertHitRate: 0.9 });
+  assert.equal(h.experts!.routing, "given");
+  assert.equal(p.experts!.routing, "uniform");
+  const hBytes = 2 * 2 * (1 - 0.9) * TINY_EXPERT;
+  assert.ok(Math.abs(h.streamedBytesPerToken - hBytes) < 1e-6);
+  // every expert resident: nothing to hit or miss, the rate is not used
+  const r = predict(cfg, { ...o, budget: 1e9, expertHitRate: 0.5 });
+  assert.deepEqual([r.experts!.hitRate, r.experts!.routing], [1, "uniform"]);
 });
 
 Deno.test("predict moe: qwen2_moe counts its shared expert, qwen3_moe its dense layers", () => {
@@ -657,7 +666,61 @@ Deno.test("plan CLI on a Mixtral-8x7B config.json: the expert cache and the expe
         Math.abs(p.seconds_per_token - (compute / 20e9 + ex.load_s)) < 1e-9,
       );
     }
-    // errors stay one line: a bad expert count, a budget too small
+    // a measured hit rate: the main prediction's loads follow it
+    const given = await cli([
+      "plan",
+      path,
+      "--gpu-memory",
+      "4GB",
+      ...flags,
+      "--expert-hit-rate",
+      "0.75",
+      "--json",
+    ]);
+    assert.equal(given.code, 0, given.stderr);
+    const gp = JSON.parse(given.stdout).plan;
+    assert.equal(gp.experts.routing, "given: --expert-hit-rate");
+    assert.equal(gp.experts.expected_hit_rate, 0.75);
+    assert.ok(
+      Math.abs(gp.streamed_bytes_per_token - 32 * 2 * 0.25 * expert) < 1,
+    );
+    const text = await cli([
+      "plan",
+      path,
+      "--gpu-memory",
+      "4GB",
+      ...flags,
+      "--expert-hit-rate",
+      "0.75",
+    ]);
+    assert.match(text.stdout, /from the hit rate given \(--expert-hit-rate\)/);
+    // errors stay one line: a bad expert count, a budget too small, a hit
+    // rate above 1, a hit rate for a dense model
+    const dense = join(dir, "dense.json");
+    await Deno.writeTextFile(
+      dense,
+      JSON.stringify({
+        ...MIXTRAL_8X7B,
+        model_type: "mistral",
+        architectures: ["MistralForCausalLM"],
+        num_local_experts: undefined,
+        num_experts_per_tok: undefined,
+      }),
+    );
+    for (
+      const [args, re] of [
+        [["plan", path, "--expert-hit-rate", "1.5", "--no-gpu"], /from 0 to 1/],
+        [
+          ["plan", dense, "--expert-hit-rate", "0.5", "--no-gpu"],
+          /has no experts/,
+        ],
+      ] as const
+    ) {
+      const e = await cli([...args]);
+      assert.equal(e.code, 1, e.stderr);
+      assert.equal(e.stderr.trim().split("\n").length, 1, e.stderr);
+      assert.match(e.stderr, re);
+    }
     const bad = join(dir, "bad.json");
     await Deno.writeTextFile(
       bad,
