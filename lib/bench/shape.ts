@@ -353,6 +353,7 @@ function printPrediction(cfg: ModelConfig, o: {
       ...floors,
       computeBps: o.computeBytes / o.seconds.compute,
       cpuAdapter: g?.cpuAdapter,
+      overlap: g?.overlap,
     },
   });
   const kernelPred = g &&
@@ -365,6 +366,7 @@ function printPrediction(cfg: ModelConfig, o: {
         uploadBps: g.uploadBps,
         computeBps: g.computeBps,
         cpuAdapter: g.cpuAdapter,
+        overlap: g.overlap,
       },
     });
   if (
@@ -383,7 +385,13 @@ function printPrediction(cfg: ModelConfig, o: {
       !pred.overlapped
         ? "one slot: their sum"
         : g?.cpuAdapter
-        ? "overlapped on a CPU adapter: read, or the larger of upload and compute + half the smaller"
+        ? `overlapped on a CPU adapter: read, or upload + compute (they share the cores and the queue; an upload beside a matvec left ${
+          (g.overlap * 100).toFixed(0)
+        }% of the shorter unhidden)`
+        : g
+        ? `overlapped: the largest, plus ${
+          (g.overlap * 100).toFixed(0)
+        }% of the shorter of upload and compute (measured)`
         : "overlapped: the largest"
     }) → measured/predicted ${ratio(pred.secondsPerToken)}${
       kernelPred
@@ -602,6 +610,7 @@ export async function runShapeBench(o: ShapeBenchOptions): Promise<number> {
       expertUploadBps: streamed > 0 ? streamed / uploadS : undefined,
       computeBps: computeBytes / computeS,
       cpuAdapter: g?.cpuAdapter,
+      overlap: g?.overlap,
     };
     const pred = predict(cfg, { encoding: "F16", budget, maxSeqLen, floors });
     const pe = pred.experts!;

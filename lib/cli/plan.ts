@@ -302,6 +302,7 @@ export async function main(args: string[]): Promise<number> {
     if (g) {
       adapter = g.adapter;
       floors.cpuAdapter = g.cpuAdapter;
+      floors.overlap = g.overlap;
       if (floors.uploadBps === undefined && g.expertUploadBps) {
         floors.expertUploadBps = g.expertUploadBps;
         how.expertUpload = `measured on ${g.adapter}: writeBuffer of a ${
@@ -410,6 +411,7 @@ export async function main(args: string[]): Promise<number> {
           : undefined,
         compute_gbps: (floors.computeBps ?? NaN) / 1e9,
         cpu_adapter: floors.cpuAdapter ?? null,
+        overlap: floors.overlap ?? null,
         adapter,
         how,
       },
@@ -507,7 +509,17 @@ export async function main(args: string[]): Promise<number> {
       !p.overlapped
         ? "one slot: they add up"
         : floors.cpuAdapter
-        ? "prefetch overlaps the read; on a CPU adapter upload and compute share the cores: the larger plus half the smaller"
+        ? `prefetch overlaps the read; on a CPU adapter upload and compute share the cores and the queue: they add up${
+          floors.overlap !== undefined
+            ? ` (an upload beside a matvec left ${
+              (floors.overlap * 100).toFixed(0)
+            }% of the shorter unhidden; the engine's passes here took the sum)`
+            : ""
+        }`
+        : floors.overlap
+        ? `prefetch overlaps them: the largest, plus ${
+          (floors.overlap * 100).toFixed(0)
+        }% of the shorter of upload and compute (measured: an upload beside a matvec)`
         : "prefetch overlaps them (the largest counts)"
     }${
       p.expertLoadS > 0

@@ -12,6 +12,7 @@ import type { Floors, WeightEncoding } from "./predict.ts";
 import type { Gpu } from "../gpu/device.ts";
 import {
   encoding as encodingRecord,
+  type EncodingName,
   floatEncoding,
 } from "../quant/encoding.ts";
 import { mapFile, type MappedFile } from "./_mmap.ts";
@@ -65,6 +66,8 @@ export interface GpuFloors extends Floors {
   cpuAdapter: boolean;
   /** Upload of one expert as the expert store does it (when asked for), bytes/s. */
   expertUploadBps?: number;
+  /** Share of the shorter of upload and compute not hidden when they run at once (see {@link overlapProbe}). */
+  overlap: number;
 }
 
 /**
@@ -110,9 +113,12 @@ export async function gpuFloors(
     host = new Uint8Array(size);
     host.fill(1);
   }
+  const dtype = (floatEncoding(encoding) ?? encodingRecord(encoding)).name;
   let best: number;
+  let overlap: number;
   try {
     best = await timedUpload(gpu, host, size);
+    overlap = await overlapProbe(gpu, dtype, host, size);
   } finally {
     mapped?.unmap();
   }
@@ -120,7 +126,6 @@ export async function gpuFloors(
     ? await expertUpload(gpu, upload.expertBytes, upload.file)
     : undefined;
   const { benchKernels } = await import("../gpu/bench.ts");
-  const dtype = (floatEncoding(encoding) ?? encodingRecord(encoding)).name;
   const report = await benchKernels(gpu, {
     dtypes: [dtype],
     shapes: [[4096, 4096]],
@@ -134,45 +139,63 @@ export async function gpuFloors(
     uploadBps: size / best,
     computeBps: report.kernels[0].gbps * 1e9,
     cpuAdapter: isCpuAdapter(gpu),
+    overlap,
     ...(expertUploadBps ? { expertUploadBps } : {}),
   };
 }
 
 /**
- * Seconds of the upload of `host`'s first `size` bytes into a fresh buffer as
- * the engine uploads (the ring and the expert store): 1 MiB writeBuffer
- * pieces, a submit every 16 MiB when larger than 32 MiB; the second of two
- * passes (a warm buffer, as in steady state).
+ * Writes `host`'s first `size` bytes into `buf` as the engine uploads (the
+ * ring and the expert store): 1 MiB writeBuffer pieces, a submit every 16
+ * MiB when larger than 32 MiB (one submit at the end is several times
+ * slower), and a submit at the end.
+ */
+function uploadInto(
+  gpu: Gpu,
+  buf: GPUBuffer,
+  host: Uint8Array,
+  size: number,
+): void {
+  for (let k = 0; k < size; k += 1 << 20) {
+    gpu.device.queue.writeBuffer(
+      buf,
+      k,
+      host as Uint8Array<ArrayBuffer>,
+      k,
+      Math.min(1 << 20, size - k),
+    );
+    if (size > 32 << 20 && ((k >> 20) + 1) % 16 === 0) {
+      gpu.device.queue.submit([]);
+    }
+  }
+  gpu.device.queue.submit([]);
+}
+
+/** A buffer to upload `size` bytes into. */
+function uploadTarget(gpu: Gpu, size: number): GPUBuffer {
+  return gpu.device.createBuffer({
+    size,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
+}
+
+/**
+ * Seconds of the upload of `host`'s first `size` bytes into a fresh buffer
+ * ({@link uploadInto}); the second of two passes (a warm buffer, as in
+ * steady state).
  */
 async function timedUpload(
   gpu: Gpu,
   host: Uint8Array,
   size: number,
 ): Promise<number> {
-  const buf = gpu.device.createBuffer({
-    size,
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-  });
+  const buf = uploadTarget(gpu, size);
   let best = Infinity;
   try {
     for (let r = 0; r < 2; r++) {
       await gpu.device.queue.onSubmittedWorkDone();
       const t0 = performance.now();
-      for (let k = 0; k < size; k += 1 << 20) {
-        gpu.device.queue.writeBuffer(
-          buf,
-          k,
-          host as Uint8Array<ArrayBuffer>,
-          k,
-          Math.min(1 << 20, size - k),
-        );
-        // a large upload hands its staged bytes to the queue every 16 MiB
-        // (one submit at the end is several times slower)
-        if (size > 32 << 20 && ((k >> 20) + 1) % 16 === 0) {
-          gpu.device.queue.submit([]);
-        }
-      }
-      gpu.device.queue.submit([]);
+      uploadInto(gpu, buf, host, size);
       await gpu.device.queue.onSubmittedWorkDone();
       if (r > 0) best = Math.min(best, (performance.now() - t0) / 1000);
     }
@@ -180,6 +203,82 @@ async function timedUpload(
     buf.destroy();
   }
   return best;
+}
+
+/**
+ * The share of the shorter of two jobs (`u`, `c` seconds alone) that does
+ * not hide behind the longer when they take `both` seconds at once:
+ * (both - max) / min, clamped to [0, 1].
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { overlapOf } from "./_floors.ts";
+ * assert.equal(overlapOf(1, 0.5, 1), 0); // hidden
+ * assert.equal(overlapOf(1, 0.5, 1.25), 0.5);
+ * assert.equal(overlapOf(1, 0.5, 2), 1); // worse than the sum: 1
+ * ```
+ */
+export function overlapOf(u: number, c: number, both: number): number {
+  const lo = Math.min(u, c);
+  if (!(lo > 0)) return 0;
+  return Math.min(1, Math.max(0, (both - Math.max(u, c)) / lo));
+}
+
+/**
+ * How much of the shorter of an upload and a compute does not hide behind
+ * the longer when they run at once, as the ring runs them (a unit's upload
+ * beside the compute of the unit before): the upload of `host` alone
+ * (`u`), a matvec of `dtype` repeated for about as long alone (`c`), then
+ * the two at once (`both`, the matvecs submitted first):
+ * {@link overlapOf}, best of two. Near 0 where the copy and the kernels
+ * have their own hardware; on a CPU adapter it says how much the copy and
+ * the kernels' threads share the cores.
+ *
+ * @example
+ * ```ts ignore
+ * import { overlapProbe } from "./_floors.ts";
+ * console.log(await overlapProbe(gpu, "f16", new Uint8Array(64 << 20), 64 << 20));
+ * ```
+ */
+export async function overlapProbe(
+  gpu: Gpu,
+  dtype: EncodingName,
+  host: Uint8Array,
+  size: number,
+): Promise<number> {
+  const { matvecLoad } = await import("../gpu/bench.ts");
+  const q = gpu.device.queue;
+  const load = matvecLoad(gpu, dtype);
+  const buf = uploadTarget(gpu, size);
+  const secs = async (f: () => void): Promise<number> => {
+    await q.onSubmittedWorkDone();
+    const t0 = performance.now();
+    f();
+    await q.onSubmittedWorkDone();
+    return (performance.now() - t0) / 1000;
+  };
+  try {
+    const upload = () => uploadInto(gpu, buf, host, size);
+    await secs(upload); // touches the buffer
+    await secs(() => q.submit([load.commands(2)])); // compiles the kernel
+    const one = await secs(() => q.submit([load.commands(8)])) / 8;
+    let a = Infinity;
+    for (let r = 0; r < 2; r++) {
+      const u = await secs(upload);
+      const reps = Math.max(1, Math.min(4000, Math.round(u / one)));
+      const c = await secs(() => q.submit([load.commands(reps)]));
+      const both = await secs(() => {
+        q.submit([load.commands(reps)]);
+        upload();
+      });
+      a = Math.min(a, overlapOf(u, c, both));
+    }
+    return a;
+  } finally {
+    buf.destroy();
+    load.destroy();
+  }
 }
 
 /**

@@ -15,9 +15,11 @@
  * lib/engine/_units.ts packs them) when two whole layers do not fit. With
  * one ring slot these add up (read + upload + compute); with two or more,
  * prefetch overlaps them, and the pass takes the largest of the three (the
- * ideal the engine approaches) — on a CPU (software) adapter, where upload
- * and compute share the cores, the read or the larger of upload and compute
- * plus half the smaller (fitted to this project's runs on 2 shared cores). Tokens per pass
+ * ideal the engine approaches), plus the share of the shorter of upload and
+ * compute that does not hide behind the longer: on a GPU what the probes
+ * measured (`Floors.overlap`, default none); on a CPU (software) adapter,
+ * where upload and compute share the cores and the queue, all of it (read,
+ * or upload + compute). Tokens per pass
  * (`batch`) share the streamed bytes; the compute of a pass is memory-bound
  * on a GPU (the same weight bytes for a small batch) but grows with the
  * batch on a CPU (software) adapter.
@@ -260,6 +262,14 @@ export interface Floors {
   computeBps?: number;
   /** The adapter runs on the CPU: compute grows with the batch. */
   cpuAdapter?: boolean;
+  /**
+   * How much of the shorter of upload and compute does not hide behind the
+   * longer when they run at once, measured (lib/engine/_floors.ts: an
+   * upload timed beside a matvec): 0 = fully hidden, 1 = they add up.
+   * Used on a GPU (default 0); on a CPU adapter the two add up whatever it
+   * says (see {@link predict}).
+   */
+  overlap?: number;
 }
 
 /** The options of {@link predict}. */
@@ -466,16 +476,18 @@ export function predict(cfg: ModelConfig, o: PredictOptions): Prediction {
     exUploadS,
   ]
     .map((x) => Number.isNaN(x) ? 0 : x);
-  // on a CPU adapter the upload (a CPU copy) and the compute share the
-  // cores: prefetch hides the read, and half of the shorter of the two (a
-  // figure fitted to runs of the 70B-shaped bench on 2 shared cores, where
-  // the engine's passes took between the largest floor and the sum)
+  // prefetch hides the read; of the shorter of upload and compute, the
+  // share that does not hide behind the longer: on a GPU the probe's
+  // (default none). On a CPU adapter the upload is a CPU copy on the cores
+  // the kernels' threads use, its second half a copy in the same queue as
+  // the kernels: the engine's passes on lavapipe took the sum of the
+  // isolated floors or more (70B-shaped bench: 1.10 s against 0.96), while
+  // an upload beside one repeated matvec hid a quarter to two thirds of it
+  const a = f.cpuAdapter ? 1 : Math.min(1, Math.max(0, f.overlap ?? 0));
   const pass =
     (!overlapped
       ? r + u + c
-      : f.cpuAdapter
-      ? Math.max(r, Math.max(u, c) + Math.min(u, c) / 2)
-      : Math.max(r, u, c)) + er + eu;
+      : Math.max(r, Math.max(u, c) + a * Math.min(u, c))) + er + eu;
   return {
     plan,
     experts,

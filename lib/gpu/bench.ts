@@ -213,6 +213,69 @@ function storage(gpu: Gpu, bytes: number, fill?: Float32Array): BufferRef {
   return { buffer, offset: 0, size };
 }
 
+/** A matvec workload: {@link matvecLoad}. */
+export interface MatvecLoad {
+  /** Weight bytes one matvec reads. */
+  bytes: number;
+  /** One command buffer of `reps` matvecs (record, then submit it before recording another). */
+  commands(reps: number): GPUCommandBuffer;
+  /** Frees its buffers. */
+  destroy(): void;
+}
+
+/**
+ * A `rows` x `cols` matvec of `dtype` (the kernel the engine runs for it)
+ * to keep the adapter busy with: lib/engine/_floors.ts times an upload
+ * beside it.
+ *
+ * @example
+ * ```ts ignore
+ * import { matvecLoad } from "./bench.ts";
+ * const load = matvecLoad(gpu, "f16");
+ * gpu.device.queue.submit([load.commands(10)]);
+ * await gpu.device.queue.onSubmittedWorkDone();
+ * load.destroy();
+ * ```
+ */
+export function matvecLoad(
+  gpu: Gpu,
+  dtype: EncodingName,
+  rows = 4096,
+  cols = 4096,
+): MatvecLoad {
+  const ctx = new KernelContext(gpu);
+  const bytes = weightBytes(dtype, rows, cols);
+  const w = uploadWeight(gpu, {
+    dtype,
+    rows,
+    cols,
+    ...bytes,
+    label: `load-${dtype}`,
+  });
+  const xs = new Float32Array(cols);
+  for (let i = 0; i < cols; i++) xs[i] = ((i * 37) % 101) / 50 - 1;
+  const x = storage(gpu, cols * 4, xs);
+  const out = storage(gpu, rows * 4);
+  return {
+    bytes: bytes.data.byteLength + (bytes.scales?.byteLength ?? 0),
+    commands(reps: number): GPUCommandBuffer {
+      ctx.reset();
+      const enc = gpu.device.createCommandEncoder({ label: "matvec-load" });
+      const pass = enc.beginComputePass();
+      for (let i = 0; i < reps; i++) matmul(ctx, pass, { x, w, out, T: 1 });
+      pass.end();
+      const cmd = enc.finish();
+      ctx.flush();
+      return cmd;
+    },
+    destroy(): void {
+      destroyWeight(w);
+      x.buffer.destroy();
+      out.buffer.destroy();
+    },
+  };
+}
+
 /**
  * Runs the kernel benchmark on `gpu`.
  *

@@ -171,23 +171,32 @@ Deno.test("predict: Llama-2-70B streams in sub-layer units under 4 GB, as the en
   // on a GPU, prefetch overlaps read, upload and compute: the largest counts
   const streamed = 80 * LAYER_F16;
   assert.ok(Math.abs(p.secondsPerToken - streamed / 2e9) < 1e-9 * streamed);
-  // on a CPU adapter upload and compute share the cores: the read hides, and
-  // half of the shorter of upload and compute
-  const cpu = predict(cfg, {
-    encoding: "F16",
-    budget: 4e9,
-    maxSeqLen: 512,
-    floors: {
-      readBps: 20e9,
-      uploadBps: 8e9,
-      computeBps: 20e9,
-      cpuAdapter: true,
-    },
-  });
+  // on a CPU adapter upload and compute share the cores and the queue: the
+  // read hides, upload and compute add up (whatever overlap was measured)
+  const cpuFloors = {
+    readBps: 20e9,
+    uploadBps: 8e9,
+    computeBps: 20e9,
+    cpuAdapter: true,
+  };
+  const o = { encoding: "F16" as const, budget: 4e9, maxSeqLen: 512 };
+  const cpu = predict(cfg, { ...o, floors: cpuFloors });
   const computed = streamed + b.headBytes;
   const [up, comp] = [streamed / 8e9, computed / 20e9];
-  const want = Math.max(up, comp) + Math.min(up, comp) / 2;
-  assert.ok(Math.abs(cpu.secondsPerToken - want) < 1e-9 * want);
+  assert.ok(Math.abs(cpu.secondsPerToken - (up + comp)) < 1e-9 * (up + comp));
+  const cpuProbed = predict(cfg, {
+    ...o,
+    floors: { ...cpuFloors, overlap: 0.3 },
+  });
+  assert.equal(cpuProbed.secondsPerToken, cpu.secondsPerToken);
+  // on a GPU a measured overlap adds that share of the shorter of the two
+  // (read 20 GB/s: the upload, then the compute, count)
+  const gpuFloors = { readBps: 20e9, uploadBps: 8e9, computeBps: 20e9 };
+  const g0 = predict(cfg, { ...o, floors: gpuFloors });
+  assert.ok(Math.abs(g0.secondsPerToken - Math.max(up, comp)) < 1e-9 * up);
+  const g3 = predict(cfg, { ...o, floors: { ...gpuFloors, overlap: 0.3 } });
+  const want = Math.max(up, comp) + 0.3 * Math.min(up, comp);
+  assert.ok(Math.abs(g3.secondsPerToken - want) < 1e-9 * want);
   // q4 units (18/64 of the bytes, scales aligned per matrix) and a q4 plan
   const q4 = gpuBytes(cfg, { encoding: "q4", maxSeqLen: 512 });
   assert.equal(q4.unitBytes![0]!.reduce((a, x) => a + x, 0), LAYER_Q4);
