@@ -38,8 +38,12 @@ config.json and file headers (a hub id's config.json is downloaded).
 
 The read floor is measured here (a warm sequential read of the model's files,
 or of a temporary file); upload and compute are measured on the WebGPU
-adapter when there is one (a few seconds); flags override each. A table shows
-the effect of q8/q4, of a larger budget and of the batch (tokens per pass).
+adapter when there is one (a few seconds); flags override each. With two or
+more ring slots prefetch hides the read; on a GPU the pass takes the larger of
+upload and compute plus the share of the shorter that an upload timed beside
+a matvec leaves unhidden; on a CPU adapter (lavapipe, llvmpipe) upload and
+compute share the cores and add up. A table shows the effect of q8/q4, of a
+larger budget and of the batch (tokens per pass).
 
 Mixture-of-experts models (Mixtral, Qwen2-MoE, Qwen3-MoE) are planned as the
 engine plans them: the budget is split between the layers without their
