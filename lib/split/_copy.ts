@@ -13,7 +13,7 @@
 import { FormatError } from "../errors.ts";
 import { SafetensorsWriter } from "../format/safetensors.ts";
 import { encoding, type FloatDtype } from "../quant/encoding.ts";
-import { crc32Hex, readFully } from "../_fs.ts";
+import { crc32Hex, readFully, warmForReads } from "../_fs.ts";
 import { crc32 } from "node:zlib";
 import type { TensorData } from "./source.ts";
 import type { QuantPool } from "./_quant_pool.ts";
@@ -68,9 +68,10 @@ function copyBuffer(capacity: number, size: number): Uint8Array {
 }
 
 /**
- * Readies `count` copy buffers of `capacity` bytes, touched: a split calls
- * this before its clock starts, so that its first copies do not pay for
- * fresh pages (about 7 ms per MiB on this project's VM).
+ * Readies `count` copy buffers of `capacity` bytes, touched and read into
+ * ({@link warmForReads}): a split calls this before its clock starts, so
+ * that its first copies do not pay for fresh pages (about 7 ms per MiB on
+ * this project's VM) or for a first read into them.
  *
  * @example
  * ```ts
@@ -82,6 +83,7 @@ export function warmCopyBuffers(count: number, capacity: number): void {
   while (spare.length < Math.min(count, 8)) {
     const b = new ArrayBuffer(capacity);
     new Uint8Array(b).fill(1);
+    warmForReads(new Uint8Array(b));
     spare.push(b);
   }
 }

@@ -17,6 +17,7 @@
  */
 
 import { moduleBytes } from "./_simd_module.ts";
+import { warmForReads } from "../_fs.ts";
 
 /** One exported kernel: `(src, count, outData, outD) -> 0, or 1: lib/quant does it`. */
 export type Fn = (a: number, b: number, c: number, d: number) => number;
@@ -156,6 +157,9 @@ export function warmSimd(n: number): void {
     raw.byteOffset + raw.length - outData,
   )
     .fill(0x11);
+  // the rows are read() into the raw region: a first read into a page costs
+  // more than writing it from here
+  warmForReads(raw);
   const m = Math.min(n, 1 << 18) & ~31;
   for (const fn of [s.q4f16, s.q8f16, s.q4bf16, s.q8bf16]) {
     for (let i = 0; i < 2; i++) fn(raw.byteOffset, m / 32, outData, outD);
