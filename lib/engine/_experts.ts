@@ -40,7 +40,7 @@ import {
   readImage,
   type TensorLayout,
 } from "./_layout.ts";
-import type { UploadTarget } from "./reader.ts";
+import { pieceWriter, type UploadTarget, writeMapped } from "./_upload.ts";
 import { type PlanInput, planResidency, type ResidencyPlan } from "./plan.ts";
 
 /** One expert's weights on the GPU. */
@@ -151,10 +151,6 @@ function emptyExpertStats(): ExpertStats {
 
 /** Host images the unmapped path keeps at most (two: one read, one upload). */
 export const HEAP_IMAGES = 2;
-/** writeBuffer piece. */
-const CHUNK = 1 << 20;
-/** A large expert hands its staged bytes to the queue this often (as the ring). */
-const FLUSH_BYTES = 16 << 20;
 
 interface Slot {
   buffer: GPUBuffer;
@@ -310,7 +306,7 @@ export class ExpertStore {
 
   /** Writes each tensor of `lay` from the mapping into `buffer`. */
   #fromMapping(buffer: GPUBuffer, lay: TensorLayout, m: MappedFile): void {
-    const up = this.#uploader(buffer, lay.bytes);
+    const up = pieceWriter(this.#target, buffer, lay.bytes);
     for (const e of lay.entries.values()) {
       if (e.kind === "vector") {
         const src = m.bytes.subarray(e.fileOffset, e.fileOffset + e.fileLength);
@@ -319,17 +315,8 @@ export class ExpertStore {
         continue;
       }
       for (const c of e.copies) {
-        // writeBuffer sizes are multiples of 4: the body from the mapping,
-        // a 1-3 byte tail through a zero-padded copy
-        const body = c.length & ~3;
-        up(c.imageOffset, m.bytes.subarray(c.fileOffset, c.fileOffset + body));
-        if (body < c.length) {
-          const tail = new Uint8Array(4);
-          tail.set(
-            m.bytes.subarray(c.fileOffset + body, c.fileOffset + c.length),
-          );
-          up(c.imageOffset + body, tail);
-        }
+        const src = m.bytes.subarray(c.fileOffset, c.fileOffset + c.length);
+        writeMapped(up, c.imageOffset, src);
       }
     }
     this.#target.flush?.();
@@ -353,36 +340,15 @@ export class ExpertStore {
           image.fill(0, end, Math.min(image.length, (end + 3) & ~3));
         }
       }
-      const up = this.#uploader(buffer, lay.bytes);
-      up(0, image.subarray(0, lay.bytes));
+      pieceWriter(this.#target, buffer, lay.bytes)(
+        0,
+        image.subarray(0, lay.bytes),
+      );
       this.#target.flush?.();
     } finally {
       // writeBuffer has copied the bytes: the image is free again
       this.#giveImage(image);
     }
-  }
-
-  /**
-   * A writer into `buffer` for an upload of `total` bytes: 1 MiB pieces, a
-   * flush every 16 MiB when `total` is over 32 MiB.
-   */
-  #uploader(
-    buffer: GPUBuffer,
-    total: number,
-  ): (at: number, data: Uint8Array) => void {
-    const every = total > 2 * FLUSH_BYTES ? FLUSH_BYTES : Infinity;
-    let unflushed = 0;
-    return (at, data) => {
-      for (let off = 0; off < data.length; off += CHUNK) {
-        const n = Math.min(CHUNK, data.length - off);
-        this.#target.write(buffer, at + off, data.subarray(off, off + n));
-        unflushed += n;
-        if (unflushed >= every) {
-          this.#target.flush?.();
-          unflushed = 0;
-        }
-      }
-    };
   }
 
   /** A free slot-sized host image (made while fewer than HEAP_IMAGES exist). */

@@ -25,7 +25,13 @@ import { readImage, type TensorLayout } from "./_layout.ts";
 import { decodeFloats } from "./_decode.ts";
 import { mapFile, type MappedFile } from "./_mmap.ts";
 import type { Tracer } from "./trace.ts"; // TRACE
-import { type ReaderStats, type UploadTarget, zeroStats } from "./_upload.ts";
+import {
+  pieceWriter,
+  type ReaderStats,
+  type UploadTarget,
+  writeMapped,
+  zeroStats,
+} from "./_upload.ts";
 
 export {
   gpuUploadTarget,
@@ -36,13 +42,6 @@ export {
 
 /** Reads in flight at once (two keep the disk busy without starving the next layer). */
 const READ_CONCURRENCY = 2;
-
-/**
- * Bytes of `writeBuffer` between two submits of the staged writes, in
- * uploads of more than twice as many (smaller ones keep the submit their
- * compute makes anyway).
- */
-const FLUSH_BYTES = 16 << 20;
 
 /** Options of {@link LayerReader.create}. */
 export interface LayerReaderOptions<B> {
@@ -177,10 +176,6 @@ export class LayerReader<B> {
   #residentUploadBytes = 0;
   #residentUploadS = 0;
   #closed = false;
-  /** Bytes written since the last flush. */
-  #unflushed = 0;
-  /** Flush after this many bytes of the current upload (set by `#large`). */
-  #flushEvery = Infinity;
   /** Keep per-load timings. */
   profile = false;
   /** Totals. */
@@ -210,8 +205,7 @@ export class LayerReader<B> {
         const image = new Uint8Array(size);
         await readImage(o.files[i], layout, image, sgm);
         const t0 = performance.now();
-        r.#large(size);
-        r.#write(buf, image);
+        pieceWriter(o.target, buf, size, r.#chunk)(0, image);
         o.target.flush?.(); // one submit per layer keeps wgpu's staging memory small and hot
         r.#residentUploadS += (performance.now() - t0) / 1000;
         r.#residentUploadBytes += image.byteLength;
@@ -326,27 +320,6 @@ export class LayerReader<B> {
     this.stats = zeroStats();
   }
 
-  #write(buf: B, image: Uint8Array, bytes = image.byteLength, at = 0): void {
-    for (let off = 0; off < bytes; off += this.#chunk) {
-      const n = Math.min(this.#chunk, bytes - off);
-      this.#o.target.write(buf, at + off, image.subarray(off, off + n));
-      // a large upload hands its staged bytes to the queue every FLUSH_BYTES:
-      // wgpu's staging memory then stays small and hot (a 448 MiB unit
-      // written without a submit uploaded at 0.12 GB/s on lavapipe)
-      this.#unflushed += n;
-      if (this.#unflushed >= this.#flushEvery) {
-        this.#o.target.flush?.();
-        this.#unflushed = 0;
-      }
-    }
-  }
-
-  /** An upload of `bytes` begins: flush within it when it is large. */
-  #large(bytes: number): void {
-    this.#flushEvery = bytes > 2 * FLUSH_BYTES ? FLUSH_BYTES : Infinity;
-    this.#unflushed = 0;
-  }
-
   /** Maps the streamed layers' files and decodes their units' vectors once. */
   #mapStreamed(): void {
     for (const layer of this.#o.streamed) {
@@ -378,28 +351,20 @@ export class LayerReader<B> {
    * vectors) or from the host image it was read into.
    */
   #uploadUnit(u: StreamUnit, slot: B, image: Uint8Array): void {
-    this.#large(u.layout.bytes);
+    const up = pieceWriter(this.#o.target, slot, u.layout.bytes, this.#chunk);
     const m = this.#mapped.get(u.layer);
     if (!m) {
-      this.#write(slot, image, u.layout.bytes);
+      up(0, image.subarray(0, u.layout.bytes));
       return;
     }
     for (const e of u.layout.entries.values()) {
       if (e.kind !== "matrix") continue;
       for (const c of e.copies) {
-        // writeBuffer sizes are multiples of 4: the body from the mapping,
-        // a 1-3 byte tail through a zero-padded copy
-        const body = c.length & ~3;
         const src = m.file.bytes.subarray(
           c.fileOffset,
           c.fileOffset + c.length,
         );
-        this.#write(slot, src, body, c.imageOffset);
-        if (body < c.length) {
-          const tail = new Uint8Array(4);
-          tail.set(src.subarray(body));
-          this.#o.target.write(slot, c.imageOffset + body, tail);
-        }
+        writeMapped(up, c.imageOffset, src);
       }
     }
     for (const v of m.vectors[u.part]) {
