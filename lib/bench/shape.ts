@@ -27,6 +27,7 @@ import { parseSize, type ResidencyPlan } from "../engine/plan.ts";
 import { predict } from "../engine/predict.ts";
 import { type GpuFloors, gpuFloors } from "../engine/_floors.ts";
 import { mapFile } from "../engine/_mmap.ts";
+import { gpuUploadTarget, pieceWriter } from "../engine/_upload.ts";
 import { expertLayouts } from "../engine/_experts.ts";
 import { moeJsonStats } from "../engine/moe_stats.ts";
 import { ShardDir } from "../format/shards.ts";
@@ -253,11 +254,8 @@ async function uploadSeconds(gpu: Gpu, o: {
   const streamed = Math.ceil(o.bytes / 4) * 4;
   if (slotBytes <= 0 || streamed <= 0) return 0;
   const chunk = 64 << 20;
-  const piece = 1 << 20;
-  const slot = gpu.device.createBuffer({
-    size: Math.ceil(slotBytes / 256) * 256,
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-  });
+  const target = gpuUploadTarget(gpu.device);
+  const slot = target.create(Math.ceil(slotBytes / 256) * 256, "bench-slot");
   const size = (await Deno.stat(o.file)).size;
   // from the mapped layer file where it can be mapped (a heap buffer
   // uploads several times slower on lavapipe)
@@ -272,22 +270,13 @@ async function uploadSeconds(gpu: Gpu, o: {
       const u0 = performance.now();
       let at = 0; // where in src the next chunk comes from
       for (let done = 0; done < streamed;) {
+        // one slot's upload, as the reader's (1 MiB pieces, submitted
+        // every 16 MiB)
+        const up = pieceWriter(target, slot, slotBytes);
         for (let off = 0; off < slotBytes && done < streamed; off += chunk) {
           const n = Math.min(chunk, slotBytes - off, streamed - done);
           if (at + n > src.length) at = 0;
-          for (let k = 0; k < n; k += piece) {
-            q.writeBuffer(
-              slot,
-              off + k,
-              src as Uint8Array<ArrayBuffer>,
-              at + k,
-              Math.min(piece, n - k),
-            );
-            // as the reader: a large upload is submitted every 16 MiB
-            if (slotBytes > 32 << 20 && ((off + k) >> 20) % 16 === 15) {
-              q.submit([]);
-            }
-          }
+          up(off, src.subarray(at, at + n));
           done += n;
           at += n;
         }
@@ -385,10 +374,8 @@ function printPrediction(cfg: ModelConfig, o: {
       !pred.overlapped
         ? "one slot: their sum"
         : g?.cpuAdapter
-        ? `overlapped on a CPU adapter: read, or upload + compute (they share the cores and the queue; an upload beside a matvec left ${
-          (g.overlap * 100).toFixed(0)
-        }% of the shorter unhidden)`
-        : g
+        ? "overlapped on a CPU adapter: read, or upload + compute (they share the cores and the queue)"
+        : g?.overlap
         ? `overlapped: the largest, plus ${
           (g.overlap * 100).toFixed(0)
         }% of the shorter of upload and compute (measured)`

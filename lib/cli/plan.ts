@@ -513,13 +513,7 @@ export async function main(args: string[]): Promise<number> {
       !p.overlapped
         ? "one slot: they add up"
         : floors.cpuAdapter
-        ? `prefetch overlaps the read; on a CPU adapter upload and compute share the cores and the queue: they add up${
-          floors.overlap !== undefined
-            ? ` (an upload beside a matvec left ${
-              (floors.overlap * 100).toFixed(0)
-            }% of the shorter unhidden; the engine's passes here took the sum)`
-            : ""
-        }`
+        ? "prefetch overlaps the read; on a CPU adapter upload and compute share the cores and the queue: they add up"
         : floors.overlap
         ? `prefetch overlaps them: the largest, plus ${
           (floors.overlap * 100).toFixed(0)

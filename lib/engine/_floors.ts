@@ -15,7 +15,8 @@ import {
   type EncodingName,
   floatEncoding,
 } from "../quant/encoding.ts";
-import { mapFile, type MappedFile } from "./_mmap.ts";
+import { mapFile } from "./_mmap.ts";
+import { gpuUploadTarget, pieceWriter } from "./_upload.ts";
 
 /**
  * Warm sequential read rate of `files` (their first `bytes`), or of a
@@ -66,8 +67,8 @@ export interface GpuFloors extends Floors {
   cpuAdapter: boolean;
   /** Upload of one expert as the expert store does it (when asked for), bytes/s. */
   expertUploadBps?: number;
-  /** Share of the shorter of upload and compute not hidden when they run at once (see {@link overlapProbe}). */
-  overlap: number;
+  /** Share of the shorter of upload and compute not hidden when they run at once (see {@link overlapProbe}; measured on a GPU only: on a CPU adapter they add up). */
+  overlap?: number;
 }
 
 /**
@@ -90,38 +91,23 @@ export async function gpuFloors(
   encoding: WeightEncoding,
   upload: { bytes?: number; file?: string; expertBytes?: number } = {},
 ): Promise<GpuFloors> {
-  // the upload as the engine does it: one slot-sized buffer, filled in 1 MiB
-  // writeBuffer pieces from a memory-mapped layer file when there is one,
-  // submitted every 16 MiB when larger than 32 MiB;
-  // timed on the second pass (a warm slot, as in steady state)
-  const size = Math.max(
-    1 << 20,
-    Math.min(
-      upload.bytes ?? 64 << 20,
-      1 << 30,
-      Math.floor(gpu.limits.maxBufferSize / 256) * 256,
-    ) & ~255,
-  );
-  let mapped: MappedFile | null = null;
-  let host: Uint8Array;
-  if (upload.file) {
-    const st = await Deno.stat(upload.file);
-    mapped = st.size >= size ? mapFile(upload.file, size) : null;
-  }
-  if (mapped) host = mapped.bytes;
-  else {
-    host = new Uint8Array(size);
-    host.fill(1);
-  }
+  // the upload as the engine does it (a slot-sized buffer, from a layer
+  // file's mapping when there is one), timed on the second pass (a warm
+  // slot, as in steady state)
+  const size = probeSize(gpu, upload.bytes ?? 64 << 20, 1 << 20);
   const dtype = (floatEncoding(encoding) ?? encodingRecord(encoding)).name;
-  let best: number;
-  let overlap: number;
-  try {
-    best = await timedUpload(gpu, host, size);
-    overlap = await overlapProbe(gpu, dtype, host, size);
-  } finally {
-    mapped?.unmap();
-  }
+  const cpuAdapter = isCpuAdapter(gpu);
+  const { best, overlap } = await withUploadSource(
+    upload.file,
+    size,
+    async (host) => ({
+      best: await timedUpload(gpu, host, size),
+      // on a CPU adapter upload and compute add up whatever it says (predict)
+      overlap: cpuAdapter
+        ? undefined
+        : await overlapProbe(gpu, dtype, host, size),
+    }),
+  );
   const expertUploadBps = upload.expertBytes
     ? await expertUpload(gpu, upload.expertBytes, upload.file)
     : undefined;
@@ -138,17 +124,15 @@ export async function gpuFloors(
     adapter: gpu.adapter.description || gpu.adapter.vendor || "WebGPU",
     uploadBps: size / best,
     computeBps: report.kernels[0].gbps * 1e9,
-    cpuAdapter: isCpuAdapter(gpu),
-    overlap,
+    cpuAdapter,
+    ...(overlap !== undefined ? { overlap } : {}),
     ...(expertUploadBps ? { expertUploadBps } : {}),
   };
 }
 
 /**
- * Writes `host`'s first `size` bytes into `buf` as the engine uploads (the
- * ring and the expert store): 1 MiB writeBuffer pieces, a submit every 16
- * MiB when larger than 32 MiB (one submit at the end is several times
- * slower), and a submit at the end.
+ * Writes `host`'s first `size` bytes into `buf` as the engine uploads
+ * ({@link pieceWriter}), then hands them to the queue.
  */
 function uploadInto(
   gpu: Gpu,
@@ -156,27 +140,14 @@ function uploadInto(
   host: Uint8Array,
   size: number,
 ): void {
-  for (let k = 0; k < size; k += 1 << 20) {
-    gpu.device.queue.writeBuffer(
-      buf,
-      k,
-      host as Uint8Array<ArrayBuffer>,
-      k,
-      Math.min(1 << 20, size - k),
-    );
-    if (size > 32 << 20 && ((k >> 20) + 1) % 16 === 0) {
-      gpu.device.queue.submit([]);
-    }
-  }
-  gpu.device.queue.submit([]);
+  const target = gpuUploadTarget(gpu.device);
+  pieceWriter(target, buf, size)(0, host.subarray(0, size));
+  target.flush!();
 }
 
-/** A buffer to upload `size` bytes into. */
+/** A buffer to upload `size` bytes into, as the engine's slots. */
 function uploadTarget(gpu: Gpu, size: number): GPUBuffer {
-  return gpu.device.createBuffer({
-    size,
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-  });
+  return gpuUploadTarget(gpu.device).create(size, "floor-probe");
 }
 
 /**
@@ -291,23 +262,32 @@ async function expertUpload(
   bytes: number,
   file?: string,
 ): Promise<number> {
-  const size = Math.max(
-    256,
-    Math.min(bytes, 1 << 30, Math.floor(gpu.limits.maxBufferSize / 256) * 256) &
-      ~255,
-  );
-  let mapped: MappedFile | null = null;
-  if (file && (await Deno.stat(file)).size >= size) {
-    mapped = mapFile(file, size);
-  }
-  let host: Uint8Array;
-  if (mapped) host = mapped.bytes;
-  else {
-    host = new Uint8Array(size);
-    host.fill(1);
-  }
+  const size = probeSize(gpu, bytes, 256);
+  return size /
+    await withUploadSource(file, size, (host) => timedUpload(gpu, host, size));
+}
+
+/** A probe's upload size: `bytes`, at most 1 GiB and the largest buffer, a multiple of 256, at least `min`. */
+function probeSize(gpu: Gpu, bytes: number, min: number): number {
+  const most = Math.floor(gpu.limits.maxBufferSize / 256) * 256;
+  return Math.max(min, Math.min(bytes, 1 << 30, most) & ~255);
+}
+
+/**
+ * Runs `f` on `size` bytes to upload: a mapping of `file` where files can be
+ * mapped and it is that large (unmapped after), else a filled heap buffer.
+ */
+async function withUploadSource<T>(
+  file: string | undefined,
+  size: number,
+  f: (host: Uint8Array) => Promise<T>,
+): Promise<T> {
+  const mapped = file && (await Deno.stat(file)).size >= size
+    ? mapFile(file, size)
+    : null;
+  const host = mapped?.bytes ?? new Uint8Array(size).fill(1);
   try {
-    return size / await timedUpload(gpu, host, size);
+    return await f(host);
   } finally {
     mapped?.unmap();
   }

@@ -215,8 +215,6 @@ function storage(gpu: Gpu, bytes: number, fill?: Float32Array): BufferRef {
 
 /** A matvec workload: {@link matvecLoad}. */
 export interface MatvecLoad {
-  /** Weight bytes one matvec reads. */
-  bytes: number;
   /** One command buffer of `reps` matvecs (record, then submit it before recording another). */
   commands(reps: number): GPUCommandBuffer;
   /** Frees its buffers. */
@@ -257,7 +255,6 @@ export function matvecLoad(
   const x = storage(gpu, cols * 4, xs);
   const out = storage(gpu, rows * 4);
   return {
-    bytes: bytes.data.byteLength + (bytes.scales?.byteLength ?? 0),
     commands(reps: number): GPUCommandBuffer {
       ctx.reset();
       const enc = gpu.device.createCommandEncoder({ label: "matvec-load" });
