@@ -234,20 +234,28 @@ export class QuantPool {
         return Promise.reject(e);
       }
     }
-    const slot = this.#slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     // a view at offset 0 travels with its whole buffer; others are copied
     const own = bytes.byteOffset === 0 && bytes.buffer instanceof ArrayBuffer
       ? bytes
       : bytes.slice();
     const out = this.#spareOut(kind, rows, cols);
+    return this.#post(
+      { kind, dtype, bytes: own, rows, cols, out },
+      [own.buffer as ArrayBuffer, ...out],
+    );
+  }
+
+  /** Sends a job to the least busy worker; resolves with its reply. */
+  #post(
+    job: Record<string, unknown>,
+    transfer: ArrayBuffer[],
+  ): Promise<PackedWeight> {
+    const slot = this.#slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.#next++;
     slot.busy++;
     return new Promise<PackedWeight>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, slot });
-      slot.worker.postMessage(
-        { id, kind, dtype, bytes: own, rows, cols, out },
-        [own.buffer as ArrayBuffer, ...out],
-      );
+      slot.worker.postMessage({ id, ...job }, transfer);
     });
   }
 
@@ -275,16 +283,10 @@ export class QuantPool {
         return Promise.reject(e);
       }
     }
-    const slot = this.#slots.reduce((a, b) => (b.busy < a.busy ? b : a));
-    const id = this.#next++;
-    slot.busy++;
-    return new Promise<PackedWeight>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, slot });
-      slot.worker.postMessage(
-        { id, kind, dtype, bytes: null, file, rows, cols, out },
-        out,
-      );
-    });
+    return this.#post(
+      { kind, dtype, bytes: null, file, rows, cols, out },
+      out,
+    );
   }
 
   /** Stops the workers; pending jobs are rejected. */

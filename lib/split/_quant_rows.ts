@@ -124,7 +124,7 @@ export function quantizeChunk(job: {
 }): PackedWeight {
   const n = job.rows * job.cols;
   if ((job.kind === "q8" || job.kind === "q4") && job.dtype !== "F32") {
-    // widened and packed a cache-sized tile at a time
+    // widened in registers and packed in one pass
     const q = quantizeSimdWide(
       job.kind,
       job.dtype,
