@@ -19,15 +19,10 @@ import {
   F32_REINTERPRET,
   F32_STORE,
   f32c,
-  F32X4_ABS,
   F32X4_ADD,
-  F32X4_GE,
   F32X4_MUL,
   F32X4_SPLAT,
-  F32X4_SUB,
-  F32X4_TRUNC,
   get,
-  I16X8_NARROW_S,
   i32,
   I32_ADD,
   I32_CTZ,
@@ -45,13 +40,13 @@ import {
   I32X4_SHL,
   I32X4_SPLAT,
   I32X4_TRUNC_SAT_S,
-  I8X16_NARROW_S,
-  I8X16_NARROW_U,
   I8X16_SHL,
   IF,
   LOOP,
   mem,
+  narrowToBytes,
   RETURN,
+  roundfToI32,
   SELECT,
   set,
   simd,
@@ -317,80 +312,29 @@ export function quantFunction(kind: "q8" | "q4"): number[] {
       );
     }
     // bytes: low nibbles from elements 0..15, high from 16..31
+    const lane = (k: number) => get(V(k));
     emit(get(2), get(4), i32(4), I32_SHL, I32_ADD);
+    emit(narrowToBytes(lane, 0, true), narrowToBytes(lane, 4, true));
     emit(
-      get(V(0)),
-      get(V(1)),
-      simd(I16X8_NARROW_S),
-      get(V(2)),
-      get(V(3)),
-      simd(I16X8_NARROW_S),
-      simd(I8X16_NARROW_U),
-    );
-    emit(
-      get(V(4)),
-      get(V(5)),
-      simd(I16X8_NARROW_S),
-      get(V(6)),
-      get(V(7)),
-      simd(I16X8_NARROW_S),
-      simd(I8X16_NARROW_U),
       i32(4),
       simd(I8X16_SHL),
       simd(V128_OR),
       simd(V128_STORE, ...mem(4, 0)),
     );
   } else {
-    // roundf: t = trunc(x); t += sign(x) where |x - t| >= 0.5
+    const sign = [...i32(0x80000000 | 0), ...simd(I32X4_SPLAT)];
     for (let k = 0; k < 8; k++) {
       emit(scaled(k), set(19));
       emit(
-        get(19),
-        simd(F32X4_TRUNC),
-        tee(V(k)),
-        // sign(x) as ±1.0 masked by |x - t| >= 0.5
-        get(19),
-        i32(0x80000000 | 0),
-        simd(I32X4_SPLAT),
-        simd(V128_AND),
-        f32c(1),
-        simd(F32X4_SPLAT),
-        simd(V128_OR),
-        get(19),
-        get(V(k)),
-        simd(F32X4_SUB),
-        simd(F32X4_ABS),
-        f32c(0.5),
-        simd(F32X4_SPLAT),
-        simd(F32X4_GE),
-        simd(V128_AND),
-        simd(F32X4_ADD),
-        simd(I32X4_TRUNC_SAT_S),
+        roundfToI32({ y: 19, t: V(k), sign, trunc: I32X4_TRUNC_SAT_S }),
         set(V(k)),
       );
     }
-    emit(get(2), get(4), i32(5), I32_SHL, I32_ADD);
-    emit(
-      get(V(0)),
-      get(V(1)),
-      simd(I16X8_NARROW_S),
-      get(V(2)),
-      get(V(3)),
-      simd(I16X8_NARROW_S),
-      simd(I8X16_NARROW_S),
-      simd(V128_STORE, ...mem(4, 0)),
-    );
-    emit(get(2), get(4), i32(5), I32_SHL, I32_ADD);
-    emit(
-      get(V(4)),
-      get(V(5)),
-      simd(I16X8_NARROW_S),
-      get(V(6)),
-      get(V(7)),
-      simd(I16X8_NARROW_S),
-      simd(I8X16_NARROW_S),
-      simd(V128_STORE, ...mem(4, 16)),
-    );
+    for (const k of [0, 4]) {
+      emit(get(2), get(4), i32(5), I32_SHL, I32_ADD);
+      emit(narrowToBytes((j) => get(V(j)), k, false));
+      emit(simd(V128_STORE, ...mem(4, 4 * k)));
+    }
   }
   // b++; continue
   emit(get(4), i32(1), I32_ADD, set(4), BR, 0, END, END);

@@ -21,18 +21,13 @@ import {
   F32_REINTERPRET,
   F32_STORE,
   f32c,
-  F32X4_ABS,
   F32X4_ADD,
-  F32X4_GE,
   F32X4_MUL,
   F32X4_SPLAT,
-  F32X4_SUB,
-  F32X4_TRUNC,
   get,
   I16X8_EQ,
   I16X8_EXTRACT_U,
   I16X8_MAX_S,
-  I16X8_NARROW_S,
   I16X8_SPLAT,
   i32,
   I32_ADD,
@@ -52,14 +47,15 @@ import {
   I8X16_BITMASK,
   I8X16_MIN_U,
   I8X16_NARROW_S,
-  I8X16_NARROW_U,
   I8X16_SHL,
   I8X16_SHUFFLE,
   I8X16_SPLAT,
   IF,
   LOOP,
   mem,
+  narrowToBytes,
   RETURN,
+  roundfToI32,
   SELECT,
   set,
   simd,
@@ -127,7 +123,7 @@ export function quantWideFunction(
   // independent blocks, which the core overlaps, where one block's long
   // chain max -> d -> 1/d -> q would stall it), 1/d parked in the block's
   // packed slot; then each block is packed from its 1/d and overwrites it
-  const G = 24, GEND = 25, GROUP = 16;
+  const G = 24, GEND = 25, TRUNC = 26, GROUP = 16;
   const blockOut = kind === "q8" ? 5 : 4; // log2 of packed bytes a block
   emit(i32(0), set(G));
   emit(BLOCK, VOID, LOOP, VOID);
@@ -270,13 +266,7 @@ export function quantWideFunction(
         ...simd(trunc),
       ];
       const bytes16 = (k: number) => [
-        ...q(k),
-        ...q(k + 1),
-        ...simd(I16X8_NARROW_S),
-        ...q(k + 2),
-        ...q(k + 3),
-        ...simd(I16X8_NARROW_S),
-        ...simd(I8X16_NARROW_U),
+        ...narrowToBytes(q, k, true),
         ...get(C15),
         ...simd(I8X16_MIN_U),
       ];
@@ -290,30 +280,11 @@ export function quantWideFunction(
         ...get(VID),
         ...simd(F32X4_MUL),
         ...set(T),
-        ...get(T),
-        ...simd(F32X4_TRUNC),
-        ...get(T),
-        ...get(SIGN),
-        ...simd(V128_AND),
-        ...f32c(1),
-        ...simd(F32X4_SPLAT),
-        ...simd(V128_OR),
-        ...get(T),
-        ...get(T),
-        ...simd(F32X4_TRUNC),
-        ...simd(F32X4_SUB),
-        ...simd(F32X4_ABS),
-        ...f32c(0.5),
-        ...simd(F32X4_SPLAT),
-        ...simd(F32X4_GE),
-        ...simd(V128_AND),
-        ...simd(F32X4_ADD),
-        ...simd(trunc),
+        ...roundfToI32({ y: T, t: TRUNC, sign: get(SIGN), trunc }),
       ];
       for (const k of [0, 4]) {
         emit(get(2), get(4), i32(5), I32_SHL, I32_ADD);
-        emit(q(k), q(k + 1), simd(I16X8_NARROW_S));
-        emit(q(k + 2), q(k + 3), simd(I16X8_NARROW_S), simd(I8X16_NARROW_S));
+        emit(narrowToBytes(q, k, false));
         emit(simd(V128_STORE, ...mem(4, 4 * k)));
       }
     }
@@ -325,6 +296,7 @@ export function quantWideFunction(
     [...uleb(3), 0x7d], // f32 x3
     [...uleb(12), 0x7b], // v128 x12
     [...uleb(2), 0x7f], // i32 x2: 24 g, 25 gend
+    [...uleb(1), 0x7b], // v128 x1: 26 trunc(y) of q8's rounding
   ]);
   const body = [...locals, ...code];
   return [...uleb(body.length), ...body];

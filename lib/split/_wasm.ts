@@ -93,3 +93,76 @@ export const I8X16_BITMASK = 0x64,
 export const I32_LT_U = 0x49;
 export const I32_SHR_U = 0x76, I32_OR = 0x72, I8X16_SPLAT = 0x0f;
 export const F32_MUL = 0x94;
+
+// --- instruction sequences both kernels emit ---
+
+/**
+ * Narrows four i32x4 (pushed by `lane(k0)` … `lane(k0 + 3)`) to one
+ * v128 of 16 bytes: pairs to i16x8, then to i8x16 with unsigned (q4's
+ * nibbles) or signed (q8) saturation.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { get, narrowToBytes } from "./_wasm.ts";
+ * // local.get k (0x20 k); i16x8.narrow_i32x4_s (0xfd 133); i8x16.narrow_i16x8_u (0xfd 102)
+ * assert.deepEqual(narrowToBytes((k) => get(k), 0, true), [
+ *   0x20, 0, 0x20, 1, 0xfd, 0x85, 0x01, 0x20, 2, 0x20, 3, 0xfd, 0x85, 0x01, 0xfd, 0x66,
+ * ]);
+ * ```
+ */
+export function narrowToBytes(
+  lane: (k: number) => number[],
+  k0: number,
+  unsigned: boolean,
+): number[] {
+  return [
+    ...lane(k0),
+    ...lane(k0 + 1),
+    ...simd(I16X8_NARROW_S),
+    ...lane(k0 + 2),
+    ...lane(k0 + 3),
+    ...simd(I16X8_NARROW_S),
+    ...simd(unsigned ? I8X16_NARROW_U : I8X16_NARROW_S),
+  ];
+}
+
+/**
+ * roundf of the f32x4 in local `y` as lib/quant rounds (t = trunc(y); t +=
+ * sign(y) where |y - t| >= 0.5), converted to i32x4 by `trunc`; `t` is a
+ * v128 local it may overwrite, `sign` pushes 0x80000000 in each lane.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { get, I32X4_TRUNC_SAT_S, roundfToI32 } from "./_wasm.ts";
+ * assert.ok(roundfToI32({ y: 1, t: 2, sign: get(3), trunc: I32X4_TRUNC_SAT_S }).length > 0);
+ * ```
+ */
+export function roundfToI32(
+  o: { y: number; t: number; sign: number[]; trunc: number },
+): number[] {
+  const { y, t } = o;
+  return [
+    ...get(y),
+    ...simd(F32X4_TRUNC),
+    ...tee(t),
+    // sign(y) as ±1.0, masked by |y - t| >= 0.5
+    ...get(y),
+    ...o.sign,
+    ...simd(V128_AND),
+    ...f32c(1),
+    ...simd(F32X4_SPLAT),
+    ...simd(V128_OR),
+    ...get(y),
+    ...get(t),
+    ...simd(F32X4_SUB),
+    ...simd(F32X4_ABS),
+    ...f32c(0.5),
+    ...simd(F32X4_SPLAT),
+    ...simd(F32X4_GE),
+    ...simd(V128_AND),
+    ...simd(F32X4_ADD),
+    ...simd(o.trunc),
+  ];
+}
