@@ -29,6 +29,7 @@ import {
 } from "../../lib/model/architectures.ts";
 import { BudgetError } from "../../lib/errors.ts";
 import { gpuTest } from "../_gpu.ts";
+import type { Gpu } from "../../lib/gpu/device.ts";
 import {
   loadReferenceModel,
   referenceForward,
@@ -310,6 +311,62 @@ for (
   });
 }
 
+/**
+ * What a streamed run must equal: the float64 reference's last logits and
+ * greedy ids, and the all-resident run's ids; with the all-resident plan's
+ * mean layer bytes and its essentials (KV, head, activations).
+ */
+async function expected(g: Gpu, shards: string, hf: string) {
+  const ref = await loadReferenceModel(hf);
+  const wantIds = referenceGreedy(ref.weights, ref.config, PROMPT, 8);
+  const wantLogits = referenceForward(ref.weights, ref.config, PROMPT).at(-1)!;
+  const all = await AutoModel.fromPretrained(shards, {
+    gpu: g,
+    gpuMemory: "1GB",
+    maxSeqLen: 64,
+  });
+  const resident = await all.generate(PROMPT, {
+    maxNewTokens: 8,
+    temperature: 0,
+  });
+  const p = all.plan;
+  await all.dispose();
+  return {
+    wantIds,
+    wantLogits,
+    resident,
+    layer: p.residentBytes / p.resident.length,
+    essentials: p.kvBytes + p.headBytes + p.activationBytes,
+  };
+}
+
+/**
+ * A model streamed in units gives the reference's logits (within 1e-3) and
+ * greedy ids, the all-resident ids, a peak under `budget` and at least 2
+ * units in flight.
+ */
+async function assertAsExpected(
+  m: AutoModel,
+  want: Awaited<ReturnType<typeof expected>>,
+  budget: number,
+): Promise<void> {
+  const logits = await m.logits(PROMPT);
+  let err = 0;
+  for (let i = 0; i < logits.length; i++) {
+    err = Math.max(err, Math.abs(logits[i] - want.wantLogits[i]));
+  }
+  assert.ok(err < 1e-3, `max |logit error| ${err}`);
+  const ids = await m.generate(PROMPT, { maxNewTokens: 8, temperature: 0 });
+  assert.deepEqual(ids, want.resident);
+  assert.deepEqual(ids, want.wantIds.slice(0, ids.length));
+  const st = m.lastStats!;
+  assert.ok(st.peakGpuBytes <= budget, "peak under the budget");
+  assert.ok(
+    st.forward.unitsInFlight >= 2,
+    `units in flight ${st.forward.unitsInFlight}`,
+  );
+}
+
 const PICK = [
   VARIANTS[0], // llama f32
   VARIANTS.find((v) => v.arch === "qwen2")!, // q/k/v biases
@@ -322,23 +379,8 @@ for (const v0 of PICK) {
     `units: ${v.name} streamed in units = float64 reference = all resident, within the budget`,
     async (g) => {
       const { hf, shards } = await tinyShards(v.name, v);
-      const ref = await loadReferenceModel(hf);
-      const wantIds = referenceGreedy(ref.weights, ref.config, PROMPT, 8);
-      const wantLogits = referenceForward(ref.weights, ref.config, PROMPT)
-        .at(-1)!;
-      const all = await AutoModel.fromPretrained(shards, {
-        gpu: g,
-        gpuMemory: "1GB",
-        maxSeqLen: 64,
-      });
-      const resident = await all.generate(PROMPT, {
-        maxNewTokens: 8,
-        temperature: 0,
-      });
-      const p = all.plan;
-      await all.dispose();
-      const layer = p.residentBytes / p.resident.length;
-      const essentials = p.kvBytes + p.headBytes + p.activationBytes;
+      const want = await expected(g, shards, hf);
+      const { layer, essentials } = want;
       // two whole-layer slots would fit: units only because they are forced;
       // then one whole-layer slot beside the essentials: units by themselves
       for (
@@ -360,24 +402,7 @@ for (const v0 of PICK) {
           assert.equal(m.plan.slots, 3);
           assert.ok(m.plan.slotBytes < layer / 2, "a slot is a sub-layer unit");
           assert.ok(m.plan.streamed.length > 0);
-          const logits = await m.logits(PROMPT);
-          let err = 0;
-          for (let i = 0; i < logits.length; i++) {
-            err = Math.max(err, Math.abs(logits[i] - wantLogits[i]));
-          }
-          assert.ok(err < 1e-3, `max |logit error| ${err}`);
-          const ids = await m.generate(PROMPT, {
-            maxNewTokens: 8,
-            temperature: 0,
-          });
-          assert.deepEqual(ids, resident);
-          assert.deepEqual(ids, wantIds.slice(0, ids.length));
-          const st = m.lastStats!;
-          assert.ok(st.peakGpuBytes <= budget, "peak under the budget");
-          assert.ok(
-            st.forward.unitsInFlight >= 2,
-            `units in flight ${st.forward.unitsInFlight}`,
-          );
+          await assertAsExpected(m, want, budget);
           if (trace) {
             const path = join(await tempRoot(), `units-${v.name}.json`);
             await trace.write(path);
@@ -405,21 +430,7 @@ for (const arch of ["qwen2_moe", "mixtral"] as const) {
       )!;
       const v = { ...v0, name: `${v0.name}-units` };
       const { hf, shards } = await tinyShards(v.name, v);
-      const ref = await loadReferenceModel(hf);
-      const wantIds = referenceGreedy(ref.weights, ref.config, PROMPT, 8);
-      const wantLogits = referenceForward(ref.weights, ref.config, PROMPT)
-        .at(-1)!;
-      const all = await AutoModel.fromPretrained(shards, {
-        gpu: g,
-        gpuMemory: "1GB",
-        maxSeqLen: 64,
-      });
-      const resident = await all.generate(PROMPT, {
-        maxNewTokens: 8,
-        temperature: 0,
-      });
-      const p = all.plan;
-      await all.dispose();
+      const want = await expected(g, shards, hf);
       const dir = await ShardDir.open(shards);
       const cfg = dir.config;
       const files = [];
@@ -428,8 +439,7 @@ for (const arch of ["qwen2_moe", "mixtral"] as const) {
       }
       const ex = expertLayouts(cfg, files, g.limits);
       for (const f of files) f.close();
-      const layer = p.residentBytes / p.resident.length; // experts aside
-      const essentials = p.kvBytes + p.headBytes + p.activationBytes;
+      const { layer, essentials } = want; // experts aside
       const budget = essentials + 1.5 * layer + cfg.moe!.topK * ex.slotBytes +
         4096;
       const m = await AutoModel.fromPretrained(shards, {
@@ -441,24 +451,7 @@ for (const arch of ["qwen2_moe", "mixtral"] as const) {
       try {
         assert.equal(m.plan.unit, "matrices");
         assert.ok(m.plan.streamed.length > 0);
-        const logits = await m.logits(PROMPT);
-        let err = 0;
-        for (let i = 0; i < logits.length; i++) {
-          err = Math.max(err, Math.abs(logits[i] - wantLogits[i]));
-        }
-        assert.ok(err < 1e-3, `max |logit error| ${err}`);
-        const ids = await m.generate(PROMPT, {
-          maxNewTokens: 8,
-          temperature: 0,
-        });
-        assert.deepEqual(ids, resident);
-        assert.deepEqual(ids, wantIds.slice(0, ids.length));
-        const st = m.lastStats!;
-        assert.ok(st.peakGpuBytes <= budget, "peak under the budget");
-        assert.ok(
-          st.forward.unitsInFlight >= 2,
-          `units in flight ${st.forward.unitsInFlight}`,
-        );
+        await assertAsExpected(m, want, budget);
         assert.ok(m.plan.streamedUnits > m.plan.streamed.length, "sub-layer");
       } finally {
         await m.dispose();
