@@ -94,6 +94,40 @@ Deno.test("bench --shape: public shapes, usage errors", async () => {
   }
 });
 
+/**
+ * Runs the shape bench on `shape` (registered for the run) in a temporary
+ * cache root with the kernel floor off; its printed lines and the names
+ * the root holds afterwards.
+ */
+async function runCaptured(
+  shape: string,
+  o: { layers: number; budget: number; tokens: number },
+): Promise<{ out: string; left: string[] }> {
+  const root = await Deno.makeTempDir();
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => lines.push(a.join(" "));
+  try {
+    const code = await runShapeBench({
+      shape,
+      layers: o.layers,
+      gpuMemory: String(o.budget),
+      kernelFloor: false,
+      tokens: o.tokens,
+      root,
+    });
+    assert.equal(code, 0);
+    return {
+      out: lines.join("\n"),
+      left: [...Deno.readDirSync(root)].map((e) => e.name),
+    };
+  } finally {
+    console.log = log;
+    delete SHAPES[shape];
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
 gpuTest("bench --shape runs end to end on a tiny shape", async () => {
   SHAPES["tiny-test"] = {
     arch: "llama",
@@ -120,26 +154,11 @@ gpuTest("bench --shape runs end to end on a tiny shape", async () => {
   const b = gpuBytes(cfg, { encoding: "F16", maxSeqLen: 512 });
   const budget = b.kvBytesPerLayer * 6 + b.headBytes + b.activationBytes +
     4 * b.layerBytes[0] + 64;
-  const root = await Deno.makeTempDir();
-  const lines: string[] = [];
-  const log = console.log;
-  console.log = (...a: unknown[]) => lines.push(a.join(" "));
-  try {
-    const code = await runShapeBench({
-      shape: "tiny-test",
-      layers: 6,
-      gpuMemory: String(budget),
-      kernelFloor: false,
-      tokens: 2,
-      root,
-    });
-    assert.equal(code, 0);
-  } finally {
-    console.log = log;
-    delete SHAPES["tiny-test"];
-    await Deno.remove(root, { recursive: true });
-  }
-  const out = lines.join("\n");
+  const { out } = await runCaptured("tiny-test", {
+    layers: 6,
+    budget,
+    tokens: 2,
+  });
   assert.match(out, /decode: [0-9.]+ s\/token under --gpu-memory/);
   assert.match(out, /1 resident \+ 5 streamed through 3 slot/);
   assert.match(out, /same ids: true/);
@@ -183,31 +202,13 @@ gpuTest(
     const everything = b.kvBytesPerLayer * 2 + b.headBytes + b.activationBytes +
       b.layerBytes[0] + b.layerBytes[1] + experts;
     const budget = everything - Math.floor(experts * 0.6);
-    const root = await Deno.makeTempDir();
-    const lines: string[] = [];
-    const log = console.log;
-    console.log = (...a: unknown[]) => lines.push(a.join(" "));
-    try {
-      const code = await runShapeBench({
-        shape: "tiny-moe-test",
-        layers: 2,
-        gpuMemory: String(budget),
-        kernelFloor: false,
-        tokens: 4,
-        root,
-      });
-      assert.equal(code, 0);
-      // the checkpoint is gone, the shards stay; no partial directory is left
-      assert.deepEqual(
-        [...Deno.readDirSync(root)].map((e) => e.name),
-        ["tiny-moe-test-2l-f16-shards"],
-      );
-    } finally {
-      console.log = log;
-      delete SHAPES["tiny-moe-test"];
-      await Deno.remove(root, { recursive: true });
-    }
-    const out = lines.join("\n");
+    const { out, left } = await runCaptured("tiny-moe-test", {
+      layers: 2,
+      budget,
+      tokens: 4,
+    });
+    // the checkpoint is gone, the shards stay; no partial directory is left
+    assert.deepEqual(left, ["tiny-moe-test-2l-f16-shards"]);
     assert.match(
       out,
       /making tiny-moe-test-2l-f16 in .*: [0-9.]+ [kM]B of tensors/,
