@@ -7,9 +7,10 @@
  * seconds, so a small sidecar record, `.strata-verified.json` in the shard
  * directory, remembers for each file the size, modification time, change
  * time, inode and checksum under which it was last found equal to the
- * manifest; a file whose stat still matches is not read again. A file changed less than a second before it was stamped is
- * not recorded (the change time has one-second resolution), so a write in
- * that second cannot hide. The policy is described in docs/format.md.
+ * manifest; a file whose stat still matches is not read again. A file
+ * changed less than a second before it was stamped is not recorded (the
+ * change time has one-second resolution), so a write in that second cannot
+ * hide. The policy is described in docs/format.md.
  *
  * @module
  */

@@ -470,8 +470,8 @@ export class ShardDir {
   /**
    * Checks every file before use: present, of the recorded size and, when it
    * changed since its checksum last matched (a sidecar record of size, times,
-   * inode and checksum; see docs/format.md), of the recorded checksum. Cheap on an
-   * unchanged directory: no file is read.
+   * inode and checksum; see docs/format.md), of the recorded checksum. Cheap
+   * on an unchanged directory: no file is read.
    *
    * @throws {FormatError} naming the file, suggesting to split again.
    * @example
