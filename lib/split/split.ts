@@ -55,6 +55,7 @@ import {
 } from "../quant/encoding.ts";
 import { type ModelSource, PROGRESS_FILE } from "./source.ts";
 import { warmCopyBuffers, writeTensorFile } from "./_copy.ts";
+import { ReadAhead } from "./_read_ahead.ts";
 import { QuantPool } from "./_quant_pool.ts";
 import { measureSplitFloor, type SplitFloor } from "./_floor.ts";
 import { type OutFile, plan } from "./_route.ts";
@@ -143,6 +144,11 @@ export interface SplitOptions {
 const COPY_BYTES = 2 << 20;
 /** f32 bytes per chunk of rows packed at a time. */
 const CHUNK_F32_BYTES = 16 << 20;
+/**
+ * Source bytes asked of the kernel ahead of the split's position
+ * (_read_ahead.ts): `$STRATA_SPLIT_READ_AHEAD` bytes, 0 for none.
+ */
+const READ_AHEAD_BYTES = 256 << 20;
 
 function planHash(
   source: ModelSource,
@@ -361,6 +367,17 @@ export async function splitModel(
     Math.min(window + 2, Math.ceil(rawBytes / copyBytes)),
     Math.min(copyBytes, rawBytes),
   );
+  // the source's pages asked for ahead of the workers' reads
+  const readAhead = new ReadAhead(
+    files.filter((f) => !finished.has(f.path)).flatMap((f) =>
+      f.tensors.map((t) => ({
+        path: t.src.fileRange?.path ?? null,
+        offset: t.src.fileRange?.offset ?? 0,
+        length: t.src.byteLength,
+      }))
+    ),
+    envInt("STRATA_SPLIT_READ_AHEAD") ?? READ_AHEAD_BYTES,
+  );
   let completed = 0;
   let bytesDone = 0;
   let bytesSkipped = 0;
@@ -368,6 +385,7 @@ export async function splitModel(
   let sourceBytesSkipped = 0;
   const entries: ManifestFile[] = new Array(files.length);
   const t0 = performance.now();
+  readAhead.advance(0); // on the clock: the advice's own cost counts
   const report = (file: string) =>
     opts.onProgress?.({
       bytesDone,
@@ -418,6 +436,7 @@ export async function splitModel(
           onPiece: (outBytes, srcBytes) => {
             bytesDone += outBytes;
             sourceBytesDone += srcBytes;
+            readAhead.advance(sourceBytesDone - sourceBytesSkipped);
             report(f.path);
           },
           onTensor: inject,
@@ -451,6 +470,7 @@ export async function splitModel(
     throw e;
   } finally {
     pool?.close();
+    readAhead.close();
   }
 
   // Every shard is in place; the manifest is not yet (the last hook point).
