@@ -111,6 +111,58 @@ export function crc32Hex(value: number): string {
   return (value >>> 0).toString(16).padStart(8, "0");
 }
 
+/** The reflected CRC-32 polynomial. */
+const CRC_POLY = 0xedb88320;
+
+/** a * b modulo the CRC polynomial (polynomials over GF(2), reflected). */
+function multModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  for (;;) {
+    if (a & m) {
+      p = (p ^ b) >>> 0;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    b = b & 1 ? ((b >>> 1) ^ CRC_POLY) >>> 0 : b >>> 1;
+  }
+  return p;
+}
+
+/** x^(2^n) modulo the CRC polynomial, n = 0..31. */
+const X2N = (() => {
+  const t = new Array<number>(32);
+  let p = 0x40000000; // x^1
+  t[0] = p;
+  for (let n = 1; n < 32; n++) t[n] = p = multModP(p, p);
+  return t;
+})();
+
+/**
+ * The CRC-32 of two byte strings one after the other, from the CRC-32 of
+ * each (`a` of the first, `b` of the second of `bLength` bytes): zlib's
+ * `crc32_combine`, in O(log bLength). Threads that checksum the pieces of a
+ * file they write at their own positions give the file's CRC this way.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { crc32 } from "node:zlib";
+ * import { crc32Combine } from "./_fs.ts";
+ * const [a, b] = [new TextEncoder().encode("1234"), new TextEncoder().encode("56789")];
+ * assert.equal(crc32Combine(crc32(a), crc32(b), b.length), 0xcbf43926);
+ * ```
+ */
+export function crc32Combine(a: number, b: number, bLength: number): number {
+  // a · x^(8 · bLength), then b
+  let p = 0x80000000; // x^0
+  let k = 3;
+  for (let n = bLength; n > 0; n = Math.floor(n / 2), k++) {
+    if (n % 2) p = multModP(X2N[k & 31], p);
+  }
+  return (multModP(p, a >>> 0) ^ b) >>> 0;
+}
+
 /**
  * Streams a file through CRC-32 ({@link crc32Hex}; about 40 GB/s, so reading
  * the file is the cost) and returns its checksum and size. With `sync`,

@@ -691,6 +691,8 @@ export class SafetensorsWriter {
   #file: Deno.FsFile | null;
   #decls: TensorDecl[];
   #sizes: number[];
+  /** Absolute file offset of each tensor's data. */
+  #starts: number[];
   #index = 0;
   #written = 0;
   #failed = false;
@@ -700,12 +702,43 @@ export class SafetensorsWriter {
     file: Deno.FsFile,
     decls: TensorDecl[],
     sizes: number[],
+    headerBytes: number,
   ) {
     this.path = path;
     this.#file = file;
     this.#decls = decls;
     this.#sizes = sizes;
+    let at = headerBytes;
+    this.#starts = sizes.map((n) => (at += n) - n);
     this.#skipEmpty();
+  }
+
+  /**
+   * The absolute file offset where the data of tensor `name` starts (for
+   * writers of its bytes that write at positions of their own, see
+   * {@link SafetensorsWriter.skip}).
+   *
+   * @throws {FormatError} for an undeclared name.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { SafetensorsWriter } from "./safetensors.ts";
+   * const path = await Deno.makeTempFile();
+   * const w = await SafetensorsWriter.create(path, [
+   *   { name: "a", dtype: "U8", shape: [3] },
+   *   { name: "b", dtype: "U8", shape: [2] },
+   * ]);
+   * assert.equal(w.dataOffset("b") - w.dataOffset("a"), 3);
+   * w.abort();
+   * await Deno.remove(path);
+   * ```
+   */
+  dataOffset(name: string): number {
+    const i = this.#decls.findIndex((d) => d.name === name);
+    if (i < 0) {
+      throw new FormatError(this.path, `no tensor ${q(name)} declared`);
+    }
+    return this.#starts[i];
   }
 
   /**
@@ -749,7 +782,7 @@ export class SafetensorsWriter {
       file.close();
       throw new FormatError(path, `cannot write: ${errMsg(e)}`, { cause: e });
     }
-    return new SafetensorsWriter(path, file, decls, sizes);
+    return new SafetensorsWriter(path, file, decls, sizes, header.length);
   }
 
   #skipEmpty(): void {
@@ -779,6 +812,63 @@ export class SafetensorsWriter {
    * ```
    */
   async write(name: string, bytes: Uint8Array): Promise<void> {
+    const file = this.#check(name, bytes.length);
+    if (!file) return;
+    try {
+      await writeFully(file, bytes);
+    } catch (e) {
+      this.#failed = true;
+      throw new FormatError(this.path, `cannot write: ${errMsg(e)}`, {
+        cause: e,
+      });
+    }
+    this.#written += bytes.length;
+    this.#skipEmpty();
+  }
+
+  /**
+   * Counts the next `length` bytes of tensor `name` as written by someone
+   * else (at their place, {@link SafetensorsWriter.dataOffset}), with the
+   * checks of {@link SafetensorsWriter.write}: this writer goes on after them.
+   * The caller makes sure those writes have finished before
+   * {@link SafetensorsWriter.close}.
+   *
+   * @throws {FormatError} as {@link SafetensorsWriter.write} does.
+   * @example
+   * ```ts
+   * import { SafetensorsWriter } from "./safetensors.ts";
+   * const path = await Deno.makeTempFile();
+   * const w = await SafetensorsWriter.create(path, [{ name: "x", dtype: "U8", shape: [3] }]);
+   * const f = await Deno.open(path, { write: true });
+   * await f.seek(w.dataOffset("x"), Deno.SeekMode.Start);
+   * await f.write(new Uint8Array([1, 2]));
+   * f.close();
+   * await w.skip("x", 2);
+   * await w.write("x", new Uint8Array([3]));
+   * await w.close();
+   * await Deno.remove(path);
+   * ```
+   */
+  async skip(name: string, length: number): Promise<void> {
+    const file = this.#check(name, length);
+    if (!file) return;
+    try {
+      await file.seek(length, Deno.SeekMode.Current);
+    } catch (e) {
+      this.#failed = true;
+      throw new FormatError(this.path, `cannot seek: ${errMsg(e)}`, {
+        cause: e,
+      });
+    }
+    this.#written += length;
+    this.#skipEmpty();
+  }
+
+  /**
+   * Checks that `length` bytes may go to `name` now; the open file, or null
+   * for nothing to write.
+   */
+  #check(name: string, length: number): Deno.FsFile | null {
     const file = this.#file;
     if (!file) {
       throw new FormatError(this.path, `write to ${q(name)} after close`);
@@ -790,7 +880,7 @@ export class SafetensorsWriter {
       );
     }
     const i = this.#index;
-    if (bytes.length === 0 && this.#decls.some((d) => d.name === name)) return;
+    if (length === 0 && this.#decls.some((d) => d.name === name)) return null;
     if (i >= this.#decls.length) {
       throw new FormatError(
         this.path,
@@ -816,24 +906,15 @@ export class SafetensorsWriter {
       );
     }
     const size = this.#sizes[i];
-    if (this.#written + bytes.length > size) {
+    if (this.#written + length > size) {
       throw new FormatError(
         this.path,
-        `write of ${bytes.length} bytes to ${
+        `write of ${length} bytes to ${
           q(name)
         } overflows its ${size} bytes (${this.#written} already written)`,
       );
     }
-    try {
-      await writeFully(file, bytes);
-    } catch (e) {
-      this.#failed = true;
-      throw new FormatError(this.path, `cannot write: ${errMsg(e)}`, {
-        cause: e,
-      });
-    }
-    this.#written += bytes.length;
-    this.#skipEmpty();
+    return file;
   }
 
   /**

@@ -3,20 +3,23 @@
  * tensors are copied in large sequential chunks (read-ahead overlapping the
  * writes), float weights are packed (any packed encoding of the registry) a
  * chunk of rows at a time on the worker pool, several chunks in flight, and
- * the pieces are written in order. Already-packed sources (GGUF) keep their
- * blocks, or are repacked whole.
- * The CRC-32 of the file is computed as it is written (no second pass), and
- * the file is fsynced once, by the caller, before its rename.
+ * the pieces are written in order; a worker that reads its rows from the
+ * source file itself also writes the packed rows at their place in the file
+ * (`direct`). Already-packed sources (GGUF) keep their blocks, or are
+ * repacked whole.
+ * The CRC-32 of the file is computed as it is written (no second pass; the
+ * workers' pieces are folded in with crc32Combine), and the file is fsynced
+ * once, by the caller, before its rename.
  *
  * @module
  */
 import { FormatError } from "../errors.ts";
 import { SafetensorsWriter } from "../format/safetensors.ts";
 import { encoding, type FloatDtype } from "../quant/encoding.ts";
-import { crc32Hex, readFully, warmForReads } from "../_fs.ts";
+import { crc32Combine, crc32Hex, readFully, warmForReads } from "../_fs.ts";
 import { crc32 } from "node:zlib";
 import type { TensorData } from "./source.ts";
-import type { QuantPool } from "./_quant_pool.ts";
+import type { PackedChunk, QuantPool } from "./_quant_pool.ts";
 import { type OutTensor, shapeStr } from "./_route.ts";
 
 /** Tunables of {@link writeTensorFile}. */
@@ -27,6 +30,13 @@ export interface CopyOptions {
   quantBytes: number;
   /** The pool quantizing chunks. */
   pool: QuantPool;
+  /**
+   * Workers that read their rows from the source also write the packed
+   * rows at their place in the file (positioned writes, their CRC-32 folded
+   * in here with crc32Combine), instead of handing them back to be written
+   * in order on this thread: no transfer back, and no single writer.
+   */
+  direct?: boolean;
   /** After each piece: output and source bytes it accounted for. */
   onPiece?: (outBytes: number, srcBytes: number) => void;
   /** After each tensor (test hooks). */
@@ -40,9 +50,16 @@ export interface WrittenFile {
   writer: SafetensorsWriter;
 }
 
+/** Bytes a worker wrote at their place in the file: their length and CRC-32. */
+interface Written {
+  bytes: number;
+  crc: number;
+}
+
 interface Piece {
   name: string;
-  bytes: Promise<Uint8Array>;
+  /** Its bytes, or what a worker wrote of them itself. */
+  bytes: Promise<Uint8Array | Written>;
   /** Output bytes this piece accounts for in progress. */
   outBytes: number;
   /** Source bytes it accounts for. */
@@ -98,8 +115,21 @@ function quiet<T>(p: Promise<T>): Promise<T> {
   return p;
 }
 
+/**
+ * The file being written, for workers that write their packed rows at
+ * their place themselves: its path and where each tensor's data starts.
+ */
+interface Dest {
+  path: string;
+  offset: (name: string) => number;
+}
+
 /** The pieces of one tensor, in write order, created lazily. */
-function* tensorPieces(t: OutTensor, o: CopyOptions): Generator<Piece> {
+function* tensorPieces(
+  t: OutTensor,
+  o: CopyOptions,
+  dest: Dest,
+): Generator<Piece> {
   const src = t.src;
   const where = src.file ?? src.name;
   const [dataName, scalesName] = [t.decls[0].name, t.decls[1]?.name];
@@ -233,6 +263,12 @@ function* tensorPieces(t: OutTensor, o: CopyOptions): Generator<Piece> {
           { path: fr.path, offset: fr.offset + a, length: b - a },
           r1 - r0,
           cols,
+          o.direct
+            ? {
+              path: dest.path,
+              offset: dest.offset(dataName) + r0 * rowData,
+            }
+            : undefined,
         )
         : (src.readRange ? src.readRange(a, o.pool.buffer(b - a)) : range(a, b))
           .then((bytes) => o.pool.quantize(kind, dtype, bytes, r1 - r0, cols)),
@@ -240,7 +276,7 @@ function* tensorPieces(t: OutTensor, o: CopyOptions): Generator<Piece> {
     if (scalesName) parts.push(q.then((x) => x.scales));
     yield {
       name: dataName,
-      bytes: q.then((x) => bytesOf(x.data)),
+      bytes: q.then((x: PackedChunk) => x.written ?? bytesOf(x.data)),
       outBytes: (r1 - r0) * rowData,
       srcBytes: (r1 - r0) * cols * el,
       last: !scalesName && r1 === rows ? t : undefined,
@@ -316,8 +352,9 @@ export async function writeTensorFile(
     const head = await headerBytes(path);
     let crc = crc32(head);
     let size = head.length;
+    const dest: Dest = { path, offset: (name) => writer.dataOffset(name) };
     const gen = (function* () {
-      for (const t of tensors) yield* tensorPieces(t, o);
+      for (const t of tensors) yield* tensorPieces(t, o, dest);
     })();
     const queue: Piece[] = [];
     let done = false;
@@ -333,13 +370,20 @@ export async function writeTensorFile(
       const p = queue.shift()!;
       const bytes = await p.bytes;
       fill();
-      const w = writer.write(p.name, bytes);
-      crc = crc32(bytes, crc); // while the write runs on another thread
-      await w;
-      if (p.reuse === "copy" && spare.length < 8) {
-        spare.push(bytes.buffer as ArrayBuffer);
-      } else if (p.reuse === "out") o.pool.recycleOutput(bytes);
-      size += bytes.length;
+      if (!(bytes instanceof Uint8Array)) {
+        // written by a worker at its place
+        await writer.skip(p.name, bytes.bytes);
+        crc = crc32Combine(crc, bytes.crc, bytes.bytes);
+        size += bytes.bytes;
+      } else {
+        const w = writer.write(p.name, bytes);
+        crc = crc32(bytes, crc); // while the write runs on another thread
+        await w;
+        if (p.reuse === "copy" && spare.length < 8) {
+          spare.push(bytes.buffer as ArrayBuffer);
+        } else if (p.reuse === "out") o.pool.recycleOutput(bytes);
+        size += bytes.length;
+      }
       o.onPiece?.(p.outBytes, p.srcBytes);
       if (p.last) await o.onTensor?.(p.last);
     }

@@ -17,8 +17,16 @@ import {
 } from "../quant/encoding.ts";
 import { quantizeChunk, quantizeFileChunk } from "./_quant_rows.ts";
 
+/**
+ * A chunk's packed rows: in memory, or (with `written`) already written to
+ * the output file by the worker, `data` then empty.
+ */
+export type PackedChunk = PackedWeight & {
+  written?: { bytes: number; crc: number };
+};
+
 interface Pending {
-  resolve: (q: PackedWeight) => void;
+  resolve: (q: PackedChunk) => void;
   reject: (e: Error) => void;
 }
 
@@ -183,6 +191,7 @@ export class QuantPool {
   #reply(msg: {
     id: number;
     data?: Uint8Array;
+    written?: { bytes: number; crc: number };
     scales?: Uint16Array;
     input?: Uint8Array;
     spare?: ArrayBuffer[];
@@ -196,7 +205,13 @@ export class QuantPool {
     p.slot.busy--;
     if (msg.error !== undefined) {
       p.reject(new StrataError(`split: quantization failed: ${msg.error}`));
-    } else p.resolve({ data: msg.data!, scales: msg.scales });
+    } else {
+      p.resolve({
+        data: msg.data ?? new Uint8Array(0),
+        scales: msg.scales,
+        written: msg.written,
+      });
+    }
   }
 
   #fail(e: Error): void {
@@ -249,11 +264,11 @@ export class QuantPool {
   #post(
     job: Record<string, unknown>,
     transfer: ArrayBuffer[],
-  ): Promise<PackedWeight> {
+  ): Promise<PackedChunk> {
     const slot = this.#slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.#next++;
     slot.busy++;
-    return new Promise<PackedWeight>((resolve, reject) => {
+    return new Promise<PackedChunk>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, slot });
       slot.worker.postMessage({ id, ...job }, transfer);
     });
@@ -263,7 +278,9 @@ export class QuantPool {
    * Packs `rows` x `cols` values of `dtype` that a worker reads itself:
    * `file.length` bytes at absolute `file.offset` of `file.path` (no read,
    * copy or transfer of the input on this thread). Without workers, read
-   * and packed here.
+   * and packed here. With `dest`, the worker also writes the packed rows
+   * at absolute `dest.offset` of the existing file `dest.path` and replies
+   * with their length and CRC-32 (`written`) instead of them.
    */
   quantizeFile(
     kind: PackedName,
@@ -271,7 +288,8 @@ export class QuantPool {
     file: { path: string; offset: number; length: number },
     rows: number,
     cols: number,
-  ): Promise<PackedWeight> {
+    dest?: { path: string; offset: number },
+  ): Promise<PackedChunk> {
     if (this.#failed) return Promise.reject(this.#failed);
     const out = this.#spareOut(kind, rows, cols);
     if (this.#slots.length === 0) {
@@ -284,7 +302,7 @@ export class QuantPool {
       }
     }
     return this.#post(
-      { kind, dtype, bytes: null, file, rows, cols, out },
+      { kind, dtype, bytes: null, file, rows, cols, out, dest },
       out,
     );
   }

@@ -17,6 +17,7 @@ import {
 } from "../quant/encoding.ts";
 import {
   isSimdInput,
+  isSimdMemory,
   quantizeSimd,
   quantizeSimdWide,
   simdInput,
@@ -24,6 +25,8 @@ import {
   simdWiden,
 } from "./_simd_quant.ts";
 import { FormatError, UsageError } from "../errors.ts";
+import type { PackedChunk } from "./_quant_pool.ts";
+import { crc32 } from "node:zlib";
 
 let scratch = new Float32Array(0);
 
@@ -181,6 +184,10 @@ function readAt(path: string, offset: number, into: Uint8Array): void {
  * (`length` bytes at absolute `offset` of `path`): F16/BF16 into q8/q4 go
  * straight into the SIMD module's memory, no copy on the way; anything
  * else is read into a buffer first. The same bytes as {@link quantizeChunk}.
+ * With `dest`, the packed rows are also written at absolute `dest.offset`
+ * of the existing file `dest.path` (straight from the SIMD module's memory)
+ * and the result carries their length and CRC-32 (`written`) with empty
+ * `data`; a buffer the rows were packed into goes back to `out`.
  *
  * @example
  * ```ts
@@ -201,7 +208,49 @@ export function quantizeFileChunk(job: {
   rows: number;
   cols: number;
   out?: ArrayBuffer[];
-}): PackedWeight {
+  dest?: { path: string; offset: number };
+}): PackedChunk {
+  const q = packFileChunk(job, job.dest !== undefined);
+  if (!job.dest) return q;
+  writeAt(job.dest.path, job.dest.offset, q.data);
+  const written = { bytes: q.data.length, crc: crc32(q.data) };
+  // a buffer of its own (not the module's memory) goes back as a spare
+  if (!isSimdMemory(q.data.buffer) && q.data.buffer !== q.scales?.buffer) {
+    job.out?.push(q.data.buffer as ArrayBuffer);
+  }
+  return { data: new Uint8Array(0), scales: q.scales, written };
+}
+
+/** Writes `bytes` at absolute `offset` of the existing file `path`. */
+function writeAt(path: string, offset: number, bytes: Uint8Array): void {
+  let f: Deno.FsFile | undefined;
+  try {
+    f = Deno.openSync(path, { write: true });
+    f.seekSync(offset, Deno.SeekMode.Start);
+    for (let done = 0; done < bytes.length;) {
+      done += f.writeSync(bytes.subarray(done));
+    }
+  } catch (e) {
+    throw new FormatError(path, `cannot write: ${(e as Error).message}`, {
+      cause: e,
+    });
+  } finally {
+    f?.close();
+  }
+}
+
+/** {@link quantizeFileChunk}'s packing; `view`: see quantizeSimdWide. */
+function packFileChunk(
+  job: {
+    kind: PackedName;
+    dtype: FloatDtype;
+    file: { path: string; offset: number; length: number };
+    rows: number;
+    cols: number;
+    out?: ArrayBuffer[];
+  },
+  view: boolean,
+): PackedWeight {
   const { path, offset, length } = job.file;
   const n = job.rows * job.cols;
   if (
@@ -219,6 +268,7 @@ export function quantizeFileChunk(job: {
         job.cols,
         f32ToF16,
         job.out,
+        view,
       );
       if (q) return q;
       // a NaN or an overflowing scale: the general path, bytes read again

@@ -1,7 +1,8 @@
 /**
  * Worker entry of the split's quantization pool (see _quant_pool.ts): each
  * message is one chunk of rows; the reply transfers the packed rows back,
- * and the input buffer with them (to be read into again).
+ * and the input buffer with them (to be read into again), or, for a job
+ * with `dest`, says how many bytes it wrote there and their CRC-32.
  *
  * @module
  */
@@ -23,6 +24,11 @@ interface Job {
   out?: ArrayBuffer[];
   /** Ready this thread for chunks of this many values first (warmSimd). */
   warm?: number;
+  /**
+   * Write the packed rows (not the scales) here, absolute `offset` of
+   * `path`, and reply with their length and CRC-32 instead of them.
+   */
+  dest?: { path: string; offset: number };
 }
 
 // deno-lint-ignore no-explicit-any
@@ -43,16 +49,22 @@ scope.onmessage = (e: MessageEvent<Job>) => {
         }
       }
     }
+    const out = job.out ?? [];
     const q = job.file
-      ? quantizeFileChunk({ ...job, file: job.file })
-      : quantizeChunk({ ...job, bytes: job.bytes! });
-    const transfer = new Set<ArrayBufferLike>([q.data.buffer, ...spare]);
+      ? quantizeFileChunk({ ...job, file: job.file, out })
+      : quantizeChunk({ ...job, bytes: job.bytes!, out });
+    const written = "written" in q ? q.written : undefined;
+    // spare buffers the packing did not use go back (and a written one)
+    spare.push(...out);
+    const transfer = new Set<ArrayBufferLike>(spare);
+    if (!written) transfer.add(q.data.buffer);
     if (job.bytes) transfer.add(job.bytes.buffer);
     if (q.scales) transfer.add(q.scales.buffer);
     scope.postMessage(
       {
         id: job.id,
-        data: q.data,
+        data: written ? undefined : q.data,
+        written,
         scales: q.scales,
         input: job.bytes ?? undefined,
         spare,

@@ -166,6 +166,11 @@ export function warmSimd(n: number): void {
   }
 }
 
+/** Whether `b` is the SIMD module's memory (a view's buffer). */
+export function isSimdMemory(b: ArrayBufferLike): boolean {
+  return simd_ != null && b === simd_.memory.buffer;
+}
+
 /** Whether `w` is the input view of {@link simdInput}. */
 export function isSimdInput(w: Float32Array): boolean {
   return simd_ != null && w.buffer === simd_.memory.buffer &&
@@ -196,22 +201,45 @@ export function quantizeSimd(
   return packedOut(s, { dataBytes, outData, outD, blocks }, f32ToF16, spare);
 }
 
-/** Copies the packed data and the f16-rounded scales out of the module's memory. */
+/**
+ * Copies the packed data and the f16-rounded scales out of the module's
+ * memory (with `view`, the data stays there: a view valid until the next
+ * call).
+ */
 function packedOut(
   s: Simd,
   o: { dataBytes: number; outData: number; outD: number; blocks: number },
   f32ToF16: (x: number) => number,
   spare: ArrayBuffer[],
+  view = false,
 ): { data: Uint8Array; scales: Uint16Array } {
   const { dataBytes, outData, outD, blocks } = o;
+  if (view) {
+    // the packed rows where the kernel put them: valid until the next call
+    const data = new Uint8Array(s.memory.buffer, outData, dataBytes);
+    return { data, scales: f16Scales(s, outD, blocks, f32ToF16, spare) };
+  }
   const take = (bytes: number): ArrayBuffer => {
     const i = spare.findIndex((b) => b.byteLength >= bytes);
     return i >= 0 ? spare.splice(i, 1)[0] : new ArrayBuffer(bytes);
   };
   const data = new Uint8Array(take(dataBytes), 0, dataBytes);
   data.set(new Uint8Array(s.memory.buffer, outData, dataBytes));
+  return { data, scales: f16Scales(s, outD, blocks, f32ToF16, spare) };
+}
+
+/** The module's f32 scales at `outD`, rounded to f16 into a spare or new buffer. */
+function f16Scales(
+  s: Simd,
+  outD: number,
+  blocks: number,
+  f32ToF16: (x: number) => number,
+  spare: ArrayBuffer[],
+): Uint16Array {
+  const i = spare.findIndex((b) => b.byteLength >= blocks * 2);
+  const buf = i >= 0 ? spare.splice(i, 1)[0] : new ArrayBuffer(blocks * 2);
   const d = new Float32Array(s.memory.buffer, outD, blocks);
-  const scales = new Uint16Array(take(blocks * 2), 0, blocks);
+  const scales = new Uint16Array(buf, 0, blocks);
   if (Float16 !== undefined) {
     // the runtime's f16 rounding (round to nearest even, as f32ToF16), five
     // times faster than a call per scale. No d is a NaN here: a block with a
@@ -219,7 +247,7 @@ function packedOut(
     // max is not a NaN (a NaN is where f32ToF16 and Float16Array could differ)
     new Float16(scales.buffer, 0, blocks).set(d);
   } else for (let b = 0; b < blocks; b++) scales[b] = f32ToF16(d[b]);
-  return { data, scales };
+  return scales;
 }
 
 /** The runtime's Float16Array, where it has one. */
@@ -236,7 +264,9 @@ const Float16 = (globalThis as {
  * q4 here, against 1.38 for widen-then-pack), with the same arithmetic as
  * {@link simdWiden} then {@link quantizeSimd}, so the same bytes. Null when
  * that path must be taken instead (no SIMD, cols not a multiple of 32, an
- * infinity or a NaN, an overflowing 1/d).
+ * infinity or a NaN, an overflowing 1/d). With `view`, the packed rows
+ * are returned where the kernel wrote them, in the module's memory (valid
+ * until the next call; for a caller that writes them out at once).
  *
  * @example
  * ```ts
@@ -258,6 +288,7 @@ export function quantizeSimdWide(
   cols: number,
   f32ToF16: (x: number) => number,
   spare: ArrayBuffer[] = [],
+  view = false,
 ): { data: Uint8Array; scales: Uint16Array } | null {
   const n = rows * cols;
   if (cols % 32 !== 0 || (bytes && bytes.length !== n * 2)) return null;
@@ -272,5 +303,11 @@ export function quantizeSimdWide(
     ? (kind === "q8" ? s.q8f16 : s.q4f16)
     : (kind === "q8" ? s.q8bf16 : s.q4bf16);
   if (fn(raw, blocks, outData, outD) !== 0) return null;
-  return packedOut(s, { dataBytes, outData, outD, blocks }, f32ToF16, spare);
+  return packedOut(
+    s,
+    { dataBytes, outData, outD, blocks },
+    f32ToF16,
+    spare,
+    view,
+  );
 }

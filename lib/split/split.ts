@@ -433,6 +433,7 @@ export async function splitModel(
           quantBytes,
           pool: pool!,
           window,
+          direct: envInt("STRATA_SPLIT_DIRECT") !== 0,
           onPiece: (outBytes, srcBytes) => {
             bytesDone += outBytes;
             sourceBytesDone += srcBytes;

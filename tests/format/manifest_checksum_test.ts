@@ -25,6 +25,7 @@ import {
   VERIFIED_FILE,
 } from "../../lib/format/_integrity.ts";
 import { FormatError } from "../../lib/errors.ts";
+import { crc32Combine } from "../../lib/_fs.ts";
 import {
   crc32,
   crc32Bytes,
@@ -86,6 +87,38 @@ Deno.test("crc32: the reference CRC-32 gives the standard check value", () => {
   assert.equal(crc32Bytes(enc.encode("123456789")), "cbf43926");
   assert.equal(crc32Bytes(new Uint8Array(0)), "00000000");
   assert.equal(crc32Bytes(enc.encode("abc")), "352441c2");
+});
+
+Deno.test("crc32Combine: the CRC of two pieces gives the CRC of both, against the reference CRC-32", () => {
+  const hex = (n: number) => n.toString(16).padStart(8, "0");
+  let seed = 7;
+  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  for (const n of [0, 1, 2, 3, 31, 32, 1000, 4097, 70000]) {
+    const d = new Uint8Array(n).map(() => Math.floor(rand() * 256));
+    for (const k of [0, 1, Math.floor(n / 2), Math.max(0, n - 1), n]) {
+      if (k > n) continue;
+      const [a, b] = [d.subarray(0, k), d.subarray(k)];
+      const ca = parseInt(crc32Bytes(a), 16);
+      const cb = parseInt(crc32Bytes(b), 16);
+      assert.equal(
+        hex(crc32Combine(ca, cb, b.length)),
+        crc32Bytes(d),
+        `${n}/${k}`,
+      );
+    }
+  }
+  // many pieces folded in order, as the split does
+  const d = new Uint8Array(10007).map((_, i) => (i * 31 + 7) & 255);
+  let c = 0;
+  for (let at = 0; at < d.length; at += 997) {
+    const p = d.subarray(at, at + 997);
+    c = crc32Combine(c, parseInt(crc32Bytes(p), 16), p.length);
+  }
+  assert.equal(hex(c), crc32Bytes(d));
+  // a length of 2^32 and more (no 32-bit overflow in the length)
+  const zeros = (n: number) => crc32Combine(0, 0, n);
+  assert.equal(zeros(2 ** 33), 0);
+  assert.notEqual(crc32Combine(1, 0, 2 ** 32), crc32Combine(1, 0, 0));
 });
 
 Deno.test("split writes version 2 with a CRC-32 per file, equal to an independent CRC-32", async () => {

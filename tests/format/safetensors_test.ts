@@ -277,6 +277,48 @@ Deno.test("writer without metadata and with no tensors", async () => {
   });
 });
 
+Deno.test("writer: bytes written elsewhere at dataOffset and skipped make the same file", async () => {
+  await withTemp(async (dir) => {
+    const decls = [
+      { name: "a", dtype: "U8" as const, shape: [5] },
+      { name: "e", dtype: "U8" as const, shape: [0] },
+      { name: "b", dtype: "U8" as const, shape: [3] },
+    ];
+    const ref = `${dir}/ref.safetensors`;
+    const w0 = await SafetensorsWriter.create(ref, decls, { k: "v" });
+    await w0.write("a", new Uint8Array([1, 2, 3, 4, 5]));
+    await w0.write("b", new Uint8Array([6, 7, 8]));
+    await w0.close();
+    const path = `${dir}/w.safetensors`;
+    const w = await SafetensorsWriter.create(path, decls, { k: "v" });
+    assert.equal(w.dataOffset("e"), w.dataOffset("b"));
+    assert.equal(w.dataOffset("b") - w.dataOffset("a"), 5);
+    // bytes 1..3 of a and all of b by another handle, out of order
+    const f = await Deno.open(path, { write: true });
+    await f.seek(w.dataOffset("b"), Deno.SeekMode.Start);
+    await f.write(new Uint8Array([6, 7, 8]));
+    await f.seek(w.dataOffset("a") + 1, Deno.SeekMode.Start);
+    await f.write(new Uint8Array([2, 3, 4]));
+    f.close();
+    await w.write("a", new Uint8Array([1]));
+    await w.skip("a", 3);
+    await w.write("a", new Uint8Array([5]));
+    await w.skip("b", 3);
+    await w.close();
+    assert.deepEqual(await Deno.readFile(path), await Deno.readFile(ref));
+    // skip has write's checks
+    const check = (re: RegExp) => (e: unknown) =>
+      e instanceof FormatError && e.file === path && re.test(e.problem);
+    const w2 = await SafetensorsWriter.create(path, decls);
+    await assert.rejects(w2.skip("b", 1), check(/out of order/));
+    await assert.rejects(w2.skip("a", 6), check(/overflows/));
+    await assert.rejects(w2.skip("z", 1), check(/undeclared/));
+    assert.throws(() => w2.dataOffset("z"), check(/no tensor "z"/));
+    await w2.skip("a", 5);
+    await assert.rejects(w2.close(), check(/before all tensor data/));
+  });
+});
+
 Deno.test("writer rejects misuse with FormatError naming the file", async () => {
   await withTemp(async (dir) => {
     const path = `${dir}/w.safetensors`;

@@ -27,6 +27,7 @@ Deno.test("split output does not depend on chunk sizes or on the quantization wo
           STRATA_SPLIT_COPY_BYTES: "1000",
           STRATA_SPLIT_CHUNK_BYTES: "700",
         },
+        { STRATA_SPLIT_DIRECT: "0", STRATA_SPLIT_CHUNK_BYTES: "700" },
       ];
       for (const [i, env] of envs.entries()) {
         const out = join(dir, `out-${q}-${i}`);
