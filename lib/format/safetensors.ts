@@ -693,6 +693,7 @@ export class SafetensorsWriter {
   #sizes: number[];
   /** Absolute file offset of each tensor's data. */
   #starts: number[];
+  #header: Uint8Array;
   #index = 0;
   #written = 0;
   #failed = false;
@@ -702,15 +703,35 @@ export class SafetensorsWriter {
     file: Deno.FsFile,
     decls: TensorDecl[],
     sizes: number[],
-    headerBytes: number,
+    header: Uint8Array,
   ) {
     this.path = path;
     this.#file = file;
     this.#decls = decls;
     this.#sizes = sizes;
-    let at = headerBytes;
+    this.#header = header;
+    let at = header.length;
     this.#starts = sizes.map((n) => (at += n) - n);
     this.#skipEmpty();
+  }
+
+  /**
+   * The bytes this writer wrote first: the 8-byte header length and the
+   * header (a copy), e.g. to start a checksum of the file.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { SafetensorsWriter } from "./safetensors.ts";
+   * const path = await Deno.makeTempFile();
+   * const w = await SafetensorsWriter.create(path, []);
+   * await w.close();
+   * assert.deepEqual(w.headerBytes(), await Deno.readFile(path));
+   * await Deno.remove(path);
+   * ```
+   */
+  headerBytes(): Uint8Array {
+    return this.#header.slice();
   }
 
   /**
@@ -782,7 +803,7 @@ export class SafetensorsWriter {
       file.close();
       throw new FormatError(path, `cannot write: ${errMsg(e)}`, { cause: e });
     }
-    return new SafetensorsWriter(path, file, decls, sizes, header.length);
+    return new SafetensorsWriter(path, file, decls, sizes, header);
   }
 
   #skipEmpty(): void {

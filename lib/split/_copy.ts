@@ -16,7 +16,7 @@
 import { FormatError } from "../errors.ts";
 import { SafetensorsWriter } from "../format/safetensors.ts";
 import { encoding, type FloatDtype } from "../quant/encoding.ts";
-import { crc32Combine, crc32Hex, readFully, warmForReads } from "../_fs.ts";
+import { crc32Combine, crc32Hex, warmForReads } from "../_fs.ts";
 import { crc32 } from "node:zlib";
 import type { TensorData } from "./source.ts";
 import type { PackedChunk, QuantPool } from "./_quant_pool.ts";
@@ -316,22 +316,6 @@ function* tensorPieces(
   };
 }
 
-/** The header bytes a writer just wrote (read back to start the hash). */
-async function headerBytes(path: string): Promise<Uint8Array> {
-  const f = await Deno.open(path, { read: true });
-  try {
-    const len = new Uint8Array(8);
-    await readFully(path, f, 0, len);
-    const n = Number(new DataView(len.buffer).getBigUint64(0, true));
-    const all = new Uint8Array(8 + n);
-    all.set(len);
-    await readFully(path, f, 8, all.subarray(8));
-    return all;
-  } finally {
-    f.close();
-  }
-}
-
 /**
  * Writes `tensors` to the safetensors file `path` (created or truncated),
  * keeping `window` pieces in flight; returns the open writer (complete, not
@@ -349,7 +333,7 @@ export async function writeTensorFile(
     metadata,
   );
   try {
-    const head = await headerBytes(path);
+    const head = writer.headerBytes();
     let crc = crc32(head);
     let size = head.length;
     const dest: Dest = { path, offset: (name) => writer.dataOffset(name) };
