@@ -20,6 +20,7 @@ import { crc32Combine, crc32Hex, warmForReads } from "../_fs.ts";
 import { crc32 } from "node:zlib";
 import type { TensorData } from "./source.ts";
 import type { PackedChunk, QuantPool } from "./_quant_pool.ts";
+import { DropBehind } from "./_drop_behind.ts";
 import { type OutTensor, shapeStr } from "./_route.ts";
 
 /** Tunables of {@link writeTensorFile}. */
@@ -37,6 +38,11 @@ export interface CopyOptions {
    * in order on this thread: no transfer back, and no single writer.
    */
   direct?: boolean;
+  /**
+   * Flush and drop the file's pages from the page cache `lag` bytes behind
+   * the write front (_drop_behind.ts; default lag 32 MiB), or not (null).
+   */
+  dropBehind?: { lag?: number } | null;
   /** After each piece: output and source bytes it accounted for. */
   onPiece?: (outBytes: number, srcBytes: number) => void;
   /** After each tensor (test hooks). */
@@ -332,6 +338,12 @@ export async function writeTensorFile(
     tensors.flatMap((t) => t.decls),
     metadata,
   );
+  const drop = o.dropBehind
+    ? DropBehind.open(path, {
+      lag: o.dropBehind.lag,
+      step: Math.min(16 << 20, Math.max(4096, o.dropBehind.lag ?? 16 << 20)),
+    })
+    : null;
   try {
     const head = writer.headerBytes();
     let crc = crc32(head);
@@ -368,11 +380,14 @@ export async function writeTensorFile(
         } else if (p.reuse === "out") o.pool.recycleOutput(bytes);
         size += bytes.length;
       }
+      drop?.advance(size);
       o.onPiece?.(p.outBytes, p.srcBytes);
       if (p.last) await o.onTensor?.(p.last);
     }
+    await drop?.close();
     return { crc32: crc32Hex(crc), size, writer };
   } catch (e) {
+    await drop?.close();
     writer.abort();
     throw e;
   }

@@ -352,6 +352,8 @@ export async function splitModel(
     })
     : undefined;
 
+  /** `$STRATA_SPLIT_DROP_BEHIND`: 0 for none, N for a lag of N bytes. */
+  const dropLag = envInt("STRATA_SPLIT_DROP_BEHIND");
   const window = envInt("STRATA_SPLIT_WINDOW") ||
     Math.max(4, 2 * (pool?.workers ?? 0) + 2);
   // the copy buffers the window will use, touched before the clock
@@ -434,6 +436,7 @@ export async function splitModel(
           pool: pool!,
           window,
           direct: envInt("STRATA_SPLIT_DIRECT") !== 0,
+          dropBehind: dropLag === 0 ? null : { lag: dropLag ?? undefined },
           onPiece: (outBytes, srcBytes) => {
             bytesDone += outBytes;
             sourceBytesDone += srcBytes;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ReadAhead } from "../../lib/split/_read_ahead.ts";
+import { evict, pageCache, resident } from "./_page_cache.ts";
 
 const MiB = 1 << 20;
 
@@ -62,53 +63,10 @@ Deno.test("read-ahead: a failing advice is passed over", async () => {
 });
 
 // The real advice: pages of a cold file are in the page cache after it.
-const libc = (() => {
-  if (Deno.build.os !== "linux") return null;
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-    return null;
-  }
-  try {
-    return Deno.dlopen("libc.so.6", {
-      open: { parameters: ["buffer", "i32"], result: "i32" },
-      close: { parameters: ["i32"], result: "i32" },
-      posix_fadvise: {
-        parameters: ["i32", "i64", "i64", "i32"],
-        result: "i32",
-      },
-      mmap: {
-        parameters: ["pointer", "usize", "i32", "i32", "i32", "isize"],
-        result: "pointer",
-      },
-      munmap: { parameters: ["pointer", "usize"], result: "i32" },
-      mincore: { parameters: ["pointer", "usize", "buffer"], result: "i32" },
-    });
-  } catch {
-    return null;
-  }
-})();
-
-/** Pages of `path` (its first `size` bytes) now in the page cache. */
-function resident(path: string, size: number): number {
-  const fd = libc!.symbols.open(new TextEncoder().encode(path + "\0"), 0);
-  const p = libc!.symbols.mmap(null, BigInt(size), 1, 2, fd, 0n)!;
-  libc!.symbols.close(fd);
-  const pages = new Uint8Array(Math.ceil(size / 4096));
-  assert.equal(libc!.symbols.mincore(p, BigInt(size), pages), 0);
-  libc!.symbols.munmap(p, BigInt(size));
-  return pages.reduce((a, b) => a + (b & 1), 0);
-}
-
-/** Drops `path`'s clean pages from the page cache (POSIX_FADV_DONTNEED). */
-function evict(path: string): void {
-  const fd = libc!.symbols.open(new TextEncoder().encode(path + "\0"), 0);
-  libc!.symbols.posix_fadvise(fd, 0n, 0n, 4);
-  libc!.symbols.close(fd);
-}
-
 Deno.test({
   name:
     "read-ahead: the advice brings a cold file's ranges into the page cache",
-  ignore: libc === null,
+  ignore: !pageCache,
   async fn() {
     const dir = await Deno.makeTempDir();
     try {

@@ -28,6 +28,8 @@ Deno.test("split output does not depend on chunk sizes or on the quantization wo
           STRATA_SPLIT_CHUNK_BYTES: "700",
         },
         { STRATA_SPLIT_DIRECT: "0", STRATA_SPLIT_CHUNK_BYTES: "700" },
+        // pages flushed and dropped 4 KiB behind the writes
+        { STRATA_SPLIT_DROP_BEHIND: "4096", STRATA_SPLIT_COPY_BYTES: "5000" },
       ];
       for (const [i, env] of envs.entries()) {
         const out = join(dir, `out-${q}-${i}`);
