@@ -137,10 +137,13 @@ export class DropBehind {
     this.#idle = done;
   }
 
-  /** Waits for the call in flight and closes the descriptor. */
+  /**
+   * Finishes the calls due (everything more than `lag` behind the last
+   * {@link DropBehind.advance}) and closes the descriptor.
+   */
   async close(): Promise<void> {
+    while (this.#busy) await this.#idle;
     this.#closed = true;
-    await this.#idle;
     this.#libc.symbols.close(this.#fd);
   }
 }
