@@ -64,6 +64,7 @@ function libc(): Libc | null {
  * await Deno.writeFile(path, new Uint8Array(1 << 20));
  * const d = DropBehind.open(path, { lag: 0, step: 1 << 16 });
  * d?.advance(1 << 20);
+ * await d?.drain();
  * await d?.close();
  * await Deno.remove(path);
  * ```
@@ -138,12 +139,21 @@ export class DropBehind {
   }
 
   /**
-   * Finishes the calls due (everything more than `lag` behind the last
-   * {@link DropBehind.advance}) and closes the descriptor.
+   * Resolves once the calls due are done: everything more than `lag`
+   * behind the last {@link DropBehind.advance} flushed and dropped.
+   */
+  async drain(): Promise<void> {
+    while (this.#busy) await this.#idle;
+  }
+
+  /**
+   * Waits for the call in flight, starts no other, and closes the
+   * descriptor (the split does not wait for the rest: the fsync before the
+   * rename writes what is left).
    */
   async close(): Promise<void> {
-    while (this.#busy) await this.#idle;
     this.#closed = true;
+    await this.#idle;
     this.#libc.symbols.close(this.#fd);
   }
 }

@@ -23,6 +23,7 @@ Deno.test({
         }
         drop.advance(at + 2 * MiB);
       }
+      await drop.drain();
       await drop.close();
       const pages = (n: number) => n / 4096;
       // [0, 16 MiB) is 8 MiB behind the 24 MiB written: flushed and dropped
@@ -49,6 +50,7 @@ Deno.test("drop-behind: nothing is flushed or dropped within the lag", async () 
     const drop = DropBehind.open(path, { lag: 4 * MiB, step: MiB });
     if (!drop) return; // not Linux, or no FFI
     drop.advance(4 * MiB);
+    await drop.drain();
     await drop.close();
     if (pageCache) assert.equal(resident(path, 4 * MiB), 4 * MiB / 4096);
     assert.deepEqual(
