@@ -14,28 +14,10 @@
  * @module
  */
 
-const SYMBOLS = {
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  mmap: {
-    parameters: ["pointer", "usize", "i32", "i32", "i32", "isize"],
-    result: "pointer",
-  },
-  munmap: { parameters: ["pointer", "usize"], result: "i32" },
-  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
-  /** The same call on a thread of its own (a promise of its result). */
-  madviseInBackground: {
-    name: "madvise",
-    parameters: ["pointer", "usize", "i32"],
-    result: "i32",
-    nonblocking: true,
-  },
-} as const;
+import { libc, openReadOnly } from "../_libc.ts";
 
 /** `MADV_WILLNEED` (the same value on Linux and macOS). */
 const MADV_WILLNEED = 3;
-
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
 
 let usable: boolean | undefined;
 
@@ -54,20 +36,11 @@ export function canMap(): boolean {
     ) {
       return false;
     }
-    openLibc().close();
-    usable = true;
+    usable = libc() !== null;
   } catch {
     usable = false;
   }
   return usable;
-}
-
-/** Opens libc (the caller closes it). */
-function openLibc(): Libc {
-  return Deno.dlopen(
-    Deno.build.os === "darwin" ? "libSystem.B.dylib" : "libc.so.6",
-    SYMBOLS,
-  );
 }
 
 /** A whole file mapped read-only. */
@@ -99,41 +72,27 @@ export interface MappedFile {
  */
 export function mapFile(path: string, size: number): MappedFile | null {
   if (size <= 0 || !canMap()) return null;
-  // libc stays open while the file is mapped: willNeed() runs for every
-  // streamed layer of every pass, and opening the library costs ~0.6 ms
-  let lib: Libc | undefined;
+  const c = libc()!;
   try {
-    lib = openLibc();
-    const fd = lib.symbols.open(
-      new TextEncoder().encode(path + "\0"),
-      0, // O_RDONLY
-    );
-    if (fd < 0) {
-      lib.close();
-      return null;
-    }
+    const fd = openReadOnly(path);
+    if (fd < 0) return null;
     let p: Deno.PointerValue;
     try {
       // PROT_READ = 1, MAP_PRIVATE = 2 (Linux and macOS)
-      p = lib.symbols.mmap(null, BigInt(size), 1, 2, fd, 0n);
+      p = c.mmap(null, BigInt(size), 1, 2, fd, 0n);
     } finally {
-      lib.symbols.close(fd);
+      c.close(fd);
     }
     if (p === null || Deno.UnsafePointer.value(p) === 0xffffffffffffffffn) {
-      lib.close();
       return null; // MAP_FAILED
     }
     const ptr = p;
-    const libc = lib;
     const bytes = new Uint8Array(
       Deno.UnsafePointerView.getArrayBuffer(ptr, size),
     );
     let mapped = true;
     let inFlight = 0;
-    const release = () => {
-      libc.symbols.munmap(ptr, BigInt(size));
-      libc.close();
-    };
+    const release = () => c.munmap(ptr, BigInt(size));
     /** The mapping's pages covering [offset, offset + length): start, length. */
     const pages = (
       offset: number,
@@ -149,14 +108,14 @@ export function mapFile(path: string, size: number): MappedFile | null {
       willNeed(offset = 0, length = size - offset) {
         const r = mapped ? pages(offset, length) : null;
         if (!r) return mapped;
-        return libc.symbols.madvise(r[0], r[1], MADV_WILLNEED) === 0;
+        return c.madvise(r[0], r[1], MADV_WILLNEED) === 0;
       },
       async willNeedInBackground(offset, length) {
         const r = mapped ? pages(offset, length) : null;
         if (!r) return mapped;
         inFlight++;
         try {
-          const rc = await libc.symbols.madviseInBackground(
+          const rc = await c.madviseInBackground(
             r[0],
             r[1],
             MADV_WILLNEED,
@@ -174,11 +133,6 @@ export function mapFile(path: string, size: number): MappedFile | null {
       },
     };
   } catch {
-    try {
-      lib?.close();
-    } catch {
-      // already closed
-    }
     return null;
   }
 }

@@ -14,44 +14,19 @@
  * @module
  */
 
-const SYMBOLS = {
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  sync_file_range: {
-    parameters: ["i32", "i64", "i64", "u32"],
-    result: "i32",
-    nonblocking: true,
-  },
-  posix_fadvise: {
-    parameters: ["i32", "i64", "i64", "i32"],
-    result: "i32",
-    nonblocking: true,
-  },
-} as const;
+import { libc, openReadOnly } from "../_libc.ts";
 
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
+/** The two Linux calls drop-behind makes, each on a thread of its own. */
+interface Calls {
+  flush: (fd: number, at: bigint, n: bigint, flags: number) => Promise<number>;
+  drop: (fd: number, at: bigint, n: bigint, advice: number) => Promise<number>;
+  close: (fd: number) => number;
+}
 
 /** SYNC_FILE_RANGE_WAIT_BEFORE | WRITE | WAIT_AFTER. */
 const SYNC_AND_WAIT = 1 | 2 | 4;
 /** POSIX_FADV_DONTNEED on Linux. */
 const DONTNEED = 4;
-
-let lib: Libc | null | undefined;
-
-function libc(): Libc | null {
-  if (lib !== undefined) return lib;
-  lib = null;
-  try {
-    if (Deno.build.os !== "linux") return null;
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-      return null;
-    }
-    lib = Deno.dlopen("libc.so.6", SYMBOLS);
-  } catch {
-    lib = null;
-  }
-  return lib;
-}
 
 /**
  * Flushes and drops a written file's pages `lag` bytes behind the write
@@ -70,7 +45,7 @@ function libc(): Libc | null {
  * ```
  */
 export class DropBehind {
-  #libc: Libc;
+  #calls: Calls;
   #fd: number;
   #lag: number;
   #step: number;
@@ -81,8 +56,8 @@ export class DropBehind {
   #closed = false;
   #idle: Promise<void> = Promise.resolve();
 
-  private constructor(libc: Libc, fd: number, lag: number, step: number) {
-    this.#libc = libc;
+  private constructor(calls: Calls, fd: number, lag: number, step: number) {
+    this.#calls = calls;
     this.#fd = fd;
     this.#lag = lag;
     this.#step = step;
@@ -98,10 +73,19 @@ export class DropBehind {
     o: { lag?: number; step?: number } = {},
   ): DropBehind | null {
     const c = libc();
-    if (!c) return null;
-    const fd = c.symbols.open(new TextEncoder().encode(path + "\0"), 0);
+    const [flush, drop] = [
+      c?.syncFileRangeInBackground,
+      c?.fadviseInBackground,
+    ];
+    if (!c || !flush || !drop || Deno.build.os !== "linux") return null;
+    const fd = openReadOnly(path);
     if (fd < 0) return null;
-    return new DropBehind(c, fd, o.lag ?? 32 << 20, o.step ?? 16 << 20);
+    return new DropBehind(
+      { flush, drop, close: c.close },
+      fd,
+      o.lag ?? 32 << 20,
+      o.step ?? 16 << 20,
+    );
   }
 
   /** Bytes [0, `front`) of the file are written. */
@@ -116,17 +100,17 @@ export class DropBehind {
     const [at, n] = [this.#dropped, this.#step];
     this.#dropped += n;
     this.#busy = true;
-    const s = this.#libc.symbols;
+    const s = this.#calls;
     const work = (async () => {
       // a failed flush leaves the pages: the fsync at close reports errors
-      const rc = await s.sync_file_range(
+      const rc = await s.flush(
         this.#fd,
         BigInt(at),
         BigInt(n),
         SYNC_AND_WAIT,
       );
       if (rc === 0) {
-        await s.posix_fadvise(this.#fd, BigInt(at), BigInt(n), DONTNEED);
+        await s.drop(this.#fd, BigInt(at), BigInt(n), DONTNEED);
       }
     })().catch(() => {}); // best effort
     const done: Promise<void> = work.then(() => {
@@ -154,6 +138,6 @@ export class DropBehind {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#idle;
-    this.#libc.symbols.close(this.#fd);
+    this.#calls.close(this.#fd);
   }
 }
