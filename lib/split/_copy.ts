@@ -19,7 +19,8 @@ import { encoding, type FloatDtype } from "../quant/encoding.ts";
 import { crc32Combine, crc32Hex, warmForReads } from "../_fs.ts";
 import { crc32 } from "node:zlib";
 import type { TensorData } from "./source.ts";
-import type { PackedChunk, QuantPool } from "./_quant_pool.ts";
+import type { QuantPool } from "./_quant_pool.ts";
+import type { PackedChunk, WrittenRows } from "./_quant_rows.ts";
 import { DropBehind } from "./_drop_behind.ts";
 import { type OutTensor, shapeStr } from "./_route.ts";
 
@@ -56,16 +57,10 @@ export interface WrittenFile {
   writer: SafetensorsWriter;
 }
 
-/** Bytes a worker wrote at their place in the file: their length and CRC-32. */
-interface Written {
-  bytes: number;
-  crc: number;
-}
-
 interface Piece {
   name: string;
   /** Its bytes, or what a worker wrote of them itself. */
-  bytes: Promise<Uint8Array | Written>;
+  bytes: Promise<Uint8Array | WrittenRows>;
   /** Output bytes this piece accounts for in progress. */
   outBytes: number;
   /** Source bytes it accounts for. */

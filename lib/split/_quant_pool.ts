@@ -15,15 +15,12 @@ import {
   type PackedName,
   type PackedWeight,
 } from "../quant/encoding.ts";
-import { quantizeChunk, quantizeFileChunk } from "./_quant_rows.ts";
-
-/**
- * A chunk's packed rows: in memory, or (with `written`) already written to
- * the output file by the worker, `data` then empty.
- */
-export type PackedChunk = PackedWeight & {
-  written?: { bytes: number; crc: number };
-};
+import {
+  type PackedChunk,
+  quantizeChunk,
+  quantizeFileChunk,
+  type WrittenRows,
+} from "./_quant_rows.ts";
 
 interface Pending {
   resolve: (q: PackedChunk) => void;
@@ -96,11 +93,19 @@ export class QuantPool {
     return this.#takeOut(size) ?? new ArrayBuffer(size);
   }
 
-  /** Spare output buffers for one job's data and scales (`kind`, rows x cols). */
-  #spareOut(kind: PackedName, rows: number, cols: number): ArrayBuffer[] {
+  /**
+   * Spare output buffers for one job's data (unless `data` is false: rows
+   * a worker writes out itself) and scales (`kind`, rows x cols).
+   */
+  #spareOut(
+    kind: PackedName,
+    rows: number,
+    cols: number,
+    data = true,
+  ): ArrayBuffer[] {
     const [rb, sb] = encoding(kind).rowBytes(cols);
     const out: ArrayBuffer[] = [];
-    for (const size of [rows * rb, rows * sb]) {
+    for (const size of [data ? rows * rb : 0, rows * sb]) {
       const b = size > 0 ? this.#takeOut(size) : null;
       if (b) out.push(b);
     }
@@ -191,7 +196,7 @@ export class QuantPool {
   #reply(msg: {
     id: number;
     data?: Uint8Array;
-    written?: { bytes: number; crc: number };
+    written?: WrittenRows;
     scales?: Uint16Array;
     input?: Uint8Array;
     spare?: ArrayBuffer[];
@@ -291,8 +296,9 @@ export class QuantPool {
     dest?: { path: string; offset: number },
   ): Promise<PackedChunk> {
     if (this.#failed) return Promise.reject(this.#failed);
-    const out = this.#spareOut(kind, rows, cols);
-    if (this.#slots.length === 0) {
+    const workers = this.#slots.length > 0;
+    const out = this.#spareOut(kind, rows, cols, !(workers && dest));
+    if (!workers) {
       try {
         return Promise.resolve(
           quantizeFileChunk({ kind, dtype, file, rows, cols, out }),

@@ -25,7 +25,6 @@ import {
   simdWiden,
 } from "./_simd_quant.ts";
 import { FormatError, UsageError } from "../errors.ts";
-import type { PackedChunk } from "./_quant_pool.ts";
 import { crc32 } from "node:zlib";
 
 let scratch = new Float32Array(0);
@@ -179,6 +178,30 @@ function readAt(path: string, offset: number, into: Uint8Array): void {
   }
 }
 
+/** Rows packed by a worker that wrote them out itself: their length and CRC-32. */
+export interface WrittenRows {
+  bytes: number;
+  crc: number;
+}
+
+/**
+ * A chunk's packed rows: in memory, or (with `written`) already written to
+ * the output file, `data` then empty.
+ */
+export type PackedChunk = PackedWeight & { written?: WrittenRows };
+
+/** Rows to read from a file and pack ({@link quantizeFileChunk}). */
+export interface FileChunkJob {
+  kind: PackedName;
+  dtype: FloatDtype;
+  /** `length` bytes at absolute `offset` of `path`. */
+  file: { path: string; offset: number; length: number };
+  rows: number;
+  cols: number;
+  /** Spare buffers to pack into. */
+  out?: ArrayBuffer[];
+}
+
 /**
  * {@link quantizeChunk} of rows this thread reads itself from `file`
  * (`length` bytes at absolute `offset` of `path`): F16/BF16 into q8/q4 go
@@ -201,15 +224,9 @@ function readAt(path: string, offset: number, into: Uint8Array): void {
  * Deno.removeSync(path);
  * ```
  */
-export function quantizeFileChunk(job: {
-  kind: PackedName;
-  dtype: FloatDtype;
-  file: { path: string; offset: number; length: number };
-  rows: number;
-  cols: number;
-  out?: ArrayBuffer[];
-  dest?: { path: string; offset: number };
-}): PackedChunk {
+export function quantizeFileChunk(
+  job: FileChunkJob & { dest?: { path: string; offset: number } },
+): PackedChunk {
   const q = packFileChunk(job, job.dest !== undefined);
   if (!job.dest) return q;
   writeAt(job.dest.path, job.dest.offset, q.data);
@@ -240,17 +257,7 @@ function writeAt(path: string, offset: number, bytes: Uint8Array): void {
 }
 
 /** {@link quantizeFileChunk}'s packing; `view`: see quantizeSimdWide. */
-function packFileChunk(
-  job: {
-    kind: PackedName;
-    dtype: FloatDtype;
-    file: { path: string; offset: number; length: number };
-    rows: number;
-    cols: number;
-    out?: ArrayBuffer[];
-  },
-  view: boolean,
-): PackedWeight {
+function packFileChunk(job: FileChunkJob, view: boolean): PackedWeight {
   const { path, offset, length } = job.file;
   const n = job.rows * job.cols;
   if (
